@@ -1,0 +1,283 @@
+"""The ``escalate`` command line.
+
+Errors a user can fix (bad scenarios, bad arguments) print one clear message and exit 2; the
+traceback shows only with ``--debug``. Tables go to standard output, messages to standard error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from escalate.errors import EscalateError, ScenarioError
+from escalate.scenario import Scenario, load
+from escalate.scenario.model import OnsetAt, OnsetTiming
+from escalate.scenario.resolve import ResolvedScenario, resolve
+
+USAGE_ERROR = 2
+
+
+def _stdout() -> Console:
+    return Console(soft_wrap=True)
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def _debug_option(func):
+    """``--debug`` on the group and on every command: show tracebacks instead of one line."""
+
+    def remember(ctx: click.Context, _param, value: bool) -> bool:
+        if value:
+            ctx.ensure_object(dict)["debug"] = True
+        return value
+
+    return click.option(
+        "--debug",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=remember,
+        help="Show the full traceback of an error.",
+    )(func)
+
+
+def _user_errors(func):
+    """Render escalate's own errors as one clean message and exit 2 (unless ``--debug``)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except EscalateError as exc:
+            ctx = click.get_current_context()
+            if (ctx.find_root().obj or {}).get("debug"):
+                raise
+            _print_error(exc)
+            sys.exit(USAGE_ERROR)
+
+    return wrapper
+
+
+def _print_error(exc: EscalateError) -> None:
+    err = _stderr()
+    if isinstance(exc, ScenarioError):
+        for issue in exc.issues:
+            err.print(str(issue), markup=False)
+    else:
+        err.print(f"error: {exc}", markup=False)
+
+
+def _parse_set(values: tuple[str, ...]) -> dict[str, float]:
+    overrides = {}
+    for item in values:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint="--set")
+        try:
+            number = float(text.replace("_", ""))
+        except ValueError:
+            raise click.BadParameter(
+                f"{item!r}: {text!r} is not a number", param_hint="--set"
+            ) from None
+        if not math.isfinite(number):
+            raise click.BadParameter(f"{item!r}: the value must be finite", param_hint="--set")
+        overrides[name.strip()] = number
+    return overrides
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="escalate")
+@_debug_option
+def main() -> None:
+    """Odds and timing of staged escalation scenarios written in YAML."""
+
+
+@main.command()
+@click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_debug_option
+@_user_errors
+def validate(scenarios: tuple[Path, ...]) -> None:
+    """Check scenario files; list every error of every file.
+
+    Exit 0 when all are valid, 2 when any is invalid.
+    """
+    out, err = _stdout(), _stderr()
+    invalid = 0
+    for path in scenarios:
+        try:
+            scenario = load(path)
+        except ScenarioError as exc:
+            invalid += 1
+            for issue in exc.issues:
+                err.print(str(issue), markup=False)
+            n = sum(issue.severity == "error" for issue in exc.issues)
+            err.print(f"{path}: invalid ({n} error{'s' * (n != 1)})", markup=False)
+            continue
+        for warning in scenario.warnings:
+            err.print(str(warning), markup=False)
+        out.print(
+            f"{path}: valid ({len(scenario.stages)} stages, {len(scenario.transitions)} "
+            f"transitions, {len(scenario.triggers)} triggers, "
+            f"{len(scenario.parameters)} parameters)",
+            markup=False,
+            highlight=False,
+        )
+    if invalid:
+        sys.exit(USAGE_ERROR)
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a parameter's point value (repeatable).",
+)
+@_debug_option
+@_user_errors
+def show(scenario: Path, settings: tuple[str, ...]) -> None:
+    """Show a scenario: stages, transitions with effective rates, triggers, parameters."""
+    model = load(scenario)
+    resolved = resolve(model, _parse_set(settings))
+    out = _stdout()
+    for table in _show_tables(model, resolved):
+        out.print(table)
+    err = _stderr()
+    for warning in model.warnings:
+        err.print(str(warning), markup=False)
+
+
+@main.command()
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of standard output.",
+)
+@_debug_option
+@_user_errors
+def schema(output: Path | None) -> None:
+    """Print the JSON Schema of the scenario language (for editors and checkers)."""
+    text = json.dumps(Scenario.json_schema(), indent=2) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise EscalateError(f"cannot write {output}: {exc.strerror}") from None
+
+
+# --- show ----------------------------------------------------------------------------------
+
+
+def _num(x: float | None, digits: int = 4) -> str:
+    if x is None:
+        return "—"
+    if x == 0 or 1e-3 <= abs(x) < 1e6:
+        return f"{x:.{digits}g}"
+    return f"{x:.{digits - 1}e}"
+
+
+def _raw(x: float | str) -> str:
+    return x if isinstance(x, str) else _num(x)
+
+
+def _show_tables(model: Scenario, r: ResolvedScenario):
+    unit = model.time_unit
+    title = model.title or model.scenario
+    overview = Table.grid(padding=(0, 2))
+    overview.add_column(style="bold")
+    overview.add_column(overflow="fold")
+    overview.add_row("scenario", f"{model.scenario} — {title}")
+    if model.description:
+        overview.add_row("description", model.description.strip())
+    overview.add_row("horizon", f"{_num(model.horizon)} {unit}s")
+    overview.add_row(
+        "start",
+        ", ".join(f"{s} ({_num(p)})" for s, p in r.start.items())
+        if len(r.start) > 1
+        else next(iter(r.start)),
+    )
+    overview.add_row("file", f"{model.file}")
+    yield overview
+
+    stages = Table(title="Stages", title_justify="left")
+    for col in ("stage", "label", "terminal", "leads to"):
+        stages.add_column(col)
+    for name, stage in model.stages.items():
+        targets = [t.target for t in r.transitions if t.source == name]
+        stages.add_row(name, model.label(name), "yes" if stage.terminal else "", ", ".join(targets))
+    yield stages
+
+    transitions = Table(title=f"Transitions (times in {unit}s)", title_justify="left")
+    for col, justify in (
+        ("from", "left"),
+        ("to", "left"),
+        ("timing as written", "left"),
+        (f"rate /{unit}", "right"),
+        ("mean time", "right"),
+        ("when (hazard ratio)", "left"),
+        ("requires", "left"),
+    ):
+        transitions.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for t, written in zip(r.transitions, model.transitions, strict=True):
+        transitions.add_row(
+            t.source,
+            t.target,
+            written.describe(),
+            _num(t.rate) if t.rate is not None else "not exponential",
+            _num(t.mean_time),
+            ", ".join(f"{k} ×{_num(v)}" for k, v in t.when.items()),
+            ", ".join(t.requires),
+        )
+    yield transitions
+
+    if model.triggers:
+        triggers = Table(title="Triggers", title_justify="left")
+        for col in ("trigger", "label", "initial", "onset"):
+            triggers.add_column(col)
+        for rt in r.triggers:
+            onset = model.triggers[rt.name].onset
+            if isinstance(onset, OnsetAt):
+                text = f"at t = {_num(rt.at)}"
+            elif isinstance(onset, OnsetTiming):
+                rate = next(iter(rt.onset_rates.values()), None)
+                text = f"every stage: {onset.describe()} (rate {_num(rate)}/{unit})"
+            elif isinstance(onset, dict):
+                text = "\n".join(
+                    f"{stage}: {timing.describe()} (rate {_num(rt.onset_rates[stage])}/{unit})"
+                    for stage, timing in onset.items()
+                )
+            else:
+                text = "none (only through initial)"
+            triggers.add_row(rt.name, model.label(rt.name), _num(rt.initial), text)
+        yield triggers
+
+    if model.parameters:
+        parameters = Table(title="Parameters", title_justify="left", show_lines=True)
+        parameters.add_column("parameter")
+        parameters.add_column("value", justify="right")
+        parameters.add_column("uncertain")
+        parameters.add_column("source", overflow="fold", ratio=1)
+        for name, p in model.parameters.items():
+            value = r.values[name]
+            shown = _num(value) + (" (set)" if value != p.value else "")
+            parameters.add_row(
+                name,
+                shown,
+                p.uncertain.describe() if p.uncertain else "",
+                (p.source or "").strip(),
+            )
+        yield parameters

@@ -1,0 +1,10 @@
+"""The scenario language: YAML files, their validation, and resolved numbers.
+
+``load(path)`` reads and validates a file; :func:`resolve` turns its numbers (literal or named
+parameters) into the rates and distributions every engine uses.
+"""
+
+from escalate.scenario._load import load, loads
+from escalate.scenario.model import Scenario
+
+__all__ = ["Scenario", "load", "loads"]

@@ -1,0 +1,155 @@
+"""Resolve a scenario's numbers: parameter names -> values, timings -> rates or distributions.
+
+This is the one place where ``mean``, ``chance`` + ``within`` and ``after: exponential`` become
+a hazard rate, and where ``--set`` overrides are applied and checked. ``compile``, ``exact`` and
+``escalate show`` all read numbers through :func:`resolve`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from escalate.errors import EscalateError, format_path
+from escalate.scenario._rules import suggest, value_problems
+from escalate.scenario.model import (
+    Distribution,
+    Exponential,
+    OnsetAt,
+    OnsetTiming,
+    Scenario,
+    Timing,
+)
+
+__all__ = ["ResolvedScenario", "ResolvedTransition", "ResolvedTrigger", "resolve"]
+
+
+def number(raw: float | str, values: dict[str, float]) -> float:
+    """A literal number, or the value of the parameter it names."""
+    return values[raw] if isinstance(raw, str) else raw
+
+
+def exponential_rate(timing: Timing, values: dict[str, float]) -> float | None:
+    """The hazard rate of an exponential timing; ``None`` if the timing is not exponential."""
+    if timing.rate is not None:
+        return number(timing.rate, values)
+    if timing.mean is not None:
+        return 1.0 / number(timing.mean, values)
+    if timing.chance is not None:
+        p, t = number(timing.chance, values), number(timing.within, values)  # type: ignore[arg-type]
+        return -math.log1p(-p) / t
+    if isinstance(timing.after, Exponential):
+        return 1.0 / number(timing.after.mean, values)
+    return None
+
+
+@dataclass(frozen=True)
+class ResolvedTransition:
+    """A transition with numbers: ``rate`` if exponential, else ``delay`` and its numbers."""
+
+    source: str
+    target: str
+    rate: float | None
+    delay: Distribution | None
+    delay_numbers: dict[str, float]
+    when: dict[str, float]
+    requires: tuple[str, ...]
+
+    @property
+    def mean_time(self) -> float:
+        """Mean latent time at clock speed 1."""
+        if self.rate is not None:
+            return 1.0 / self.rate
+        return self.delay.expected(self.delay_numbers)  # type: ignore[union-attr]
+
+
+@dataclass(frozen=True)
+class ResolvedTrigger:
+    """A trigger with numbers: initial probability, onset rate per stage, or onset time."""
+
+    name: str
+    initial: float
+    onset_rates: dict[str, float]
+    at: float | None
+
+
+@dataclass(frozen=True)
+class ResolvedScenario:
+    """A scenario's structure with every number resolved for one set of parameter values."""
+
+    scenario: Scenario
+    values: dict[str, float]
+    transitions: tuple[ResolvedTransition, ...]
+    triggers: tuple[ResolvedTrigger, ...]
+    start: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def is_markov(self) -> bool:
+        """Whether every transition timing is exponential (so the process is a CTMC)."""
+        return all(t.rate is not None for t in self.transitions)
+
+
+def resolve(scenario: Scenario, overrides: dict[str, float] | None = None) -> ResolvedScenario:
+    """Resolve every number of ``scenario`` with its point values and ``overrides``.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        A validated scenario.
+    overrides : dict, optional
+        Parameter name -> value, replacing point values (as ``--set NAME=VALUE`` does).
+
+    Returns
+    -------
+    ResolvedScenario
+
+    Raises
+    ------
+    EscalateError
+        If an override names no parameter, or puts a number outside its allowed range.
+    """
+    overrides = dict(overrides or {})
+    for name in overrides:
+        if name not in scenario.parameters:
+            raise EscalateError(
+                f"--set {name}: unknown parameter {name!r}"
+                f"{suggest(name, scenario.parameters)}"
+                + ("" if scenario.parameters else " (the scenario has no parameters)")
+            )
+    values = scenario.point_values(overrides)
+    if overrides:
+        problems = value_problems(scenario, values)
+        if problems:
+            path, message = problems[0]
+            raise EscalateError(f"--set: {format_path(path)} {message}")
+
+    transitions = []
+    for t in scenario.transitions:
+        rate = exponential_rate(t, values)
+        delay = None if rate is not None else t.after
+        transitions.append(
+            ResolvedTransition(
+                source=t.from_,
+                target=t.to,
+                rate=rate,
+                delay=delay,
+                delay_numbers=delay.numbers(values) if delay is not None else {},
+                when={k: number(v, values) for k, v in t.when.items()},
+                requires=tuple(t.requires),
+            )
+        )
+
+    non_terminal = [name for name, stage in scenario.stages.items() if not stage.terminal]
+    triggers = []
+    for name, trigger in scenario.triggers.items():
+        onset, rates, at = trigger.onset, {}, None
+        if isinstance(onset, OnsetAt):
+            at = number(onset.at, values)
+        elif isinstance(onset, OnsetTiming):
+            rates = dict.fromkeys(non_terminal, exponential_rate(onset, values))
+        elif isinstance(onset, dict):
+            rates = {stage: exponential_rate(timing, values) for stage, timing in onset.items()}
+        triggers.append(ResolvedTrigger(name, number(trigger.initial, values), rates, at))
+
+    start = {scenario.start: 1.0} if isinstance(scenario.start, str) else dict(scenario.start)
+    return ResolvedScenario(scenario, values, tuple(transitions), tuple(triggers), start)
