@@ -36,8 +36,9 @@ def _debug_option(func):
     """``--debug`` on the group and on every command: show tracebacks instead of one line."""
 
     def remember(ctx: click.Context, _param, value: bool) -> bool:
+        root = ctx.find_root()
         if value:
-            ctx.ensure_object(dict)["debug"] = True
+            root.obj = {**(root.obj or {}), "debug": True}
         return value
 
     return click.option(

@@ -9,6 +9,7 @@ shape is valid, so they are checked once the shape errors are fixed.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +50,11 @@ def load(path: str | Path) -> Scenario:
     return scenario
 
 
-def loads(text: str, file: str = "<string>") -> Scenario:
-    """Validate a scenario given as YAML text; ``file`` names it in messages."""
+def loads(text: str | bytes, file: str = "<string>") -> Scenario:
+    """Validate a scenario given as YAML text (or UTF-8 bytes); ``file`` names it in messages."""
     scenario = _validate(parse_yaml(text, file))
-    scenario._sha256 = hashlib.sha256(text.encode()).hexdigest()
+    raw = text.encode() if isinstance(text, str) else text
+    scenario._sha256 = hashlib.sha256(raw).hexdigest()
     return scenario
 
 
@@ -136,9 +138,9 @@ def _translate(error: dict, doc: Document, allowed: dict[int, list[str]]) -> Iss
             rule = "use letters, digits, '_' and '-', starting with a letter"
         return doc.issue(path, f"{got!r} is not a valid name: {rule}", at_key=at_key)
     if kind == "literal_error":
-        expected = error["ctx"]["expected"].replace("'", "")
+        choices = re.findall(r"'([^']*)'", error["ctx"]["expected"])
         return doc.issue(
-            path, f"expected one of {expected}, got {got!r}{suggest(str(got), expected.split())}"
+            path, f"expected one of {', '.join(choices)}, got {got!r}{suggest(str(got), choices)}"
         )
     if kind == "string_type":
         return doc.issue(path, f"expected text, got {_kind(got)}")

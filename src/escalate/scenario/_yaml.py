@@ -166,7 +166,7 @@ def parse_yaml(source: str | bytes, file: str = "<string>") -> Document:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or exc.context or "invalid YAML"
+        problem = ", ".join(part for part in (exc.context, exc.problem) if part) or "unknown"
         raise fail(f"invalid YAML: {problem}", line, column) from None
     except yaml.reader.ReaderError as exc:
         before = text[: exc.position]

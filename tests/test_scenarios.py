@@ -1,0 +1,175 @@
+"""The shipped scenarios, the JSON Schema, resolved rates and `escalate show`."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import jsonschema
+import pytest
+import yaml
+
+import escalate
+from escalate.errors import EscalateError
+from escalate.scenario.model import Scenario
+from escalate.scenario.resolve import resolve
+
+from .conftest import ROOT, SCENARIOS
+
+
+def test_the_shipped_scenarios_are_there():
+    names = {path.name for path in SCENARIOS}
+    assert {"venezuela.yaml", "tutorial.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
+def test_shipped_scenario_validates(cli, path):
+    result = cli("validate", path)
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.stdout
+    assert "warning" not in result.stderr
+
+
+def test_validate_all_shipped_at_once(cli):
+    assert cli("validate", *SCENARIOS).exit_code == 0
+
+
+@pytest.fixture(scope="module")
+def schema():
+    document = Scenario.json_schema()
+    jsonschema.Draft202012Validator.check_schema(document)
+    return document
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
+def test_schema_validates_shipped_scenarios(schema, path):
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(schema).validate(data)
+
+
+def test_schema_rejects_unknown_keys(schema):
+    data = yaml.safe_load((ROOT / "scenarios" / "tutorial.yaml").read_text(encoding="utf-8"))
+    data["horizn"] = 3
+    assert not jsonschema.Draft202012Validator(schema).is_valid(data)
+
+
+def test_schema_command_prints_the_same_schema(cli, schema, tmp_path):
+    result = cli("schema")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == schema
+    out = tmp_path / "schema.json"
+    assert cli("schema", "-o", out).exit_code == 0
+    assert json.loads(out.read_text()) == schema
+
+
+def test_venezuela_is_marked_as_illustration():
+    scenario = escalate.load(ROOT / "scenarios" / "venezuela.yaml")
+    text = (scenario.description or "").lower()
+    assert "illustrat" in text and "not" in text and "intelligence" in text
+    assert scenario.start == "interdiction_strikes"
+    assert {"full_scale_war", "settlement", "protracted_war"} <= set(scenario.stages)
+    for name, parameter in scenario.parameters.items():
+        assert parameter.uncertain is not None, name
+        assert parameter.source, name
+
+
+def test_venezuela_numbers_are_all_named_parameters():
+    scenario = escalate.load(ROOT / "scenarios" / "venezuela.yaml")
+    from escalate.scenario._rules import number_slots
+
+    literal = [slot.path for slot in number_slots(scenario) if not isinstance(slot.raw, str)]
+    literal = [p for p in literal if p[-1] != "initial"]  # default initial 0 is not a number
+    assert literal == []
+
+
+def test_venezuela_is_memoryless():
+    assert resolve(escalate.load(ROOT / "scenarios" / "venezuela.yaml")).is_markov
+
+
+TIMINGS = """\
+scenario: timings
+horizon: 100
+start: a
+parameters:
+  p: {value: 0.5}
+stages:
+  a: {}
+  b: {}
+  c: {}
+  d: {}
+  e: {}
+  f: {terminal: true}
+triggers:
+  every: {onset: {chance: 0.1, within: 10}}
+  some: {onset: {a: {mean: 4}, b: {rate: 0.5}}}
+  fixed: {onset: {at: 7}, initial: p}
+transitions:
+  - {from: a, to: b, rate: 0.25, when: {every: 3}}
+  - {from: b, to: c, mean: 8, requires: [some, fixed]}
+  - {from: c, to: d, chance: p, within: 10}
+  - {from: d, to: e, after: {dist: exponential, mean: 5}}
+  - {from: e, to: f, after: {dist: gamma, mean: 5, sd: 2}}
+"""
+
+
+def test_resolve_turns_every_exponential_form_into_a_rate():
+    r = resolve(escalate.loads(TIMINGS))
+    rates = [t.rate for t in r.transitions]
+    assert rates[0] == 0.25
+    assert rates[1] == 1 / 8
+    assert math.isclose(rates[2], -math.log(0.5) / 10, rel_tol=1e-15)
+    assert rates[3] == 1 / 5
+    assert rates[4] is None and r.transitions[4].mean_time == pytest.approx(5)
+    assert not r.is_markov
+    every, some, fixed = r.triggers
+    assert every.onset_rates == pytest.approx(dict.fromkeys("abcde", -math.log(0.9) / 10))
+    assert some.onset_rates == {"a": 0.25, "b": 0.5}
+    assert (fixed.at, fixed.initial) == (7, 0.5)
+    assert r.start == {"a": 1.0}
+
+
+def test_resolve_applies_and_checks_overrides():
+    scenario = escalate.loads(TIMINGS)
+    r = resolve(scenario, {"p": 0.9})
+    assert math.isclose(r.transitions[2].rate, -math.log(0.1) / 10)
+    assert r.triggers[2].initial == 0.9
+    with pytest.raises(EscalateError, match="unknown parameter 'pp'; did you mean 'p'"):
+        resolve(scenario, {"pp": 0.1})
+    with pytest.raises(EscalateError, match="strictly between 0 and 1, but parameter 'p' is 1"):
+        resolve(scenario, {"p": 1.0})
+
+
+def test_show_prints_effective_rates_and_sources(cli):
+    result = cli("show", ROOT / "scenarios" / "tutorial.yaml", "--set", "talks_mean=40")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for text in ("Stages", "Transitions", "Triggers", "Parameters", "0.025", "(set)", "Invented"):
+        assert text in out
+
+
+def test_show_venezuela(cli):
+    result = cli("show", ROOT / "scenarios" / "venezuela.yaml")
+    assert result.exit_code == 0, result.output
+    assert "full_scale_war" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("talks_mean", "expected NAME=VALUE"),
+        ("talks_mean=abc", "is not a number"),
+        ("nope=3", "unknown parameter 'nope'"),
+        ("clash_chance=1.5", "strictly between 0 and 1"),
+    ],
+)
+def test_show_rejects_bad_settings(cli, setting, message):
+    result = cli("show", ROOT / "scenarios" / "tutorial.yaml", "--set", setting)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_usage_errors_exit_2(cli):
+    assert cli("validate").exit_code == 2
+    assert cli("frobnicate").exit_code == 2
+    assert cli("show").exit_code == 2
