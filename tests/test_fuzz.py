@@ -137,7 +137,7 @@ def test_text_mutations_of_shipped_scenarios(which, data):
             lines.insert(i, lines[i])
         elif action == "insert":
             column = data.draw(st.integers(0, len(lines[i])))
-            char = data.draw(st.sampled_from(list(":-{}[]&*!|>'\"#\t ") + ["\x00", "\u2028"]))
+            char = data.draw(st.sampled_from([*":-{}[]&*!|>'\"#\t ", "\x00", "\u2028"]))
             lines[i] = lines[i][:column] + char + lines[i][column:]
         else:
             lines[i] = "  " + lines[i]
