@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -25,7 +26,10 @@ USAGE_ERROR = 2
 
 
 def _stdout() -> Console:
-    return Console(soft_wrap=True)
+    console = Console(soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 120  # tables in a pipe or a file: wider than rich's default 80
+    return console
 
 
 def _stderr() -> Console:
@@ -216,39 +220,36 @@ def _show_tables(model: Scenario, r: ResolvedScenario):
 
     stages = Table(title="Stages", title_justify="left")
     for col in ("stage", "label", "terminal", "leads to"):
-        stages.add_column(col)
+        stages.add_column(col, overflow="fold")
     for name, stage in model.stages.items():
         targets = [t.target for t in r.transitions if t.source == name]
         stages.add_row(name, model.label(name), "yes" if stage.terminal else "", ", ".join(targets))
     yield stages
 
     transitions = Table(title=f"Transitions (times in {unit}s)", title_justify="left")
-    for col, justify in (
-        ("from", "left"),
-        ("to", "left"),
-        ("timing as written", "left"),
-        (f"rate /{unit}", "right"),
-        ("mean time", "right"),
-        ("when (hazard ratio)", "left"),
-        ("requires", "left"),
-    ):
-        transitions.add_column(col, justify=justify)  # type: ignore[arg-type]
+    transitions.add_column("from → to", overflow="fold")
+    transitions.add_column("timing as written", overflow="fold")
+    transitions.add_column(f"rate /{unit}", justify="right")
+    transitions.add_column("mean time", justify="right")
+    transitions.add_column("when (hazard ratio)", overflow="fold")
+    transitions.add_column("requires", overflow="fold")
     for t, written in zip(r.transitions, model.transitions, strict=True):
         transitions.add_row(
-            t.source,
-            t.target,
+            f"{t.source} → {t.target}",
             written.describe(),
-            _num(t.rate) if t.rate is not None else "not exponential",
+            _num(t.rate),
             _num(t.mean_time),
             ", ".join(f"{k} ×{_num(v)}" for k, v in t.when.items()),
             ", ".join(t.requires),
         )
+    if not r.is_markov:
+        transitions.caption = "— : not exponential (no constant rate)"
     yield transitions
 
     if model.triggers:
         triggers = Table(title="Triggers", title_justify="left")
         for col in ("trigger", "label", "initial", "onset"):
-            triggers.add_column(col)
+            triggers.add_column(col, overflow="fold")
         for rt in r.triggers:
             onset = model.triggers[rt.name].onset
             if isinstance(onset, OnsetAt):
@@ -268,9 +269,9 @@ def _show_tables(model: Scenario, r: ResolvedScenario):
 
     if model.parameters:
         parameters = Table(title="Parameters", title_justify="left", show_lines=True)
-        parameters.add_column("parameter")
+        parameters.add_column("parameter", overflow="fold")
         parameters.add_column("value", justify="right")
-        parameters.add_column("uncertain")
+        parameters.add_column("uncertain", overflow="fold")
         parameters.add_column("source", overflow="fold", ratio=1)
         for name, p in model.parameters.items():
             value = r.values[name]
