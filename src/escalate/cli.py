@@ -17,7 +17,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from escalate.api import simulate
 from escalate.errors import EscalateError, ScenarioError
+from escalate.results import Result, check_output_folder
 from escalate.scenario import Scenario, load
 from escalate.scenario.model import OnsetAt, OnsetTiming
 from escalate.scenario.resolve import ResolvedScenario, resolve
@@ -161,6 +163,187 @@ def show(scenario: Path, settings: tuple[str, ...]) -> None:
     err = _stderr()
     for warning in model.warnings:
         err.print(str(warning), markup=False)
+
+
+class _Count(click.ParamType):
+    """A whole number written as 1000000, 1_000_000 or 1e6."""
+
+    name = "N"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        text = str(value).replace("_", "").strip()
+        try:
+            number = float(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a number (e.g. 1e6 or 1_000_000)", param, ctx)
+        if not math.isfinite(number) or number != int(number) or number < 1:
+            self.fail(f"{value!r} is not a whole number of at least 1", param, ctx)
+        return int(number)
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option(
+    "-n",
+    "--trajectories",
+    "n",
+    type=_Count(),
+    default="1e6",
+    show_default=True,
+    help="Trajectories to run (the cap with --precision); accepts 1e6 and 1_000_000.",
+)
+@click.option("--seed", type=click.IntRange(min=0), help="Fixes every figure (default: random).")
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a parameter's point value (repeatable).",
+)
+@click.option("--horizon", type=float, help="Replace the scenario's horizon.")
+@click.option("--threads", type=click.IntRange(min=1), help="Numba threads (default: all cores).")
+@click.option(
+    "--precision",
+    type=float,
+    metavar="EPS",
+    help="Run until the 95%% interval half-width of --metric is at most EPS.",
+)
+@click.option("--metric", metavar="M", help="e.g. p_reached:full_scale_war (with --precision).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write a run folder (summary, tables, curves, paths, manifest, figures).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
+@_debug_option
+@_user_errors
+def run(
+    scenario, n, seed, settings, horizon, threads, precision, metric, out, force, output_format
+) -> None:
+    """Simulate trajectories of a scenario and report the odds and timing of every stage."""
+    model = load(scenario)
+    overrides = _parse_set(settings)
+    if out is not None:
+        check_output_folder(out, force=force)
+    err = _stderr()
+    try:
+        with _progress(err, n) as advance:
+            result = simulate(
+                model,
+                n,
+                seed,
+                overrides=overrides,
+                horizon=horizon,
+                threads=threads,
+                precision=precision,
+                metric=metric,
+                progress=advance,
+            )
+        if out is not None:
+            result.save(out, force=force)
+    except KeyboardInterrupt:
+        err.print("interrupted: nothing was written", markup=False)
+        sys.exit(130)
+    if output_format == "json":
+        click.echo(result.to_json())
+    else:
+        _print_result(_stdout(), result)
+    if out is not None:
+        err.print(f"run folder written: {out}", markup=False)
+
+
+class _progress:
+    """A rich progress bar on a terminal (for runs of several batches); silent in a pipe."""
+
+    def __init__(self, console: Console, total: int):
+        from escalate.simulate import BATCH_CHUNKS, CHUNK_SIZE
+
+        self.bar = None
+        if console.is_terminal and total > 2 * BATCH_CHUNKS * CHUNK_SIZE:
+            from rich.progress import Progress
+
+            self.bar = Progress(console=console, transient=True)
+            self.task = self.bar.add_task("trajectories", total=total)
+
+    def __enter__(self):
+        if self.bar is None:
+            return None
+        self.bar.start()
+        return lambda done, total: self.bar.update(self.task, completed=done)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False
+
+
+def _pct(p: float | None) -> str:
+    return "—" if p is None else f"{100 * p:.2f}%"
+
+
+def _print_result(out: Console, result: Result) -> None:
+    m = result.manifest
+    unit = result.time_unit
+    rate = m.get("trajectories_per_s")
+    header = (
+        f"{result.scenario}: {result.trajectories:,} trajectories, seed {result.seed}, "
+        f"horizon {_num(result.horizon)} {unit}s"
+    )
+    if rate:
+        header += f" ({m['wall_time_s']:.2f} s, {rate / 1e6:.2f} million/s)"
+    out.print(header, markup=False, highlight=False)
+    table = Table(
+        title=f"Stages (times in {unit}s; ± is the 95% interval half-width)",
+        title_justify="left",
+    )
+    table.add_column("stage", overflow="fold")
+    table.add_column("P(reached)", justify="right")
+    table.add_column("P(at horizon)", justify="right")
+    table.add_column("time in stage", justify="right")
+    table.add_column("time to reach: p10", justify="right")
+    table.add_column("p50", justify="right")
+    table.add_column("p90", justify="right")
+    table.add_column("mean", justify="right")
+    for name, s in result.stages.items():
+        lo, hi = s.p_reached_ci
+        ttr = s.time_to_reach
+        table.add_row(
+            result.labels.get(name, name),
+            f"{_pct(s.p_reached)} ± {100 * (hi - lo) / 2:.2f}",
+            _pct(s.p_at_horizon),
+            _num(s.time_in),
+            _num(ttr["p10"]),
+            _num(ttr["p50"]),
+            _num(ttr["p90"]),
+            _num(ttr["mean"]),
+        )
+    out.print(table)
+    if result.triggers:
+        triggers = Table(title="Triggers", title_justify="left")
+        triggers.add_column("trigger", overflow="fold")
+        triggers.add_column("P(on by horizon)", justify="right")
+        for name, t in result.triggers.items():
+            lo, hi = t["p_fired_ci"]
+            triggers.add_row(
+                result.labels.get(name, name), f"{_pct(t['p_fired'])} ± {100 * (hi - lo) / 2:.2f}"
+            )
+        out.print(triggers)
+    if result.paths:
+        paths = Table(title="Most frequent pathways", title_justify="left")
+        paths.add_column("path", overflow="fold")
+        paths.add_column("share", justify="right")
+        for p in result.paths[:10]:
+            paths.add_row(" → ".join(p["path"]), _pct(p["p"]))
+        out.print(paths)
 
 
 @main.command()

@@ -451,7 +451,7 @@ def _onset_form(value: Any) -> str | None:
         return None
     if "at" in value and not isinstance(value["at"], dict):
         return "<at>"
-    if value and all(isinstance(v, dict) or v is None for v in value.values()):
+    if value and all(isinstance(v, dict | BaseModel) or v is None for v in value.values()):
         return "<per stage>"
     return "<every stage>"
 

@@ -1,0 +1,5 @@
+"""``python -m escalate``: the command line."""
+
+from escalate.cli import main
+
+main()

@@ -1,0 +1,365 @@
+"""Numba kernels: trajectories on compiled arrays, with streaming integer accumulators.
+
+What is jitted and why: the per-trajectory event loop (``_run_chunk``) and the parallel batch
+driver (``run_batch``), because a Python loop would cost a microsecond per event. Everything
+here takes and writes numpy arrays only; ``simulate.py`` prepares them. All kernels are compiled
+on first call (never at import) and cached on disk (``cache=True``), so a second process does
+not compile again.
+
+Random numbers come from an inline xoshiro256** generator, one per chunk, seeded from
+``SeedSequence(seed).spawn``: about 1 ns a draw, and a chunk's draws do not depend on which
+thread runs it, so results are bit-identical for any thread count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+EXPONENTIAL, FIXED, UNIFORM, GAMMA, WEIBULL, LOGNORMAL = range(6)
+PATH_CAPACITY = 1024  # distinct paths kept per chunk (a power of two)
+PATH_LENGTH = 32  # stages of a path kept for display; longer paths are marked as cut
+QUANTILE_BINS = 4096  # bins over (0, horizon] of first-entry times, after a bin for t = 0
+TIME_BITS = 24  # times are summed as integers in units of horizon / 2**TIME_BITS
+
+_ROT_A, _ROT_B = np.uint64(7), np.uint64(45)
+_SHIFT = np.uint64(17)
+_FIVE, _NINE = np.uint64(5), np.uint64(9)
+_SIXTY_FOUR = np.uint64(64)
+_MANTISSA_SHIFT = np.uint64(11)
+_TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+_ONE = np.int64(1)
+
+
+@njit(inline="always", **_JIT)
+def _rotl(x, k):
+    return (x << k) | (x >> (_SIXTY_FOUR - k))
+
+
+@njit(inline="always", **_JIT)
+def _uniform(state):
+    """A double in [0, 1) from xoshiro256** (state: uint64[4], advanced in place)."""
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    result = _rotl(s1 * _FIVE, _ROT_A) * _NINE
+    t = s1 << _SHIFT
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = _rotl(s3, _ROT_B)
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
+    return (result >> _MANTISSA_SHIFT) * _TO_UNIT
+
+
+@njit(inline="always", **_JIT)
+def _exponential(state):
+    return -math.log(1.0 - _uniform(state))
+
+
+@njit(**_JIT)
+def _normal(state):
+    u1 = 1.0 - _uniform(state)
+    u2 = _uniform(state)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+@njit(**_JIT)
+def _gamma(state, shape, scale):
+    """Marsaglia and Tsang (2000); shapes below 1 through the boost u**(1/shape)."""
+    boost = 1.0
+    if shape < 1.0:
+        boost = (1.0 - _uniform(state)) ** (1.0 / shape)
+        shape += 1.0
+    d = shape - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    while True:
+        z = _normal(state)
+        v = 1.0 + c * z
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        u = 1.0 - _uniform(state)
+        if math.log(u) < 0.5 * z * z + d - d * v + d * math.log(v):
+            return d * v * scale * boost
+
+
+@njit(**_JIT)
+def _latent(state, kind, p1, p2):
+    """A latent duration (the clock amount until the transition fires)."""
+    if kind == EXPONENTIAL:
+        return _exponential(state) / p1
+    if kind == FIXED:
+        return p1
+    if kind == UNIFORM:
+        return p1 + (p2 - p1) * _uniform(state)
+    if kind == GAMMA:
+        return _gamma(state, p1, p2)
+    if kind == WEIBULL:
+        return p2 * _exponential(state) ** (1.0 / p1)
+    return math.exp(p1 + p2 * _normal(state))  # LOGNORMAL
+
+
+@njit(inline="always", **_JIT)
+def _grid_index(t, step, n_grid):
+    """Index of the first grid point at or after ``t`` (the last point is the horizon)."""
+    g = math.ceil(t / step)
+    return g if g < n_grid - 1 else n_grid - 1
+
+
+@njit(**_JIT)
+def _record_path(h, length, seq, keys, counts, lengths, paths, other):
+    mask = PATH_CAPACITY - 1
+    slot = np.int64(h & np.uint64(mask))
+    for _ in range(PATH_CAPACITY):
+        if counts[slot] == 0:
+            keys[slot] = h
+            counts[slot] = 1
+            lengths[slot] = length
+            for i in range(min(length, PATH_LENGTH)):
+                paths[slot, i] = seq[i]
+            return
+        if keys[slot] == h:
+            counts[slot] += 1
+            return
+        slot = (slot + 1) & mask
+    other[0] += 1
+
+
+@njit(**_JIT)
+def _run_chunk(
+    size,
+    state,
+    start_cdf,
+    terminal,
+    out_start,
+    target,
+    kind,
+    p1,
+    p2,
+    ratio,
+    requires,
+    initial,
+    onset_rate,
+    onset_at,
+    horizon,
+    step,
+    n_grid,
+    reached,
+    reach_hist,
+    quantile_hist,
+    entry_sum,
+    entry_sq,
+    occupancy_diff,
+    at_horizon,
+    time_in,
+    time_in_sq,
+    fired,
+    path_keys,
+    path_counts,
+    path_lengths,
+    path_stages,
+    path_other,
+):
+    """Run ``size`` trajectories and add their counts to the accumulators (DESIGN.md s. 2)."""
+    n_stages = terminal.shape[0]
+    n_triggers = initial.shape[0]
+    max_out = 1
+    for s in range(n_stages):
+        max_out = max(max_out, out_start[s + 1] - out_start[s])
+    remaining = np.empty(max_out)
+    speed = np.empty(max_out)
+    next_on = np.empty(n_triggers)
+    first_entry = np.empty(n_stages)
+    stay = np.empty(n_stages)
+    seq = np.empty(PATH_LENGTH, dtype=np.int16)
+    quantum = horizon / 2.0**TIME_BITS
+    bin_width = horizon / QUANTILE_BINS
+
+    for _ in range(size):
+        # t = 0: the start stage, and the triggers already on
+        u = _uniform(state)
+        s = 0
+        while s < n_stages - 1 and u >= start_cdf[s]:
+            s += 1
+        on = np.int64(0)
+        for k in range(n_triggers):
+            if onset_at[k] <= 0.0 or (initial[k] > 0.0 and _uniform(state) < initial[k]):
+                on |= _ONE << k
+        first_entry[:] = -1.0
+        stay[:] = 0.0
+        t = 0.0
+        h = _FNV_OFFSET
+        length = 0
+
+        while True:  # one pass per stage entered
+            if first_entry[s] < 0.0:
+                first_entry[s] = t
+                reached[s] += 1
+                reach_hist[s, _grid_index(t, step, n_grid)] += 1
+                if t == 0.0:  # bin 0 holds the entries at exactly t = 0 (start stages)
+                    quantile_hist[s, 0] += 1
+                else:
+                    quantile_hist[s, 1 + min(int(t / bin_width), QUANTILE_BINS - 1)] += 1
+                entry_sum[s] += np.int64(round(t / quantum))
+                entry_sq[s] += t * t
+            h = (h ^ np.uint64(s + 1)) * _FNV_PRIME
+            if length < PATH_LENGTH:
+                seq[length] = s
+            length += 1
+            entered = t
+            g_enter = _grid_index(t, step, n_grid)
+            if terminal[s]:
+                stay[s] += horizon - t
+                occupancy_diff[s, g_enter] += 1
+                occupancy_diff[s, n_grid] -= 1
+                at_horizon[s] += 1
+                break
+
+            first, last = out_start[s], out_start[s + 1]
+            for j in range(first, last):
+                remaining[j - first] = _latent(state, kind[j], p1[j], p2[j])
+            for k in range(n_triggers):
+                next_on[k] = np.inf
+                if not (on >> k) & 1:
+                    if onset_rate[k, s] > 0.0:
+                        next_on[k] = t + _exponential(state) / onset_rate[k, s]
+                    if onset_at[k] > t and onset_at[k] < next_on[k]:
+                        next_on[k] = onset_at[k]
+
+            moved = False
+            while True:  # one pass per event inside the stage
+                t_fire, fire = np.inf, -1
+                for j in range(first, last):
+                    if (requires[j] & on) != requires[j]:
+                        sp = 0.0
+                    else:
+                        sp = 1.0
+                        rest = on
+                        k = 0
+                        while rest:
+                            if rest & 1:
+                                sp *= ratio[j, k]
+                            rest >>= 1
+                            k += 1
+                    speed[j - first] = sp
+                    if sp > 0.0:
+                        when = t + remaining[j - first] / sp
+                        if when < t_fire:
+                            t_fire, fire = when, j
+                t_trigger, switch = np.inf, -1
+                for k in range(n_triggers):
+                    if next_on[k] < t_trigger:
+                        t_trigger, switch = next_on[k], k
+                t_next = min(t_fire, t_trigger)
+                if t_next > horizon:
+                    break
+                dt = t_next - t
+                for j in range(first, last):
+                    if speed[j - first] > 0.0:
+                        remaining[j - first] -= speed[j - first] * dt
+                t = t_next
+                if t_trigger <= t_fire:  # a trigger switches on (first, on a tie)
+                    on |= _ONE << switch
+                    next_on[switch] = np.inf
+                    continue
+                stay[s] += t - entered
+                occupancy_diff[s, g_enter] += 1
+                occupancy_diff[s, _grid_index(t, step, n_grid)] -= 1
+                s = target[fire]
+                moved = True
+                break
+            if not moved:  # the horizon came first
+                stay[s] += horizon - entered
+                occupancy_diff[s, g_enter] += 1
+                occupancy_diff[s, n_grid] -= 1
+                at_horizon[s] += 1
+                break
+
+        for k in range(n_triggers):
+            if (on >> k) & 1:
+                fired[k] += 1
+        for i in range(n_stages):
+            if stay[i] > 0.0:
+                time_in[i] += np.int64(round(stay[i] / quantum))
+                time_in_sq[i] += stay[i] * stay[i]
+        _record_path(h, length, seq, path_keys, path_counts, path_lengths, path_stages, path_other)
+
+
+@njit(parallel=True, **_JIT)
+def run_batch(
+    sizes,
+    states,
+    start_cdf,
+    terminal,
+    out_start,
+    target,
+    kind,
+    p1,
+    p2,
+    ratio,
+    requires,
+    initial,
+    onset_rate,
+    onset_at,
+    horizon,
+    step,
+    n_grid,
+    reached,
+    reach_hist,
+    quantile_hist,
+    entry_sum,
+    entry_sq,
+    occupancy_diff,
+    at_horizon,
+    time_in,
+    time_in_sq,
+    fired,
+    path_keys,
+    path_counts,
+    path_lengths,
+    path_stages,
+    path_other,
+):
+    """Run one batch of chunks in parallel; chunk ``b`` writes only row ``b`` of each array."""
+    for b in prange(sizes.shape[0]):
+        _run_chunk(
+            sizes[b],
+            states[b],
+            start_cdf,
+            terminal,
+            out_start,
+            target,
+            kind,
+            p1,
+            p2,
+            ratio,
+            requires,
+            initial,
+            onset_rate,
+            onset_at,
+            horizon,
+            step,
+            n_grid,
+            reached[b],
+            reach_hist[b],
+            quantile_hist[b],
+            entry_sum[b],
+            entry_sq[b],
+            occupancy_diff[b],
+            at_horizon[b],
+            time_in[b],
+            time_in_sq[b],
+            fired[b],
+            path_keys[b],
+            path_counts[b],
+            path_lengths[b],
+            path_stages[b],
+            path_other[b],
+        )

@@ -1,0 +1,120 @@
+"""The Python entry points: ``load`` a scenario, ``simulate`` it, get a :class:`Result`."""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from escalate.compile import compile_scenario
+from escalate.errors import EscalateError
+from escalate.results import Z95, Result, parse_metric
+from escalate.scenario import Scenario, load
+from escalate.simulate import CHUNK_SIZE, run_trajectories
+
+__all__ = ["simulate"]
+
+
+def _scenario(scenario: Scenario | str | Path) -> Scenario:
+    return scenario if isinstance(scenario, Scenario) else load(scenario)
+
+
+def simulate(
+    scenario: Scenario | str | Path,
+    n: int = 1_000_000,
+    seed: int | None = None,
+    *,
+    overrides: dict[str, float] | None = None,
+    horizon: float | None = None,
+    threads: int | None = None,
+    precision: float | None = None,
+    metric: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Result:
+    """Run ``n`` Monte Carlo trajectories of a scenario.
+
+    Parameters
+    ----------
+    scenario : Scenario or path
+        A loaded scenario, or the path of a YAML file.
+    n : int
+        Trajectories (with ``precision``: the most to run).
+    seed : int, optional
+        Fixes every figure, bit for bit, whatever ``threads``. Drawn at random (and reported in
+        the result) when not given.
+    overrides : dict, optional
+        Parameter values replacing their point values.
+    horizon : float, optional
+        Replaces the scenario's horizon.
+    threads : int, optional
+        Numba threads (default: all cores).
+    precision, metric : float, str, optional
+        Stop as soon as the 95% interval half-width of ``metric`` is at most ``precision``.
+    progress : callable, optional
+        Called as ``progress(done, n)`` after each batch of chunks.
+
+    Returns
+    -------
+    Result
+    """
+    model = _scenario(scenario)
+    n = int(n)
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % 2**63)
+    if seed < 0:
+        raise EscalateError(f"--seed must be a non-negative integer, got {seed}")
+    compiled = compile_scenario(model, overrides, horizon=horizon)
+    labels = {name: model.label(name) for name in (*model.stages, *model.triggers)}
+
+    stop = None
+    if (precision is None) != (metric is None):
+        raise EscalateError("--precision and --metric go together")
+    if precision is not None:
+        if not (math.isfinite(precision) and precision > 0):
+            raise EscalateError(f"--precision must be positive, got {precision:g}")
+        parse_metric(metric, stages=model.stages, triggers=model.triggers)
+
+        def stop(tally) -> bool:
+            _, se = Result.from_tally(tally, compiled, seed=seed).metric(metric)
+            return math.isfinite(se) and Z95 * se <= precision
+
+    began = time.perf_counter()
+    tally = run_trajectories(compiled, n, seed, threads=threads, stop=stop, progress=progress)
+    wall = time.perf_counter() - began
+    result = Result.from_tally(tally, compiled, seed=seed, labels=labels)
+    result.manifest = {
+        "scenario": model.scenario,
+        "scenario_file": str(model.file),
+        "scenario_sha256": model.sha256,
+        "resolved_scenario": model.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "parameters": compiled.values,
+        "overrides": dict(overrides or {}),
+        "horizon": compiled.horizon,
+        "method": "monte-carlo",
+        "seed": seed,
+        "trajectories": tally.n,
+        "chunk_size": CHUNK_SIZE,
+        "threads": threads or numba.get_num_threads(),
+        "precision": precision,
+        "metric": metric,
+        "wall_time_s": wall,
+        "trajectories_per_s": tally.n / wall if wall > 0 else None,
+        "versions": _versions(),
+    }
+    return result
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("escalate", "numpy", "numba", "scipy", "pandas", "pydantic", "pyyaml"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            versions[package] = "not installed"
+    return versions

@@ -1,0 +1,89 @@
+"""Figures of a result (matplotlib; the Agg backend when nothing else is chosen).
+
+Every figure names the scenario in its title, labels its axes with units, and keeps its lines
+apart in grey as well as in colour (line styles cycle with the colours).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
+    matplotlib.use("Agg")  # headless by default; notebooks keep their inline backend
+
+import matplotlib.pyplot as plt
+import numpy as np
+from cycler import cycler
+
+__all__ = ["occupancy", "reached", "save_run_figures"]
+
+_STYLE = cycler(color=plt.get_cmap("tab10").colors[:8]) + cycler(
+    linestyle=["-", "--", "-.", ":", "-", "--", "-.", ":"]
+)
+
+
+def _title(result, what: str) -> str:
+    return f"{result.scenario}: {what}"
+
+
+def reached(result, stages=None):
+    """P(first entry into a stage by t), one line per stage, with 95% bands for Monte Carlo."""
+    curves = result.curves[result.curves.curve == "reached"]
+    names = list(stages or [s for s in result.stages if s in set(curves.stage)])
+    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    ax.set_prop_cycle(_STYLE)
+    n = result.trajectories
+    for name in names:
+        c = curves[curves.stage == name]
+        t, p = c.t.to_numpy(), c.value.to_numpy()
+        (line,) = ax.plot(t, p, label=result.labels.get(name, name))
+        if result.method == "monte-carlo" and n:
+            half = 1.96 * np.sqrt(p * (1 - p) / n)
+            ax.fill_between(t, p - half, p + half, color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xlabel(f"time ({result.time_unit}s)")
+    ax.set_ylabel("probability reached by t")
+    ax.set_ylim(0, 1)
+    ax.set_xlim(0, result.horizon)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    ax.set_title(_title(result, "probability each stage is reached by time t"))
+    return fig
+
+
+def occupancy(result):
+    """Where trajectories are at each time: stacked shares of each stage."""
+    curves = result.curves[result.curves.curve == "occupancy"]
+    names = list(result.stages)
+    t = curves[curves.stage == names[0]].t.to_numpy()
+    values = np.vstack([curves[curves.stage == n].value.to_numpy() for n in names])
+    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    colors = plt.get_cmap("tab10").colors
+    hatches = ["", "//", "..", "\\\\", "xx", "--", "++", "oo"]
+    polys = ax.stackplot(
+        t, values, labels=[result.labels.get(n, n) for n in names], colors=colors, alpha=0.85
+    )
+    for i, poly in enumerate(polys):
+        poly.set_hatch(hatches[i % len(hatches)])
+        poly.set_edgecolor("white")
+    ax.set_xlabel(f"time ({result.time_unit}s)")
+    ax.set_ylabel("share of trajectories in stage")
+    ax.set_ylim(0, 1)
+    ax.set_xlim(0, result.horizon)
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.set_title(_title(result, "where trajectories are over time"))
+    return fig
+
+
+def save_run_figures(result, folder: Path) -> list[Path]:
+    """Write the run folder's figures as PNG and SVG; returns the files written."""
+    written = []
+    for name, make in (("reached", reached), ("occupancy", occupancy)):
+        fig = make(result)
+        for suffix in ("png", "svg"):
+            path = Path(folder) / f"{name}.{suffix}"
+            fig.savefig(path, dpi=120 if suffix == "png" else None)
+            written.append(path)
+        plt.close(fig)
+    return written

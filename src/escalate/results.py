@@ -1,0 +1,396 @@
+"""One ``Result`` type for Monte Carlo and exact runs: statistics, tables, JSON, run folders.
+
+Every Monte Carlo probability carries its standard error and a 95% Wilson interval; quantiles
+of the time to reach a stage carry a 95% interval from the order statistics (distribution-free:
+the ranks ``n p -/+ 1.96 sqrt(n p (1 - p))``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from escalate import _kernels
+from escalate.compile import CompiledScenario
+from escalate.errors import EscalateError
+from escalate.simulate import Tally
+
+__all__ = ["Result", "parse_metric"]
+
+Z95 = 1.959963984540054
+QUANTILES = (0.1, 0.5, 0.9)
+TOP_PATHS = 20
+
+
+def wilson(successes: int, n: int) -> list[float]:
+    """The 95% Wilson score interval of a binomial proportion."""
+    if n == 0:
+        return [0.0, 1.0]
+    ci = stats.binomtest(int(successes), int(n)).proportion_ci(0.95, method="wilson")
+    return [float(ci.low), float(ci.high)]
+
+
+def _proportion(successes: int, n: int) -> tuple[float, float, list[float]]:
+    p = successes / n
+    return p, math.sqrt(p * (1 - p) / n), wilson(successes, n)
+
+
+def _quantile(hist: np.ndarray, width: float, fraction: float) -> float:
+    """The ``fraction`` quantile of entries binned as: [exactly 0, (0, w], (w, 2w], ...]."""
+    total = hist.sum()
+    rank = min(max(fraction, 0.0), 1.0) * total
+    cumulative = np.cumsum(hist)
+    b = int(np.searchsorted(cumulative, rank, side="left"))
+    b = min(b, len(hist) - 1)
+    if b == 0:
+        return 0.0
+    before = cumulative[b - 1]
+    inside = (rank - before) / hist[b] if hist[b] else 0.0
+    return float((b - 1 + inside) * width)
+
+
+@dataclass
+class StageStats:
+    """Figures of one stage (None where a figure is not available)."""
+
+    p_reached: float
+    p_reached_se: float
+    p_reached_ci: list[float]
+    p_at_horizon: float
+    p_at_horizon_se: float
+    p_at_horizon_ci: list[float]
+    time_in: float
+    time_in_se: float
+    time_to_reach: dict[str, Any]
+
+
+@dataclass
+class Result:
+    """What a run (``method="monte-carlo"``) or a solve (``method="exact"``) found.
+
+    Attributes
+    ----------
+    stages, triggers : dict
+        Figures per stage and per trigger, keyed by name, in the scenario's order.
+    curves : pandas.DataFrame
+        Long format: ``t``, ``stage``, ``curve`` (``reached`` or ``occupancy``), ``value``.
+    paths : list of dict
+        The most frequent sequences of visited stages: ``path``, ``p``, ``p_se``.
+    """
+
+    scenario: str
+    method: str
+    trajectories: int | None
+    seed: int | None
+    horizon: float
+    time_unit: str
+    labels: dict[str, str]
+    stages: dict[str, StageStats]
+    triggers: dict[str, dict[str, Any]]
+    curves: pd.DataFrame
+    paths: list[dict[str, Any]]
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    # --- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def from_tally(
+        cls,
+        tally: Tally,
+        compiled: CompiledScenario,
+        *,
+        seed: int,
+        labels: dict[str, str] | None = None,
+    ) -> Result:
+        """Statistics of a Monte Carlo tally."""
+        n = tally.n
+        quantum = compiled.horizon / 2.0**_kernels.TIME_BITS
+        width = compiled.horizon / _kernels.QUANTILE_BINS
+        stages = {}
+        for i, name in enumerate(compiled.stage_names):
+            reached = int(tally.reached[i])
+            p, se, ci = _proportion(reached, n)
+            h, h_se, h_ci = _proportion(int(tally.at_horizon[i]), n)
+            mean_in = tally.time_in[i] * quantum / n
+            var_in = max(tally.time_in_sq[i] / n - mean_in**2, 0.0)
+            stages[name] = StageStats(
+                p_reached=p,
+                p_reached_se=se,
+                p_reached_ci=ci,
+                p_at_horizon=h,
+                p_at_horizon_se=h_se,
+                p_at_horizon_ci=h_ci,
+                time_in=mean_in,
+                time_in_se=math.sqrt(var_in / n),
+                time_to_reach=_time_to_reach(tally, i, quantum, width),
+            )
+        triggers = {}
+        for k, name in enumerate(compiled.trigger_names):
+            p, se, ci = _proportion(int(tally.fired[k]), n)
+            triggers[name] = {"p_fired": p, "p_fired_se": se, "p_fired_ci": ci}
+        reached = np.cumsum(tally.reach_hist, axis=1) / n
+        occupancy = np.cumsum(tally.occupancy_diff[:, :-1], axis=1) / n
+        return cls(
+            scenario=compiled.name,
+            method="monte-carlo",
+            trajectories=n,
+            seed=seed,
+            horizon=compiled.horizon,
+            time_unit=compiled.time_unit,
+            labels=labels or {},
+            stages=stages,
+            triggers=triggers,
+            curves=_curves(compiled, reached, occupancy),
+            paths=_paths(tally, compiled),
+        )
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def summary(self) -> pd.DataFrame:
+        """One row per stage: probabilities with errors, time in stage, time-to-reach quantiles."""
+        rows = []
+        for name, s in self.stages.items():
+            ttr = s.time_to_reach
+            rows.append(
+                {
+                    "stage": name,
+                    "label": self.labels.get(name, name),
+                    "p_reached": s.p_reached,
+                    "p_reached_se": s.p_reached_se,
+                    "p_reached_lo": s.p_reached_ci[0],
+                    "p_reached_hi": s.p_reached_ci[1],
+                    "p_at_horizon": s.p_at_horizon,
+                    "p_at_horizon_se": s.p_at_horizon_se,
+                    "time_in": s.time_in,
+                    "time_in_se": s.time_in_se,
+                    "time_to_reach_mean": ttr["mean"],
+                    "time_to_reach_p10": ttr["p10"],
+                    "time_to_reach_p50": ttr["p50"],
+                    "time_to_reach_p90": ttr["p90"],
+                }
+            )
+        return pd.DataFrame(rows).set_index("stage")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The machine-readable summary of DESIGN.md section 3."""
+        return {
+            "scenario": self.scenario,
+            "method": self.method,
+            "trajectories": self.trajectories,
+            "seed": self.seed,
+            "horizon": self.horizon,
+            "time_unit": self.time_unit,
+            "stages": {
+                name: {"label": self.labels.get(name, name), **vars(s)}
+                for name, s in self.stages.items()
+            },
+            "triggers": {
+                name: {"label": self.labels.get(name, name), **t}
+                for name, t in self.triggers.items()
+            },
+            "paths": self.paths,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The summary as JSON text (NaN never appears: missing figures are null)."""
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def metric(self, name: str) -> tuple[float, float]:
+        """The value and standard error of a metric such as ``p_reached:war@365``."""
+        kind, target, detail, at = parse_metric(name, self)
+        if kind == "p_fired":
+            t = self.triggers[target]
+            return t["p_fired"], t["p_fired_se"]
+        s = self.stages[target]
+        if kind == "p_reached" and at is None:
+            return s.p_reached, s.p_reached_se
+        if kind == "p_reached":
+            curve = self.curves[(self.curves.stage == target) & (self.curves.curve == "reached")]
+            before = curve[curve.t <= at + 1e-9]
+            p = float(before.value.iloc[-1]) if len(before) else 0.0
+            n = self.trajectories or 0
+            return p, (math.sqrt(p * (1 - p) / n) if n else 0.0)
+        if kind == "p_at_horizon":
+            return s.p_at_horizon, s.p_at_horizon_se
+        if kind == "time_in":
+            return s.time_in, s.time_in_se
+        value = s.time_to_reach[detail]
+        if value is None:
+            return math.nan, math.nan
+        if detail == "mean":
+            return value, s.time_to_reach["mean_se"]
+        lo, hi = s.time_to_reach[f"{detail}_ci"]
+        return value, (hi - lo) / (2 * Z95)
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def save(self, directory: str | Path, *, force: bool = False, figures: bool = True) -> Path:
+        """Write the run folder: summary.json, stages.csv, curves.parquet, paths.csv,
+        manifest.json and the figures.
+
+        The folder is written whole or not at all: files go to a temporary folder beside it,
+        renamed into place at the end. An existing folder is replaced only with ``force``.
+        """
+        target = Path(directory)
+        check_output_folder(target, force=force)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
+        temporary.mkdir()
+        try:
+            (temporary / "summary.json").write_text(self.to_json() + "\n", encoding="utf-8")
+            self.summary().to_csv(temporary / "stages.csv")
+            self.curves.to_parquet(temporary / "curves.parquet", index=False)
+            self.paths_frame().to_csv(temporary / "paths.csv", index=False)
+            (temporary / "manifest.json").write_text(
+                json.dumps(self.manifest, indent=2, default=str) + "\n", encoding="utf-8"
+            )
+            if figures:
+                from escalate import plots  # plots come after results in the data flow
+
+                plots.save_run_figures(self, temporary)
+            _replace(temporary, target, force)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+        return target
+
+    def plot_reached(self, stages=None):
+        """Figure: P(stage reached by t) with 95% bands (see :mod:`escalate.plots`)."""
+        from escalate import plots
+
+        return plots.reached(self, stages)
+
+    def plot_occupancy(self):
+        """Figure: where trajectories are over time, stacked (see :mod:`escalate.plots`)."""
+        from escalate import plots
+
+        return plots.occupancy(self)
+
+    def paths_frame(self) -> pd.DataFrame:
+        """The paths as a table: ``path`` (stages joined by ' > '), ``p``, ``p_se``."""
+        return pd.DataFrame(
+            [
+                {"path": " > ".join(p["path"]), "p": p["p"], "p_se": p.get("p_se", 0.0)}
+                for p in self.paths
+            ],
+            columns=["path", "p", "p_se"],
+        )
+
+
+def check_output_folder(target: Path, *, force: bool) -> None:
+    """Refuse an existing output folder unless ``force`` (checked before a run starts too)."""
+    if target.exists() and not force:
+        raise EscalateError(f"{target} already exists; use --force to replace it")
+    if target.exists() and not target.is_dir():
+        raise EscalateError(f"{target} exists and is not a folder")
+
+
+def _replace(temporary: Path, target: Path, force: bool) -> None:
+    if target.exists() and force:
+        trash = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(target, trash)
+        os.replace(temporary, target)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(temporary, target)
+
+
+def _time_to_reach(tally: Tally, i: int, quantum: float, width: float) -> dict[str, Any]:
+    reached = int(tally.reached[i])
+    keys = ("mean", "mean_se", *(f"p{round(q * 100)}" for q in QUANTILES))
+    if reached == 0:
+        out: dict[str, Any] = dict.fromkeys(keys)
+        out.update({f"p{round(q * 100)}_ci": None for q in QUANTILES})
+        return out
+    mean = tally.entry_sum[i] * quantum / reached
+    var = max(tally.entry_sq[i] / reached - mean**2, 0.0)
+    out = {"mean": mean, "mean_se": math.sqrt(var / reached)}
+    hist = tally.quantile_hist[i]
+    for q in QUANTILES:
+        spread = Z95 * math.sqrt(q * (1 - q) / reached)
+        key = f"p{round(q * 100)}"
+        out[key] = _quantile(hist, width, q)
+        out[f"{key}_ci"] = [_quantile(hist, width, q - spread), _quantile(hist, width, q + spread)]
+    return out
+
+
+def _curves(compiled: CompiledScenario, reached: np.ndarray, occupancy: np.ndarray):
+    grid = compiled.grid
+    frames = []
+    for curve, values in (("reached", reached), ("occupancy", occupancy)):
+        for i, name in enumerate(compiled.stage_names):
+            frames.append(
+                pd.DataFrame({"t": grid, "stage": name, "curve": curve, "value": values[i]})
+            )
+    frame = pd.concat(frames, ignore_index=True)
+    frame["stage"] = pd.Categorical(frame["stage"], categories=list(compiled.stage_names))
+    frame["curve"] = pd.Categorical(frame["curve"], categories=["reached", "occupancy"])
+    return frame
+
+
+def _paths(tally: Tally, compiled: CompiledScenario) -> list[dict[str, Any]]:
+    names = compiled.stage_names
+    entries = []
+    for count, length, stages in tally.paths.values():
+        path = [names[s] for s in stages]
+        if length > len(stages):
+            path.append("…")
+        entries.append((count, path))
+    entries.sort(key=lambda e: (-e[0], e[1]))
+    out = []
+    for count, path in entries[:TOP_PATHS]:
+        p = count / tally.n
+        out.append({"path": path, "p": p, "p_se": math.sqrt(p * (1 - p) / tally.n)})
+    return out
+
+
+_METRIC = re.compile(
+    r"^(?P<kind>p_reached|p_at_horizon|time_in|time_to_reach|p_fired)"
+    r":(?P<target>[A-Za-z][A-Za-z0-9_-]*)"
+    r"(?::(?P<detail>mean|p10|p50|p90))?(?:@(?P<at>[0-9.eE+-]+))?$"
+)
+
+
+def parse_metric(name: str, result: Result | None = None, *, stages=None, triggers=None):
+    """Split a metric name into (kind, target, detail, at), checking names when it can.
+
+    Forms: ``p_reached:STAGE``, ``p_reached:STAGE@T``, ``time_to_reach:STAGE:p50``,
+    ``p_at_horizon:STAGE``, ``time_in:STAGE``, ``p_fired:TRIGGER``.
+    """
+    match = _METRIC.match(name)
+    if not match:
+        raise EscalateError(
+            f"--metric {name!r}: expected p_reached:STAGE[@T], time_to_reach:STAGE:p10|p50|p90|"
+            "mean, p_at_horizon:STAGE, time_in:STAGE or p_fired:TRIGGER"
+        )
+    kind, target, detail, at = match.group("kind", "target", "detail", "at")
+    if (detail is not None) != (kind == "time_to_reach"):
+        raise EscalateError(
+            f"--metric {name!r}: time_to_reach takes :p10, :p50, :p90 or :mean, "
+            "and only time_to_reach does"
+        )
+    if at is not None and kind != "p_reached":
+        raise EscalateError(f"--metric {name!r}: only p_reached takes @T")
+    at_value = float(at) if at is not None else None
+    if result is not None:
+        stages, triggers = result.stages, result.triggers
+    names = triggers if kind == "p_fired" else stages
+    if names is not None and target not in names:
+        what = "trigger" if kind == "p_fired" else "stage"
+        from difflib import get_close_matches
+
+        close = get_close_matches(target, list(names), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise EscalateError(f"--metric {name!r}: unknown {what} {target!r}{hint}")
+    return kind, target, detail, at_value

@@ -1,0 +1,234 @@
+"""Run trajectories: fixed-size chunks, one random stream per chunk, batches on numba threads.
+
+Chunk ``i`` always holds trajectories ``i * CHUNK_SIZE`` onwards and draws from the stream
+``SeedSequence(seed, spawn_key=(i,))`` (the ``i``-th child of ``SeedSequence(seed).spawn``), so
+its counts depend on the seed and its index only. Counts are integers merged by addition, and
+the few float sums are merged in chunk order: the same seed gives the same figures, bit for bit,
+on any number of threads. Memory is bounded by one batch of per-chunk accumulators, whatever
+the number of trajectories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+
+from escalate import _kernels
+from escalate.compile import CompiledScenario
+from escalate.errors import EscalateError
+
+__all__ = ["BATCH_CHUNKS", "CHUNK_SIZE", "Tally", "chunk_state", "run_trajectories"]
+
+CHUNK_SIZE = 16_384
+BATCH_CHUNKS = 32
+
+
+@dataclass
+class Tally:
+    """Accumulated counts of ``n`` trajectories (times in units of ``horizon / 2**TIME_BITS``).
+
+    ``paths`` maps a path hash to ``[count, length, stage indices]``; ``path_other`` counts
+    trajectories whose path did not fit the per-chunk path table.
+    """
+
+    n: int
+    reached: np.ndarray  # (S,) first entries by the horizon
+    reach_hist: np.ndarray  # (S, G) first entries by grid index
+    quantile_hist: np.ndarray  # (S, 1 + QUANTILE_BINS) first entries at t = 0, then fine bins
+    entry_sum: np.ndarray  # (S,) int64 sum of first-entry times (time quanta)
+    entry_sq: np.ndarray  # (S,) float64 sum of squared first-entry times
+    occupancy_diff: np.ndarray  # (S, G + 1) difference array of occupancy on the grid
+    at_horizon: np.ndarray  # (S,)
+    time_in: np.ndarray  # (S,) int64 sum of time spent (time quanta)
+    time_in_sq: np.ndarray  # (S,) float64 sum of squared time spent per trajectory
+    fired: np.ndarray  # (K,)
+    paths: dict[int, list] = field(default_factory=dict)
+    path_other: int = 0
+
+    @classmethod
+    def empty(cls, n_stages: int, n_triggers: int, n_grid: int) -> Tally:
+        s = n_stages
+        return cls(
+            n=0,
+            reached=np.zeros(s, np.int64),
+            reach_hist=np.zeros((s, n_grid), np.int64),
+            quantile_hist=np.zeros((s, _kernels.QUANTILE_BINS + 1), np.int64),
+            entry_sum=np.zeros(s, np.int64),
+            entry_sq=np.zeros(s),
+            occupancy_diff=np.zeros((s, n_grid + 1), np.int64),
+            at_horizon=np.zeros(s, np.int64),
+            time_in=np.zeros(s, np.int64),
+            time_in_sq=np.zeros(s),
+            fired=np.zeros(n_triggers, np.int64),
+        )
+
+
+def chunk_state(seed: int, chunk: int) -> np.ndarray:
+    """The xoshiro256** state of chunk ``chunk``: child ``chunk`` of ``SeedSequence(seed)``."""
+    sequence = np.random.SeedSequence(seed, spawn_key=(chunk,))
+    state = sequence.generate_state(4, np.uint64)
+    if not state.any():  # pragma: no cover - probability 2**-256
+        state[0] = 1
+    return state
+
+
+class _Batch:
+    """Per-chunk accumulator rows for one batch, reused from batch to batch."""
+
+    def __init__(self, compiled: CompiledScenario, chunks: int):
+        s, k, g = compiled.n_stages, compiled.n_triggers, len(compiled.grid)
+        b = chunks
+        self.reached = np.zeros((b, s), np.int64)
+        self.reach_hist = np.zeros((b, s, g), np.int64)
+        self.quantile_hist = np.zeros((b, s, _kernels.QUANTILE_BINS + 1), np.int64)
+        self.entry_sum = np.zeros((b, s), np.int64)
+        self.entry_sq = np.zeros((b, s))
+        self.occupancy_diff = np.zeros((b, s, g + 1), np.int64)
+        self.at_horizon = np.zeros((b, s), np.int64)
+        self.time_in = np.zeros((b, s), np.int64)
+        self.time_in_sq = np.zeros((b, s))
+        self.fired = np.zeros((b, k), np.int64)
+        cap, length = _kernels.PATH_CAPACITY, _kernels.PATH_LENGTH
+        self.path_keys = np.zeros((b, cap), np.uint64)
+        self.path_counts = np.zeros((b, cap), np.int64)
+        self.path_lengths = np.zeros((b, cap), np.int64)
+        self.path_stages = np.zeros((b, cap, length), np.int16)
+        self.path_other = np.zeros((b, 1), np.int64)
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return (
+            self.reached,
+            self.reach_hist,
+            self.quantile_hist,
+            self.entry_sum,
+            self.entry_sq,
+            self.occupancy_diff,
+            self.at_horizon,
+            self.time_in,
+            self.time_in_sq,
+            self.fired,
+            self.path_keys,
+            self.path_counts,
+            self.path_lengths,
+            self.path_stages,
+            self.path_other,
+        )
+
+    def clear(self) -> None:
+        for array in self.arrays():
+            array.fill(0)
+
+    def add_to(self, tally: Tally, chunks: int) -> None:
+        """Add rows ``0 .. chunks - 1`` to ``tally``, in chunk order."""
+        tally.reached += self.reached[:chunks].sum(axis=0)
+        tally.reach_hist += self.reach_hist[:chunks].sum(axis=0)
+        tally.quantile_hist += self.quantile_hist[:chunks].sum(axis=0)
+        tally.entry_sum += self.entry_sum[:chunks].sum(axis=0)
+        tally.occupancy_diff += self.occupancy_diff[:chunks].sum(axis=0)
+        tally.at_horizon += self.at_horizon[:chunks].sum(axis=0)
+        tally.time_in += self.time_in[:chunks].sum(axis=0)
+        tally.fired += self.fired[:chunks].sum(axis=0)
+        for b in range(chunks):  # float sums: a fixed order keeps them bit-reproducible
+            tally.entry_sq += self.entry_sq[b]
+            tally.time_in_sq += self.time_in_sq[b]
+            tally.path_other += int(self.path_other[b, 0])
+            used = np.flatnonzero(self.path_counts[b])
+            for slot in used:
+                key = int(self.path_keys[b, slot])
+                entry = tally.paths.get(key)
+                if entry is None:
+                    length = int(self.path_lengths[b, slot])
+                    stages = self.path_stages[b, slot, : min(length, _kernels.PATH_LENGTH)]
+                    tally.paths[key] = [int(self.path_counts[b, slot]), length, stages.tolist()]
+                else:
+                    entry[0] += int(self.path_counts[b, slot])
+
+
+def run_trajectories(
+    compiled: CompiledScenario,
+    n: int,
+    seed: int,
+    *,
+    threads: int | None = None,
+    stop: Callable[[Tally], bool] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Tally:
+    """Simulate up to ``n`` trajectories of ``compiled`` and return their counts.
+
+    Parameters
+    ----------
+    compiled : CompiledScenario
+    n : int
+        Number of trajectories (the cap when ``stop`` is given).
+    seed : int
+        Fixes every figure.
+    threads : int, optional
+        Numba threads (default: all cores). Does not change any figure.
+    stop : callable, optional
+        Called with the tally after each batch of ``BATCH_CHUNKS`` chunks; the run ends early
+        when it returns True (``--precision``).
+    progress : callable, optional
+        Called as ``progress(done, n)`` after each batch.
+
+    Returns
+    -------
+    Tally
+    """
+    if n < 1:
+        raise EscalateError(f"the number of trajectories must be at least 1, got {n}")
+    previous = numba.get_num_threads()
+    if threads is not None:
+        if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+            raise EscalateError(
+                f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {threads}"
+            )
+        numba.set_num_threads(threads)
+    try:
+        return _run(compiled, n, seed, stop, progress)
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _run(compiled, n, seed, stop, progress) -> Tally:
+    c = compiled
+    tally = Tally.empty(c.n_stages, c.n_triggers, len(c.grid))
+    n_chunks = -(-n // CHUNK_SIZE)
+    batch = _Batch(c, min(BATCH_CHUNKS, n_chunks))
+    for first in range(0, n_chunks, BATCH_CHUNKS):
+        chunks = min(BATCH_CHUNKS, n_chunks - first)
+        sizes = np.array(
+            [min(CHUNK_SIZE, n - (first + b) * CHUNK_SIZE) for b in range(chunks)], np.int64
+        )
+        states = np.stack([chunk_state(seed, first + b) for b in range(chunks)])
+        batch.clear()
+        rows = tuple(array[:chunks] for array in batch.arrays())
+        _kernels.run_batch(
+            sizes,
+            states,
+            c.start_cdf,
+            c.terminal,
+            c.out_start,
+            c.target,
+            c.kind,
+            c.p1,
+            c.p2,
+            c.ratio,
+            c.requires,
+            c.initial,
+            c.onset_rate,
+            c.onset_at,
+            c.horizon,
+            c.grid_step,
+            len(c.grid),
+            *rows,
+        )
+        batch.add_to(tally, chunks)
+        tally.n += int(sizes.sum())
+        if progress is not None:
+            progress(tally.n, n)
+        if stop is not None and stop(tally):
+            break
+    return tally

@@ -1,0 +1,188 @@
+"""`escalate run`: reproducibility across threads, the run folder, interruption, --precision."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+import escalate
+from escalate import plots
+
+from .conftest import ROOT
+
+TUTORIAL = ROOT / "scenarios" / "tutorial.yaml"
+RUN_FILES = {
+    "summary.json",
+    "stages.csv",
+    "curves.parquet",
+    "paths.csv",
+    "manifest.json",
+    "reached.png",
+    "reached.svg",
+    "occupancy.png",
+    "occupancy.svg",
+}
+
+
+def test_same_seed_same_json_on_one_and_two_threads(cli):
+    one = cli("run", TUTORIAL, "-n", "3e5", "--seed", "5", "--threads", "1", "--format", "json")
+    two = cli("run", TUTORIAL, "-n", "3e5", "--seed", "5", "--threads", "2", "--format", "json")
+    assert one.exit_code == 0 and two.exit_code == 0, one.output + two.output
+    assert one.stdout == two.stdout
+    other_seed = cli("run", TUTORIAL, "-n", "3e5", "--seed", "6", "--format", "json")
+    assert other_seed.stdout != one.stdout
+
+
+def test_json_has_the_summary_structure(cli):
+    result = cli("run", TUTORIAL, "-n", "1e4", "--seed", "1", "--format", "json")
+    summary = json.loads(result.stdout)
+    assert summary["method"] == "monte-carlo"
+    assert summary["trajectories"] == 10_000 and summary["seed"] == 1
+    assert summary["horizon"] == 365 and summary["time_unit"] == "day"
+    war = summary["stages"]["war"]
+    for key in ("p_reached", "p_reached_se", "p_reached_ci", "p_at_horizon", "time_in"):
+        assert key in war
+    assert set(war["time_to_reach"]) >= {"mean", "p10", "p50", "p90"}
+    assert set(summary["triggers"]["buildup"]) >= {"p_fired", "p_fired_se"}
+    assert summary["paths"][0]["path"][0] in ("talks", "standoff")
+
+
+def test_trajectory_counts_accept_scientific_and_underscores(cli):
+    a = cli("run", TUTORIAL, "-n", "2e4", "--seed", "3", "--format", "json").stdout
+    b = cli("run", TUTORIAL, "-n", "20_000", "--seed", "3", "--format", "json").stdout
+    assert a == b
+    bad = cli("run", TUTORIAL, "-n", "2.5")
+    assert bad.exit_code == 2 and "whole number" in bad.stderr
+
+
+def test_table_output(cli):
+    result = cli("run", TUTORIAL, "-n", "1e4", "--seed", "1")
+    assert result.exit_code == 0
+    for text in ("Stages", "P(reached)", "Triggers", "Most frequent pathways", "Open war"):
+        assert text in result.stdout
+
+
+def test_set_changes_the_answer(cli):
+    base = json.loads(cli("run", TUTORIAL, "-n", "5e4", "--seed", "2", "--format", "json").stdout)
+    faster = json.loads(
+        cli(
+            "run",
+            TUTORIAL,
+            "-n",
+            "5e4",
+            "--seed",
+            "2",
+            "--format",
+            "json",
+            "--set",
+            "talks_mean=10",
+        ).stdout
+    )
+    assert faster["stages"]["standoff"]["p_reached"] > base["stages"]["standoff"]["p_reached"]
+
+
+def test_run_folder_holds_every_file(cli, tmp_path):
+    out = tmp_path / "run"
+    result = cli("run", TUTORIAL, "-n", "2e4", "--seed", "4", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} == RUN_FILES
+    summary = json.loads((out / "summary.json").read_text())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seed"] == 4 and manifest["trajectories"] == 20_000
+    assert manifest["scenario_sha256"] == escalate.load(TUTORIAL).sha256
+    assert manifest["parameters"]["talks_mean"] == 60
+    assert {"numpy", "numba", "escalate"} <= set(manifest["versions"])
+    curves = pd.read_parquet(out / "curves.parquet")
+    assert list(curves.columns) == ["t", "stage", "curve", "value"]
+    assert len(curves) == 2 * 5 * 366
+    stages = pd.read_csv(out / "stages.csv", index_col="stage")
+    assert stages.loc["war", "p_reached"] == pytest.approx(summary["stages"]["war"]["p_reached"])
+    assert len(pd.read_csv(out / "paths.csv")) == len(summary["paths"])
+
+
+def test_existing_folder_needs_force(cli, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    refused = cli("run", TUTORIAL, "-n", "1e4", "--out", out)
+    assert refused.exit_code == 2 and "--force" in refused.stderr
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    replaced = cli("run", TUTORIAL, "-n", "1e4", "--out", out, "--force")
+    assert replaced.exit_code == 0
+    assert {p.name for p in out.iterdir()} == RUN_FILES
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_failure_while_writing_leaves_no_folder(cli, tmp_path, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plots, "save_run_figures", interrupted)
+    result = cli("run", TUTORIAL, "-n", "1e4", "--out", tmp_path / "run")
+    assert result.exit_code == 130
+    assert "nothing was written" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_mid_run_leaves_nothing(tmp_path):
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "escalate", "run", str(TUTORIAL), "-n", "1e10", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4)  # past start-up and (cached) compilation, well inside the run
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_precision_stops_when_the_interval_is_narrow_enough(cli):
+    args = ("run", TUTORIAL, "-n", "1e7", "--seed", "9", "--format", "json")
+    args += ("--precision", "0.004", "--metric", "p_reached:war")
+    one = cli(*args, "--threads", "1")
+    two = cli(*args, "--threads", "2")
+    assert one.exit_code == 0, one.output
+    assert one.stdout == two.stdout
+    war = json.loads(one.stdout)["stages"]["war"]
+    n = json.loads(one.stdout)["trajectories"]
+    assert n < 10_000_000
+    lo, hi = war["p_reached_ci"]
+    assert (hi - lo) / 2 <= 0.004 * 1.001
+
+
+@pytest.mark.parametrize(
+    ("metric", "message"),
+    [
+        ("p_reached:peace", "unknown stage 'peace'"),
+        ("p_fired:war", "unknown trigger 'war'"),
+        ("time_to_reach:war", "takes :p10"),
+        ("reach:war", "expected p_reached"),
+    ],
+)
+def test_bad_metric(cli, metric, message):
+    result = cli("run", TUTORIAL, "-n", "1e4", "--precision", "0.01", "--metric", metric)
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_python_api_returns_a_result():
+    result = escalate.simulate(TUTORIAL, n=10_000, seed=1)
+    frame = result.summary()
+    assert list(frame.index) == ["talks", "standoff", "clash", "war", "accord"]
+    assert frame.loc["talks", "p_reached"] > 0.99
+    assert result.metric("p_reached:war@365")[0] == pytest.approx(result.stages["war"].p_reached)
+    fig = result.plot_reached()
+    assert fig.axes[0].get_xlabel() == "time (days)"
+    assert len(fig.axes[0].get_lines()) == len(result.stages)
+    plt.close(fig)
