@@ -203,7 +203,8 @@ def test_fixed_delay_competing_with_exponential():
     r, d = 0.02, 30.0
     result = run(
         chain(
-            "  - {from: a, to: b, after: {dist: fixed, value: 30}}\n  - {from: a, to: c, rate: 0.02}"
+            "  - {from: a, to: b, after: {dist: fixed, value: 30}}\n"
+            "  - {from: a, to: c, rate: 0.02}"
         )
     )
     assert_p(result, "c", 1 - math.exp(-r * d))
