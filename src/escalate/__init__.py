@@ -1,6 +1,6 @@
 """escalate: odds and timing of staged escalation scenarios written in YAML."""
 
-from escalate.api import simulate
+from escalate.api import simulate, solve
 from escalate.errors import EscalateError, Issue, ScenarioError
 from escalate.results import Result
 from escalate.scenario import Scenario, load, loads
@@ -14,5 +14,6 @@ __all__ = [
     "load",
     "loads",
     "simulate",
+    "solve",
 ]
 __version__ = "0.1.0"

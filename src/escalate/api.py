@@ -13,12 +13,13 @@ import numba
 import numpy as np
 
 from escalate.compile import compile_scenario
-from escalate.errors import EscalateError
+from escalate.errors import EscalateError, ScenarioError
+from escalate.exact import NotMemoryless, solve_chain
 from escalate.results import Z95, Result, parse_metric
 from escalate.scenario import Scenario, load
 from escalate.simulate import CHUNK_SIZE, run_trajectories
 
-__all__ = ["simulate"]
+__all__ = ["simulate", "solve"]
 
 
 def _scenario(scenario: Scenario | str | Path) -> Scenario:
@@ -118,3 +119,59 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:  # pragma: no cover
             versions[package] = "not installed"
     return versions
+
+
+def solve(
+    scenario: Scenario | str | Path,
+    *,
+    overrides: dict[str, float] | None = None,
+    horizon: float | None = None,
+) -> Result:
+    """Solve a memoryless scenario exactly (every timing exponential).
+
+    Parameters
+    ----------
+    scenario : Scenario or path
+    overrides : dict, optional
+        Parameter values replacing their point values.
+    horizon : float, optional
+        Replaces the scenario's horizon.
+
+    Returns
+    -------
+    Result
+        ``method="exact"``: standard errors 0, intervals of zero width, no paths.
+
+    Raises
+    ------
+    ScenarioError
+        Naming the first transition whose timing is not exponential.
+    EscalateError
+        If the reachable joint space of stages and triggers is too large.
+    """
+    model = _scenario(scenario)
+    compiled = compile_scenario(model, overrides, horizon=horizon)
+    began = time.perf_counter()
+    try:
+        solution = solve_chain(compiled)
+    except NotMemoryless as exc:
+        raise ScenarioError(
+            [model.issue(("transitions", exc.transition, "after", "dist"), str(exc))]
+        ) from None
+    wall = time.perf_counter() - began
+    labels = {name: model.label(name) for name in (*model.stages, *model.triggers)}
+    result = Result.from_exact(solution, compiled, labels=labels)
+    result.manifest = {
+        "scenario": model.scenario,
+        "scenario_file": str(model.file),
+        "scenario_sha256": model.sha256,
+        "resolved_scenario": model.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "parameters": compiled.values,
+        "overrides": dict(overrides or {}),
+        "horizon": compiled.horizon,
+        "method": "exact",
+        "states": solution.n_states,
+        "wall_time_s": wall,
+        "versions": _versions(),
+    }
+    return result

@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from escalate.api import simulate
+from escalate.api import simulate, solve
 from escalate.errors import EscalateError, ScenarioError
 from escalate.results import Result, check_output_folder
 from escalate.scenario import Scenario, load
@@ -261,6 +261,34 @@ def run(
         err.print(f"run folder written: {out}", markup=False)
 
 
+@main.command(name="solve")
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a parameter's point value (repeatable).",
+)
+@click.option("--horizon", type=float, help="Replace the scenario's horizon.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
+@_debug_option
+@_user_errors
+def solve_command(scenario, settings, horizon, output_format) -> None:
+    """Solve a memoryless scenario exactly (every timing exponential)."""
+    result = solve(load(scenario), overrides=_parse_set(settings), horizon=horizon)
+    if output_format == "json":
+        click.echo(result.to_json())
+    else:
+        _print_result(_stdout(), result)
+
+
 class _progress:
     """A rich progress bar on a terminal (for runs of several batches); silent in a pipe."""
 
@@ -294,10 +322,16 @@ def _print_result(out: Console, result: Result) -> None:
     m = result.manifest
     unit = result.time_unit
     rate = m.get("trajectories_per_s")
-    header = (
-        f"{result.scenario}: {result.trajectories:,} trajectories, seed {result.seed}, "
-        f"horizon {_num(result.horizon)} {unit}s"
-    )
+    if result.method == "exact":
+        header = (
+            f"{result.scenario}: exact solution over {m.get('states', '?')} joint states, "
+            f"horizon {_num(result.horizon)} {unit}s ({m.get('wall_time_s', 0):.3f} s)"
+        )
+    else:
+        header = (
+            f"{result.scenario}: {result.trajectories:,} trajectories, seed {result.seed}, "
+            f"horizon {_num(result.horizon)} {unit}s"
+        )
     if rate:
         header += f" ({m['wall_time_s']:.2f} s, {rate / 1e6:.2f} million/s)"
     out.print(header, markup=False, highlight=False)
@@ -318,7 +352,7 @@ def _print_result(out: Console, result: Result) -> None:
         ttr = s.time_to_reach
         table.add_row(
             result.labels.get(name, name),
-            f"{_pct(s.p_reached)} ± {100 * (hi - lo) / 2:.2f}",
+            _pct(s.p_reached) + (f" ± {100 * (hi - lo) / 2:.2f}" if hi > lo else ""),
             _pct(s.p_at_horizon),
             _num(s.time_in),
             _num(ttr["p10"]),
@@ -334,7 +368,8 @@ def _print_result(out: Console, result: Result) -> None:
         for name, t in result.triggers.items():
             lo, hi = t["p_fired_ci"]
             triggers.add_row(
-                result.labels.get(name, name), f"{_pct(t['p_fired'])} ± {100 * (hi - lo) / 2:.2f}"
+                result.labels.get(name, name),
+                _pct(t["p_fired"]) + (f" ± {100 * (hi - lo) / 2:.2f}" if hi > lo else ""),
             )
         out.print(triggers)
     if result.paths:

@@ -24,6 +24,7 @@ from scipy import stats
 from escalate import _kernels
 from escalate.compile import CompiledScenario
 from escalate.errors import EscalateError
+from escalate.exact import ExactSolution
 from escalate.simulate import Tally
 
 __all__ = ["Result", "parse_metric"]
@@ -133,7 +134,7 @@ class Result:
                 p_at_horizon_ci=h_ci,
                 time_in=mean_in,
                 time_in_se=math.sqrt(var_in / n),
-                time_to_reach=_time_to_reach(tally, i, quantum, width),
+                time_to_reach=_tally_time_to_reach(tally, i, quantum, width),
             )
         triggers = {}
         for k, name in enumerate(compiled.trigger_names):
@@ -153,6 +154,57 @@ class Result:
             triggers=triggers,
             curves=_curves(compiled, reached, occupancy),
             paths=_paths(tally, compiled),
+        )
+
+    @classmethod
+    def from_exact(
+        cls,
+        solution: ExactSolution,
+        compiled: CompiledScenario,
+        *,
+        labels: dict[str, str] | None = None,
+    ) -> Result:
+        """The exact figures, in the same shape (standard errors 0, no paths)."""
+        stages = {}
+        for i, name in enumerate(compiled.stage_names):
+            p = float(solution.reached[i, -1])
+            h = float(solution.occupancy[i, -1])
+            ttr: dict[str, Any] = dict(solution.time_to_reach[i])
+            ttr["mean_se"] = None if ttr["mean"] is None else 0.0
+            for q in QUANTILES:
+                key = f"p{round(q * 100)}"
+                ttr[f"{key}_ci"] = None if ttr[key] is None else [ttr[key], ttr[key]]
+            stages[name] = StageStats(
+                p_reached=p,
+                p_reached_se=0.0,
+                p_reached_ci=[p, p],
+                p_at_horizon=h,
+                p_at_horizon_se=0.0,
+                p_at_horizon_ci=[h, h],
+                time_in=float(solution.time_in[i]),
+                time_in_se=0.0,
+                time_to_reach=ttr,
+            )
+        triggers = {
+            name: {
+                "p_fired": float(solution.p_fired[k]),
+                "p_fired_se": 0.0,
+                "p_fired_ci": [float(solution.p_fired[k])] * 2,
+            }
+            for k, name in enumerate(compiled.trigger_names)
+        }
+        return cls(
+            scenario=compiled.name,
+            method="exact",
+            trajectories=None,
+            seed=None,
+            horizon=compiled.horizon,
+            time_unit=compiled.time_unit,
+            labels=labels or {},
+            stages=stages,
+            triggers=triggers,
+            curves=_curves(compiled, solution.reached, solution.occupancy),
+            paths=[],
         )
 
     # --- reading ---------------------------------------------------------------------------
@@ -183,8 +235,8 @@ class Result:
         return pd.DataFrame(rows).set_index("stage")
 
     def to_dict(self) -> dict[str, Any]:
-        """The machine-readable summary of DESIGN.md section 3."""
-        return {
+        """The machine-readable summary of DESIGN.md section 3 (exact: without paths)."""
+        summary = {
             "scenario": self.scenario,
             "method": self.method,
             "trajectories": self.trajectories,
@@ -201,6 +253,9 @@ class Result:
             },
             "paths": self.paths,
         }
+        if self.method == "exact":
+            del summary["paths"]
+        return summary
 
     def to_json(self, indent: int | None = 2) -> str:
         """The summary as JSON text (NaN never appears: missing figures are null)."""
@@ -306,7 +361,7 @@ def _replace(temporary: Path, target: Path, force: bool) -> None:
         os.replace(temporary, target)
 
 
-def _time_to_reach(tally: Tally, i: int, quantum: float, width: float) -> dict[str, Any]:
+def _tally_time_to_reach(tally: Tally, i: int, quantum: float, width: float) -> dict[str, Any]:
     reached = int(tally.reached[i])
     keys = ("mean", "mean_se", *(f"p{round(q * 100)}" for q in QUANTILES))
     if reached == 0:

@@ -75,6 +75,7 @@ def _validate(doc: Document) -> Scenario:
     except ValidationError as exc:
         raise ScenarioError([_translate(e, doc, allowed) for e in exc.errors()]) from None
     scenario._file = doc.file
+    scenario._document = doc
     issues = check(scenario, doc)
     if any(issue.severity == "error" for issue in issues):
         raise ScenarioError(issues)

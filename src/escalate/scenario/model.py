@@ -546,6 +546,7 @@ class Scenario(_Model):
     _file: str = PrivateAttr(default="<string>")
     _sha256: str = PrivateAttr(default="")
     _warnings: tuple = PrivateAttr(default=())
+    _document: Any = PrivateAttr(default=None)
 
     @property
     def file(self) -> str:
@@ -561,6 +562,14 @@ class Scenario(_Model):
     def warnings(self) -> tuple:
         """Located warnings found at load time (unreachable stages, unused parameters...)."""
         return self._warnings
+
+    def issue(self, path: tuple, message: str):
+        """A located :class:`~escalate.errors.Issue` about ``path`` in this scenario's file."""
+        from escalate.errors import Issue
+
+        if self._document is not None:
+            return self._document.issue(path, message)
+        return Issue(self.file, 0, 0, path, message)
 
     def label(self, name: str) -> str:
         """The display label of a stage or trigger."""

@@ -1,0 +1,283 @@
+"""The exact solution of a memoryless scenario: a continuous-time Markov chain on
+(stage, set of triggers on), built from the same compiled arrays as the kernel.
+
+Method. Only the part of the joint state space reachable from the start is built (breadth-first
+over transitions, onsets and ``at`` switches). The chain is time-homogeneous between ``at``
+times, where a deterministic jump switches triggers on. The distribution is stepped along the
+time grid with the Van Loan block exponential ``expm([[Q, I], [0, 0]] h)``, whose blocks are
+``expm(Q h)`` and ``integral_0^h expm(Q u) du``: one matrix exponential per distinct step length
+gives both the distribution on the grid and the exact expected time spent in each state, with no
+quadrature error. ``scipy.linalg.expm`` (dense Pade with scaling and squaring) is used up to
+``DENSE_STATES`` states; beyond, ``scipy.sparse.linalg.expm_multiply`` steps the augmented system
+without forming dense matrices. Reach curves come from the same chain with the target stage made
+absorbing; quantiles of the time to reach solve ``F(t) = q F(horizon)`` with ``brentq`` inside
+the bracketing grid step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import linalg, optimize, sparse
+from scipy.sparse.linalg import expm_multiply
+
+from escalate.compile import EXPONENTIAL, KIND_NAMES, CompiledScenario
+from escalate.errors import EscalateError
+
+__all__ = ["DENSE_STATES", "MAX_STATES", "ExactSolution", "NotMemoryless", "solve_chain"]
+
+MAX_STATES = 50_000
+DENSE_STATES = 1_500
+QUANTILES = (0.1, 0.5, 0.9)
+
+
+class NotMemoryless(EscalateError):
+    """The scenario has a non-exponential timing; ``transition`` is its index in the file."""
+
+    def __init__(self, transition: int, kind: str):
+        self.transition = transition
+        self.kind = kind
+        super().__init__(
+            f"a {kind} delay is not memoryless: solve needs exponential timings "
+            "(rate, mean, chance + within, after: exponential); use escalate run"
+        )
+
+
+@dataclass
+class ExactSolution:
+    """Exact figures on the compiled scenario's grid (arrays indexed by stage or trigger)."""
+
+    occupancy: np.ndarray  # (S, G)
+    reached: np.ndarray  # (S, G)
+    time_in: np.ndarray  # (S,)
+    p_fired: np.ndarray  # (K,)
+    time_to_reach: list[dict[str, float | None]]  # per stage: mean, p10, p50, p90
+    n_states: int
+
+
+class _Chain:
+    """The reachable joint chain: states (stage, mask), generator, jumps at ``at`` times."""
+
+    def __init__(self, c: CompiledScenario):
+        self.c = c
+        initial = self._initial_distribution()
+        at_times = sorted({float(t) for t in c.onset_at if 0.0 < t <= c.horizon})
+        self.at_bits = {
+            t: int(sum(1 << k for k in range(c.n_triggers) if c.onset_at[k] == t)) for t in at_times
+        }
+        index: dict[tuple[int, int], int] = {}
+        states: list[tuple[int, int]] = []
+        rows, cols, rates = [], [], []
+
+        def visit(state):
+            if state not in index:
+                if len(states) >= MAX_STATES:
+                    raise EscalateError(
+                        f"the joint space of stages and triggers on exceeds {MAX_STATES:,} "
+                        "reachable states; solve cannot handle it: use escalate run"
+                    )
+                index[state] = len(states)
+                states.append(state)
+            return index[state]
+
+        for state in initial:
+            visit(state)
+        i = 0
+        while i < len(states):
+            s, mask = states[i]
+            if not c.terminal[s]:
+                for j in range(c.out_start[s], c.out_start[s + 1]):
+                    rate = c.p1[j] * self.speed(j, mask)
+                    if rate > 0.0:
+                        rows.append(i)
+                        cols.append(visit((int(c.target[j]), mask)))
+                        rates.append(rate)
+                for k in range(c.n_triggers):
+                    if not (mask >> k) & 1 and c.onset_rate[k, s] > 0.0:
+                        rows.append(i)
+                        cols.append(visit((s, mask | (1 << k))))
+                        rates.append(c.onset_rate[k, s])
+                for bits in self.at_bits.values():
+                    visit((s, mask | bits))
+            i += 1
+        n = len(states)
+        self.states = states
+        self.index = index
+        self.n = n
+        q = sparse.coo_matrix((rates, (rows, cols)), shape=(n, n)).tocsr()
+        q = q - sparse.diags(np.asarray(q.sum(axis=1)).ravel())
+        self.q = q.tocsr()
+        self.p0 = np.zeros(n)
+        for state, p in initial.items():
+            self.p0[index[state]] += p
+        self.stage_of = np.array([s for s, _ in states], dtype=np.int64)
+        self.mask_of = np.array([m for _, m in states], dtype=np.int64)
+        self.jumps = {}
+        for t, bits in self.at_bits.items():
+            moved = np.array(
+                [index[(s, m | bits)] if not c.terminal[s] else index[(s, m)] for s, m in states],
+                dtype=np.int64,
+            )
+            self.jumps[t] = moved
+
+    def speed(self, j: int, mask: int) -> float:
+        c = self.c
+        if (int(c.requires[j]) & mask) != int(c.requires[j]):
+            return 0.0
+        factor = 1.0
+        for k in range(c.n_triggers):
+            if (mask >> k) & 1:
+                factor *= c.ratio[j, k]
+        return factor
+
+    def _initial_distribution(self) -> dict[tuple[int, int], float]:
+        c = self.c
+        masks = {0: 1.0}
+        for k in range(c.n_triggers):
+            p = 1.0 if c.onset_at[k] <= 0.0 else float(c.initial[k])
+            nxt: dict[int, float] = {}
+            for mask, q in masks.items():
+                if p > 0.0:
+                    nxt[mask | (1 << k)] = nxt.get(mask | (1 << k), 0.0) + q * p
+                if p < 1.0:
+                    nxt[mask] = nxt.get(mask, 0.0) + q * (1.0 - p)
+            masks = nxt
+        start = np.diff(np.concatenate([[0.0], c.start_cdf]))
+        return {
+            (s, mask): float(start[s]) * q
+            for s in range(c.n_stages)
+            if start[s] > 0
+            for mask, q in masks.items()
+        }
+
+
+class _Stepper:
+    """Advance a distribution by ``h`` and integrate it over the step (Van Loan)."""
+
+    def __init__(self, q: sparse.csr_matrix):
+        self.q = q
+        self.n = q.shape[0]
+        self.dense = self.n <= DENSE_STATES
+        self.cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        if not self.dense:
+            identity = sparse.identity(self.n, format="csr")
+            zero = sparse.csr_matrix((self.n, self.n))
+            self.augmented = sparse.bmat([[q.T, zero], [identity, zero]], format="csr")
+
+    def step(self, v: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
+        if h <= 0.0:
+            return v, np.zeros_like(v)
+        if not self.dense:
+            out = expm_multiply(self.augmented * h, np.concatenate([v, np.zeros(self.n)]))
+            return np.maximum(out[: self.n], 0.0), out[self.n :]
+        key = float(h)
+        if key not in self.cache:
+            n = self.n
+            block = np.zeros((2 * n, 2 * n))
+            block[:n, :n] = self.q.toarray() * h
+            block[:n, n:] = np.eye(n) * h
+            e = linalg.expm(block)
+            self.cache[key] = (e[:n, :n], e[:n, n:])
+        propagate, integrate = self.cache[key]
+        return np.maximum(v @ propagate, 0.0), v @ integrate
+
+
+def _advance(chain, stepper, v, t0, t1):
+    """Distribution at ``t1`` from ``v`` at ``t0``, applying ``at`` jumps in (t0, t1]."""
+    integral = np.zeros_like(v)
+    for tau in chain.jumps:
+        if t0 < tau <= t1:
+            v, part = stepper.step(v, tau - t0)
+            integral += part
+            v = np.bincount(chain.jumps[tau], weights=v, minlength=chain.n)
+            t0 = tau
+    v, part = stepper.step(v, t1 - t0)
+    return v, integral + part
+
+
+def solve_chain(c: CompiledScenario) -> ExactSolution:
+    """Solve a compiled memoryless scenario exactly on its time grid.
+
+    Raises
+    ------
+    NotMemoryless
+        If a transition timing is not exponential.
+    EscalateError
+        If the reachable joint space exceeds ``MAX_STATES``.
+    """
+    if not c.is_markov:
+        row = int(np.flatnonzero(c.kind != EXPONENTIAL)[0])
+        raise NotMemoryless(int(c.order[row]), KIND_NAMES[int(c.kind[row])])
+    chain = _Chain(c)
+    grid = c.grid
+    n_s, n_g = c.n_stages, len(grid)
+
+    stepper = _Stepper(chain.q)
+    occupancy = np.zeros((n_s, n_g))
+    occupancy[:, 0] = np.bincount(chain.stage_of, weights=chain.p0, minlength=n_s)
+    v, total = chain.p0.copy(), np.zeros(chain.n)
+    for g in range(1, n_g):
+        v, part = _advance(chain, stepper, v, grid[g - 1], grid[g])
+        total += part
+        occupancy[:, g] = np.bincount(chain.stage_of, weights=v, minlength=n_s)
+    time_in = np.bincount(chain.stage_of, weights=total, minlength=n_s)
+    p_fired = np.array(
+        [v[(chain.mask_of >> k) & 1 == 1].sum() for k in range(c.n_triggers)], dtype=float
+    )
+
+    reached = np.zeros((n_s, n_g))
+    time_to_reach = []
+    for s in range(n_s):
+        target = chain.stage_of == s
+        q = chain.q.tolil()
+        for i in np.flatnonzero(target):
+            q.rows[i], q.data[i] = [], []
+        absorbing = _Stepper(q.tocsr())
+        v, area = chain.p0.copy(), 0.0
+        reached[s, 0] = v[target].sum()
+        vectors = [v]
+        for g in range(1, n_g):
+            v, part = _advance(chain, absorbing, v, grid[g - 1], grid[g])
+            area += part[target].sum()
+            reached[s, g] = v[target].sum()
+            vectors.append(v)
+        time_to_reach.append(
+            _time_to_reach(chain, absorbing, target, grid, reached[s], vectors, area)
+        )
+    return ExactSolution(
+        occupancy=np.clip(occupancy, 0.0, 1.0),
+        reached=np.clip(reached, 0.0, 1.0),
+        time_in=time_in,
+        p_fired=np.clip(p_fired, 0.0, 1.0),
+        time_to_reach=time_to_reach,
+        n_states=chain.n,
+    )
+
+
+def _time_to_reach(chain, stepper, target, grid, curve, vectors, area):
+    final = curve[-1]
+    keys = ("mean", *(f"p{round(q * 100)}" for q in QUANTILES))
+    if final <= 0.0:
+        return dict.fromkeys(keys)
+    horizon = grid[-1]
+    # E[T | T <= H] = H - (integral_0^H F(t) dt) / F(H)
+    out: dict[str, float | None] = {"mean": float(max(horizon - area / final, 0.0))}
+    for q in QUANTILES:
+        goal = q * final
+        if curve[0] >= goal:
+            out[f"p{round(q * 100)}"] = 0.0
+            continue
+        g = int(np.searchsorted(curve, goal, side="left"))
+        t0, t1 = grid[g - 1], grid[g]
+
+        def gap(t, v0=vectors[g - 1], t0=t0, goal=goal):
+            return _advance(chain, stepper, v0, t0, t)[0][target].sum() - goal
+
+        if gap(t1) <= 0.0:
+            out[f"p{round(q * 100)}"] = float(t1)
+        else:
+            out[f"p{round(q * 100)}"] = float(
+                optimize.brentq(gap, t0, t1, xtol=1e-12 * max(1.0, t1), rtol=1e-14)
+            )
+    return out
