@@ -143,6 +143,11 @@ class _Chain:
                 if p < 1.0:
                     nxt[mask] = nxt.get(mask, 0.0) + q * (1.0 - p)
             masks = nxt
+            if len(masks) > MAX_STATES:
+                raise EscalateError(
+                    f"the triggers' initial states alone make more than {MAX_STATES:,} "
+                    "combinations; solve cannot handle it: use escalate run"
+                )
         start = np.diff(np.concatenate([[0.0], c.start_cdf]))
         return {
             (s, mask): float(start[s]) * q

@@ -1,0 +1,259 @@
+"""The exact solver against closed forms (to 1e-9), and the Monte Carlo engine against it.
+
+Textbook absorbing chains (gambler's ruin, the drunkard's walk of Grinstead and Snell), the
+closed forms of small scenarios, every shipped memoryless scenario, and random scenarios drawn
+by hypothesis, each run through both engines with a fixed seed and compared within 4 standard
+errors. Also: standard errors halve when n quadruples, and 95% Wilson intervals cover the exact
+value about 95% of the time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+import escalate
+from escalate.compile import compile_scenario
+from escalate.results import wilson
+from escalate.simulate import run_trajectories
+
+from .conftest import ROOT, SCENARIOS
+
+EXACT = 1e-9
+
+
+def walk(n_states: int, up: float, down: float, start: int, horizon: float) -> str:
+    """A birth-death chain on 0..n-1 with absorbing ends: rate `up` right, `down` left."""
+    stages = "".join(
+        f"  s{i}: {{terminal: true}}\n" if i in (0, n_states - 1) else f"  s{i}: {{}}\n"
+        for i in range(n_states)
+    )
+    moves = "".join(
+        f"  - {{from: s{i}, to: s{i + 1}, rate: {up}}}\n"
+        f"  - {{from: s{i}, to: s{i - 1}, rate: {down}}}\n"
+        for i in range(1, n_states - 1)
+    )
+    return (
+        f"scenario: walk\nhorizon: {horizon}\nstart: s{start}\nstages:\n{stages}"
+        f"transitions:\n{moves}"
+    )
+
+
+def test_gamblers_ruin():
+    p, q, goal, start = 0.4, 0.6, 10, 3
+    result = escalate.solve(escalate.loads(walk(goal + 1, p, q, start, horizon=3000)))
+    ratio = q / p
+    win = (1 - ratio**start) / (1 - ratio**goal)
+    assert result.stages["s10"].p_reached == pytest.approx(win, abs=EXACT)
+    assert result.stages["s0"].p_reached == pytest.approx(1 - win, abs=EXACT)
+    # expected duration of the game (unit rate per step): time spent in transient states
+    duration = start / (q - p) - goal / (q - p) * win
+    spent = sum(result.stages[f"s{i}"].time_in for i in range(1, goal))
+    assert spent == pytest.approx(duration, abs=1e-8)
+
+
+def test_drunkards_walk():
+    # Grinstead and Snell, Example 11.13: absorbing at 0 and 4, fundamental matrix N;
+    # each step takes an exponential time of mean 1, so time in a state = visits to it
+    fundamental = {1: (1.5, 1.0, 0.5), 2: (1.0, 2.0, 1.0), 3: (0.5, 1.0, 1.5)}
+    absorbed_at_4 = {1: 0.25, 2: 0.5, 3: 0.75}
+    for start in (1, 2, 3):
+        result = escalate.solve(escalate.loads(walk(5, 0.5, 0.5, start, horizon=400)))
+        assert result.stages["s4"].p_reached == pytest.approx(absorbed_at_4[start], abs=EXACT)
+        for j, expected in zip((1, 2, 3), fundamental[start], strict=True):
+            assert result.stages[f"s{j}"].time_in == pytest.approx(expected, abs=EXACT)
+
+
+ONE = """\
+scenario: one
+horizon: 100
+start: a
+stages:
+  a: {}
+  b: {terminal: true}
+transitions:
+  - {from: a, to: b, rate: 0.01}
+"""
+
+
+def test_one_transition_closed_forms():
+    r, h = 0.01, 100.0
+    result = escalate.solve(escalate.loads(ONE))
+    reach = 1 - math.exp(-r * h)
+    b = result.stages["b"]
+    assert b.p_reached == pytest.approx(reach, abs=EXACT)
+    assert result.stages["a"].time_in == pytest.approx(reach / r, abs=EXACT)
+    assert b.time_in == pytest.approx(h - reach / r, abs=EXACT)
+    for q in (0.1, 0.5, 0.9):
+        exact = -math.log(1 - q * reach) / r
+        assert b.time_to_reach[f"p{round(q * 100)}"] == pytest.approx(exact, abs=EXACT)
+    assert b.time_to_reach["mean"] == pytest.approx(1 / r - h * math.exp(-r * h) / reach, abs=1e-8)
+    curve = result.curves[(result.curves.stage == "b") & (result.curves.curve == "reached")]
+    assert np.allclose(curve.value, 1 - np.exp(-r * curve.t.to_numpy()), atol=EXACT, rtol=0)
+
+
+def test_triggers_closed_forms():
+    r, k, lam, t0, h = 0.01, 4.0, 0.02, 40.0, 100.0
+    text = ONE.replace("rate: 0.01}", "rate: 0.01, when: {t: 4, u: 2}, requires: [v]}")
+    text = text.replace(
+        "transitions:",
+        "triggers:\n  t: {onset: {a: {rate: 0.02}}}\n  u: {onset: {at: 40}}\n"
+        "  v: {initial: 0.6}\ntransitions:",
+    )
+    result = escalate.solve(escalate.loads(text))
+
+    def survival(rate_before, rate_after, until):
+        # hazard before/after an exponential(lam) switch, over [0, until]
+        d = rate_before + lam - rate_after
+        return (
+            math.exp(-(rate_before + lam) * until)
+            + lam * math.exp(-rate_after * until) * (1 - math.exp(-d * until)) / d
+        )
+
+    # P(stay in a): v must be on (p = 0.6); hazard r, k r after t's onset, doubled after t0
+    def stay(until):
+        if until <= t0:
+            return survival(r, k * r, until)
+        # split at t0: joint law of (still in a, t on) at t0, then hazards doubled
+        still_off = math.exp(-(r + lam) * t0)
+        still_on = survival(r, k * r, t0) - still_off
+        after_off = survival(2 * r, 2 * k * r, until - t0)
+        after_on = math.exp(-2 * k * r * (until - t0))
+        return still_off * after_off + still_on * after_on
+
+    assert result.stages["b"].p_reached == pytest.approx(0.6 * (1 - stay(h)), abs=EXACT)
+    assert result.triggers["v"]["p_fired"] == pytest.approx(0.6, abs=EXACT)
+    assert result.triggers["u"]["p_fired"] == pytest.approx(0.4 + 0.6 * stay(t0), abs=EXACT)
+
+
+def test_solve_json_has_the_summary_keys_without_paths(cli):
+    result = cli("solve", ROOT / "scenarios" / "venezuela.yaml", "--format", "json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["method"] == "exact" and "paths" not in summary
+    assert summary["trajectories"] is None and summary["seed"] is None
+    war = summary["stages"]["full_scale_war"]
+    assert war["p_reached_se"] == 0.0 and war["p_reached_ci"] == [war["p_reached"]] * 2
+
+
+def test_solve_refuses_a_non_exponential_timing_by_its_line(cli):
+    result = cli("solve", ROOT / "scenarios" / "tutorial.yaml")
+    assert result.exit_code == 2
+    assert "tutorial.yaml:78:" in result.stderr
+    assert "transitions[3].after.dist: a gamma delay is not memoryless" in result.stderr
+
+
+def test_solve_refuses_a_joint_space_too_large(cli, scenario_file):
+    triggers = "".join(f"  t{k}: {{initial: 0.5}}\n" for k in range(20))
+    when = ", ".join(f"t{k}: 2" for k in range(20))
+    text = ONE.replace("transitions:", f"triggers:\n{triggers}transitions:").replace(
+        "rate: 0.01}", f"rate: 0.01, when: {{{when}}}}}"
+    )
+    result = cli("solve", scenario_file(text))
+    assert result.exit_code == 2
+    assert "solve cannot handle it" in result.stderr
+
+
+def assert_agree(exact, mc, n):
+    """Every probability within 4 standard errors (computed from the exact value)."""
+    worst = 0.0
+    for name, e in exact.stages.items():
+        m = mc.stages[name]
+        for what in ("p_reached", "p_at_horizon"):
+            p, p_hat = getattr(e, what), getattr(m, what)
+            se = math.sqrt(p * (1 - p) / n)
+            assert abs(p_hat - p) <= 4 * se + 1 / n, (name, what, p_hat, p, se)
+            worst = max(worst, abs(p_hat - p) / se if se else 0.0)
+    for name, e in exact.triggers.items():
+        p, p_hat = e["p_fired"], mc.triggers[name]["p_fired"]
+        se = math.sqrt(p * (1 - p) / n)
+        assert abs(p_hat - p) <= 4 * se + 1 / n, (name, p_hat, p, se)
+        worst = max(worst, abs(p_hat - p) / se if se else 0.0)
+    return worst
+
+
+MEMORYLESS = [
+    path for path in SCENARIOS if escalate.compile.compile_scenario(escalate.load(path)).is_markov
+]
+
+
+@pytest.mark.parametrize("path", MEMORYLESS, ids=lambda p: p.name)
+def test_monte_carlo_agrees_with_exact_on_shipped_scenarios(path):
+    scenario = escalate.load(path)
+    n = 400_000
+    assert_agree(escalate.solve(scenario), escalate.simulate(scenario, n, seed=2024), n)
+
+
+@st.composite
+def random_scenarios(draw):
+    n_stages = draw(st.integers(2, 5))
+    terminal = draw(st.lists(st.booleans(), min_size=n_stages, max_size=n_stages))
+    terminal[0] = False
+    stages = "".join(f"  s{i}: {{terminal: {str(t).lower()}}}\n" for i, t in enumerate(terminal))
+    n_triggers = draw(st.integers(0, 2))
+    triggers = ""
+    for k in range(n_triggers):
+        initial = draw(st.sampled_from([0, 0.3, 1]))
+        onset = draw(
+            st.sampled_from(
+                ["", "onset: {rate: 0.02}", "onset: {s0: {mean: 30}}", "onset: {at: 25}"]
+            )
+        )
+        triggers += f"  t{k}: {{initial: {initial}{', ' if onset else ''}{onset}}}\n"
+    pairs = [(i, j) for i in range(n_stages) for j in range(n_stages) if i != j and not terminal[i]]
+    chosen = draw(st.lists(st.sampled_from(pairs), min_size=1, max_size=8, unique=True))
+    transitions = ""
+    for i, j in chosen:
+        rate = draw(st.sampled_from([0.005, 0.02, 0.05, 0.2]))
+        extra = ""
+        if n_triggers:
+            k = draw(st.integers(0, n_triggers - 1))
+            how = draw(st.sampled_from(["", "when", "requires"]))
+            if how == "when":
+                extra = f", when: {{t{k}: {draw(st.sampled_from([0, 0.5, 3]))}}}"
+            elif how == "requires":
+                extra = f", requires: [t{k}]"
+        transitions += f"  - {{from: s{i}, to: s{j}, rate: {rate}{extra}}}\n"
+    text = f"scenario: random\nhorizon: 60\nstart: s0\nstages:\n{stages}"
+    if triggers:
+        text += f"triggers:\n{triggers}"
+    return text + f"transitions:\n{transitions}"
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(random_scenarios())
+def test_monte_carlo_agrees_with_exact_on_random_scenarios(text):
+    scenario = escalate.loads(text)
+    n = 20_000
+    assert_agree(escalate.solve(scenario), escalate.simulate(scenario, n, seed=99), n)
+
+
+def test_standard_error_halves_when_n_quadruples():
+    scenario = escalate.loads(ONE)
+    small = escalate.simulate(scenario, 50_000, seed=1).stages["b"].p_reached_se
+    large = escalate.simulate(scenario, 200_000, seed=1).stages["b"].p_reached_se
+    assert 1.9 < small / large < 2.1
+
+
+def test_wilson_intervals_cover_the_exact_value_about_95_percent():
+    compiled = compile_scenario(escalate.loads(ONE))
+    exact = 1 - math.exp(-1.0)
+    runs, n = 200, 400
+    covered = 0
+    for seed in range(runs):
+        tally = run_trajectories(compiled, n, seed=10_000 + seed)
+        lo, hi = wilson(int(tally.reached[1]), n)
+        covered += lo <= exact <= hi
+    # coverage consistent with 95% (two-sided binomial test at the 0.1% level)
+    assert stats.binomtest(covered, runs, 0.95).pvalue > 0.001, covered
