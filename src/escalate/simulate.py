@@ -24,6 +24,7 @@ __all__ = ["BATCH_CHUNKS", "CHUNK_SIZE", "Tally", "chunk_state", "run_trajectori
 
 CHUNK_SIZE = 16_384
 BATCH_CHUNKS = 32
+PATHS_KEPT = 10_000  # distinct paths kept across batches (the rest count as other paths)
 
 
 @dataclass
@@ -145,6 +146,13 @@ class _Batch:
                     tally.paths[key] = [int(self.path_counts[b, slot]), length, stages.tolist()]
                 else:
                     entry[0] += int(self.path_counts[b, slot])
+        if len(tally.paths) > 2 * PATHS_KEPT:
+            # Keep memory flat on cyclic scenarios, whose distinct paths grow with n: drop the
+            # rarest. Batches are fixed, so what is dropped does not depend on threads.
+            ranked = sorted(tally.paths.items(), key=lambda item: (-item[1][0], item[0]))
+            for key, entry in ranked[PATHS_KEPT:]:
+                tally.path_other += entry[0]
+                del tally.paths[key]
 
 
 def run_trajectories(
