@@ -26,6 +26,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from scipy import stats
 
+from escalate.errors import Issue
+
 __all__ = [
     "DELAY_DISTRIBUTIONS",
     "NAME_PATTERN",
@@ -563,10 +565,8 @@ class Scenario(_Model):
         """Located warnings found at load time (unreachable stages, unused parameters...)."""
         return self._warnings
 
-    def issue(self, path: tuple, message: str):
+    def issue(self, path: tuple, message: str) -> Issue:
         """A located :class:`~escalate.errors.Issue` about ``path`` in this scenario's file."""
-        from escalate.errors import Issue
-
         if self._document is not None:
             return self._document.issue(path, message)
         return Issue(self.file, 0, 0, path, message)
