@@ -25,10 +25,19 @@ from scipy.sparse.linalg import expm_multiply
 from escalate.compile import EXPONENTIAL, KIND_NAMES, CompiledScenario
 from escalate.errors import EscalateError
 
-__all__ = ["DENSE_STATES", "MAX_STATES", "ExactSolution", "NotMemoryless", "solve_chain"]
+__all__ = [
+    "DENSE_STATES",
+    "MAX_STATES",
+    "ExactSolution",
+    "HorizonFigures",
+    "NotMemoryless",
+    "solve_at_horizon",
+    "solve_chain",
+]
 
 MAX_STATES = 50_000
-DENSE_STATES = 1_500
+DENSE_STATES = 1_500  # grid stepping: one dense block exponential reused at every step
+DENSE_SINGLE_STEP = 128  # one long step: dense below this many states, expm_multiply above
 QUANTILES = (0.1, 0.5, 0.9)
 
 
@@ -160,10 +169,12 @@ class _Chain:
 class _Stepper:
     """Advance a distribution by ``h`` and integrate it over the step (Van Loan)."""
 
-    def __init__(self, q: sparse.csr_matrix):
+    def __init__(self, q: sparse.csr_matrix, *, dense: bool | None = None):
         self.q = q
         self.n = q.shape[0]
-        self.dense = self.n <= DENSE_STATES
+        # Dense block exponentials pay off when one step length is reused along a grid;
+        # a single long step is cheaper as expm_multiply on one vector.
+        self.dense = self.n <= DENSE_STATES if dense is None else dense
         self.cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         if not self.dense:
             identity = sparse.identity(self.n, format="csr")
@@ -201,6 +212,60 @@ def _advance(chain, stepper, v, t0, t1):
     return v, integral + part
 
 
+@dataclass
+class HorizonFigures:
+    """Exact figures at the horizon only (no curves, no quantiles): fast enough for thousands
+    of parameter sets."""
+
+    p_reached: np.ndarray  # (S,)
+    p_at_horizon: np.ndarray  # (S,)
+    time_in: np.ndarray  # (S,)
+    mean_time_to_reach: np.ndarray  # (S,) E[T | T <= horizon], nan where never reached
+    p_fired: np.ndarray  # (K,)
+
+
+def _memoryless(c: CompiledScenario) -> None:
+    if not c.is_markov:
+        row = int(np.flatnonzero(c.kind != EXPONENTIAL)[0])
+        raise NotMemoryless(int(c.order[row]), KIND_NAMES[int(c.kind[row])])
+
+
+def _absorbing(chain: _Chain, target: np.ndarray) -> sparse.csr_matrix:
+    q = chain.q.tolil()
+    for i in np.flatnonzero(target):
+        q.rows[i], q.data[i] = [], []
+    return q.tocsr()
+
+
+def solve_at_horizon(c: CompiledScenario) -> HorizonFigures:
+    """Exact probabilities, times in stage and mean times to reach at the horizon only.
+
+    One block exponential per chain and ``at`` segment instead of one per grid step.
+    """
+    _memoryless(c)
+    chain = _Chain(c)
+    n_s, horizon = c.n_stages, c.horizon
+    v, total = _advance(
+        chain, _Stepper(chain.q, dense=chain.n <= DENSE_SINGLE_STEP), chain.p0, 0.0, horizon
+    )
+    p_at_horizon = np.bincount(chain.stage_of, weights=v, minlength=n_s)
+    time_in = np.bincount(chain.stage_of, weights=total, minlength=n_s)
+    p_fired = np.array(
+        [v[(chain.mask_of >> k) & 1 == 1].sum() for k in range(c.n_triggers)], dtype=float
+    )
+    p_reached, mean = np.zeros(n_s), np.full(n_s, np.nan)
+    for s in range(n_s):
+        target = chain.stage_of == s
+        stepper = _Stepper(_absorbing(chain, target), dense=chain.n <= DENSE_SINGLE_STEP)
+        v, area = _advance(chain, stepper, chain.p0, 0.0, horizon)
+        p_reached[s] = v[target].sum()
+        if p_reached[s] > 0:
+            mean[s] = max(horizon - area[target].sum() / p_reached[s], 0.0)
+    return HorizonFigures(
+        np.clip(p_reached, 0, 1), np.clip(p_at_horizon, 0, 1), time_in, mean, np.clip(p_fired, 0, 1)
+    )
+
+
 def solve_chain(c: CompiledScenario) -> ExactSolution:
     """Solve a compiled memoryless scenario exactly on its time grid.
 
@@ -211,9 +276,7 @@ def solve_chain(c: CompiledScenario) -> ExactSolution:
     EscalateError
         If the reachable joint space exceeds ``MAX_STATES``.
     """
-    if not c.is_markov:
-        row = int(np.flatnonzero(c.kind != EXPONENTIAL)[0])
-        raise NotMemoryless(int(c.order[row]), KIND_NAMES[int(c.kind[row])])
+    _memoryless(c)
     chain = _Chain(c)
     grid = c.grid
     n_s, n_g = c.n_stages, len(grid)
@@ -235,10 +298,7 @@ def solve_chain(c: CompiledScenario) -> ExactSolution:
     time_to_reach = []
     for s in range(n_s):
         target = chain.stage_of == s
-        q = chain.q.tolil()
-        for i in np.flatnonzero(target):
-            q.rows[i], q.data[i] = [], []
-        absorbing = _Stepper(q.tocsr())
+        absorbing = _Stepper(_absorbing(chain, target))
         v, area = chain.p0.copy(), 0.0
         reached[s, 0] = v[target].sum()
         vectors = [v]
