@@ -19,10 +19,13 @@ from rich.table import Table
 
 from escalate.api import simulate, solve
 from escalate.errors import EscalateError, ScenarioError
-from escalate.results import Result, check_output_folder
+from escalate.results import Result, check_output_folder, write_folder
 from escalate.scenario import Scenario, load
 from escalate.scenario.model import OnsetAt, OnsetTiming
 from escalate.scenario.resolve import ResolvedScenario, resolve
+from escalate.sensitivity import METHODS, sensitivity
+from escalate.sweep import parse_vary, sweep
+from escalate.uncertainty import WorldsResult, run_worlds
 
 USAGE_ERROR = 2
 
@@ -212,6 +215,12 @@ class _Count(click.ParamType):
 )
 @click.option("--metric", metavar="M", help="e.g. p_reached:full_scale_war (with --precision).")
 @click.option(
+    "--worlds",
+    type=click.IntRange(min=2),
+    metavar="W",
+    help="Draw W parameter sets from the uncertain ranges; -n trajectories in each.",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     help="Write a run folder (summary, tables, curves, paths, manifest, figures).",
@@ -227,7 +236,18 @@ class _Count(click.ParamType):
 @_debug_option
 @_user_errors
 def run(
-    scenario, n, seed, settings, horizon, threads, precision, metric, out, force, output_format
+    scenario,
+    n,
+    seed,
+    settings,
+    horizon,
+    threads,
+    precision,
+    metric,
+    worlds,
+    out,
+    force,
+    output_format,
 ) -> None:
     """Simulate trajectories of a scenario and report the odds and timing of every stage."""
     model = load(scenario)
@@ -235,6 +255,24 @@ def run(
     if out is not None:
         check_output_folder(out, force=force)
     err = _stderr()
+    if worlds is not None:
+        if precision is not None or out is not None:
+            raise EscalateError("--worlds does not combine with --precision or --out yet")
+        seed = _seed(seed)
+        with _progress(err, worlds, unit="worlds") as advance:
+            result = run_worlds(
+                model,
+                worlds,
+                seed=seed,
+                n=n,
+                engine="monte-carlo",
+                overrides=overrides,
+                horizon=horizon,
+                threads=threads,
+                progress=advance,
+            )
+        _print_worlds(result, output_format)
+        return
     try:
         with _progress(err, n) as advance:
             result = simulate(
@@ -272,6 +310,13 @@ def run(
 )
 @click.option("--horizon", type=float, help="Replace the scenario's horizon.")
 @click.option(
+    "--worlds",
+    type=click.IntRange(min=2),
+    metavar="W",
+    help="Solve W parameter sets drawn from the uncertain ranges.",
+)
+@click.option("--seed", type=click.IntRange(min=0), help="Fixes the worlds (default: random).")
+@click.option(
     "--format",
     "output_format",
     type=click.Choice(["table", "json"]),
@@ -280,27 +325,72 @@ def run(
 )
 @_debug_option
 @_user_errors
-def solve_command(scenario, settings, horizon, output_format) -> None:
+def solve_command(scenario, settings, horizon, worlds, seed, output_format) -> None:
     """Solve a memoryless scenario exactly (every timing exponential)."""
-    result = solve(load(scenario), overrides=_parse_set(settings), horizon=horizon)
+    model = load(scenario)
+    if worlds is not None:
+        with _progress(_stderr(), worlds, unit="worlds") as advance:
+            result = run_worlds(
+                model,
+                worlds,
+                seed=_seed(seed),
+                engine="exact",
+                overrides=_parse_set(settings),
+                horizon=horizon,
+                progress=advance,
+            )
+        _print_worlds(result, output_format)
+        return
+    result = solve(model, overrides=_parse_set(settings), horizon=horizon)
     if output_format == "json":
         click.echo(result.to_json())
     else:
         _print_result(_stdout(), result)
 
 
-class _progress:
-    """A rich progress bar on a terminal (for runs of several batches); silent in a pipe."""
+def _seed(seed: int | None) -> int:
+    import numpy as np
 
-    def __init__(self, console: Console, total: int):
+    return int(np.random.SeedSequence().entropy % 2**63) if seed is None else seed
+
+
+def _print_worlds(result: WorldsResult, output_format: str) -> None:
+    if output_format == "json":
+        click.echo(result.to_json())
+        return
+    out = _stdout()
+    if result.pooled_result is not None:
+        _print_result(out, result.pooled_result)
+    n = result.trajectories_per_world
+    how = f"{n:,} trajectories each" if n else "each solved exactly"
+    table = Table(
+        title=(
+            f"Across {result.worlds} worlds ({how}; {result.sampling} over "
+            f"{', '.join(result.parameters.columns)}; seed {result.seed})"
+        ),
+        title_justify="left",
+    )
+    for col in ("metric", "pooled", "mean", "5%", "50%", "95%"):
+        table.add_column(col, justify="left" if col == "metric" else "right", overflow="fold")
+    for metric, row in result.summary().iterrows():
+        if metric.startswith(("p_reached:", "p_fired:", "time_to_reach:")):
+            table.add_row(metric, *(_num(row[c]) for c in ("pooled", "mean", "p5", "p50", "p95")))
+    out.print(table)
+
+
+class _progress:
+    """A rich progress bar on a terminal (for long runs); silent in a pipe."""
+
+    def __init__(self, console: Console, total: int, unit: str = "trajectories"):
         from escalate.simulate import BATCH_CHUNKS, CHUNK_SIZE
 
         self.bar = None
-        if console.is_terminal and total > 2 * BATCH_CHUNKS * CHUNK_SIZE:
+        long = total > 2 * BATCH_CHUNKS * CHUNK_SIZE if unit == "trajectories" else total > 20
+        if console.is_terminal and long:
             from rich.progress import Progress
 
             self.bar = Progress(console=console, transient=True)
-            self.task = self.bar.add_task("trajectories", total=total)
+            self.task = self.bar.add_task(unit, total=total)
 
     def __enter__(self):
         if self.bar is None:
@@ -381,6 +471,197 @@ def _print_result(out: Console, result: Result) -> None:
         out.print(paths)
 
 
+@main.command(name="sweep")
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option(
+    "--vary",
+    "varies",
+    multiple=True,
+    required=True,
+    metavar="NAME=START:STOP:COUNT",
+    help="A parameter and its evenly spaced values (once or twice).",
+)
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    required=True,
+    metavar="M",
+    help="A metric to report (repeatable), e.g. p_reached:full_scale_war.",
+)
+@click.option(
+    "-n",
+    "--trajectories",
+    "n",
+    type=_Count(),
+    default="1e5",
+    show_default=True,
+    help="Trajectories per point, when the scenario needs simulation.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="One seed for every point (common random numbers).",
+)
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Fix another parameter's value (repeatable).",
+)
+@click.option("--threads", type=click.IntRange(min=1), help="Numba threads.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write sweep.csv, sweep.json and the figure into this folder.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
+@_debug_option
+@_user_errors
+def sweep_command(
+    scenario, varies, metrics, n, seed, settings, threads, out, force, output_format
+) -> None:
+    """Metrics over a grid of one or two parameters (exact where the scenario allows)."""
+    model = load(scenario)
+    vary = dict(parse_vary(v) for v in varies)
+    if out is not None:
+        check_output_folder(out, force=force)
+    total = math.prod(len(v) for v in vary.values())
+    with _progress(_stderr(), total, unit="points") as advance:
+        result = sweep(
+            model,
+            vary,
+            list(metrics),
+            n=n,
+            seed=seed,
+            overrides=_parse_set(settings),
+            threads=threads,
+            progress=advance,
+        )
+    if out is not None:
+
+        def write(folder: Path) -> None:
+            result.frame.to_csv(folder / "sweep.csv", index=False)
+            (folder / "sweep.json").write_text(result.to_json() + "\n", encoding="utf-8")
+            _save_figure(result.plot(), folder / "sweep")
+
+        write_folder(out, write, force=force)
+    if output_format == "json":
+        click.echo(result.to_json())
+        return
+    table = Table(title=f"Sweep ({result.engine})", title_justify="left")
+    for col in result.frame.columns:
+        table.add_column(col, justify="right", overflow="fold")
+    for row in result.frame.itertuples(index=False):
+        table.add_row(*(_num(float(v)) for v in row))
+    _stdout().print(table)
+
+
+@main.command(name="sensitivity")
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--method", type=click.Choice(list(METHODS)), default="sobol", show_default=True)
+@click.option(
+    "--metric",
+    metavar="M",
+    default=None,
+    help="The metric to explain (default: P(reached) of the last terminal stage).",
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=2),
+    default=256,
+    show_default=True,
+    help="Base sample size (Sobol: samples x (d + 2) points; Morris: x (d + 1)).",
+)
+@click.option(
+    "-n",
+    "--trajectories",
+    "n",
+    type=_Count(),
+    default="5e4",
+    show_default=True,
+    help="Trajectories per point, when the scenario needs simulation.",
+)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), help="Numba threads.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write sensitivity.csv, sensitivity.json and the figure into this folder.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
+@_debug_option
+@_user_errors
+def sensitivity_command(
+    scenario, method, metric, samples, n, seed, threads, out, force, output_format
+) -> None:
+    """Which uncertain parameters drive a metric: Sobol, Morris or a tornado (oat)."""
+    model = load(scenario)
+    if metric is None:
+        terminal = [name for name, stage in model.stages.items() if stage.terminal]
+        metric = f"p_reached:{(terminal or list(model.stages))[0]}"
+    if out is not None:
+        check_output_folder(out, force=force)
+    with _progress(_stderr(), 0, unit="points") as advance:
+        result = sensitivity(
+            model,
+            metric,
+            method=method,
+            samples=samples,
+            n=n,
+            seed=seed,
+            threads=threads,
+            progress=advance,
+        )
+    if out is not None:
+
+        def write(folder: Path) -> None:
+            result.frame.to_csv(folder / "sensitivity.csv")
+            (folder / "sensitivity.json").write_text(result.to_json() + "\n", encoding="utf-8")
+            _save_figure(result.plot(), folder / "sensitivity")
+
+        write_folder(out, write, force=force)
+    if output_format == "json":
+        click.echo(result.to_json())
+        return
+    table = Table(
+        title=f"Sensitivity of {result.metric} ({result.method}, {result.evaluations} "
+        f"evaluations, {result.engine}); most influential first",
+        title_justify="left",
+    )
+    table.add_column("parameter")
+    for col in result.frame.columns:
+        table.add_column(col, justify="right")
+    for name, row in result.frame.iterrows():
+        table.add_row(name, *(_num(float(v)) for v in row))
+    _stdout().print(table)
+
+
+def _save_figure(fig, stem: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    for suffix in ("png", "svg"):
+        fig.savefig(stem.with_suffix(f".{suffix}"), dpi=120 if suffix == "png" else None)
+    plt.close(fig)
+
+
 @main.command()
 @click.option(
     "--output",
@@ -406,7 +687,7 @@ def schema(output: Path | None) -> None:
 
 
 def _num(x: float | None, digits: int = 4) -> str:
-    if x is None:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
         return "—"
     if x == 0 or 1e-3 <= abs(x) < 1e6:
         return f"{x:.{digits}g}"

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from cycler import cycler
 
-__all__ = ["occupancy", "reached", "save_run_figures"]
+__all__ = ["occupancy", "reached", "save_run_figures", "sensitivity", "sweep"]
 
 _STYLE = cycler(color=plt.get_cmap("tab10").colors[:8]) + cycler(
     linestyle=["-", "--", "-.", ":", "-", "--", "-.", ":"]
@@ -87,3 +87,103 @@ def save_run_figures(result, folder: Path) -> list[Path]:
             written.append(path)
         plt.close(fig)
     return written
+
+
+def sweep(result, metric: str | None = None):
+    """A sweep: one line per metric with 95% bands (one parameter), or a heat map (two)."""
+    frame = result.frame
+    if len(result.parameters) == 1:
+        x = result.parameters[0]
+        fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+        ax.set_prop_cycle(_STYLE)
+        for m in [metric] if metric else result.metrics:
+            y, se = frame[m].to_numpy(), frame[f"{m}_se"].to_numpy()
+            (line,) = ax.plot(frame[x], y, marker="o", ms=3, label=m)
+            if np.any(se > 0):
+                ax.fill_between(
+                    frame[x], y - 1.96 * se, y + 1.96 * se, color=line.get_color(), alpha=0.2
+                )
+        ax.set_xlabel(x)
+        ax.set_ylabel(metric or ("value" if len(result.metrics) > 1 else result.metrics[0]))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+        ax.set_title(f"{result.scenario}: sweep of {x}")
+        return fig
+    x, y = result.parameters
+    m = metric or result.metrics[0]
+    table = frame.pivot(index=y, columns=x, values=m)
+    fig, ax = plt.subplots(figsize=(7, 5), layout="constrained")
+    mesh = ax.pcolormesh(
+        table.columns, table.index, table.to_numpy(), shading="nearest", cmap="viridis"
+    )
+    contours = ax.contour(
+        table.columns, table.index, table.to_numpy(), colors="white", linewidths=0.8
+    )
+    ax.clabel(contours, fontsize="small")
+    fig.colorbar(mesh, ax=ax, label=m)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(f"{result.scenario}: {m} over {x} and {y}")
+    return fig
+
+
+def sensitivity(result):
+    """Tornado (one-at-a-time) or sensitivity indices with their 95% intervals."""
+    frame = result.frame.iloc[::-1]  # most influential at the top
+    names = list(frame.index)
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.6), layout="constrained")
+    y = np.arange(len(names))
+    if result.method == "oat":
+        base = float(frame["base"].iloc[0])
+        low, high = frame["low"].to_numpy(), frame["high"].to_numpy()
+        ax.barh(y, low - base, left=base, color="#4c72b0", label="parameter at its 5% quantile")
+        ax.barh(
+            y,
+            high - base,
+            left=base,
+            color="#dd8452",
+            hatch="//",
+            label="parameter at its 95% quantile",
+        )
+        ax.axvline(base, color="black", lw=1)
+        ax.set_xlabel(f"{result.metric} (base {base:.4g})")
+        what = "one-at-a-time swing (tornado)"
+    elif result.method == "sobol":
+        ax.barh(
+            y - 0.2,
+            frame["ST"],
+            height=0.4,
+            xerr=frame["ST_conf"],
+            color="#4c72b0",
+            label="total index ST",
+            capsize=3,
+        )
+        ax.barh(
+            y + 0.2,
+            frame["S1"],
+            height=0.4,
+            xerr=frame["S1_conf"],
+            color="#dd8452",
+            hatch="//",
+            label="first-order index S1",
+            capsize=3,
+        )
+        ax.axvline(0, color="black", lw=1)
+        ax.set_xlabel("Sobol index (share of variance), with 95% intervals")
+        what = "Sobol indices"
+    else:
+        ax.barh(
+            y,
+            frame["mu_star"],
+            xerr=frame["mu_star_conf"],
+            color="#4c72b0",
+            label="mu* (mean absolute elementary effect)",
+            capsize=3,
+        )
+        ax.set_xlabel(f"mu* of {result.metric} per unit quantile, with 95% intervals")
+        what = "Morris elementary effects"
+    ax.set_yticks(y, names)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    ax.set_title(f"{result.scenario}: {what} for {result.metric}")
+    return fig

@@ -27,7 +27,7 @@ from escalate.errors import EscalateError
 from escalate.exact import ExactSolution
 from escalate.simulate import Tally
 
-__all__ = ["Result", "parse_metric"]
+__all__ = ["Result", "check_output_folder", "parse_metric", "write_folder"]
 
 Z95 = 1.959963984540054
 QUANTILES = (0.1, 0.5, 0.9)
@@ -297,28 +297,21 @@ class Result:
         The folder is written whole or not at all: files go to a temporary folder beside it,
         renamed into place at the end. An existing folder is replaced only with ``force``.
         """
-        target = Path(directory)
-        check_output_folder(target, force=force)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
-        temporary.mkdir()
-        try:
-            (temporary / "summary.json").write_text(self.to_json() + "\n", encoding="utf-8")
-            self.summary().to_csv(temporary / "stages.csv")
-            self.curves.to_parquet(temporary / "curves.parquet", index=False)
-            self.paths_frame().to_csv(temporary / "paths.csv", index=False)
-            (temporary / "manifest.json").write_text(
+
+        def write(folder: Path) -> None:
+            (folder / "summary.json").write_text(self.to_json() + "\n", encoding="utf-8")
+            self.summary().to_csv(folder / "stages.csv")
+            self.curves.to_parquet(folder / "curves.parquet", index=False)
+            self.paths_frame().to_csv(folder / "paths.csv", index=False)
+            (folder / "manifest.json").write_text(
                 json.dumps(self.manifest, indent=2, default=str) + "\n", encoding="utf-8"
             )
             if figures:
                 from escalate import plots  # plots come after results in the data flow
 
-                plots.save_run_figures(self, temporary)
-            _replace(temporary, target, force)
-        except BaseException:
-            shutil.rmtree(temporary, ignore_errors=True)
-            raise
-        return target
+                plots.save_run_figures(self, folder)
+
+        return write_folder(Path(directory), write, force=force)
 
     def plot_reached(self, stages=None):
         """Figure: P(stage reached by t) with 95% bands (see :mod:`escalate.plots`)."""
@@ -349,6 +342,26 @@ def check_output_folder(target: Path, *, force: bool) -> None:
         raise EscalateError(f"{target} already exists; use --force to replace it")
     if target.exists() and not target.is_dir():
         raise EscalateError(f"{target} exists and is not a folder")
+
+
+def write_folder(target: Path, write, *, force: bool = False) -> Path:
+    """Create the folder ``target`` whole or not at all.
+
+    ``write(folder)`` fills a temporary folder beside ``target``, which is then renamed into
+    place; on any error or interruption the temporary folder is removed. An existing
+    ``target`` is replaced only with ``force``.
+    """
+    check_output_folder(target, force=force)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
+    temporary.mkdir()
+    try:
+        write(temporary)
+        _replace(temporary, target, force)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return target
 
 
 def _replace(temporary: Path, target: Path, force: bool) -> None:

@@ -20,7 +20,14 @@ from escalate import _kernels
 from escalate.compile import CompiledScenario
 from escalate.errors import EscalateError
 
-__all__ = ["BATCH_CHUNKS", "CHUNK_SIZE", "Tally", "chunk_state", "run_trajectories"]
+__all__ = [
+    "BATCH_CHUNKS",
+    "CHUNK_SIZE",
+    "Tally",
+    "add_tally",
+    "chunk_state",
+    "run_trajectories",
+]
 
 CHUNK_SIZE = 16_384
 BATCH_CHUNKS = 32
@@ -65,6 +72,30 @@ class Tally:
             time_in_sq=np.zeros(s),
             fired=np.zeros(n_triggers, np.int64),
         )
+
+
+def add_tally(total: Tally, part: Tally) -> None:
+    """Add ``part`` into ``total`` (the same scenario structure and grid)."""
+    for name in (
+        "reached",
+        "reach_hist",
+        "quantile_hist",
+        "entry_sum",
+        "entry_sq",
+        "occupancy_diff",
+        "at_horizon",
+        "time_in",
+        "time_in_sq",
+        "fired",
+    ):
+        getattr(total, name).__iadd__(getattr(part, name))
+    total.n += part.n
+    total.path_other += part.path_other
+    for key, (count, length, stages) in part.paths.items():
+        if key in total.paths:
+            total.paths[key][0] += count
+        else:
+            total.paths[key] = [count, length, stages]
 
 
 def chunk_state(seed: int, chunk: int) -> np.ndarray:

@@ -1,0 +1,221 @@
+"""Sensitivity of a metric to the uncertain parameters: Sobol, Morris (SALib) and tornado.
+
+Designs are drawn on the unit cube and mapped through each parameter's inverse distribution
+function, so Sobol indices decompose the variance of the metric under the scenario's own
+``uncertain`` distributions (not under uniform ranges). Morris elementary effects are measured
+per unit of quantile. The one-at-a-time tornado moves each parameter from its 5% to its 95%
+quantile with the others at their point values. Metrics come from the exact solver when the
+scenario is memoryless, else from simulation with one seed for every design point (common
+random numbers).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from SALib.analyze import morris as morris_analyze
+from SALib.analyze import sobol as sobol_analyze
+from SALib.sample import morris as morris_sample
+from SALib.sample import sobol as sobol_sample
+
+from escalate._evaluate import check_metrics, evaluate
+from escalate.errors import EscalateError
+from escalate.scenario import Scenario
+from escalate.uncertainty import to_values, uncertain_parameters
+
+__all__ = ["METHODS", "SensitivityResult", "sensitivity"]
+
+METHODS = ("sobol", "morris", "oat")
+
+
+@dataclass
+class SensitivityResult:
+    """Indices per parameter (rows of ``frame``), ranked most influential first.
+
+    Columns: Sobol ``S1``, ``S1_conf``, ``ST``, ``ST_conf`` (95% half-widths); Morris ``mu``,
+    ``mu_star``, ``mu_star_conf``, ``sigma``; tornado ``low``, ``high`` (the metric at the 5%
+    and 95% quantiles), ``swing`` and ``base``.
+    """
+
+    scenario: str
+    method: str
+    metric: str
+    engine: str
+    evaluations: int
+    frame: pd.DataFrame
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.frame.copy()
+
+    def ranking(self) -> list[str]:
+        """Parameters from most to least influential."""
+        return list(self.frame.index)
+
+    def to_dict(self) -> dict[str, Any]:
+        def clean(x):
+            return None if isinstance(x, float) and not math.isfinite(x) else x
+
+        return {
+            "scenario": self.scenario,
+            "method": self.method,
+            "metric": self.metric,
+            "engine": self.engine,
+            "evaluations": self.evaluations,
+            "parameters": {
+                name: {k: clean(float(v)) for k, v in row.items()}
+                for name, row in self.frame.iterrows()
+            },
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def plot(self):
+        """Tornado (oat) or index bars with 95% intervals (sobol, morris)."""
+        from escalate import plots
+
+        return plots.sensitivity(self)
+
+
+def sensitivity(
+    model: Scenario,
+    metric: str,
+    *,
+    method: str = "sobol",
+    samples: int = 256,
+    n: int = 50_000,
+    seed: int = 0,
+    engine: str = "auto",
+    horizon: float | None = None,
+    threads: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SensitivityResult:
+    """How much each uncertain parameter drives ``metric``.
+
+    Parameters
+    ----------
+    model : Scenario
+    metric : str
+        A metric name such as ``p_reached:full_scale_war``.
+    method : {"sobol", "morris", "oat"}
+    samples : int
+        Base sample size: Sobol evaluates ``samples * (d + 2)`` points (a power of two is
+        best), Morris ``samples * (d + 1)``; ignored by oat (``2 d + 1`` points).
+    n, seed : int
+        Trajectories per point and the shared seed, when simulation is needed.
+
+    Returns
+    -------
+    SensitivityResult
+    """
+    if method not in METHODS:
+        raise EscalateError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    check_metrics(model, [metric])
+    names = uncertain_parameters(model)
+    if not names:
+        raise EscalateError(
+            f"{model.file}: no parameter has an `uncertain` distribution: nothing to analyse"
+        )
+    if samples < 2:
+        raise EscalateError(f"--samples must be at least 2, got {samples}")
+    problem = {"num_vars": len(names), "names": names, "bounds": [[0.0, 1.0]] * len(names)}
+    rng_seed = int(np.random.SeedSequence(seed, spawn_key=(2**30,)).generate_state(1)[0])
+
+    if method == "oat":
+        design = None
+    elif method == "sobol":
+        design = sobol_sample.sample(problem, samples, calc_second_order=False, seed=rng_seed)
+    else:
+        design = morris_sample.sample(problem, samples, num_levels=4, seed=rng_seed)
+
+    used = engine
+    if design is not None:
+        values = to_values(model, names, design)
+        ys = np.empty(len(values))
+        for i in range(len(values)):
+            evaluation = _evaluate(
+                model, values.iloc[i].to_dict(), metric, engine, n, seed, horizon, threads
+            )
+            ys[i] = evaluation[0]
+            used = evaluation[1]
+            if progress is not None:
+                progress(i + 1, len(values))
+        if not np.all(np.isfinite(ys)):
+            raise EscalateError(
+                f"{metric} is undefined at some design points (a stage never reached?)"
+            )
+        if method == "sobol":
+            indices = sobol_analyze.analyze(
+                problem, ys, calc_second_order=False, num_resamples=200, seed=rng_seed
+            )
+            frame = pd.DataFrame(
+                {k: indices[k] for k in ("S1", "S1_conf", "ST", "ST_conf")}, index=names
+            ).sort_values("ST", ascending=False)
+        else:
+            indices = morris_analyze.analyze(
+                problem, design, ys, num_resamples=200, num_levels=4, seed=rng_seed
+            )
+            frame = pd.DataFrame(
+                {
+                    k: np.asarray(indices[k], float)
+                    for k in ("mu", "mu_star", "mu_star_conf", "sigma")
+                },
+                index=names,
+            ).sort_values("mu_star", ascending=False)
+        evaluations = len(values)
+    else:
+        point = {name: model.parameters[name].value for name in names}
+        base, used = _evaluate(model, point, metric, engine, n, seed, horizon, threads)
+        rows = {}
+        done = 1
+        for i, name in enumerate(names):
+            ends = []
+            for q in (0.05, 0.95):
+                column = np.full((1, len(names)), 0.5)
+                column[0, i] = q
+                value = to_values(model, names, column).iloc[0][name]
+                ends.append(
+                    _evaluate(
+                        model,
+                        {**point, name: float(value)},
+                        metric,
+                        engine,
+                        n,
+                        seed,
+                        horizon,
+                        threads,
+                    )[0]
+                )
+                done += 1
+                if progress is not None:
+                    progress(done, 2 * len(names) + 1)
+            rows[name] = {
+                "low": ends[0],
+                "high": ends[1],
+                "swing": abs(ends[1] - ends[0]),
+                "base": base,
+            }
+        frame = pd.DataFrame(rows).T.sort_values("swing", ascending=False)
+        evaluations = 2 * len(names) + 1
+    frame.index.name = "parameter"
+    return SensitivityResult(
+        scenario=model.scenario,
+        method=method,
+        metric=metric,
+        engine=used,
+        evaluations=evaluations,
+        frame=frame,
+    )
+
+
+def _evaluate(model, values, metric, engine, n, seed, horizon, threads) -> tuple[float, str]:
+    evaluation = evaluate(
+        model, values, [metric], engine=engine, n=n, seed=seed, horizon=horizon, threads=threads
+    )
+    return evaluation.values[metric], evaluation.engine

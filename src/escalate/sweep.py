@@ -1,0 +1,168 @@
+"""Sweeps: metrics over a grid of one or two parameters.
+
+Every point is solved exactly when the scenario is memoryless; otherwise every point is
+simulated with the same seed (common random numbers), so differences between neighbouring
+points reflect the parameters, not the noise, and curves come out smooth.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from escalate._evaluate import check_metrics, evaluate
+from escalate.errors import EscalateError
+from escalate.scenario import Scenario
+from escalate.scenario._rules import suggest
+
+__all__ = ["SweepResult", "parse_vary", "sweep"]
+
+MAX_POINTS = 10_000
+
+
+def parse_vary(text: str) -> tuple[str, np.ndarray]:
+    """``NAME=START:STOP:COUNT`` -> (name, evenly spaced values, both ends included)."""
+    match = re.fullmatch(r"\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*([^:]+):([^:]+):(\d+)\s*", text)
+    if not match:
+        raise EscalateError(f"--vary {text!r}: expected NAME=START:STOP:COUNT, e.g. rate=0.1:1:10")
+    name, start, stop, count = match.groups()
+    try:
+        low, high = float(start), float(stop)
+    except ValueError:
+        raise EscalateError(f"--vary {text!r}: START and STOP must be numbers") from None
+    if int(count) < 2:
+        raise EscalateError(f"--vary {text!r}: COUNT must be at least 2")
+    return name, np.linspace(low, high, int(count))
+
+
+@dataclass
+class SweepResult:
+    """The metrics at every grid point: ``frame`` has one column per parameter, then each
+    metric and its standard error (``METRIC_se``, 0 when exact)."""
+
+    scenario: str
+    parameters: list[str]
+    metrics: list[str]
+    engine: str
+    seed: int | None
+    trajectories: int | None
+    frame: pd.DataFrame
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.frame.copy()
+
+    def to_dict(self) -> dict[str, Any]:
+        def clean(x):
+            return None if isinstance(x, float) and not math.isfinite(x) else x
+
+        return {
+            "scenario": self.scenario,
+            "method": self.engine,
+            "parameters": self.parameters,
+            "metrics": self.metrics,
+            "seed": self.seed,
+            "trajectories": self.trajectories,
+            "points": [
+                {k: clean(float(v)) for k, v in row.items()}
+                for row in self.frame.to_dict("records")
+            ],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def plot(self, metric: str | None = None):
+        """A line per metric (one parameter) or a heat map of one metric (two parameters)."""
+        from escalate import plots
+
+        return plots.sweep(self, metric)
+
+
+def sweep(
+    model: Scenario,
+    vary: dict[str, Any],
+    metrics: list[str],
+    *,
+    n: int = 100_000,
+    seed: int = 0,
+    engine: str = "auto",
+    overrides: dict[str, float] | None = None,
+    horizon: float | None = None,
+    threads: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SweepResult:
+    """Evaluate ``metrics`` on the grid of one or two parameters.
+
+    Parameters
+    ----------
+    model : Scenario
+    vary : dict
+        Parameter name -> values (one or two entries); the grid is their product.
+    metrics : list of str
+        Metric names (``p_reached:STAGE``, ``time_to_reach:STAGE:p50``...).
+    n, seed : int
+        Trajectories per point and the seed shared by all points (Monte Carlo only).
+    engine : {"auto", "exact", "monte-carlo"}
+        ``auto`` solves exactly where every timing is exponential.
+
+    Returns
+    -------
+    SweepResult
+    """
+    if not 1 <= len(vary) <= 2:
+        raise EscalateError("--vary takes one or two parameters")
+    for name in vary:
+        if name not in model.parameters:
+            raise EscalateError(
+                f"--vary {name}: unknown parameter {name!r}{suggest(name, model.parameters)}"
+            )
+    if not metrics:
+        raise EscalateError("give at least one --metric")
+    check_metrics(model, metrics)
+    names = list(vary)
+    grid = list(itertools.product(*(np.asarray(v, dtype=float) for v in vary.values())))
+    if len(grid) > MAX_POINTS:
+        raise EscalateError(f"the sweep has {len(grid):,} points; at most {MAX_POINTS:,}")
+    rows, used = [], None
+    for i, point in enumerate(grid):
+        values = dict(zip(names, point, strict=True))
+        try:
+            evaluation = evaluate(
+                model,
+                {**(overrides or {}), **values},
+                metrics,
+                engine=engine,
+                n=n,
+                seed=seed,
+                horizon=horizon,
+                threads=threads,
+            )
+        except EscalateError as exc:
+            where = ", ".join(f"{k}={v:g}" for k, v in values.items())
+            raise EscalateError(f"at {where}: {exc}") from None
+        used = evaluation.engine
+        row = dict(values)
+        for metric in metrics:
+            row[metric] = evaluation.values[metric]
+            row[f"{metric}_se"] = evaluation.errors[metric]
+        rows.append(row)
+        if progress is not None:
+            progress(i + 1, len(grid))
+    monte_carlo = used == "monte-carlo"
+    return SweepResult(
+        scenario=model.scenario,
+        parameters=names,
+        metrics=list(metrics),
+        engine=used or engine,
+        seed=seed if monte_carlo else None,
+        trajectories=n if monte_carlo else None,
+        frame=pd.DataFrame(rows),
+    )

@@ -1,0 +1,243 @@
+"""Parameter uncertainty: worlds (second-order Monte Carlo) drawn from `uncertain` distributions.
+
+Each world is one set of parameter values, drawn by Latin hypercube sampling
+(``scipy.stats.qmc.LatinHypercube``) on the unit cube and mapped through each parameter's
+inverse distribution function; parameters without ``uncertain`` keep their point value. Each
+world is then solved exactly (memoryless scenarios) or simulated with its own stream. The answer
+is every metric's pooled value (all worlds' trajectories together; for exact worlds, the mean
+over worlds) beside its mean and 5/50/95% quantiles across worlds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import qmc
+
+from escalate._evaluate import all_metrics, evaluate
+from escalate.errors import EscalateError
+from escalate.results import Result
+from escalate.scenario import Scenario
+from escalate.simulate import Tally, add_tally
+
+__all__ = ["WorldsResult", "draw_worlds", "run_worlds", "uncertain_parameters"]
+
+SAMPLINGS = ("lhs", "random")
+# keep draws off the distributions' edges, where a ppf can return a bound (beta at 0)
+_EDGE = 1e-12
+
+
+def uncertain_parameters(model: Scenario) -> list[str]:
+    """Names of the parameters with an ``uncertain`` distribution, in file order."""
+    return [name for name, p in model.parameters.items() if p.uncertain is not None]
+
+
+def to_values(model: Scenario, names: list[str], unit: np.ndarray) -> pd.DataFrame:
+    """Map points of the unit cube (rows) to parameter values through each inverse CDF."""
+    unit = np.clip(np.asarray(unit, dtype=float), _EDGE, 1 - _EDGE)
+    columns = {}
+    for i, name in enumerate(names):
+        dist = model.parameters[name].uncertain
+        columns[name] = dist.scipy(dist.numbers()).ppf(unit[:, i])
+    return pd.DataFrame(columns)
+
+
+def draw_worlds(model: Scenario, worlds: int, seed: int, *, sampling: str = "lhs") -> pd.DataFrame:
+    """Draw ``worlds`` parameter sets (one row each) from the uncertain distributions.
+
+    Parameters
+    ----------
+    model : Scenario
+    worlds : int
+    seed : int
+    sampling : {"lhs", "random"}
+        Latin hypercube (default: every parameter's range evenly covered) or plain random.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One column per uncertain parameter.
+    """
+    names = uncertain_parameters(model)
+    if not names:
+        raise EscalateError(
+            f"{model.file}: no parameter has an `uncertain` distribution: "
+            "nothing to draw worlds from"
+        )
+    if worlds < 2:
+        raise EscalateError(f"--worlds must be at least 2, got {worlds}")
+    if sampling not in SAMPLINGS:
+        raise EscalateError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2**31,)))
+    if sampling == "lhs":
+        unit = qmc.LatinHypercube(d=len(names), rng=rng).random(worlds)
+    else:
+        unit = rng.random((worlds, len(names)))
+    return to_values(model, names, unit)
+
+
+def world_seed(seed: int, world: int) -> int:
+    """The trajectory seed of one world (its own stream, fixed by the run's seed)."""
+    return int(np.random.SeedSequence([seed, world]).generate_state(1, np.uint64)[0] >> 1)
+
+
+@dataclass
+class WorldsResult:
+    """Metrics across worlds: one row per world in ``values``; ``summary()`` condenses them."""
+
+    scenario: str
+    method: str
+    seed: int
+    sampling: str
+    trajectories_per_world: int | None
+    parameters: pd.DataFrame
+    values: pd.DataFrame
+    pooled: dict[str, float]
+    pooled_result: Result | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def worlds(self) -> int:
+        return len(self.values)
+
+    def summary(self) -> pd.DataFrame:
+        """Per metric: the pooled value, and the mean and 5/50/95% quantiles across worlds."""
+        v = self.values
+        frame = pd.DataFrame(
+            {
+                "pooled": pd.Series(self.pooled),
+                "mean": v.mean(),
+                "p5": v.quantile(0.05),
+                "p50": v.quantile(0.5),
+                "p95": v.quantile(0.95),
+            }
+        )
+        frame.index.name = "metric"
+        return frame.loc[list(v.columns)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The pooled summary (Monte Carlo) with a ``worlds`` block of every metric."""
+
+        def clean(x):
+            return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
+
+        block = {
+            "count": self.worlds,
+            "sampling": self.sampling,
+            "seed": self.seed,
+            "trajectories_per_world": self.trajectories_per_world,
+            "parameters": list(self.parameters.columns),
+            "metrics": {
+                metric: {key: clean(float(value)) for key, value in row.items()}
+                for metric, row in self.summary().iterrows()
+            },
+        }
+        if self.pooled_result is not None:
+            summary = self.pooled_result.to_dict()
+        else:
+            summary = {"scenario": self.scenario, "method": self.method}
+        summary["worlds"] = block
+        return summary
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+
+def run_worlds(
+    model: Scenario,
+    worlds: int,
+    *,
+    seed: int,
+    n: int | None = None,
+    engine: str = "auto",
+    overrides: dict[str, float] | None = None,
+    horizon: float | None = None,
+    threads: int | None = None,
+    sampling: str = "lhs",
+    progress: Callable[[int, int], None] | None = None,
+) -> WorldsResult:
+    """Evaluate every metric in ``worlds`` parameter sets drawn from the uncertain ranges.
+
+    Parameters
+    ----------
+    model : Scenario
+    worlds : int
+        Number of parameter sets.
+    seed : int
+        Fixes the worlds and every trajectory.
+    n : int, optional
+        Trajectories per world (Monte Carlo). With ``engine="exact"`` (or ``"auto"`` on a
+        memoryless scenario and no ``n``) every world is solved exactly.
+    overrides : dict, optional
+        Parameters fixed at a value in every world (``--set``), replacing their draws.
+
+    Returns
+    -------
+    WorldsResult
+    """
+    overrides = dict(overrides or {})
+    drawn = draw_worlds(model, worlds, seed, sampling=sampling)
+    for name, value in overrides.items():
+        if name in drawn:
+            drawn[name] = value
+    metrics = all_metrics(model)
+    if engine == "auto" and n is not None:
+        engine = "monte-carlo"
+    rows, pooled_tally, compiled = [], None, None
+    for w in range(worlds):
+        world = {**overrides, **{k: float(v) for k, v in drawn.iloc[w].items()}}
+        try:
+            evaluation = evaluate(
+                model,
+                world,
+                metrics,
+                engine=engine,
+                n=n or 100_000,
+                seed=world_seed(seed, w),
+                horizon=horizon,
+                threads=threads,
+            )
+        except EscalateError as exc:
+            raise EscalateError(f"world {w} ({_describe(world)}): {exc}") from None
+        rows.append(evaluation.values)
+        if evaluation.tally is not None:
+            compiled = evaluation.compiled
+            if pooled_tally is None:
+                pooled_tally = Tally.empty(
+                    compiled.n_stages, compiled.n_triggers, len(compiled.grid)
+                )
+            add_tally(pooled_tally, evaluation.tally)
+        if progress is not None:
+            progress(w + 1, worlds)
+    values = pd.DataFrame(rows, columns=metrics)
+    method = "monte-carlo" if pooled_tally is not None else "exact"
+    if pooled_tally is not None:
+        labels = {name: model.label(name) for name in (*model.stages, *model.triggers)}
+        pooled_result = Result.from_tally(pooled_tally, compiled, seed=seed, labels=labels)
+        pooled = {m: pooled_result.metric(m)[0] for m in metrics}
+    else:
+        pooled_result = None
+        pooled = values.mean().to_dict()
+    return WorldsResult(
+        scenario=model.scenario,
+        method=method,
+        seed=seed,
+        sampling=sampling,
+        trajectories_per_world=n if method == "monte-carlo" else None,
+        parameters=drawn,
+        values=values,
+        pooled=pooled,
+        pooled_result=pooled_result,
+    )
+
+
+def _describe(world: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in list(world.items())[:4]) + (
+        ", ..." if len(world) > 4 else ""
+    )
