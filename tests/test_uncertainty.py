@@ -1,0 +1,230 @@
+"""Worlds, sweeps and sensitivity: known answers by construction, and agreement of engines."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from scipy import stats
+
+import escalate
+from escalate.uncertainty import draw_worlds, run_worlds
+
+# P(war) depends strongly on `dominant`, weakly on `minor`, and not at all on `irrelevant`,
+# which times a transition out of a stage nothing leads to.
+BY_CONSTRUCTION = """\
+scenario: by-construction
+horizon: 100
+start: a
+parameters:
+  dominant: {value: 0.01, uncertain: {dist: uniform, low: 0.001, high: 0.04}}
+  minor: {value: 0.01, uncertain: {dist: uniform, low: 0.009, high: 0.011}}
+  irrelevant: {value: 0.05, uncertain: {dist: gamma, mean: 0.05, sd: 0.02}}
+stages:
+  a: {}
+  war: {terminal: true}
+  peace: {terminal: true}
+  island: {}
+transitions:
+  - {from: a, to: war, rate: dominant}
+  - {from: a, to: peace, rate: minor}
+  - {from: island, to: peace, rate: irrelevant}
+"""
+
+
+@pytest.fixture(scope="module")
+def model():
+    return escalate.loads(BY_CONSTRUCTION)
+
+
+def test_sobol_ranks_the_dominant_parameter_first(model):
+    result = escalate.sensitivity(model, "p_reached:war", method="sobol", samples=512, seed=3)
+    assert result.engine == "exact"
+    assert result.ranking()[0] == "dominant"
+    frame = result.frame
+    assert frame.loc["dominant", "ST"] > 0.9
+    # the irrelevant parameter: its total index's 95% interval covers 0
+    st, conf = frame.loc["irrelevant", "ST"], frame.loc["irrelevant", "ST_conf"]
+    assert st - conf <= 0.0 <= st + conf
+    fig = result.plot()
+    assert fig.axes[0].get_xlabel().startswith("Sobol index")
+    plt.close(fig)
+
+
+def test_sobol_with_monte_carlo_keeps_the_ranking(model):
+    result = escalate.sensitivity(
+        model, "p_reached:war", method="sobol", samples=64, engine="monte-carlo", n=20_000
+    )
+    assert result.engine == "monte-carlo"
+    assert result.ranking()[0] == "dominant"
+    st, conf = result.frame.loc["irrelevant", "ST"], result.frame.loc["irrelevant", "ST_conf"]
+    assert st - conf <= 0.0 <= st + conf
+
+
+def test_tornado_ranks_the_dominant_parameter_first(model):
+    result = escalate.sensitivity(model, "p_reached:war", method="oat")
+    assert result.ranking()[0] == "dominant"
+    assert result.frame.loc["irrelevant", "swing"] == pytest.approx(0.0, abs=1e-12)
+    low = stats.uniform(0.001, 0.039).ppf(0.05)
+    r_other = 0.01
+    expected = low / (low + r_other) * (1 - math.exp(-(low + r_other) * 100))
+    assert result.frame.loc["dominant", "low"] == pytest.approx(expected, abs=1e-9)
+    fig = result.plot()
+    assert len(fig.axes[0].patches) == 2 * 3
+    plt.close(fig)
+
+
+def test_morris_ranks_the_dominant_parameter_first(model):
+    result = escalate.sensitivity(model, "p_reached:war", method="morris", samples=40, seed=1)
+    assert result.ranking()[0] == "dominant"
+    assert result.frame.loc["irrelevant", "mu_star"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_latin_hypercube_covers_every_stratum(model):
+    worlds = draw_worlds(model, 100, seed=5)
+    u = stats.uniform(0.001, 0.039).cdf(worlds["dominant"])
+    assert np.array_equal(np.floor(np.sort(u) * 100), np.arange(100))
+    dist = model.parameters["irrelevant"].uncertain
+    u = dist.scipy(dist.numbers()).cdf(worlds["irrelevant"])
+    assert np.array_equal(np.floor(np.sort(u) * 100), np.arange(100))
+    assert draw_worlds(model, 100, seed=5).equals(worlds)
+
+
+def test_worlds_exact_and_monte_carlo_agree(model):
+    exact = run_worlds(model, 40, seed=8)
+    assert exact.method == "exact"
+    mc = run_worlds(model, 40, seed=8, n=20_000)
+    assert mc.method == "monte-carlo"
+    assert exact.parameters.equals(mc.parameters)  # the same worlds
+    for metric in ("p_reached:war", "p_reached:peace", "p_at_horizon:a"):
+        p = exact.pooled[metric]
+        se = math.sqrt(p * (1 - p) / (40 * 20_000))
+        assert abs(mc.pooled[metric] - p) <= 4 * se, metric
+    summary = exact.summary()
+    row = summary.loc["p_reached:war"]
+    assert row["p5"] < row["p50"] < row["p95"]
+    assert row["pooled"] == pytest.approx(exact.values["p_reached:war"].mean())
+
+
+def test_worlds_from_the_command_line(cli, scenario_file):
+    path = scenario_file(BY_CONSTRUCTION)
+    args = ("solve", path, "--worlds", "200", "--seed", "1", "--format", "json")
+    first, second = cli(*args), cli(*args)
+    assert first.exit_code == 0, first.output
+    assert first.stdout == second.stdout
+    block = json.loads(first.stdout)["worlds"]
+    assert block["count"] == 200 and block["parameters"] == ["dominant", "minor", "irrelevant"]
+    war = block["metrics"]["p_reached:war"]
+    assert war["p5"] < war["p50"] < war["p95"]
+    mc = cli("run", path, "--worlds", "5", "-n", "1e4", "--seed", "1", "--format", "json")
+    summary = json.loads(mc.stdout)
+    assert summary["trajectories"] == 50_000 and summary["worlds"]["count"] == 5
+    table = cli("run", path, "--worlds", "5", "-n", "1e4", "--seed", "1")
+    assert "Across 5 worlds" in table.stdout
+
+
+def test_worlds_need_uncertain_parameters(cli, scenario_file):
+    certain = (
+        BY_CONSTRUCTION.replace(", uncertain: {dist: uniform, low: 0.001, high: 0.04}", "")
+        .replace(", uncertain: {dist: uniform, low: 0.009, high: 0.011}", "")
+        .replace(", uncertain: {dist: gamma, mean: 0.05, sd: 0.02}", "")
+    )
+    result = cli("solve", scenario_file(certain), "--worlds", "3")
+    assert result.exit_code == 2
+    assert "no parameter has an `uncertain` distribution" in result.stderr
+
+
+def test_exact_sweep_is_monotone_and_matches_closed_form(model):
+    rates = np.linspace(0.005, 0.04, 8)
+    result = escalate.sweep(model, {"dominant": rates}, ["p_reached:war"])
+    assert result.engine == "exact"
+    p = result.frame["p_reached:war"].to_numpy()
+    expected = rates / (rates + 0.01) * (1 - np.exp(-(rates + 0.01) * 100))
+    assert np.allclose(p, expected, atol=1e-9)
+    fig = result.plot()
+    assert len(fig.axes[0].get_lines()) == 1
+    plt.close(fig)
+
+
+def test_monte_carlo_sweep_agrees_and_uses_common_random_numbers(model):
+    rates = np.linspace(0.005, 0.04, 5)
+    mc = escalate.sweep(
+        model, {"dominant": rates}, ["p_reached:war"], engine="monte-carlo", n=40_000, seed=4
+    )
+    assert mc.engine == "monte-carlo" and mc.seed == 4
+    expected = rates / (rates + 0.01) * (1 - np.exp(-(rates + 0.01) * 100))
+    se = mc.frame["p_reached:war_se"].to_numpy()
+    assert np.all(np.abs(mc.frame["p_reached:war"].to_numpy() - expected) <= 4 * se)
+    # common random numbers: a larger hazard never lowers the count of the same trajectories
+    assert np.all(np.diff(mc.frame["p_reached:war"].to_numpy()) > 0)
+
+
+def test_two_parameter_sweep_from_the_command_line(cli, scenario_file, tmp_path):
+    out = tmp_path / "sweep"
+    result = cli(
+        "sweep",
+        scenario_file(BY_CONSTRUCTION),
+        "--vary",
+        "dominant=0.005:0.04:4",
+        "--vary",
+        "minor=0.009:0.011:3",
+        "--metric",
+        "p_reached:war",
+        "--out",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} == {"sweep.csv", "sweep.json", "sweep.png", "sweep.svg"}
+    points = json.loads((out / "sweep.json").read_text())["points"]
+    assert len(points) == 12
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--vary", "dominant=1:2"), "expected NAME=START:STOP:COUNT"),
+        (("--vary", "dominnt=0.01:0.02:3"), "did you mean 'dominant'"),
+        (
+            (
+                "--vary",
+                "dominant=0.01:0.02:3",
+                "--vary",
+                "minor=1:2:2",
+                "--vary",
+                "irrelevant=1:2:2",
+            ),
+            "one or two parameters",
+        ),
+    ],
+)
+def test_bad_sweeps(cli, scenario_file, args, message):
+    result = cli("sweep", scenario_file(BY_CONSTRUCTION), *args, "--metric", "p_reached:war")
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_sensitivity_from_the_command_line(cli, scenario_file, tmp_path):
+    out = tmp_path / "sens"
+    result = cli(
+        "sensitivity",
+        scenario_file(BY_CONSTRUCTION),
+        "--method",
+        "oat",
+        "--metric",
+        "p_reached:war",
+        "--out",
+        out,
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 0, result.output
+    assert list(json.loads(result.stdout)["parameters"])[0] == "dominant"
+    assert {p.name for p in out.iterdir()} == {
+        "sensitivity.csv",
+        "sensitivity.json",
+        "sensitivity.png",
+        "sensitivity.svg",
+    }
