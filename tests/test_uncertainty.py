@@ -221,7 +221,7 @@ def test_sensitivity_from_the_command_line(cli, scenario_file, tmp_path):
         "json",
     )
     assert result.exit_code == 0, result.output
-    assert list(json.loads(result.stdout)["parameters"])[0] == "dominant"
+    assert next(iter(json.loads(result.stdout)["parameters"])) == "dominant"
     assert {p.name for p in out.iterdir()} == {
         "sensitivity.csv",
         "sensitivity.json",
