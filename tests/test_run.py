@@ -186,3 +186,12 @@ def test_python_api_returns_a_result():
     assert fig.axes[0].get_xlabel() == "time (days)"
     assert len(fig.axes[0].get_lines()) == len(result.stages)
     plt.close(fig)
+
+
+def test_compact_path():
+    from escalate.results import compact_path
+
+    cycle = ["talks", "standoff"] * 4 + ["war"]
+    assert compact_path(cycle) == "(talks → standoff) ×4 → war"
+    assert compact_path(["a", "b", "a", "b", "c"]) == "a → b → a → b → c"
+    assert compact_path(["a", "a", "a", "b"]) == "(a) ×3 → b"

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from escalate.api import simulate, solve
 from escalate.errors import EscalateError, ScenarioError
-from escalate.results import Result, check_output_folder, write_folder
+from escalate.results import Result, check_output_folder, compact_path, write_folder
 from escalate.scenario import Scenario, load
 from escalate.scenario.model import OnsetAt, OnsetTiming
 from escalate.scenario.resolve import ResolvedScenario, resolve
@@ -467,7 +467,7 @@ def _print_result(out: Console, result: Result) -> None:
         paths.add_column("path", overflow="fold")
         paths.add_column("share", justify="right")
         for p in result.paths[:10]:
-            paths.add_row(" → ".join(p["path"]), _pct(p["p"]))
+            paths.add_row(compact_path(p["path"]), _pct(p["p"]))
         out.print(paths)
 
 

@@ -27,7 +27,13 @@ from escalate.errors import EscalateError
 from escalate.exact import ExactSolution
 from escalate.simulate import Tally
 
-__all__ = ["Result", "check_output_folder", "parse_metric", "write_folder"]
+__all__ = [
+    "Result",
+    "check_output_folder",
+    "compact_path",
+    "parse_metric",
+    "write_folder",
+]
 
 Z95 = 1.959963984540054
 QUANTILES = (0.1, 0.5, 0.9)
@@ -334,6 +340,31 @@ class Result:
             ],
             columns=["path", "p", "p_se"],
         )
+
+
+def compact_path(path: list[str], arrow: str = " → ") -> str:
+    """A path for reading: a run of three or more repeats of one to three stages is written
+    once with its count, e.g. ``(talks → standoff) ×4``."""
+    parts, i = [], 0
+    while i < len(path):
+        best = (1, 1)
+        for width in (1, 2, 3):
+            unit = path[i : i + width]
+            if len(unit) < width:
+                break
+            repeats = 1
+            while path[i + repeats * width : i + (repeats + 1) * width] == unit:
+                repeats += 1
+            if repeats >= 3 and repeats * width > best[0] * best[1]:
+                best = (repeats, width)
+        repeats, width = best
+        if repeats >= 3:
+            parts.append(f"({arrow.join(path[i : i + width])}) ×{repeats}")
+            i += repeats * width
+        else:
+            parts.append(path[i])
+            i += 1
+    return arrow.join(parts)
 
 
 def check_output_folder(target: Path, *, force: bool) -> None:
