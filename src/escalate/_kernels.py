@@ -106,6 +106,13 @@ def _latent(state, kind, p1, p2):
     return math.exp(p1 + p2 * _normal(state))  # LOGNORMAL
 
 
+@njit(**_JIT)
+def draw_latent(state, kind, p1, p2, out):
+    """Fill ``out`` with latent durations of one timing kind (for tests of the samplers)."""
+    for i in range(out.shape[0]):
+        out[i] = _latent(state, kind, p1, p2)
+
+
 @njit(inline="always", **_JIT)
 def _grid_index(t, step, n_grid):
     """Index of the first grid point at or after ``t`` (the last point is the horizon)."""

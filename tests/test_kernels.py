@@ -1,0 +1,46 @@
+"""The kernel's samplers against scipy's distributions (Kolmogorov-Smirnov), and its stream."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from escalate import _kernels
+from escalate.compile import EXPONENTIAL, FIXED, GAMMA, LOGNORMAL, UNIFORM, WEIBULL
+from escalate.simulate import chunk_state
+
+CASES = [
+    (EXPONENTIAL, 0.5, 0.0, stats.expon(scale=2.0)),
+    (UNIFORM, 3.0, 7.0, stats.uniform(3.0, 4.0)),
+    (GAMMA, 2.5, 4.0, stats.gamma(2.5, scale=4.0)),
+    (GAMMA, 0.3, 10.0, stats.gamma(0.3, scale=10.0)),
+    (WEIBULL, 1.7, 20.0, stats.weibull_min(1.7, scale=20.0)),
+    (LOGNORMAL, math.log(30.0), 0.6, stats.lognorm(0.6, scale=30.0)),
+]
+
+
+@pytest.mark.parametrize(("kind", "p1", "p2", "dist"), CASES, ids=lambda c: str(c)[:12])
+def test_latent_durations_follow_their_distribution(kind, p1, p2, dist):
+    out = np.empty(200_000)
+    _kernels.draw_latent(chunk_state(17, 0), kind, p1, p2, out)
+    assert stats.kstest(out, dist.cdf).pvalue > 0.001
+
+
+def test_fixed_delay_is_exact():
+    out = np.empty(10)
+    _kernels.draw_latent(chunk_state(1, 0), FIXED, 14.0, 0.0, out)
+    assert np.all(out == 14.0)
+
+
+def test_chunk_streams_differ_and_repeat():
+    a, b = np.empty(1000), np.empty(1000)
+    _kernels.draw_latent(chunk_state(5, 0), UNIFORM, 0.0, 1.0, a)
+    _kernels.draw_latent(chunk_state(5, 0), UNIFORM, 0.0, 1.0, b)
+    assert np.array_equal(a, b)
+    _kernels.draw_latent(chunk_state(5, 1), UNIFORM, 0.0, 1.0, b)
+    assert not np.array_equal(a, b)
+    # neighbouring chunks are not correlated
+    assert abs(stats.pearsonr(a, b).statistic) < 4 / math.sqrt(1000)
