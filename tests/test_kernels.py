@@ -9,8 +9,8 @@ import pytest
 from scipy import stats
 
 from escalate import _kernels
+from escalate._simulate import chunk_state
 from escalate.compile import EXPONENTIAL, FIXED, GAMMA, LOGNORMAL, UNIFORM, WEIBULL
-from escalate.simulate import chunk_state
 
 CASES = [
     (EXPONENTIAL, 0.5, 0.0, stats.expon(scale=2.0)),

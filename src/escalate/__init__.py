@@ -1,29 +1,43 @@
-"""escalate: odds and timing of staged escalation scenarios written in YAML."""
+"""escalate: odds and timing of staged escalation scenarios written in YAML.
 
-from escalate.api import simulate, solve
+Public names are imported on first use (PEP 562), so ``import escalate`` and the command line
+start fast; numba, SALib and matplotlib load only when a call needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+
 from escalate.errors import EscalateError, Issue, ScenarioError
-from escalate.results import Result
-from escalate.scenario import Scenario, load, loads
-from escalate.sensitivity import SensitivityResult, sensitivity
-from escalate.sweep import SweepResult, sweep
-from escalate.uncertainty import WorldsResult, draw_worlds, run_worlds
 
-__all__ = [
-    "EscalateError",
-    "Issue",
-    "Result",
-    "Scenario",
-    "ScenarioError",
-    "SensitivityResult",
-    "SweepResult",
-    "WorldsResult",
-    "draw_worlds",
-    "load",
-    "loads",
-    "run_worlds",
-    "sensitivity",
-    "simulate",
-    "solve",
-    "sweep",
-]
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Scenario": "escalate.scenario",
+    "load": "escalate.scenario",
+    "loads": "escalate.scenario",
+    "Result": "escalate.results",
+    "simulate": "escalate.api",
+    "solve": "escalate.api",
+    "WorldsResult": "escalate.uncertainty",
+    "draw_worlds": "escalate.uncertainty",
+    "run_worlds": "escalate.uncertainty",
+    "SweepResult": "escalate._sweep",
+    "sweep": "escalate._sweep",
+    "SensitivityResult": "escalate._sensitivity",
+    "sensitivity": "escalate._sensitivity",
+}
+
+__all__ = ["EscalateError", "Issue", "ScenarioError", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'escalate' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

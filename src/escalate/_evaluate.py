@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from escalate.compile import CompiledScenario, compile_scenario
 from escalate.errors import EscalateError
 from escalate.exact import solve_at_horizon, solve_chain
 from escalate.results import Result, parse_metric
 from escalate.scenario import Scenario
-from escalate.simulate import Tally, run_trajectories
+
+if TYPE_CHECKING:
+    from escalate._simulate import Tally
 
 ENGINES = ("auto", "exact", "monte-carlo")
 
@@ -97,6 +100,8 @@ def evaluate(
         result = Result.from_exact(solve_chain(compiled), compiled)
         tally = None
     else:
+        from escalate._simulate import run_trajectories
+
         tally = run_trajectories(compiled, n, seed, threads=threads)
         result = Result.from_tally(tally, compiled, seed=seed)
     values, errors = {}, {}

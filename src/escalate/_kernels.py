@@ -18,13 +18,19 @@ import math
 import numpy as np
 from numba import njit, prange
 
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+from escalate.compile import (
+    EXPONENTIAL,
+    FIXED,
+    GAMMA,
+    PATH_CAPACITY,
+    PATH_LENGTH,
+    QUANTILE_BINS,
+    TIME_BITS,
+    UNIFORM,
+    WEIBULL,
+)
 
-EXPONENTIAL, FIXED, UNIFORM, GAMMA, WEIBULL, LOGNORMAL = range(6)
-PATH_CAPACITY = 1024  # distinct paths kept per chunk (a power of two)
-PATH_LENGTH = 32  # stages of a path kept for display; longer paths are marked as cut
-QUANTILE_BINS = 4096  # bins over (0, horizon] of first-entry times, after a bin for t = 0
-TIME_BITS = 24  # times are summed as integers in units of horizon / 2**TIME_BITS
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 _ROT_A, _ROT_B = np.uint64(7), np.uint64(45)
 _SHIFT = np.uint64(17)

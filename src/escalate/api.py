@@ -9,7 +9,6 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-import numba
 import numpy as np
 
 from escalate.compile import compile_scenario
@@ -17,7 +16,6 @@ from escalate.errors import EscalateError, ScenarioError
 from escalate.exact import NotMemoryless, solve_chain
 from escalate.results import Z95, Result, parse_metric
 from escalate.scenario import Scenario, load
-from escalate.simulate import CHUNK_SIZE, run_trajectories
 
 __all__ = ["simulate", "solve"]
 
@@ -84,6 +82,10 @@ def simulate(
         def stop(tally) -> bool:
             _, se = Result.from_tally(tally, compiled, seed=seed).metric(metric)
             return math.isfinite(se) and Z95 * se <= precision
+
+    import numba
+
+    from escalate._simulate import CHUNK_SIZE, run_trajectories
 
     began = time.perf_counter()
     tally = run_trajectories(compiled, n, seed, threads=threads, stop=stop, progress=progress)

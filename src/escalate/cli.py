@@ -17,15 +17,15 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from escalate.api import simulate, solve
 from escalate.errors import EscalateError, ScenarioError
 from escalate.results import Result, check_output_folder, compact_path, write_folder
 from escalate.scenario import Scenario, load
 from escalate.scenario.model import OnsetAt, OnsetTiming
 from escalate.scenario.resolve import ResolvedScenario, resolve
-from escalate.sensitivity import METHODS, sensitivity
-from escalate.sweep import parse_vary, sweep
-from escalate.uncertainty import WorldsResult, run_worlds
+
+# numba, SALib and the engines load inside the commands that need them: `validate`, `show`,
+# `schema` and `solve` start without importing the Monte Carlo stack.
+METHODS = ("sobol", "morris", "oat")  # escalate._sensitivity.METHODS
 
 USAGE_ERROR = 2
 
@@ -250,6 +250,9 @@ def run(
     output_format,
 ) -> None:
     """Simulate trajectories of a scenario and report the odds and timing of every stage."""
+    from escalate.api import simulate
+    from escalate.uncertainty import run_worlds
+
     model = load(scenario)
     overrides = _parse_set(settings)
     if out is not None:
@@ -327,6 +330,9 @@ def run(
 @_user_errors
 def solve_command(scenario, settings, horizon, worlds, seed, output_format) -> None:
     """Solve a memoryless scenario exactly (every timing exponential)."""
+    from escalate.api import solve
+    from escalate.uncertainty import run_worlds
+
     model = load(scenario)
     if worlds is not None:
         with _progress(_stderr(), worlds, unit="worlds") as advance:
@@ -354,7 +360,7 @@ def _seed(seed: int | None) -> int:
     return int(np.random.SeedSequence().entropy % 2**63) if seed is None else seed
 
 
-def _print_worlds(result: WorldsResult, output_format: str) -> None:
+def _print_worlds(result, output_format: str) -> None:
     if output_format == "json":
         click.echo(result.to_json())
         return
@@ -382,7 +388,7 @@ class _progress:
     """A rich progress bar on a terminal (for long runs); silent in a pipe."""
 
     def __init__(self, console: Console, total: int, unit: str = "trajectories"):
-        from escalate.simulate import BATCH_CHUNKS, CHUNK_SIZE
+        from escalate._simulate import BATCH_CHUNKS, CHUNK_SIZE
 
         self.bar = None
         long = total > 2 * BATCH_CHUNKS * CHUNK_SIZE if unit == "trajectories" else total > 20
@@ -532,6 +538,8 @@ def sweep_command(
     scenario, varies, metrics, n, seed, settings, threads, out, force, output_format
 ) -> None:
     """Metrics over a grid of one or two parameters (exact where the scenario allows)."""
+    from escalate._sweep import parse_vary, sweep
+
     model = load(scenario)
     vary = dict(parse_vary(v) for v in varies)
     if out is not None:
@@ -613,6 +621,8 @@ def sensitivity_command(
     scenario, method, metric, samples, n, seed, threads, out, force, output_format
 ) -> None:
     """Which uncertain parameters drive a metric: Sobol, Morris or a tornado (oat)."""
+    from escalate._sensitivity import sensitivity
+
     model = load(scenario)
     if metric is None:
         terminal = [name for name, stage in model.stages.items() if stage.terminal]

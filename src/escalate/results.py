@@ -15,17 +15,17 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from escalate import _kernels
-from escalate.compile import CompiledScenario
+from escalate.compile import QUANTILE_BINS, TIME_BITS, CompiledScenario
 from escalate.errors import EscalateError
 from escalate.exact import ExactSolution
-from escalate.simulate import Tally
+
+if TYPE_CHECKING:
+    from escalate._simulate import Tally
 
 __all__ = [
     "Result",
@@ -44,6 +44,8 @@ def wilson(successes: int, n: int) -> list[float]:
     """The 95% Wilson score interval of a binomial proportion."""
     if n == 0:
         return [0.0, 1.0]
+    from scipy import stats  # imported here: it costs half a second at start-up
+
     ci = stats.binomtest(int(successes), int(n)).proportion_ci(0.95, method="wilson")
     return [float(ci.low), float(ci.high)]
 
@@ -122,8 +124,8 @@ class Result:
     ) -> Result:
         """Statistics of a Monte Carlo tally."""
         n = tally.n
-        quantum = compiled.horizon / 2.0**_kernels.TIME_BITS
-        width = compiled.horizon / _kernels.QUANTILE_BINS
+        quantum = compiled.horizon / 2.0**TIME_BITS
+        width = compiled.horizon / QUANTILE_BINS
         stages = {}
         for i, name in enumerate(compiled.stage_names):
             reached = int(tally.reached[i])

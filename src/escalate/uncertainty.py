@@ -24,7 +24,6 @@ from escalate._evaluate import all_metrics, evaluate
 from escalate.errors import EscalateError
 from escalate.results import Result
 from escalate.scenario import Scenario
-from escalate.simulate import Tally, add_tally
 
 __all__ = ["WorldsResult", "draw_worlds", "run_worlds", "uncertain_parameters"]
 
@@ -207,6 +206,8 @@ def run_worlds(
             raise EscalateError(f"world {w} ({_describe(world)}): {exc}") from None
         rows.append(evaluation.values)
         if evaluation.tally is not None:
+            from escalate._simulate import Tally, add_tally
+
             compiled = evaluation.compiled
             if pooled_tally is None:
                 pooled_tally = Tally.empty(

@@ -24,7 +24,6 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-from scipy import stats
 
 from escalate.errors import Issue
 
@@ -86,6 +85,13 @@ def _show(value: Any) -> str:
     if value is None:
         return "nothing (null)"
     return repr(value)
+
+
+def _stats():
+    """scipy.stats, imported on first use (it costs half a second at start-up)."""
+    from scipy import stats
+
+    return stats
 
 
 Real = Annotated[float, PlainValidator(_finite_number), WithJsonSchema({"type": "number"})]
@@ -216,7 +222,7 @@ class Exponential(Distribution):
     domains: ClassVar = {"mean": POSITIVE}
 
     def scipy(self, p):
-        return stats.expon(scale=p["mean"])
+        return _stats().expon(scale=p["mean"])
 
 
 class Fixed(Distribution):
@@ -230,7 +236,7 @@ class Fixed(Distribution):
         return Interval(p["value"], p["value"])
 
     def scipy(self, p):
-        return stats.uniform(loc=p["value"], scale=0.0)
+        return _stats().uniform(loc=p["value"], scale=0.0)
 
     def expected(self, p):
         return p["value"]
@@ -251,7 +257,7 @@ class Uniform(Distribution):
         return Interval(p["low"], p["high"])
 
     def scipy(self, p):
-        return stats.uniform(loc=p["low"], scale=p["high"] - p["low"])
+        return _stats().uniform(loc=p["low"], scale=p["high"] - p["low"])
 
 
 class Triangular(Distribution):
@@ -275,7 +281,7 @@ class Triangular(Distribution):
 
     def scipy(self, p):
         width = p["max"] - p["min"]
-        return stats.triang(c=(p["mode"] - p["min"]) / width, loc=p["min"], scale=width)
+        return _stats().triang(c=(p["mode"] - p["min"]) / width, loc=p["min"], scale=width)
 
 
 class Pert(Triangular):
@@ -287,7 +293,7 @@ class Pert(Triangular):
         width = p["max"] - p["min"]
         a = 1 + 4 * (p["mode"] - p["min"]) / width
         b = 1 + 4 * (p["max"] - p["mode"]) / width
-        return stats.beta(a, b, loc=p["min"], scale=width)
+        return _stats().beta(a, b, loc=p["min"], scale=width)
 
 
 class Beta(Distribution):
@@ -302,7 +308,7 @@ class Beta(Distribution):
         return OPEN_PROBABILITY
 
     def scipy(self, p):
-        return stats.beta(p["a"], p["b"])
+        return _stats().beta(p["a"], p["b"])
 
 
 class Gamma(Distribution):
@@ -314,7 +320,7 @@ class Gamma(Distribution):
     domains: ClassVar = {"mean": POSITIVE, "sd": POSITIVE}
 
     def scipy(self, p):
-        return stats.gamma(a=(p["mean"] / p["sd"]) ** 2, scale=p["sd"] ** 2 / p["mean"])
+        return _stats().gamma(a=(p["mean"] / p["sd"]) ** 2, scale=p["sd"] ** 2 / p["mean"])
 
 
 class Weibull(Distribution):
@@ -326,7 +332,7 @@ class Weibull(Distribution):
     domains: ClassVar = {"shape": POSITIVE, "scale": POSITIVE}
 
     def scipy(self, p):
-        return stats.weibull_min(p["shape"], scale=p["scale"])
+        return _stats().weibull_min(p["shape"], scale=p["scale"])
 
 
 Z90 = 1.2815515655446004  # standard normal 90% quantile
@@ -344,7 +350,7 @@ class LogNormal(Distribution):
         return [("p90", "must be greater than median")] if p["p90"] <= p["median"] else []
 
     def scipy(self, p):
-        return stats.lognorm(s=math.log(p["p90"] / p["median"]) / Z90, scale=p["median"])
+        return _stats().lognorm(s=math.log(p["p90"] / p["median"]) / Z90, scale=p["median"])
 
 
 def _by_dist(*classes: type[Distribution]) -> Any:

@@ -17,7 +17,7 @@ import numba
 import numpy as np
 
 from escalate import _kernels
-from escalate.compile import CompiledScenario
+from escalate.compile import PATH_CAPACITY, PATH_LENGTH, QUANTILE_BINS, CompiledScenario
 from escalate.errors import EscalateError
 
 __all__ = [
@@ -63,7 +63,7 @@ class Tally:
             n=0,
             reached=np.zeros(s, np.int64),
             reach_hist=np.zeros((s, n_grid), np.int64),
-            quantile_hist=np.zeros((s, _kernels.QUANTILE_BINS + 1), np.int64),
+            quantile_hist=np.zeros((s, QUANTILE_BINS + 1), np.int64),
             entry_sum=np.zeros(s, np.int64),
             entry_sq=np.zeros(s),
             occupancy_diff=np.zeros((s, n_grid + 1), np.int64),
@@ -115,7 +115,7 @@ class _Batch:
         b = chunks
         self.reached = np.zeros((b, s), np.int64)
         self.reach_hist = np.zeros((b, s, g), np.int64)
-        self.quantile_hist = np.zeros((b, s, _kernels.QUANTILE_BINS + 1), np.int64)
+        self.quantile_hist = np.zeros((b, s, QUANTILE_BINS + 1), np.int64)
         self.entry_sum = np.zeros((b, s), np.int64)
         self.entry_sq = np.zeros((b, s))
         self.occupancy_diff = np.zeros((b, s, g + 1), np.int64)
@@ -123,7 +123,7 @@ class _Batch:
         self.time_in = np.zeros((b, s), np.int64)
         self.time_in_sq = np.zeros((b, s))
         self.fired = np.zeros((b, k), np.int64)
-        cap, length = _kernels.PATH_CAPACITY, _kernels.PATH_LENGTH
+        cap, length = PATH_CAPACITY, PATH_LENGTH
         self.path_keys = np.zeros((b, cap), np.uint64)
         self.path_counts = np.zeros((b, cap), np.int64)
         self.path_lengths = np.zeros((b, cap), np.int64)
@@ -173,7 +173,7 @@ class _Batch:
                 entry = tally.paths.get(key)
                 if entry is None:
                     length = int(self.path_lengths[b, slot])
-                    stages = self.path_stages[b, slot, : min(length, _kernels.PATH_LENGTH)]
+                    stages = self.path_stages[b, slot, : min(length, PATH_LENGTH)]
                     tally.paths[key] = [int(self.path_counts[b, slot]), length, stages.tolist()]
                 else:
                     entry[0] += int(self.path_counts[b, slot])

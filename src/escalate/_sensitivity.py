@@ -31,7 +31,7 @@ from escalate.uncertainty import to_values, uncertain_parameters
 
 __all__ = ["METHODS", "SensitivityResult", "sensitivity"]
 
-METHODS = ("sobol", "morris", "oat")
+METHODS = ("sobol", "morris", "oat")  # escalate.cli repeats this list to start fast
 
 
 @dataclass
