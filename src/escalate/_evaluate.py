@@ -79,8 +79,13 @@ def evaluate(
     compiled = compile_scenario(model, overrides, horizon=horizon)
     engine = choose_engine(compiled, engine)
     if engine == "exact" and all(_at_horizon(m) for m in metrics):
-        figures = solve_at_horizon(compiled)
         stage = {name: i for i, name in enumerate(compiled.stage_names)}
+        kinds = [parse_metric(m)[:2] for m in metrics]
+        figures = solve_at_horizon(
+            compiled,
+            occupancy=any(kind in ("p_at_horizon", "time_in", "p_fired") for kind, _ in kinds),
+            reach=sorted({stage[t] for kind, t in kinds if kind in ("p_reached", "time_to_reach")}),
+        )
         trigger = {name: k for k, name in enumerate(compiled.trigger_names)}
         values = {}
         for metric in metrics:
