@@ -257,3 +257,23 @@ def test_wilson_intervals_cover_the_exact_value_about_95_percent():
         covered += lo <= exact <= hi
     # coverage consistent with 95% (two-sided binomial test at the 0.1% level)
     assert stats.binomtest(covered, runs, 0.95).pvalue > 0.001, covered
+
+
+@pytest.mark.parametrize("h", [1e-9, 1e-4, 0.37, 1.0, 7.5, 250.0])
+def test_uniformized_step_matches_the_matrix_exponential(h):
+    """Every step length ends (rounding once stalled the Poisson tail) and matches expm."""
+    from scipy import linalg, sparse
+
+    from escalate.exact import _Uniformized
+
+    rng = np.random.default_rng(7)
+    rates = rng.uniform(0.0, 2.0, (5, 5)) * (rng.uniform(size=(5, 5)) < 0.6)
+    np.fill_diagonal(rates, 0.0)
+    q = rates - np.diag(rates.sum(axis=1))
+    v = rng.dirichlet(np.ones(5))
+    end, integral = _Uniformized(sparse.csr_matrix(q)).step(v, h)
+    block = np.zeros((10, 10))
+    block[:5, :5], block[:5, 5:] = q * h, np.eye(5) * h
+    e = linalg.expm(block)
+    np.testing.assert_allclose(end, v @ e[:5, :5], atol=1e-12)
+    np.testing.assert_allclose(integral, v @ e[:5, 5:], atol=1e-10 * max(h, 1.0))

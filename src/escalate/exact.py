@@ -294,6 +294,7 @@ class _Uniformized:
     """
 
     MAX_MEAN = 30.0
+    MAX_TERMS = 200
 
     def __init__(self, q: sparse.csr_matrix):
         self.q_t = q.T.tocsr()
@@ -316,8 +317,10 @@ class _Uniformized:
         weight = np.exp(-a)  # Poisson(0; a)
         tail = 1.0 - weight  # P(N > k)
         term, out, integral = v, v * weight, v * tail
+        # Stop once past the mode and the remaining Poisson mass, bounded by a geometric series
+        # with ratio a / (k + 1), is negligible: a test on ``tail`` alone can stall on rounding.
         k = 0
-        while tail > 1e-16 * max(1.0, a):
+        while k < self.MAX_TERMS and not (k + 1 > a and weight * a / (k + 1 - a) < 1e-17):
             k += 1
             term = term + (self.q_t @ term) / self.lam
             weight *= a / k
