@@ -277,3 +277,32 @@ def test_uniformized_step_matches_the_matrix_exponential(h):
     e = linalg.expm(block)
     np.testing.assert_allclose(end, v @ e[:5, :5], atol=1e-12)
     np.testing.assert_allclose(integral, v @ e[:5, 5:], atol=1e-10 * max(h, 1.0))
+
+
+def assert_horizon_figures_match_the_grid_solver(scenario):
+    """The fast horizon-only solver (worlds, sweeps, sensitivity) gives the grid solver's
+    figures: probabilities to 1e-9, times to 1e-6 of the horizon."""
+    from escalate.exact import solve_at_horizon, solve_chain
+
+    compiled = compile_scenario(scenario)
+    fast, full = solve_at_horizon(compiled), solve_chain(compiled)
+    np.testing.assert_allclose(fast.p_reached, full.reached[:, -1], atol=1e-9)
+    np.testing.assert_allclose(fast.p_at_horizon, full.occupancy[:, -1], atol=1e-9)
+    np.testing.assert_allclose(fast.p_fired, full.p_fired, atol=1e-9)
+    np.testing.assert_allclose(fast.time_in, full.time_in, atol=1e-6 * compiled.horizon)
+    means = np.array([t["mean"] if t["mean"] is not None else np.nan for t in full.time_to_reach])
+    np.testing.assert_allclose(fast.mean_time_to_reach, means, atol=1e-6 * compiled.horizon)
+    partial = solve_at_horizon(compiled, occupancy=False, reach=[compiled.n_stages - 1])
+    assert partial.p_reached[-1] == pytest.approx(fast.p_reached[-1], abs=1e-12)
+    assert np.isnan(partial.p_at_horizon).all() and np.isnan(partial.p_reached[:-1]).all()
+
+
+@pytest.mark.parametrize("path", MEMORYLESS, ids=lambda p: p.name)
+def test_horizon_solver_matches_the_grid_solver_on_shipped_scenarios(path):
+    assert_horizon_figures_match_the_grid_solver(escalate.load(path))
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(random_scenarios())
+def test_horizon_solver_matches_the_grid_solver_on_random_scenarios(text):
+    assert_horizon_figures_match_the_grid_solver(escalate.loads(text))
