@@ -146,6 +146,11 @@ def test_exact_sweep_is_monotone_and_matches_closed_form(model):
     assert np.allclose(p, expected, atol=1e-9)
     fig = result.plot()
     assert len(fig.axes[0].get_lines()) == 1
+    assert fig.axes[0].get_xscale() == "linear"  # evenly spaced grid
+    plt.close(fig)
+    geometric = escalate.sweep(model, {"dominant": np.geomspace(0.005, 0.04, 4)}, ["p_reached:war"])
+    fig = geometric.plot()
+    assert fig.axes[0].get_xscale() == "log"  # np.geomspace grid: even steps on a log axis
     plt.close(fig)
 
 

@@ -16,6 +16,7 @@ if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.b
 import matplotlib.pyplot as plt
 import numpy as np
 from cycler import cycler
+from matplotlib import ticker
 
 __all__ = ["occupancy", "reached", "save_run_figures", "sensitivity", "sweep"]
 
@@ -89,6 +90,34 @@ def save_run_figures(result, folder: Path) -> list[Path]:
     return written
 
 
+def _geometric(values: np.ndarray) -> bool:
+    """Three or more positive values with a constant ratio (np.geomspace): drawn on a log axis."""
+    if len(values) < 3 or np.any(values <= 0):
+        return False
+    ratios = values[1:] / values[:-1]
+    return bool(np.allclose(ratios, ratios[0], rtol=1e-6) and not np.isclose(ratios[0], 1.0))
+
+
+def _log_axis(ax, which: str, values: np.ndarray) -> None:
+    """A log scale ticked at the grid values, labelled as plain numbers (30, 60, 120)."""
+    getattr(ax, f"set_{which}scale")("log")
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    axis.set_major_locator(ticker.FixedLocator(values))
+    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.4g}"))
+    axis.set_minor_locator(ticker.NullLocator())
+
+
+def _edges(values: np.ndarray, log: bool) -> np.ndarray:
+    """Cell edges halfway between grid values (geometrically on a log axis)."""
+    v = np.log(values) if log else values
+    if len(v) == 1:
+        edges = np.array([v[0] - 0.5, v[0] + 0.5])
+    else:
+        mid = (v[1:] + v[:-1]) / 2
+        edges = np.concatenate([[2 * v[0] - mid[0]], mid, [2 * v[-1] - mid[-1]]])
+    return np.exp(edges) if log else edges
+
+
 def sweep(result, metric: str | None = None):
     """A sweep: one line per metric with 95% bands (one parameter), or a heat map (two)."""
     frame = result.frame
@@ -103,6 +132,8 @@ def sweep(result, metric: str | None = None):
                 ax.fill_between(
                     frame[x], y - 1.96 * se, y + 1.96 * se, color=line.get_color(), alpha=0.2
                 )
+        if _geometric(frame[x].to_numpy(float)):
+            _log_axis(ax, "x", frame[x].to_numpy(float))
         ax.set_xlabel(x)
         ax.set_ylabel(metric or ("value" if len(result.metrics) > 1 else result.metrics[0]))
         ax.grid(alpha=0.3)
@@ -113,9 +144,15 @@ def sweep(result, metric: str | None = None):
     m = metric or result.metrics[0]
     table = frame.pivot(index=y, columns=x, values=m)
     fig, ax = plt.subplots(figsize=(7, 5), layout="constrained")
+    xs, ys = table.columns.to_numpy(float), table.index.to_numpy(float)
+    x_log, y_log = _geometric(xs), _geometric(ys)
     mesh = ax.pcolormesh(
-        table.columns, table.index, table.to_numpy(), shading="nearest", cmap="viridis"
+        _edges(xs, x_log), _edges(ys, y_log), table.to_numpy(), shading="flat", cmap="viridis"
     )
+    if x_log:
+        _log_axis(ax, "x", xs)
+    if y_log:
+        _log_axis(ax, "y", ys)
     contours = ax.contour(
         table.columns, table.index, table.to_numpy(), colors="white", linewidths=0.8
     )
