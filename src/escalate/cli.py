@@ -371,8 +371,8 @@ def _print_worlds(result, output_format: str) -> None:
     how = f"{n:,} trajectories each" if n else "each solved exactly"
     table = Table(
         title=(
-            f"Across {result.worlds} worlds ({how}; {result.sampling} over "
-            f"{', '.join(result.parameters.columns)}; seed {result.seed})"
+            f"Across {result.worlds:,} worlds ({how}; {result.sampling} over "
+            f"{result.parameters.shape[1]} uncertain parameters; seed {result.seed})"
         ),
         title_justify="left",
     )
@@ -380,7 +380,9 @@ def _print_worlds(result, output_format: str) -> None:
         table.add_column(col, justify="left" if col == "metric" else "right", overflow="fold")
     for metric, row in result.summary().iterrows():
         if metric.startswith(("p_reached:", "p_fired:", "time_to_reach:")):
-            table.add_row(metric, *(_num(row[c]) for c in ("pooled", "mean", "p5", "p50", "p95")))
+            form = "{:.1f}" if metric.startswith("time_") else "{:.3f}"
+            cells = [row[c] for c in ("pooled", "mean", "p5", "p50", "p95")]
+            table.add_row(metric, *(form.format(x) if x == x else "—" for x in cells))
     out.print(table)
 
 

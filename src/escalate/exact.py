@@ -297,7 +297,8 @@ def solve_at_horizon(
         target = chain.stage_of == s
         p_reached[s] = min(max(v[b][target].sum(), 0.0), 1.0)
         if p_reached[s] > 0:
-            mean[s] = max(horizon - area[b][target].sum() / p_reached[s], 0.0)
+            mean[s] = horizon - area[b][target].sum() / p_reached[s]
+            mean[s] = 0.0 if mean[s] < 1e-9 * horizon else mean[s]  # rounding, as at the start
     return HorizonFigures(p_reached, p_at_horizon, time_in, mean, p_fired)
 
 
