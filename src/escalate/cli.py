@@ -330,11 +330,10 @@ def run(
 @_user_errors
 def solve_command(scenario, settings, horizon, worlds, seed, output_format) -> None:
     """Solve a memoryless scenario exactly (every timing exponential)."""
-    from escalate.api import solve
-    from escalate.uncertainty import run_worlds
-
     model = load(scenario)
     if worlds is not None:
+        from escalate.uncertainty import run_worlds  # scipy.stats: only when worlds are asked for
+
         with _progress(_stderr(), worlds, unit="worlds") as advance:
             result = run_worlds(
                 model,
@@ -347,6 +346,8 @@ def solve_command(scenario, settings, horizon, worlds, seed, output_format) -> N
             )
         _print_worlds(result, output_format)
         return
+    from escalate.api import solve
+
     result = solve(model, overrides=_parse_set(settings), horizon=horizon)
     if output_format == "json":
         click.echo(result.to_json())

@@ -3,15 +3,14 @@
 
 Method. Only the part of the joint state space reachable from the start is built (breadth-first
 over transitions, onsets and ``at`` switches). The chain is time-homogeneous between ``at``
-times, where a deterministic jump switches triggers on. The distribution is stepped along the
-time grid with the Van Loan block exponential ``expm([[Q, I], [0, 0]] h)``, whose blocks are
-``expm(Q h)`` and ``integral_0^h expm(Q u) du``: one matrix exponential per distinct step length
-gives both the distribution on the grid and the exact expected time spent in each state, with no
-quadrature error. ``scipy.linalg.expm`` (dense Pade with scaling and squaring) is used up to
-``DENSE_STATES`` states; beyond, ``scipy.sparse.linalg.expm_multiply`` steps the augmented system
-without forming dense matrices. Reach curves come from the same chain with the target stage made
-absorbing; quantiles of the time to reach solve ``F(t) = q F(horizon)`` with ``brentq`` inside
-the bracketing grid step.
+times, where a deterministic jump switches triggers on. Curves: the distribution is stepped
+along the time grid with ``expm(Q h)``, one matrix exponential per distinct step length
+(``scipy.linalg.expm`` up to ``DENSE_STATES`` states, ``scipy.sparse.linalg.expm_multiply``
+beyond). Reach curves come from the same chain with the target stage made absorbing; quantiles of
+the time to reach solve ``F(t) = q F(horizon)`` with ``brentq`` inside the bracketing grid step.
+Figures at the horizon (time in stage, mean time to reach) need integrals of the distribution
+over time: the chain and its absorbing copies are stacked block-diagonally and advanced together
+by uniformization, whose series gives the integral exactly term by term (no quadrature error).
 """
 
 from __future__ import annotations
@@ -36,8 +35,7 @@ __all__ = [
 ]
 
 MAX_STATES = 50_000
-DENSE_STATES = 1_500  # grid stepping: one dense block exponential reused at every step
-DENSE_SINGLE_STEP = 128  # one long step: dense below this many states, expm_multiply above
+DENSE_STATES = 1_500  # grid stepping: one dense matrix exponential reused at every step
 QUANTILES = (0.1, 0.5, 0.9)
 
 
@@ -167,28 +165,25 @@ class _Chain:
 
 
 class _Stepper:
-    """Advance a distribution by ``h`` and integrate it over the step (Van Loan)."""
+    """Advance a distribution by ``h`` along the grid: ``v expm(Q h)``, no integral.
+
+    Dense exponentials are cached per step length, so a regular grid costs one; above
+    ``DENSE_STATES`` states ``expm_multiply`` steps the vector without forming a dense matrix.
+    """
 
     def __init__(self, q: sparse.csr_matrix, *, dense: bool | None = None):
         self.q = q
         self.n = q.shape[0]
-        # Dense block exponentials pay off when one step length is reused along a grid;
-        # a single long step is cheaper as expm_multiply on one vector.
         self.dense = self.n <= DENSE_STATES if dense is None else dense
-        self.cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
-        if not self.dense:
-            identity = sparse.identity(self.n, format="csr")
-            zero = sparse.csr_matrix((self.n, self.n))
-            self.augmented = sparse.bmat([[q.T, zero], [identity, zero]], format="csr")
+        self.cache: dict[float, np.ndarray] = {}
+        self.q_t = q.T.tocsr()
+        self.norm = float(abs(q).sum(axis=1).max()) if self.n else 0.0
 
     def propagate(self, v: np.ndarray, h: float) -> np.ndarray:
-        """``v expm(Q h)`` only (no integral): a Taylor series when ``|Q| h`` is small, as
-        inside one grid step, which needs no new matrix exponential."""
+        """``v expm(Q h)``: a Taylor series when ``|Q| h`` is small, as inside one grid step
+        (brentq's evaluations), which needs no new matrix exponential."""
         if h <= 0.0:
             return v
-        if not hasattr(self, "q_t"):
-            self.q_t = self.q.T.tocsr()
-            self.norm = float(abs(self.q).sum(axis=1).max()) if self.n else 0.0
         if self.norm * h > 2.0:
             return self.step(v, h)[0]
         total, term = v.copy(), v.copy()
@@ -199,35 +194,29 @@ class _Stepper:
                 break
         return np.maximum(total, 0.0)
 
-    def step(self, v: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
+    def step(self, v: np.ndarray, h: float) -> tuple[np.ndarray, None]:
         if h <= 0.0:
-            return v, np.zeros_like(v)
+            return v, None
         if not self.dense:
-            out = expm_multiply(self.augmented * h, np.concatenate([v, np.zeros(self.n)]))
-            return np.maximum(out[: self.n], 0.0), out[self.n :]
+            return np.maximum(expm_multiply(self.q_t * h, v), 0.0), None
         key = float(h)
         if key not in self.cache:
-            n = self.n
-            block = np.zeros((2 * n, 2 * n))
-            block[:n, :n] = self.q.toarray() * h
-            block[:n, n:] = np.eye(n) * h
-            e = linalg.expm(block)
-            self.cache[key] = (e[:n, :n], e[:n, n:])
-        propagate, integrate = self.cache[key]
-        return np.maximum(v @ propagate, 0.0), v @ integrate
+            self.cache[key] = linalg.expm(self.q.toarray() * h)
+        return np.maximum(v @ self.cache[key], 0.0), None
 
 
 def _advance(chain, stepper, v, t0, t1):
-    """Distribution at ``t1`` from ``v`` at ``t0``, applying ``at`` jumps in (t0, t1]."""
-    integral = np.zeros_like(v)
+    """Distribution at ``t1`` from ``v`` at ``t0``, applying ``at`` jumps in (t0, t1], and its
+    integral over the span when the stepper gives one (else None)."""
+    integral = None
     for tau in chain.jumps:
         if t0 < tau <= t1:
             v, part = stepper.step(v, tau - t0)
-            integral += part
+            integral = part if integral is None else integral + part
             v = np.bincount(chain.jumps[tau], weights=v, minlength=chain.n)
             t0 = tau
     v, part = stepper.step(v, t1 - t0)
-    return v, integral + part
+    return v, part if integral is None else integral + part
 
 
 @dataclass
@@ -256,7 +245,11 @@ def _absorbing(chain: _Chain, target: np.ndarray) -> sparse.csr_matrix:
 
 
 def solve_at_horizon(
-    c: CompiledScenario, *, occupancy: bool = True, reach: list[int] | None = None
+    c: CompiledScenario,
+    *,
+    occupancy: bool = True,
+    reach: list[int] | None = None,
+    chain: _Chain | None = None,
 ) -> HorizonFigures:
     """Exact probabilities, times in stage and mean times to reach at the horizon only.
 
@@ -268,7 +261,7 @@ def solve_at_horizon(
     time to reach) to those stages.
     """
     _memoryless(c)
-    chain = _Chain(c)
+    chain = _Chain(c) if chain is None else chain
     n_s, n_k, n, horizon = c.n_stages, c.n_triggers, chain.n, c.horizon
     targets = list(range(n_s)) if reach is None else list(reach)
     blocks = ([chain.q] if occupancy else []) + [
@@ -385,50 +378,54 @@ def solve_chain(c: CompiledScenario) -> ExactSolution:
     stepper = _Stepper(chain.q)
     occupancy = np.zeros((n_s, n_g))
     occupancy[:, 0] = np.bincount(chain.stage_of, weights=chain.p0, minlength=n_s)
-    v, total = chain.p0.copy(), np.zeros(chain.n)
+    v = chain.p0.copy()
     for g in range(1, n_g):
-        v, part = _advance(chain, stepper, v, grid[g - 1], grid[g])
-        total += part
+        v, _ = _advance(chain, stepper, v, grid[g - 1], grid[g])
         occupancy[:, g] = np.bincount(chain.stage_of, weights=v, minlength=n_s)
-    time_in = np.bincount(chain.stage_of, weights=total, minlength=n_s)
     p_fired = np.array(
         [v[(chain.mask_of >> k) & 1 == 1].sum() for k in range(c.n_triggers)], dtype=float
     )
+    at_horizon = solve_at_horizon(c, chain=chain)
 
     reached = np.zeros((n_s, n_g))
     time_to_reach = []
     for s in range(n_s):
         target = chain.stage_of == s
         absorbing = _Stepper(_absorbing(chain, target))
-        v, area = chain.p0.copy(), 0.0
+        v = chain.p0.copy()
         reached[s, 0] = v[target].sum()
         vectors = [v]
         for g in range(1, n_g):
-            v, part = _advance(chain, absorbing, v, grid[g - 1], grid[g])
-            area += part[target].sum()
+            v, _ = _advance(chain, absorbing, v, grid[g - 1], grid[g])
             reached[s, g] = v[target].sum()
             vectors.append(v)
         time_to_reach.append(
-            _time_to_reach(chain, absorbing, target, grid, reached[s], vectors, area)
+            _time_to_reach(
+                chain,
+                absorbing,
+                target,
+                grid,
+                reached[s],
+                vectors,
+                at_horizon.mean_time_to_reach[s],
+            )
         )
     return ExactSolution(
         occupancy=np.clip(occupancy, 0.0, 1.0),
         reached=np.clip(reached, 0.0, 1.0),
-        time_in=time_in,
+        time_in=at_horizon.time_in,
         p_fired=np.clip(p_fired, 0.0, 1.0),
         time_to_reach=time_to_reach,
         n_states=chain.n,
     )
 
 
-def _time_to_reach(chain, stepper, target, grid, curve, vectors, area):
+def _time_to_reach(chain, stepper, target, grid, curve, vectors, mean):
     final = curve[-1]
     keys = ("mean", *(f"p{round(q * 100)}" for q in QUANTILES))
-    if final <= 0.0:
+    if final <= 0.0 or not np.isfinite(mean):
         return dict.fromkeys(keys)
-    horizon = grid[-1]
-    # E[T | T <= H] = H - (integral_0^H F(t) dt) / F(H)
-    out: dict[str, float | None] = {"mean": float(max(horizon - area / final, 0.0))}
+    out: dict[str, float | None] = {"mean": float(mean)}
     for q in QUANTILES:
         goal = q * final
         if curve[0] >= goal:

@@ -14,17 +14,19 @@ import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from escalate.compile import QUANTILE_BINS, TIME_BITS, CompiledScenario
 from escalate.errors import EscalateError
 from escalate.exact import ExactSolution
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from escalate._simulate import Tally
 
 __all__ = [
@@ -107,9 +109,16 @@ class Result:
     labels: dict[str, str]
     stages: dict[str, StageStats]
     triggers: dict[str, dict[str, Any]]
-    curves: pd.DataFrame
     paths: list[dict[str, Any]]
+    # (grid, stage names, reached (S, G), occupancy (S, G)): `curves` is built from it on first
+    # use, so that printing a summary never imports pandas
+    curve_arrays: tuple = field(repr=False)
     manifest: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def curves(self) -> pd.DataFrame:
+        """Long format: ``t``, ``stage``, ``curve`` (``reached`` or ``occupancy``), ``value``."""
+        return _curves(*self.curve_arrays)
 
     # --- construction ----------------------------------------------------------------------
 
@@ -160,8 +169,8 @@ class Result:
             labels=labels or {},
             stages=stages,
             triggers=triggers,
-            curves=_curves(compiled, reached, occupancy),
             paths=_paths(tally, compiled),
+            curve_arrays=(compiled.grid, compiled.stage_names, reached, occupancy),
         )
 
     @classmethod
@@ -211,14 +220,21 @@ class Result:
             labels=labels or {},
             stages=stages,
             triggers=triggers,
-            curves=_curves(compiled, solution.reached, solution.occupancy),
             paths=[],
+            curve_arrays=(
+                compiled.grid,
+                compiled.stage_names,
+                solution.reached,
+                solution.occupancy,
+            ),
         )
 
     # --- reading ---------------------------------------------------------------------------
 
     def summary(self) -> pd.DataFrame:
         """One row per stage: probabilities with errors, time in stage, time-to-reach quantiles."""
+        import pandas as pd
+
         rows = []
         for name, s in self.stages.items():
             ttr = s.time_to_reach
@@ -335,6 +351,8 @@ class Result:
 
     def paths_frame(self) -> pd.DataFrame:
         """The paths as a table: ``path`` (stages joined by ' > '), ``p``, ``p_se``."""
+        import pandas as pd
+
         return pd.DataFrame(
             [
                 {"path": " > ".join(p["path"]), "p": p["p"], "p_se": p.get("p_se", 0.0)}
@@ -426,16 +444,17 @@ def _tally_time_to_reach(tally: Tally, i: int, quantum: float, width: float) -> 
     return out
 
 
-def _curves(compiled: CompiledScenario, reached: np.ndarray, occupancy: np.ndarray):
-    grid = compiled.grid
+def _curves(grid: np.ndarray, stage_names, reached: np.ndarray, occupancy: np.ndarray):
+    import pandas as pd
+
     frames = []
     for curve, values in (("reached", reached), ("occupancy", occupancy)):
-        for i, name in enumerate(compiled.stage_names):
+        for i, name in enumerate(stage_names):
             frames.append(
                 pd.DataFrame({"t": grid, "stage": name, "curve": curve, "value": values[i]})
             )
     frame = pd.concat(frames, ignore_index=True)
-    frame["stage"] = pd.Categorical(frame["stage"], categories=list(compiled.stage_names))
+    frame["stage"] = pd.Categorical(frame["stage"], categories=list(stage_names))
     frame["curve"] = pd.Categorical(frame["curve"], categories=["reached", "occupancy"])
     return frame
 
