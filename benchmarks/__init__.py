@@ -1,0 +1,1 @@
+"""Benchmarks: escalate against its peers (run ``python -m benchmarks``)."""

@@ -1,0 +1,453 @@
+"""escalate against its peers on the reference chain, and how it scales.
+
+Run ``python -m benchmarks`` (a few minutes on 2 cores; ``--quick`` for a smoke run). Every row
+runs in its own process, so its peak memory (``ru_maxrss``) is its own and numba compiles from
+the on-disk cache as a user's second run would; times are medians over repeats, after one warm
+call. The table is printed and written to ``benchmarks/RESULTS.md`` with the machine it ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REFERENCE = HERE / "reference.yaml"
+TARGET = "war"
+SEED = 20261125
+
+# name: (trajectories, repeats, quick trajectories) -- sizes that fit each peer's speed/memory
+ROWS = {
+    "escalate, all threads": (20_000_000, 3, 1_000_000),
+    "escalate, 1 thread": (10_000_000, 3, 500_000),
+    "escalate solve (exact)": (None, 5, None),
+    "numba loop, inline xoshiro256** (1 thread)": (5_000_000, 3, 200_000),
+    "numba loop, numba np.random (1 thread)": (5_000_000, 3, 200_000),
+    "pure-Python event loop": (100_000, 3, 5_000),
+    "numpy, day-stepped, unabsorbed only": (100_000, 3, 5_000),
+    "numpy, day-stepped, every trajectory": (20_000, 3, 1_000),
+    "quantecon MarkovChain.simulate (daily)": (20_000, 3, 1_000),
+    "PyDTMC simulate (daily)": (200, 1, 20),
+}
+
+
+# --- one row, in its own process -------------------------------------------------------------
+
+
+def _compiled(path: Path = REFERENCE):
+    import escalate
+    from escalate.compile import compile_scenario
+
+    return escalate.load(path), compile_scenario(escalate.load(path))
+
+
+def measure_row(name: str, n: int | None, repeats: int) -> dict:
+    """Time one row (median over ``repeats`` after a warm call) and return its estimate."""
+    import numba
+
+    from benchmarks import peers
+
+    model, c = _compiled()
+    if name.startswith("escalate, "):
+        import escalate
+
+        threads = 1 if "1 thread" in name else numba.config.NUMBA_NUM_THREADS
+
+        def run(k):
+            result = escalate.simulate(model, k, seed=SEED, threads=threads)
+            return round(result.stages[TARGET].p_reached * k)
+
+    elif name == "escalate solve (exact)":
+        import escalate
+
+        def run(k):
+            return escalate.solve(model).stages[TARGET].p_reached
+
+    elif name.startswith("numba loop"):
+        xoshiro = "xoshiro" in name
+
+        def run(k):
+            return peers.bare_numba_loop(c, TARGET, k, SEED, xoshiro=xoshiro)
+
+    elif name == "pure-Python event loop":
+
+        def run(k):
+            return peers.pure_python_event_loop(c, TARGET, k, SEED)
+
+    else:
+        daily = peers.DailyChain(c, TARGET)
+        if name.startswith("numpy"):
+            unabsorbed = "unabsorbed" in name
+
+            def run(k):
+                return peers.numpy_day_stepped(daily, k, SEED, only_unabsorbed=unabsorbed)
+
+        elif name.startswith("quantecon"):
+
+            def run(k):
+                return peers.quantecon_simulate(daily, k, SEED)
+
+        else:
+
+            def run(k):
+                return peers.pydtmc_simulate(daily, k, SEED)
+
+    run(min(n, 1_000) if n else None)  # warm: imports and compilation
+    walls, value = [], None
+    for _ in range(repeats):
+        began = time.perf_counter()
+        value = run(n)
+        walls.append(time.perf_counter() - began)
+    return {
+        "name": name,
+        "n": n,
+        "wall": statistics.median(walls),
+        "value": value,
+        "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+
+
+def _subprocess(args: list[str], env: dict | None = None) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args],
+        capture_output=True,
+        text=True,
+        cwd=HERE.parent,
+        env=env,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark row failed: {' '.join(args)}\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def row(name: str, n: int | None, repeats: int) -> dict:
+    return _subprocess(["--row", name, "--n", str(n or 0), "--repeats", str(repeats)])
+
+
+# --- the tables --------------------------------------------------------------------------------
+
+
+def _exact_p() -> float:
+    import escalate
+
+    return escalate.solve(REFERENCE).stages[TARGET].p_reached
+
+
+def _fmt_rate(rate: float) -> str:
+    if rate >= 1e6:
+        return f"{rate / 1e6:,.2f} M/s"
+    if rate >= 1e3:
+        return f"{rate / 1e3:,.1f} k/s"
+    return f"{rate:,.0f} /s"
+
+
+def draws_per_trajectory(m: int = 2_000) -> float:
+    """Random numbers escalate's kernel consumes per trajectory on the reference chain,
+    counted exactly by stepping a copy of one chunk's generator to its end state."""
+    import numpy as np
+
+    from benchmarks.peers import _draws_between
+    from escalate import _kernels
+    from escalate._simulate import _Batch, chunk_state
+
+    _, c = _compiled()
+    batch = _Batch(c, 1)
+    before = chunk_state(SEED, 0)
+    states = before[None, :].copy()
+    _kernels.run_batch(
+        np.array([m], np.int64),
+        states,
+        c.start_cdf,
+        c.terminal,
+        c.out_start,
+        c.target,
+        c.kind,
+        c.p1,
+        c.p2,
+        c.ratio,
+        c.requires,
+        c.initial,
+        c.onset_rate,
+        c.onset_at,
+        c.horizon,
+        c.grid_step,
+        len(c.grid),
+        *batch.arrays(),
+    )
+    return _draws_between(before, states[0], 10**8) / m
+
+
+def peer_table(quick: bool) -> tuple[str, list[dict]]:
+    exact = _exact_p()
+    rows = []
+    for name, (n, repeats, n_quick) in ROWS.items():
+        size = n_quick if quick else n
+        print(f"  {name} ...", file=sys.stderr, flush=True)
+        rows.append(row(name, size, 1 if quick else repeats))
+    per_trajectory = draws_per_trajectory()
+    floor_n = 10_000_000 if not quick else 500_000
+    floor = _subprocess(
+        ["--floor", str(per_trajectory), "--n", str(floor_n), "--repeats", "1" if quick else "3"]
+    )
+    floor["name"] = f"RNG floor: {per_trajectory:.2f} draws a trajectory, escalate's generator"
+    rows.append(floor)
+
+    lead = next(r for r in rows if r["name"] == "escalate, all threads")
+    lead_rate = lead["n"] / lead["wall"]
+    lines = [
+        "| method | trajectories | median wall (s) | trajectories/s | peak memory (MB) "
+        "| P(war by 730) ± SE | vs exact (SE) | escalate (all threads) is ... x faster |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        mb = r["peak_kb"] / 1024
+        if r["name"].startswith("escalate solve"):
+            lines.append(
+                f"| {r['name']} | - | {r['wall']:.3f} | - | {mb:,.0f} | {r['value']:.6f} (exact) "
+                "| - | - |"
+            )
+            continue
+        rate = r["n"] / r["wall"]
+        r["rate"] = rate
+        if r["value"] is None:
+            estimate, z = "-", "-"
+        else:
+            p = r["value"] / r["n"]
+            se = math.sqrt(p * (1 - p) / r["n"])
+            r["p"], r["se"] = p, se
+            estimate = f"{p:.4f} ± {se:.4f}"
+            z = f"{(p - exact) / se:+.2f}"
+        lines.append(
+            f"| {r['name']} | {r['n']:,} | {r['wall']:.3f} | {_fmt_rate(rate)} | {mb:,.0f} "
+            f"| {estimate} | {z} | {lead_rate / rate:,.1f} |"
+        )
+    return "\n".join(lines), rows
+
+
+def compile_table() -> tuple[str, dict]:
+    """Cold (empty cache) and cached compilation: the wall time of a whole small run."""
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for label in ("cold (empty numba cache)", "cached (second process)"):
+            began = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "escalate", "run", str(REFERENCE), "-n", "1e5",
+                 "--seed", "1", "--format", "json"],
+                capture_output=True, check=True, env=env,
+            )  # fmt: skip
+            out[label] = time.perf_counter() - began
+    lines = ["| compilation | first result of `escalate run -n 1e5`, whole process (s) |",
+             "|---|---:|"]  # fmt: skip
+    lines += [f"| {label} | {wall:.2f} |" for label, wall in out.items()]
+    return "\n".join(lines), out
+
+
+def scaling_tables(quick: bool) -> str:
+    sizes = [10**4, 10**5, 10**6, 10**7] + ([] if quick else [10**8])
+    lines = ["| trajectories | wall (s) | trajectories/s | peak memory (MB) |",
+             "|---:|---:|---:|---:|"]  # fmt: skip
+    for n in sizes:
+        print(f"  scaling n={n:,} ...", file=sys.stderr, flush=True)
+        r = _subprocess(["--scale", "n", "--n", str(n)])
+        lines.append(
+            f"| {n:,} | {r['wall']:.3f} | {_fmt_rate(n / r['wall'])} | {r['peak_kb'] / 1024:,.0f} |"
+        )
+    out = ["### Trajectories (reference chain, all threads)", "", *lines, ""]
+    n = 200_000 if quick else 2_000_000
+    for axis, values, label in (
+        ("horizon", [30, 365, 730, 3650], "Horizon (days; reference chain)"),
+        ("stages", [5, 10, 20, 50], "Stages (a ladder with two triggers)"),
+        ("triggers", [0, 1, 2, 4, 8], "Triggers (a 10-stage ladder)"),
+    ):
+        lines = [f"| {axis} | wall (s) | trajectories/s | P(war) ± SE |", "|---:|---:|---:|---:|"]
+        for v in values:
+            print(f"  scaling {axis}={v} ...", file=sys.stderr, flush=True)
+            r = _subprocess(["--scale", axis, "--value", str(v), "--n", str(n)])
+            lines.append(
+                f"| {v} | {r['wall']:.3f} | {_fmt_rate(n / r['wall'])} "
+                f"| {r['p']:.4f} ± {r['se']:.4f} |"
+            )
+        out += [f"### {label}, {n:,} trajectories", "", *lines, ""]
+    return "\n".join(out)
+
+
+def ladder(stages: int, triggers: int, horizon: float = 730) -> str:
+    """A generated scenario: ``stages - 2`` rungs, then war and peace (terminal)."""
+    rungs = stages - 2
+    text = [f"scenario: ladder-{stages}-{triggers}", f"horizon: {horizon}", "start: r0", "stages:"]
+    text += [f"  r{i}: {{}}" for i in range(rungs)]
+    text += ["  war: {terminal: true}", "  peace: {terminal: true}"]
+    if triggers:
+        text.append("triggers:")
+        text += [f"  t{k}: {{initial: 0.1, onset: {{rate: 0.002}}}}" for k in range(triggers)]
+    text.append("transitions:")
+    for i in range(rungs):
+        up = f"r{i + 1}" if i + 1 < rungs else "war"
+        ratios = [f"t{k}: 2" for k in range(triggers) if k % rungs == i]
+        when = f", when: {{{', '.join(ratios)}}}" if ratios else ""
+        text.append(f"  - {{from: r{i}, to: {up}, rate: {0.4 / rungs:.6g}{when}}}")
+        if i:
+            text.append(f"  - {{from: r{i}, to: r{i - 1}, rate: {0.1 / rungs:.6g}}}")
+        text.append(f"  - {{from: r{i}, to: peace, rate: 0.002}}")
+    return "\n".join(text) + "\n"
+
+
+def measure_scale(axis: str, value: float, n: int) -> dict:
+    import escalate
+
+    if axis in ("n", "horizon"):
+        model = escalate.load(REFERENCE)
+        horizon = value if axis == "horizon" else None
+    else:
+        stages, triggers = (int(value), 2) if axis == "stages" else (10, int(value))
+        model = escalate.loads(ladder(stages, triggers))
+        horizon = None
+    escalate.simulate(model, 1_000, seed=SEED, horizon=horizon)  # warm
+    began = time.perf_counter()
+    result = escalate.simulate(model, n, seed=SEED, horizon=horizon)
+    wall = time.perf_counter() - began
+    stats = result.stages[TARGET]
+    return {
+        "wall": wall,
+        "p": stats.p_reached,
+        "se": stats.p_reached_se,
+        "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+
+
+def machine() -> str:
+    import numba
+    import numpy
+
+    import escalate
+
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}, numpy {numpy.__version__}, "
+        f"numba {numba.__version__} ({numba.config.NUMBA_NUM_THREADS} threads), "
+        f"escalate {escalate.__version__}"
+    )
+
+
+def targets(rows: list[dict], compiled: dict) -> str:
+    by = {r["name"]: r for r in rows}
+    two, one = by["escalate, all threads"]["rate"], by["escalate, 1 thread"]["rate"]
+    bare = by["numba loop, numba np.random (1 thread)"]["rate"]
+    stepped = max(r["rate"] for r in rows if "daily" in r["name"] or "day-stepped" in r["name"])
+    python = by["pure-Python event loop"]["rate"]
+    checks = [
+        ("at least 20 million trajectories/s on 2 threads", two / 1e6, 20, f"{two / 1e6:.2f} M/s"),
+        ("1 thread at least 2.5x the numba np.random loop", one / bare, 2.5, f"{one / bare:.2f}x"),
+        ("at least 100x every day-stepped peer", two / stepped, 100, f"{two / stepped:,.0f}x"),
+        ("at least 20x the pure-Python event loop", two / python, 20, f"{two / python:,.0f}x"),
+        ("2 threads at least 1.8x one", two / one, 1.8, f"{two / one:.2f}x"),
+        (
+            "a second process's first result in under 2 s",
+            2.0 / compiled["cached (second process)"],
+            1.0,
+            f"{compiled['cached (second process)']:.2f} s",
+        ),
+    ]
+    lines = ["| target | measured | met |", "|---|---:|:---:|"]
+    lines += [f"| {t} | {shown} | {'yes' if v >= goal else 'no'} |" for t, v, goal, shown in checks]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
+    parser.add_argument("--row", help=argparse.SUPPRESS)
+    parser.add_argument("--floor", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--scale", help=argparse.SUPPRESS)
+    parser.add_argument("--value", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.row:
+        print(json.dumps(measure_row(args.row, args.n or None, args.repeats)))
+        return
+    if args.floor:
+        from benchmarks.peers import rng_floor
+
+        count = round(args.floor * args.n)
+        rng_floor(1_000, SEED)
+        walls = []
+        for _ in range(args.repeats):
+            began = time.perf_counter()
+            rng_floor(count, SEED)
+            walls.append(time.perf_counter() - began)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps({"n": args.n, "wall": statistics.median(walls), "value": None,
+                          "peak_kb": peak}))  # fmt: skip
+        return
+    if args.scale:
+        print(json.dumps(measure_scale(args.scale, args.value or 0, args.n)))
+        return
+
+    began = time.perf_counter()
+    print("benchmarks: peers on the reference chain ...", file=sys.stderr)
+    table, rows = peer_table(args.quick)
+    print("benchmarks: compilation ...", file=sys.stderr)
+    compiled_table, compiled = compile_table()
+    print("benchmarks: scaling ...", file=sys.stderr)
+    scaling = scaling_tables(args.quick)
+    today = datetime.date.today().isoformat()
+    report = "\n".join(
+        [
+            "# Benchmark results",
+            "",
+            f"Run {today} with `python -m benchmarks{' --quick' if args.quick else ''}` "
+            f"({time.perf_counter() - began:.0f} s in all) on: {machine()}.",
+            "",
+            "The reference chain is `benchmarks/reference.yaml` (6 stages, 1 trigger, 730 days; "
+            f"exact P(war by 730) = {_exact_p():.6f}). Every row simulates that same model; "
+            "day-stepped peers use its exact daily matrix. Each row runs in its own process "
+            "(peak memory is that process's); times are medians after a warm call.",
+            "",
+            "## Peers",
+            "",
+            table,
+            "",
+            "## Targets (DESIGN.md section 7)",
+            "",
+            targets(rows, compiled),
+            "",
+            "## Compilation",
+            "",
+            compiled_table,
+            "",
+            "## Scaling",
+            "",
+            scaling,
+        ]
+    )
+    print(report)
+    if not args.no_write and not args.quick:
+        (HERE / "RESULTS.md").write_text(report + "\n")
+
+
+if __name__ == "__main__":
+    main()
