@@ -126,6 +126,23 @@ def _grid_index(t, step, n_grid):
     return g if g < n_grid - 1 else n_grid - 1
 
 
+@njit(inline="always", **_JIT)
+def _speed(j, on, requires, ratio):
+    """Clock speed of transition ``j`` with the triggers ``on``: 0 while a required trigger is
+    off, else the product of the ``when`` ratios of the triggers that are on."""
+    if (requires[j] & on) != requires[j]:
+        return 0.0
+    sp = 1.0
+    rest = on
+    k = 0
+    while rest:
+        if rest & 1:
+            sp *= ratio[j, k]
+        rest >>= 1
+        k += 1
+    return sp
+
+
 @njit(**_JIT)
 def _record_path(h, length, seq, keys, counts, lengths, paths, other):
     mask = PATH_CAPACITY - 1
@@ -188,6 +205,14 @@ def _run_chunk(
         max_out = max(max_out, out_start[s + 1] - out_start[s])
     remaining = np.empty(max_out)
     speed = np.empty(max_out)
+    # Stages whose every way out is exponential race by hazards (Gillespie): one exponential
+    # and one uniform per event, however many transitions and onsets compete; the latent-clock
+    # loop below serves the others. Both give the same law (memoryless clocks).
+    memoryless = np.ones(n_stages, dtype=np.bool_)
+    for s in range(n_stages):
+        for j in range(out_start[s], out_start[s + 1]):
+            if kind[j] != EXPONENTIAL:
+                memoryless[s] = False
     next_on = np.empty(n_triggers)
     first_entry = np.empty(n_stages)
     stay = np.empty(n_stages)
@@ -236,6 +261,65 @@ def _run_chunk(
                 break
 
             first, last = out_start[s], out_start[s + 1]
+            if memoryless[s]:
+                fire = -1
+                while True:  # one pass per event inside the stage
+                    total = 0.0
+                    for j in range(first, last):
+                        speed[j - first] = p1[j] * _speed(j, on, requires, ratio)
+                        total += speed[j - first]
+                    t_at, at_k = np.inf, -1
+                    for k in range(n_triggers):
+                        if not (on >> k) & 1:
+                            total += onset_rate[k, s]
+                            if t <= onset_at[k] < t_at:  # equal: a simultaneous `at`
+                                t_at, at_k = onset_at[k], k
+                    t_next = t + _exponential(state) / total if total > 0.0 else np.inf
+                    if t_at <= t_next and t_at <= horizon:  # an `at` trigger comes first
+                        t = t_at
+                        on |= _ONE << at_k
+                        continue
+                    if t_next > horizon:
+                        break
+                    t = t_next
+                    pick = _uniform(state) * total
+                    chosen = False
+                    for j in range(first, last):
+                        pick -= speed[j - first]
+                        if pick < 0.0 and speed[j - first] > 0.0:
+                            fire = j
+                            chosen = True
+                            break
+                    if not chosen:
+                        for k in range(n_triggers):
+                            if not (on >> k) & 1 and onset_rate[k, s] > 0.0:
+                                pick -= onset_rate[k, s]
+                                if pick < 0.0:
+                                    on |= _ONE << k
+                                    chosen = True
+                                    break
+                        if chosen:
+                            continue
+                        # rounding left the pick past the last hazard: the last transition
+                        for j in range(last - 1, first - 1, -1):
+                            if speed[j - first] > 0.0:
+                                fire = j
+                                break
+                        if fire < 0:
+                            continue
+                    break
+                if fire < 0:  # the horizon came first
+                    stay[s] += horizon - entered
+                    occupancy_diff[s, g_enter] += 1
+                    occupancy_diff[s, n_grid] -= 1
+                    at_horizon[s] += 1
+                    break
+                stay[s] += t - entered
+                occupancy_diff[s, g_enter] += 1
+                occupancy_diff[s, _grid_index(t, step, n_grid)] -= 1
+                s = target[fire]
+                continue
+
             for j in range(first, last):
                 remaining[j - first] = _latent(state, kind[j], p1[j], p2[j])
             for k in range(n_triggers):
@@ -250,17 +334,7 @@ def _run_chunk(
             while True:  # one pass per event inside the stage
                 t_fire, fire = np.inf, -1
                 for j in range(first, last):
-                    if (requires[j] & on) != requires[j]:
-                        sp = 0.0
-                    else:
-                        sp = 1.0
-                        rest = on
-                        k = 0
-                        while rest:
-                            if rest & 1:
-                                sp *= ratio[j, k]
-                            rest >>= 1
-                            k += 1
+                    sp = _speed(j, on, requires, ratio)
                     speed[j - first] = sp
                     if sp > 0.0:
                         when = t + remaining[j - first] / sp
