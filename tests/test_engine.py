@@ -309,3 +309,27 @@ def test_probabilities_zero_and_one():
     assert result.stages["c"].time_to_reach["p50"] is None
     assert result.triggers["t"]["p_fired"] == 0.0
     assert result.triggers["u"]["p_fired"] == 1.0
+
+
+@pytest.mark.parametrize("count", [2, 9])
+def test_trigger_onsets_with_and_without_hazard_tables(count):
+    """Exponential stages race by tabled hazards up to TABLE_TRIGGERS triggers, and by
+    hazards computed as they go beyond: both give the piecewise hazard of the closed form."""
+    from escalate._kernels import TABLE_TRIGGERS
+
+    assert (count <= TABLE_TRIGGERS) == (count == 2)
+    r0, ratio, lam, h = 0.004, 5.0, 0.02, 100
+    # trigger 0 switches on at rate lam and speeds a -> b up; the others never switch on
+    triggers = "  t0: {onset: {rate: 0.02}}\n" + "".join(
+        f"  t{k}: {{initial: 0, onset: {{at: 1000}}}}\n" for k in range(1, count)
+    )
+    others = ", ".join(f"t{k}: 3" for k in range(1, count))
+    result = run(
+        chain(
+            f"  - {{from: a, to: b, rate: {r0}, when: {{t0: {ratio}, {others}}}}}",
+            triggers=triggers,
+        )
+    )
+    assert_p(result, "b", 1 - survival_with_switch(r0, r0 * ratio, lam, h))
+    assert_p(result, "a", survival_with_switch(r0, r0 * ratio, lam, h), "p_at_horizon")
+    assert all(result.triggers[f"t{k}"]["p_fired"] == 0 for k in range(1, count))

@@ -31,6 +31,7 @@ from escalate.compile import (
 )
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+TABLE_TRIGGERS = 8  # hazard tables per (stage, triggers on) up to this many triggers
 
 _ROT_A, _ROT_B = np.uint64(7), np.uint64(45)
 _SHIFT = np.uint64(17)
@@ -120,9 +121,9 @@ def draw_latent(state, kind, p1, p2, out):
 
 
 @njit(inline="always", **_JIT)
-def _grid_index(t, step, n_grid):
+def _grid_index(t, per_step, n_grid):
     """Index of the first grid point at or after ``t`` (the last point is the horizon)."""
-    g = math.ceil(t / step)
+    g = math.ceil(t * per_step)
     return g if g < n_grid - 1 else n_grid - 1
 
 
@@ -141,6 +142,52 @@ def _speed(j, on, requires, ratio):
         rest >>= 1
         k += 1
     return sp
+
+
+@njit(**_JIT)
+def _hazard_tables(out_start, kind, p1, requires, ratio, onset_rate):
+    """Per (stage, triggers on): the events that can happen in a memoryless stage, with their
+    cumulative hazards, so that an event costs a table lookup instead of recomputing speeds.
+
+    Returns ``memoryless[s]`` (every way out exponential), ``count[s, mask]``, and per event
+    ``cumulative[s, mask, i]`` and ``event[s, mask, i]`` (a transition ``j >= 0`` or a trigger
+    onset ``-(k + 1)``). Tables span every mask only for up to ``TABLE_TRIGGERS`` triggers;
+    beyond, they are empty and the kernel computes hazards as it goes.
+    """
+    n_stages = out_start.shape[0] - 1
+    n_triggers = onset_rate.shape[0]
+    memoryless = np.ones(n_stages, dtype=np.bool_)
+    max_out = 0
+    for s in range(n_stages):
+        max_out = max(max_out, out_start[s + 1] - out_start[s])
+        for j in range(out_start[s], out_start[s + 1]):
+            if kind[j] != EXPONENTIAL:
+                memoryless[s] = False
+    masks = 1 << n_triggers if n_triggers <= TABLE_TRIGGERS else 0
+    width = max_out + n_triggers
+    count = np.zeros((n_stages, masks), dtype=np.int64)
+    cumulative = np.zeros((n_stages, masks, max(width, 1)))
+    event = np.zeros((n_stages, masks, max(width, 1)), dtype=np.int64)
+    for s in range(n_stages):
+        if not memoryless[s]:
+            continue
+        for mask in range(masks):
+            total, i = 0.0, 0
+            for j in range(out_start[s], out_start[s + 1]):
+                hazard = p1[j] * _speed(j, mask, requires, ratio)
+                if hazard > 0.0:
+                    total += hazard
+                    cumulative[s, mask, i] = total
+                    event[s, mask, i] = j
+                    i += 1
+            for k in range(n_triggers):
+                if not (mask >> k) & 1 and onset_rate[k, s] > 0.0:
+                    total += onset_rate[k, s]
+                    cumulative[s, mask, i] = total
+                    event[s, mask, i] = -(k + 1)
+                    i += 1
+            count[s, mask] = i
+    return memoryless, count, cumulative, event
 
 
 @njit(**_JIT)
@@ -208,17 +255,22 @@ def _run_chunk(
     # Stages whose every way out is exponential race by hazards (Gillespie): one exponential
     # and one uniform per event, however many transitions and onsets compete; the latent-clock
     # loop below serves the others. Both give the same law (memoryless clocks).
-    memoryless = np.ones(n_stages, dtype=np.bool_)
-    for s in range(n_stages):
-        for j in range(out_start[s], out_start[s + 1]):
-            if kind[j] != EXPONENTIAL:
-                memoryless[s] = False
+    memoryless, count, cumulative, event = _hazard_tables(
+        out_start, kind, p1, requires, ratio, onset_rate
+    )
+    tabled = count.shape[1] > 0
+    timed = False  # any `at` trigger still to come after t = 0
+    for k in range(n_triggers):
+        if 0.0 < onset_at[k] < np.inf:
+            timed = True
     next_on = np.empty(n_triggers)
     first_entry = np.empty(n_stages)
     stay = np.empty(n_stages)
     seq = np.empty(PATH_LENGTH, dtype=np.int16)
-    quantum = horizon / 2.0**TIME_BITS
-    bin_width = horizon / QUANTILE_BINS
+    # reciprocals: a multiplication costs a fraction of a division in the loop below
+    per_step = 1.0 / step
+    per_quantum = 2.0**TIME_BITS / horizon
+    per_bin = QUANTILE_BINS / horizon
 
     for _ in range(size):
         # t = 0: the start stage, and the triggers already on
@@ -240,19 +292,19 @@ def _run_chunk(
             if first_entry[s] < 0.0:
                 first_entry[s] = t
                 reached[s] += 1
-                reach_hist[s, _grid_index(t, step, n_grid)] += 1
+                reach_hist[s, _grid_index(t, per_step, n_grid)] += 1
                 if t == 0.0:  # bin 0 holds the entries at exactly t = 0 (start stages)
                     quantile_hist[s, 0] += 1
                 else:
-                    quantile_hist[s, 1 + min(int(t / bin_width), QUANTILE_BINS - 1)] += 1
-                entry_sum[s] += np.int64(round(t / quantum))
+                    quantile_hist[s, 1 + min(int(t * per_bin), QUANTILE_BINS - 1)] += 1
+                entry_sum[s] += np.int64(round(t * per_quantum))
                 entry_sq[s] += t * t
             h = (h ^ np.uint64(s + 1)) * _FNV_PRIME
             if length < PATH_LENGTH:
                 seq[length] = s
             length += 1
             entered = t
-            g_enter = _grid_index(t, step, n_grid)
+            g_enter = _grid_index(t, per_step, n_grid)
             if terminal[s]:
                 stay[s] += horizon - t
                 occupancy_diff[s, g_enter] += 1
@@ -261,52 +313,33 @@ def _run_chunk(
                 break
 
             first, last = out_start[s], out_start[s + 1]
-            if memoryless[s]:
+            if memoryless[s] and tabled:
                 fire = -1
                 while True:  # one pass per event inside the stage
-                    total = 0.0
-                    for j in range(first, last):
-                        speed[j - first] = p1[j] * _speed(j, on, requires, ratio)
-                        total += speed[j - first]
-                    t_at, at_k = np.inf, -1
-                    for k in range(n_triggers):
-                        if not (on >> k) & 1:
-                            total += onset_rate[k, s]
-                            if t <= onset_at[k] < t_at:  # equal: a simultaneous `at`
-                                t_at, at_k = onset_at[k], k
+                    events = count[s, on]
+                    total = cumulative[s, on, events - 1] if events > 0 else 0.0
                     t_next = t + _exponential(state) / total if total > 0.0 else np.inf
-                    if t_at <= t_next and t_at <= horizon:  # an `at` trigger comes first
-                        t = t_at
-                        on |= _ONE << at_k
-                        continue
+                    if timed:
+                        t_at, at_k = np.inf, -1
+                        for k in range(n_triggers):
+                            if not (on >> k) & 1 and t <= onset_at[k] < t_at:
+                                t_at, at_k = onset_at[k], k  # equal: a simultaneous `at`
+                        if t_at <= t_next and t_at <= horizon:  # an `at` trigger comes first
+                            t = t_at
+                            on |= _ONE << at_k
+                            continue
                     if t_next > horizon:
                         break
                     t = t_next
                     pick = _uniform(state) * total
-                    chosen = False
-                    for j in range(first, last):
-                        pick -= speed[j - first]
-                        if pick < 0.0 and speed[j - first] > 0.0:
-                            fire = j
-                            chosen = True
-                            break
-                    if not chosen:
-                        for k in range(n_triggers):
-                            if not (on >> k) & 1 and onset_rate[k, s] > 0.0:
-                                pick -= onset_rate[k, s]
-                                if pick < 0.0:
-                                    on |= _ONE << k
-                                    chosen = True
-                                    break
-                        if chosen:
-                            continue
-                        # rounding left the pick past the last hazard: the last transition
-                        for j in range(last - 1, first - 1, -1):
-                            if speed[j - first] > 0.0:
-                                fire = j
-                                break
-                        if fire < 0:
-                            continue
+                    i = 0
+                    while i < events - 1 and pick >= cumulative[s, on, i]:
+                        i += 1
+                    chosen = event[s, on, i]
+                    if chosen < 0:  # a trigger switches on
+                        on |= _ONE << (-chosen - 1)
+                        continue
+                    fire = chosen
                     break
                 if fire < 0:  # the horizon came first
                     stay[s] += horizon - entered
@@ -316,7 +349,7 @@ def _run_chunk(
                     break
                 stay[s] += t - entered
                 occupancy_diff[s, g_enter] += 1
-                occupancy_diff[s, _grid_index(t, step, n_grid)] -= 1
+                occupancy_diff[s, _grid_index(t, per_step, n_grid)] -= 1
                 s = target[fire]
                 continue
 
@@ -358,7 +391,7 @@ def _run_chunk(
                     continue
                 stay[s] += t - entered
                 occupancy_diff[s, g_enter] += 1
-                occupancy_diff[s, _grid_index(t, step, n_grid)] -= 1
+                occupancy_diff[s, _grid_index(t, per_step, n_grid)] -= 1
                 s = target[fire]
                 moved = True
                 break
@@ -374,7 +407,7 @@ def _run_chunk(
                 fired[k] += 1
         for i in range(n_stages):
             if stay[i] > 0.0:
-                time_in[i] += np.int64(round(stay[i] / quantum))
+                time_in[i] += np.int64(round(stay[i] * per_quantum))
                 time_in_sq[i] += stay[i] * stay[i]
         _record_path(h, length, seq, path_keys, path_counts, path_lengths, path_stages, path_other)
 

@@ -29,8 +29,8 @@ __all__ = [
     "run_trajectories",
 ]
 
-CHUNK_SIZE = 16_384
-BATCH_CHUNKS = 32
+CHUNK_SIZE = 65_536
+BATCH_CHUNKS = 16
 PATHS_KEPT = 10_000  # distinct paths kept across batches (the rest count as other paths)
 
 
