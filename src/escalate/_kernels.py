@@ -190,7 +190,7 @@ def _hazard_tables(out_start, kind, p1, requires, ratio, onset_rate):
     return memoryless, count, cumulative, event
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _record_path(h, length, seq, keys, counts, lengths, paths, other):
     mask = PATH_CAPACITY - 1
     slot = np.int64(h & np.uint64(mask))
@@ -289,22 +289,21 @@ def _run_chunk(
         length = 0
 
         while True:  # one pass per stage entered
+            g_enter = _grid_index(t, per_step, n_grid)
             if first_entry[s] < 0.0:
                 first_entry[s] = t
                 reached[s] += 1
-                reach_hist[s, _grid_index(t, per_step, n_grid)] += 1
-                if t == 0.0:  # bin 0 holds the entries at exactly t = 0 (start stages)
-                    quantile_hist[s, 0] += 1
-                else:
-                    quantile_hist[s, 1 + min(int(t * per_bin), QUANTILE_BINS - 1)] += 1
-                entry_sum[s] += np.int64(round(t * per_quantum))
+                reach_hist[s, g_enter] += 1
+                # bin 0 holds the entries at exactly t = 0 (start stages)
+                fine = 1 + min(int(t * per_bin), QUANTILE_BINS - 1)
+                quantile_hist[s, 0 if t == 0.0 else fine] += 1
+                entry_sum[s] += np.int64(t * per_quantum + 0.5)
                 entry_sq[s] += t * t
             h = (h ^ np.uint64(s + 1)) * _FNV_PRIME
             if length < PATH_LENGTH:
                 seq[length] = s
             length += 1
             entered = t
-            g_enter = _grid_index(t, per_step, n_grid)
             if terminal[s]:
                 stay[s] += horizon - t
                 occupancy_diff[s, g_enter] += 1
@@ -405,10 +404,9 @@ def _run_chunk(
         for k in range(n_triggers):
             if (on >> k) & 1:
                 fired[k] += 1
-        for i in range(n_stages):
-            if stay[i] > 0.0:
-                time_in[i] += np.int64(round(stay[i] * per_quantum))
-                time_in_sq[i] += stay[i] * stay[i]
+        for i in range(n_stages):  # branch-free: a stage not visited adds 0
+            time_in[i] += np.int64(stay[i] * per_quantum + 0.5)
+            time_in_sq[i] += stay[i] * stay[i]
         _record_path(h, length, seq, path_keys, path_counts, path_lengths, path_stages, path_other)
 
 
