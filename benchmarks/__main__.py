@@ -236,6 +236,48 @@ def peer_table(quick: bool) -> tuple[str, list[dict]]:
     return "\n".join(lines), rows
 
 
+def venezuela_table(quick: bool) -> str:
+    """The shipped scenario's own figures: escalate on all threads and on one, and solve."""
+    n = 500_000 if quick else 10_000_000
+    lines = [
+        "| method | trajectories | median wall (s) | trajectories/s | P(full-scale war) ± SE |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for threads in (0, 1):
+        r = _subprocess(["--venezuela", str(threads), "--n", str(n)])
+        label = "escalate, all threads" if threads == 0 else "escalate, 1 thread"
+        lines.append(
+            f"| {label} | {n:,} | {r['wall']:.3f} | {_fmt_rate(n / r['wall'])} "
+            f"| {r['p']:.4f} ± {r['se']:.4f} |"
+        )
+    r = _subprocess(["--venezuela", "-1", "--n", "0"])
+    lines.append(f"| escalate solve (exact) | - | {r['wall']:.3f} | - | {r['p']:.6f} (exact) |")
+    return "\n".join(lines)
+
+
+def measure_venezuela(threads: int, n: int) -> dict:
+    import escalate
+
+    model = escalate.load(HERE.parent / "scenarios" / "venezuela.yaml")
+    if threads < 0:
+        escalate.solve(model)
+        walls = []
+        for _ in range(5):
+            began = time.perf_counter()
+            result = escalate.solve(model)
+            walls.append(time.perf_counter() - began)
+    else:
+        kwargs = {"threads": threads} if threads else {}
+        escalate.simulate(model, 10_000, seed=SEED, **kwargs)
+        walls = []
+        for _ in range(3):
+            began = time.perf_counter()
+            result = escalate.simulate(model, n, seed=SEED, **kwargs)
+            walls.append(time.perf_counter() - began)
+    stats = result.stages["full_scale_war"]
+    return {"wall": statistics.median(walls), "p": stats.p_reached, "se": stats.p_reached_se}
+
+
 def compile_table() -> tuple[str, dict]:
     """Cold (empty cache) and cached compilation: the wall time of a whole small run."""
     out = {}
@@ -255,13 +297,15 @@ def compile_table() -> tuple[str, dict]:
     return "\n".join(lines), out
 
 
-def scaling_tables(quick: bool) -> str:
+def scaling_tables(quick: bool) -> tuple[str, dict]:
     sizes = [10**4, 10**5, 10**6, 10**7] + ([] if quick else [10**8])
     lines = ["| trajectories | wall (s) | trajectories/s | peak memory (MB) |",
              "|---:|---:|---:|---:|"]  # fmt: skip
+    peaks = {}
     for n in sizes:
         print(f"  scaling n={n:,} ...", file=sys.stderr, flush=True)
         r = _subprocess(["--scale", "n", "--n", str(n)])
+        peaks[n] = r["peak_kb"]
         lines.append(
             f"| {n:,} | {r['wall']:.3f} | {_fmt_rate(n / r['wall'])} | {r['peak_kb'] / 1024:,.0f} |"
         )
@@ -281,7 +325,7 @@ def scaling_tables(quick: bool) -> str:
                 f"| {r['p']:.4f} ± {r['se']:.4f} |"
             )
         out += [f"### {label}, {n:,} trajectories", "", *lines, ""]
-    return "\n".join(out)
+    return "\n".join(out), peaks
 
 
 def ladder(stages: int, triggers: int, horizon: float = 730) -> str:
@@ -350,7 +394,7 @@ def machine() -> str:
     )
 
 
-def targets(rows: list[dict], compiled: dict) -> str:
+def targets(rows: list[dict], compiled: dict, peaks: dict) -> str:
     by = {r["name"]: r for r in rows}
     two, one = by["escalate, all threads"]["rate"], by["escalate, 1 thread"]["rate"]
     bare = by["numba loop, numba np.random (1 thread)"]["rate"]
@@ -369,6 +413,16 @@ def targets(rows: list[dict], compiled: dict) -> str:
             f"{compiled['cached (second process)']:.2f} s",
         ),
     ]
+    largest = max(peaks)
+    growth = peaks[largest] / peaks[10**6]
+    checks.append(
+        (
+            f"peak memory at {largest:.0e} within 10% of 1e6",
+            1.1 / growth,
+            1.0,
+            f"{peaks[10**6] / 1024:,.0f} -> {peaks[largest] / 1024:,.0f} MB ({growth - 1:+.1%})",
+        )
+    )
     lines = ["| target | measured | met |", "|---|---:|:---:|"]
     lines += [f"| {t} | {shown} | {'yes' if v >= goal else 'no'} |" for t, v, goal, shown in checks]
     return "\n".join(lines)
@@ -381,6 +435,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--row", help=argparse.SUPPRESS)
     parser.add_argument("--floor", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--scale", help=argparse.SUPPRESS)
+    parser.add_argument("--venezuela", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--value", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=3, help=argparse.SUPPRESS)
@@ -406,14 +461,19 @@ def main(argv: list[str] | None = None) -> None:
     if args.scale:
         print(json.dumps(measure_scale(args.scale, args.value or 0, args.n)))
         return
+    if args.venezuela is not None:
+        print(json.dumps(measure_venezuela(args.venezuela, args.n)))
+        return
 
     began = time.perf_counter()
     print("benchmarks: peers on the reference chain ...", file=sys.stderr)
     table, rows = peer_table(args.quick)
+    print("benchmarks: the Venezuela scenario ...", file=sys.stderr)
+    venezuela = venezuela_table(args.quick)
     print("benchmarks: compilation ...", file=sys.stderr)
     compiled_table, compiled = compile_table()
     print("benchmarks: scaling ...", file=sys.stderr)
-    scaling = scaling_tables(args.quick)
+    scaling, peaks = scaling_tables(args.quick)
     today = datetime.date.today().isoformat()
     report = "\n".join(
         [
@@ -433,7 +493,11 @@ def main(argv: list[str] | None = None) -> None:
             "",
             "## Targets (DESIGN.md section 7)",
             "",
-            targets(rows, compiled),
+            targets(rows, compiled, peaks),
+            "",
+            "## The Venezuela scenario (`scenarios/venezuela.yaml`)",
+            "",
+            venezuela,
             "",
             "## Compilation",
             "",

@@ -330,10 +330,11 @@ def _run_chunk(
                     if t_next > horizon:
                         break
                     t = t_next
-                    pick = _uniform(state) * total
                     i = 0
-                    while i < events - 1 and pick >= cumulative[s, on, i]:
-                        i += 1
+                    if events > 1:  # a single possible event needs no draw to choose it
+                        pick = _uniform(state) * total
+                        while i < events - 1 and pick >= cumulative[s, on, i]:
+                            i += 1
                     chosen = event[s, on, i]
                     if chosen < 0:  # a trigger switches on
                         on |= _ONE << (-chosen - 1)
