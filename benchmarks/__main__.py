@@ -342,9 +342,9 @@ def ladder(stages: int, triggers: int, horizon: float = 730) -> str:
         up = f"r{i + 1}" if i + 1 < rungs else "war"
         ratios = [f"t{k}: 2" for k in range(triggers) if k % rungs == i]
         when = f", when: {{{', '.join(ratios)}}}" if ratios else ""
-        text.append(f"  - {{from: r{i}, to: {up}, rate: {0.4 / rungs:.6g}{when}}}")
+        text.append(f"  - {{from: r{i}, to: {up}, rate: 0.12{when}}}")
         if i:
-            text.append(f"  - {{from: r{i}, to: r{i - 1}, rate: {0.1 / rungs:.6g}}}")
+            text.append(f"  - {{from: r{i}, to: r{i - 1}, rate: 0.04}}")
         text.append(f"  - {{from: r{i}, to: peace, rate: 0.002}}")
     return "\n".join(text) + "\n"
 
