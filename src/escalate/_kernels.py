@@ -22,9 +22,6 @@ from escalate.compile import (
     EXPONENTIAL,
     FIXED,
     GAMMA,
-    PATH_CAPACITY,
-    PATH_LENGTH,
-    QUANTILE_BINS,
     TIME_BITS,
     UNIFORM,
     WEIBULL,
@@ -192,14 +189,15 @@ def _hazard_tables(out_start, kind, p1, requires, ratio, onset_rate):
 
 @njit(inline="always", **_JIT)
 def _record_path(h, length, seq, keys, counts, lengths, paths, other):
-    mask = PATH_CAPACITY - 1
+    capacity, kept = keys.shape[0], paths.shape[1]
+    mask = capacity - 1
     slot = np.int64(h & np.uint64(mask))
-    for _ in range(PATH_CAPACITY):
+    for _ in range(capacity):
         if counts[slot] == 0:
             keys[slot] = h
             counts[slot] = 1
             lengths[slot] = length
-            for i in range(min(length, PATH_LENGTH)):
+            for i in range(min(length, kept)):
                 paths[slot, i] = seq[i]
             return
         if keys[slot] == h:
@@ -266,11 +264,15 @@ def _run_chunk(
     next_on = np.empty(n_triggers)
     first_entry = np.empty(n_stages)
     stay = np.empty(n_stages)
-    seq = np.empty(PATH_LENGTH, dtype=np.int16)
+    # sizes come from the arrays, not from constants of another module: numba's disk cache
+    # would keep a stale constant if compile.py changed, and write out of bounds
+    path_length = path_stages.shape[1]
+    bins = quantile_hist.shape[1] - 1
+    seq = np.empty(path_length, dtype=np.int16)
     # reciprocals: a multiplication costs a fraction of a division in the loop below
     per_step = 1.0 / step
     per_quantum = 2.0**TIME_BITS / horizon
-    per_bin = QUANTILE_BINS / horizon
+    per_bin = bins / horizon
 
     for _ in range(size):
         # t = 0: the start stage, and the triggers already on
@@ -295,12 +297,12 @@ def _run_chunk(
                 reached[s] += 1
                 reach_hist[s, g_enter] += 1
                 # bin 0 holds the entries at exactly t = 0 (start stages)
-                fine = 1 + min(int(t * per_bin), QUANTILE_BINS - 1)
+                fine = 1 + min(int(t * per_bin), bins - 1)
                 quantile_hist[s, 0 if t == 0.0 else fine] += 1
                 entry_sum[s] += np.int64(t * per_quantum + 0.5)
                 entry_sq[s] += t * t
             h = (h ^ np.uint64(s + 1)) * _FNV_PRIME
-            if length < PATH_LENGTH:
+            if length < path_length:
                 seq[length] = s
             length += 1
             entered = t
