@@ -24,6 +24,7 @@ from SALib.analyze import sobol as sobol_analyze
 from SALib.sample import morris as morris_sample
 from SALib.sample import sobol as sobol_sample
 
+from escalate._dask import connect, ordered_map
 from escalate._evaluate import check_metrics, evaluate
 from escalate.errors import EscalateError
 from escalate.scenario import Scenario
@@ -95,6 +96,7 @@ def sensitivity(
     horizon: float | None = None,
     threads: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    scheduler: Any = None,
 ) -> SensitivityResult:
     """How much each uncertain parameter drives ``metric``.
 
@@ -109,6 +111,8 @@ def sensitivity(
         best), Morris ``samples * (d + 1)``; ignored by oat (``2 d + 1`` points).
     n, seed : int
         Trajectories per point and the shared seed, when simulation is needed.
+    scheduler : str or dask.distributed.Client, optional
+        Evaluate the design points as tasks on this Dask cluster (identical figures).
 
     Returns
     -------
@@ -137,15 +141,29 @@ def sensitivity(
     used = engine
     if design is not None:
         values = to_values(model, names, design)
-        ys = np.empty(len(values))
-        for i in range(len(values)):
-            evaluation = _evaluate(
-                model, values.iloc[i].to_dict(), metric, engine, n, seed, horizon, threads
-            )
-            ys[i] = evaluation[0]
-            used = evaluation[1]
+        points = [values.iloc[i].to_dict() for i in range(len(values))]
+    else:  # the point values, then each parameter at its 5% and 95% quantiles
+        point = {name: model.parameters[name].value for name in names}
+        points = [point]
+        for i, name in enumerate(names):
+            for q in (0.05, 0.95):
+                column = np.full((1, len(names)), 0.5)
+                column[0, i] = q
+                points.append({**point, name: float(to_values(model, names, column).iloc[0][name])})
+    ys = np.empty(len(points))
+    with connect(scheduler) as client:
+        shared = model if client is None else client.scatter(model, broadcast=True)
+        evaluations = ordered_map(
+            _evaluate,
+            ((shared, p, metric, engine, n, seed, horizon, threads) for p in points),
+            client=client,
+        )
+        for i, (y, how) in enumerate(evaluations):
+            ys[i], used = y, how
             if progress is not None:
-                progress(i + 1, len(values))
+                progress(i + 1, len(points))
+
+    if design is not None:
         if not np.all(np.isfinite(ys)):
             raise EscalateError(
                 f"{metric} is undefined at some design points (a stage never reached?)"
@@ -170,37 +188,16 @@ def sensitivity(
             ).sort_values("mu_star", ascending=False)
         evaluations = len(values)
     else:
-        point = {name: model.parameters[name].value for name in names}
-        base, used = _evaluate(model, point, metric, engine, n, seed, horizon, threads)
-        rows = {}
-        done = 1
-        for i, name in enumerate(names):
-            ends = []
-            for q in (0.05, 0.95):
-                column = np.full((1, len(names)), 0.5)
-                column[0, i] = q
-                value = to_values(model, names, column).iloc[0][name]
-                ends.append(
-                    _evaluate(
-                        model,
-                        {**point, name: float(value)},
-                        metric,
-                        engine,
-                        n,
-                        seed,
-                        horizon,
-                        threads,
-                    )[0]
-                )
-                done += 1
-                if progress is not None:
-                    progress(done, 2 * len(names) + 1)
-            rows[name] = {
-                "low": ends[0],
-                "high": ends[1],
-                "swing": abs(ends[1] - ends[0]),
+        base = ys[0]
+        rows = {
+            name: {
+                "low": ys[1 + 2 * i],
+                "high": ys[2 + 2 * i],
+                "swing": abs(ys[2 + 2 * i] - ys[1 + 2 * i]),
                 "base": base,
             }
+            for i, name in enumerate(names)
+        }
         frame = pd.DataFrame(rows).T.sort_values("swing", ascending=False)
         evaluations = 2 * len(names) + 1
     frame.index.name = "parameter"

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numba
 import numpy as np
 
 from escalate import _kernels
+from escalate._dask import KERNEL_LOCK, connect, ordered_map
 from escalate.compile import PATH_CAPACITY, PATH_LENGTH, QUANTILE_BINS, CompiledScenario
 from escalate.errors import EscalateError
 
@@ -149,10 +151,6 @@ class _Batch:
             self.path_other,
         )
 
-    def clear(self) -> None:
-        for array in self.arrays():
-            array.fill(0)
-
     def add_to(self, tally: Tally, chunks: int) -> None:
         """Add rows ``0 .. chunks - 1`` to ``tally``, in chunk order."""
         tally.reached += self.reached[:chunks].sum(axis=0)
@@ -194,6 +192,7 @@ def run_trajectories(
     threads: int | None = None,
     stop: Callable[[Tally], bool] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    scheduler: Any = None,
 ) -> Tally:
     """Simulate up to ``n`` trajectories of ``compiled`` and return their counts.
 
@@ -211,6 +210,8 @@ def run_trajectories(
         when it returns True (``--precision``).
     progress : callable, optional
         Called as ``progress(done, n)`` after each batch.
+    scheduler : str or dask.distributed.Client, optional
+        Run the batches as tasks on this Dask cluster; the figures are bit-identical.
 
     Returns
     -------
@@ -226,24 +227,23 @@ def run_trajectories(
             )
         numba.set_num_threads(threads)
     try:
-        return _run(compiled, n, seed, stop, progress)
+        with connect(scheduler) as client:
+            return _run(compiled, n, seed, stop, progress, client)
     finally:
         numba.set_num_threads(previous)
 
 
-def _run(compiled, n, seed, stop, progress) -> Tally:
-    c = compiled
-    tally = Tally.empty(c.n_stages, c.n_triggers, len(c.grid))
+def _batch_task(c: CompiledScenario, n: int, seed: int, first: int) -> tuple[_Batch, int, int]:
+    """Run the batch of chunks that starts at chunk ``first``: a pure function of its
+    arguments (one Dask task, or one step of the in-process loop)."""
     n_chunks = -(-n // CHUNK_SIZE)
-    batch = _Batch(c, min(BATCH_CHUNKS, n_chunks))
-    for first in range(0, n_chunks, BATCH_CHUNKS):
-        chunks = min(BATCH_CHUNKS, n_chunks - first)
-        sizes = np.array(
-            [min(CHUNK_SIZE, n - (first + b) * CHUNK_SIZE) for b in range(chunks)], np.int64
-        )
-        states = np.stack([chunk_state(seed, first + b) for b in range(chunks)])
-        batch.clear()
-        rows = tuple(array[:chunks] for array in batch.arrays())
+    chunks = min(BATCH_CHUNKS, n_chunks - first)
+    sizes = np.array(
+        [min(CHUNK_SIZE, n - (first + b) * CHUNK_SIZE) for b in range(chunks)], np.int64
+    )
+    states = np.stack([chunk_state(seed, first + b) for b in range(chunks)])
+    batch = _Batch(c, chunks)
+    with KERNEL_LOCK:
         _kernels.run_batch(
             sizes,
             states,
@@ -262,12 +262,30 @@ def _run(compiled, n, seed, stop, progress) -> Tally:
             c.horizon,
             c.grid_step,
             len(c.grid),
-            *rows,
+            *batch.arrays(),
         )
-        batch.add_to(tally, chunks)
-        tally.n += int(sizes.sum())
-        if progress is not None:
-            progress(tally.n, n)
-        if stop is not None and stop(tally):
-            break
+    return batch, chunks, int(sizes.sum())
+
+
+def _run(compiled, n, seed, stop, progress, client=None) -> Tally:
+    c = compiled
+    tally = Tally.empty(c.n_stages, c.n_triggers, len(c.grid))
+    n_chunks = -(-n // CHUNK_SIZE)
+    if client is not None:
+        c = client.scatter(c, broadcast=True)  # sent once, not with every task
+    batches = ordered_map(
+        _batch_task,
+        ((c, n, seed, first) for first in range(0, n_chunks, BATCH_CHUNKS)),
+        client=client,
+    )
+    try:
+        for batch, chunks, size in batches:
+            batch.add_to(tally, chunks)
+            tally.n += size
+            if progress is not None:
+                progress(tally.n, n)
+            if stop is not None and stop(tally):
+                break
+    finally:
+        batches.close()  # cancels tasks still in flight after a stop or an interrupt
     return tally

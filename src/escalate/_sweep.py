@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from escalate._dask import connect, ordered_map
 from escalate._evaluate import check_metrics, evaluate
 from escalate.errors import EscalateError
 from escalate.scenario import Scenario
@@ -86,6 +87,24 @@ class SweepResult:
         return plots.sweep(self, metric)
 
 
+def _point(model, values, overrides, metrics, engine, n, seed, horizon, threads):
+    """Evaluate one grid point (one task: in-process or on a Dask worker)."""
+    try:
+        return evaluate(
+            model,
+            {**(overrides or {}), **values},
+            metrics,
+            engine=engine,
+            n=n,
+            seed=seed,
+            horizon=horizon,
+            threads=threads,
+        )
+    except EscalateError as exc:
+        where = ", ".join(f"{k}={v:g}" for k, v in values.items())
+        raise EscalateError(f"at {where}: {exc}") from None
+
+
 def sweep(
     model: Scenario,
     vary: dict[str, Any],
@@ -98,6 +117,7 @@ def sweep(
     horizon: float | None = None,
     threads: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    scheduler: Any = None,
 ) -> SweepResult:
     """Evaluate ``metrics`` on the grid of one or two parameters.
 
@@ -112,6 +132,8 @@ def sweep(
         Trajectories per point and the seed shared by all points (Monte Carlo only).
     engine : {"auto", "exact", "monte-carlo"}
         ``auto`` solves exactly where every timing is exponential.
+    scheduler : str or dask.distributed.Client, optional
+        Evaluate the points as tasks on this Dask cluster (identical figures).
 
     Returns
     -------
@@ -132,30 +154,24 @@ def sweep(
     if len(grid) > MAX_POINTS:
         raise EscalateError(f"the sweep has {len(grid):,} points; at most {MAX_POINTS:,}")
     rows, used = [], None
-    for i, point in enumerate(grid):
-        values = dict(zip(names, point, strict=True))
-        try:
-            evaluation = evaluate(
-                model,
-                {**(overrides or {}), **values},
-                metrics,
-                engine=engine,
-                n=n,
-                seed=seed,
-                horizon=horizon,
-                threads=threads,
-            )
-        except EscalateError as exc:
-            where = ", ".join(f"{k}={v:g}" for k, v in values.items())
-            raise EscalateError(f"at {where}: {exc}") from None
-        used = evaluation.engine
-        row = dict(values)
-        for metric in metrics:
-            row[metric] = evaluation.values[metric]
-            row[f"{metric}_se"] = evaluation.errors[metric]
-        rows.append(row)
-        if progress is not None:
-            progress(i + 1, len(grid))
+    points = [dict(zip(names, map(float, point), strict=True)) for point in grid]
+    with connect(scheduler) as client:
+        shared = model if client is None else client.scatter(model, broadcast=True)
+        evaluations = ordered_map(
+            _point,
+            ((shared, values, overrides, metrics, engine, n, seed, horizon, threads)
+             for values in points),
+            client=client,
+        )  # fmt: skip
+        for i, (values, evaluation) in enumerate(zip(points, evaluations, strict=False)):
+            used = evaluation.engine
+            row = dict(values)
+            for metric in metrics:
+                row[metric] = evaluation.values[metric]
+                row[f"{metric}_se"] = evaluation.errors[metric]
+            rows.append(row)
+            if progress is not None:
+                progress(i + 1, len(grid))
     monte_carlo = used == "monte-carlo"
     return SweepResult(
         scenario=model.scenario,

@@ -41,6 +41,13 @@ def _stderr() -> Console:
     return Console(stderr=True, soft_wrap=True, highlight=False)
 
 
+_scheduler_option = click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Run on this Dask cluster (e.g. tcp://host:8786); the same seed gives the same figures.",
+)
+
+
 def _debug_option(func):
     """``--debug`` on the group and on every command: show tracebacks instead of one line."""
 
@@ -233,6 +240,7 @@ class _Count(click.ParamType):
     default="table",
     show_default=True,
 )
+@_scheduler_option
 @_debug_option
 @_user_errors
 def run(
@@ -248,6 +256,7 @@ def run(
     out,
     force,
     output_format,
+    scheduler,
 ) -> None:
     """Simulate trajectories of a scenario and report the odds and timing of every stage."""
     from escalate.api import simulate
@@ -273,6 +282,7 @@ def run(
                 horizon=horizon,
                 threads=threads,
                 progress=advance,
+                scheduler=scheduler,
             )
         _print_worlds(result, output_format)
         return
@@ -288,6 +298,7 @@ def run(
                 precision=precision,
                 metric=metric,
                 progress=advance,
+                scheduler=scheduler,
             )
         if out is not None:
             result.save(out, force=force)
@@ -326,11 +337,14 @@ def run(
     default="table",
     show_default=True,
 )
+@_scheduler_option
 @_debug_option
 @_user_errors
-def solve_command(scenario, settings, horizon, worlds, seed, output_format) -> None:
+def solve_command(scenario, settings, horizon, worlds, seed, output_format, scheduler) -> None:
     """Solve a memoryless scenario exactly (every timing exponential)."""
     model = load(scenario)
+    if scheduler is not None and worlds is None:
+        raise EscalateError("--scheduler goes with --worlds: one exact solve takes milliseconds")
     if worlds is not None:
         from escalate.uncertainty import run_worlds  # scipy.stats: only when worlds are asked for
 
@@ -343,6 +357,7 @@ def solve_command(scenario, settings, horizon, worlds, seed, output_format) -> N
                 overrides=_parse_set(settings),
                 horizon=horizon,
                 progress=advance,
+                scheduler=scheduler,
             )
         _print_worlds(result, output_format)
         return
@@ -535,10 +550,11 @@ def _print_result(out: Console, result: Result) -> None:
     default="table",
     show_default=True,
 )
+@_scheduler_option
 @_debug_option
 @_user_errors
 def sweep_command(
-    scenario, varies, metrics, n, seed, settings, threads, out, force, output_format
+    scenario, varies, metrics, n, seed, settings, threads, out, force, output_format, scheduler
 ) -> None:
     """Metrics over a grid of one or two parameters (exact where the scenario allows)."""
     from escalate._sweep import parse_vary, sweep
@@ -558,6 +574,7 @@ def sweep_command(
             overrides=_parse_set(settings),
             threads=threads,
             progress=advance,
+            scheduler=scheduler,
         )
     if out is not None:
 
@@ -618,10 +635,11 @@ def sweep_command(
     default="table",
     show_default=True,
 )
+@_scheduler_option
 @_debug_option
 @_user_errors
 def sensitivity_command(
-    scenario, method, metric, samples, n, seed, threads, out, force, output_format
+    scenario, method, metric, samples, n, seed, threads, out, force, output_format, scheduler
 ) -> None:
     """Which uncertain parameters drive a metric: Sobol, Morris or a tornado (oat)."""
     from escalate._sensitivity import sensitivity
@@ -642,6 +660,7 @@ def sensitivity_command(
             seed=seed,
             threads=threads,
             progress=advance,
+            scheduler=scheduler,
         )
     if out is not None:
 

@@ -54,6 +54,9 @@ class EscalateError(Exception):
 class ScenarioError(EscalateError):
     """A scenario file is invalid; ``issues`` lists every problem found, in file order."""
 
+    def __reduce__(self):  # picklable, so a Dask task can raise it
+        return type(self), (self.issues,)
+
     def __init__(self, issues: list[Issue]):
         self.issues = sorted(issues, key=lambda i: (i.file, i.line, i.column))
         super().__init__("\n".join(str(issue) for issue in self.issues))

@@ -42,6 +42,9 @@ QUANTILES = (0.1, 0.5, 0.9)
 class NotMemoryless(EscalateError):
     """The scenario has a non-exponential timing; ``transition`` is its index in the file."""
 
+    def __reduce__(self):  # picklable, so a Dask task can raise it
+        return type(self), (self.transition, self.kind)
+
     def __init__(self, transition: int, kind: str):
         self.transition = transition
         self.kind = kind

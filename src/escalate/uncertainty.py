@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import qmc
 
+from escalate._dask import connect, ordered_map
 from escalate._evaluate import all_metrics, evaluate
 from escalate.errors import EscalateError
 from escalate.results import Result
@@ -160,6 +161,7 @@ def run_worlds(
     threads: int | None = None,
     sampling: str = "lhs",
     progress: Callable[[int, int], None] | None = None,
+    scheduler: Any = None,
 ) -> WorldsResult:
     """Evaluate every metric in ``worlds`` parameter sets drawn from the uncertain ranges.
 
@@ -175,6 +177,8 @@ def run_worlds(
         memoryless scenario and no ``n``) every world is solved exactly.
     overrides : dict, optional
         Parameters fixed at a value in every world (``--set``), replacing their draws.
+    scheduler : str or dask.distributed.Client, optional
+        Evaluate the worlds as tasks on this Dask cluster (identical figures).
 
     Returns
     -------
@@ -189,33 +193,32 @@ def run_worlds(
     if engine == "auto" and n is not None:
         engine = "monte-carlo"
     rows, pooled_tally, compiled = [], None, None
-    for w in range(worlds):
-        world = {**overrides, **{k: float(v) for k, v in drawn.iloc[w].items()}}
-        try:
-            evaluation = evaluate(
-                model,
-                world,
-                metrics,
-                engine=engine,
-                n=n or 100_000,
-                seed=world_seed(seed, w),
-                horizon=horizon,
-                threads=threads,
-            )
-        except EscalateError as exc:
-            raise EscalateError(f"world {w} ({_describe(world)}): {exc}") from None
-        rows.append(evaluation.values)
-        if evaluation.tally is not None:
-            from escalate._simulate import Tally, add_tally
+    worlds_values = [
+        {**overrides, **{k: float(v) for k, v in drawn.iloc[w].items()}} for w in range(worlds)
+    ]
+    with connect(scheduler) as client:
+        shared = model if client is None else client.scatter(model, broadcast=True)
+        evaluations = ordered_map(
+            _world,
+            (
+                (shared, worlds_values[w], w, metrics, engine, n, seed, horizon, threads)
+                for w in range(worlds)
+            ),
+            client=client,
+        )
+        for w, evaluation in enumerate(evaluations):
+            rows.append(evaluation.values)
+            if evaluation.tally is not None:
+                from escalate._simulate import Tally, add_tally
 
-            compiled = evaluation.compiled
-            if pooled_tally is None:
-                pooled_tally = Tally.empty(
-                    compiled.n_stages, compiled.n_triggers, len(compiled.grid)
-                )
-            add_tally(pooled_tally, evaluation.tally)
-        if progress is not None:
-            progress(w + 1, worlds)
+                compiled = evaluation.compiled
+                if pooled_tally is None:
+                    pooled_tally = Tally.empty(
+                        compiled.n_stages, compiled.n_triggers, len(compiled.grid)
+                    )
+                add_tally(pooled_tally, evaluation.tally)
+            if progress is not None:
+                progress(w + 1, worlds)
     values = pd.DataFrame(rows, columns=metrics)
     method = "monte-carlo" if pooled_tally is not None else "exact"
     if pooled_tally is not None:
@@ -236,6 +239,23 @@ def run_worlds(
         pooled=pooled,
         pooled_result=pooled_result,
     )
+
+
+def _world(model, world, w, metrics, engine, n, seed, horizon, threads):
+    """Evaluate world ``w`` (one task: in-process or on a Dask worker)."""
+    try:
+        return evaluate(
+            model,
+            world,
+            metrics,
+            engine=engine,
+            n=n or 100_000,
+            seed=world_seed(seed, w),
+            horizon=horizon,
+            threads=threads,
+        )
+    except EscalateError as exc:
+        raise EscalateError(f"world {w} ({_describe(world)}): {exc}") from None
 
 
 def _describe(world: dict[str, float]) -> str:

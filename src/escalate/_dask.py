@@ -1,0 +1,122 @@
+"""Scale-out on an existing Dask cluster: connect, and map tasks with results in order.
+
+Nothing here imports dask until a scheduler is given. Tasks are pure functions of their
+arguments (a chunk batch of trajectories with its seed, one world, one design point), so a task
+that Dask reruns after a worker dies gives the same answer; results are handed back in
+submission order, so everything merged from them (float sums included) is bit-identical to the
+in-process run, whatever the cluster and the order tasks finish in. At most ``window`` tasks are
+in flight: memory on the client stays flat.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from escalate.errors import EscalateError
+
+__all__ = ["CONNECT_TIMEOUT", "KERNEL_LOCK", "connect", "ordered_map"]
+
+CONNECT_TIMEOUT = 5.0  # seconds to reach a scheduler before giving up with a clear error
+# One parallel numba launch at a time in a process: Dask runs tasks on several threads of a
+# worker, and numba's default threading layer must not be entered from two threads at once.
+KERNEL_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def connect(scheduler: Any) -> Iterator[Any]:
+    """A ``dask.distributed.Client`` for ``scheduler`` (an address, a Client, or None).
+
+    A Client passed in is used as is and left open; one made from an address is closed at the
+    end. An address that cannot be reached raises EscalateError within ``CONNECT_TIMEOUT``.
+    """
+    if scheduler is None:
+        yield None
+        return
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - depends on the installed extras
+        raise EscalateError(
+            "--scheduler needs dask.distributed: pip install 'escalate[dask]'"
+        ) from None
+    if isinstance(scheduler, Client):
+        yield scheduler
+        return
+    address = str(scheduler)
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise EscalateError(
+            f"--scheduler {address}: cannot reach a Dask scheduler there within "
+            f"{CONNECT_TIMEOUT:g} s ({type(exc).__name__}: {exc})"
+        ) from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _window(client) -> int:
+    threads = sum(client.nthreads().values()) or 1
+    return 2 * threads + 2
+
+
+def ordered_map(
+    fn: Callable[..., Any],
+    arguments: Iterable[tuple],
+    *,
+    client: Any = None,
+    window: int | None = None,
+) -> Iterator[Any]:
+    """``fn(*args)`` for each tuple of ``arguments``, yielded in order.
+
+    In-process when ``client`` is None; else as Dask tasks, at most ``window`` in flight
+    (default: twice the cluster's threads, plus two). Closing the iterator early (a stop rule
+    was met) cancels the tasks still in flight.
+    """
+    if client is None:
+        for args in arguments:
+            yield fn(*args)
+        return
+    from distributed import as_completed
+
+    window = window or _window(client)
+    source = iter(enumerate(arguments))
+    index_of: dict[str, int] = {}
+    in_flight: dict[str, Any] = {}
+    done: dict[int, Any] = {}
+    completed = as_completed()
+
+    def submit_next() -> None:
+        item = next(source, None)
+        if item is not None:
+            i, args = item
+            future = client.submit(fn, *args, pure=False)
+            index_of[future.key] = i
+            in_flight[future.key] = future
+            completed.add(future)
+
+    for _ in range(window):
+        submit_next()
+    wanted = 0
+    try:
+        for future in completed:
+            key = future.key
+            try:
+                done[index_of.pop(key)] = future.result()
+            except EscalateError:
+                raise
+            except Exception as exc:  # a task that failed on every worker Dask tried
+                raise EscalateError(
+                    f"a Dask task failed: {type(exc).__name__}: {exc}".rstrip(": ")
+                ) from None
+            del in_flight[key]
+            submit_next()
+            while wanted in done:
+                yield done.pop(wanted)
+                wanted += 1
+    finally:
+        for future in in_flight.values():
+            future.cancel()
