@@ -301,7 +301,7 @@ def run(
                 scheduler=scheduler,
             )
         if out is not None:
-            result.save(out, force=force)
+            result.save(out, force=force, model=model)
     except KeyboardInterrupt:
         err.print("interrupted: nothing was written", markup=False)
         sys.exit(130)
@@ -692,6 +692,25 @@ def _save_figure(fig, stem: Path) -> None:
     for suffix in ("png", "svg"):
         fig.savefig(stem.with_suffix(f".{suffix}"), dpi=120 if suffix == "png" else None)
     plt.close(fig)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The HTML file to write (default: RUN_DIR/report.html).",
+)
+@_debug_option
+@_user_errors
+def report(run_dir: Path, output: Path | None) -> None:
+    """One self-contained HTML page of a run folder (escalate run --out): summary, figures,
+    pathways, the claims behind the parameters, the manifest."""
+    from escalate.report import write_report
+
+    written = write_report(run_dir, output)
+    _stderr().print(f"report written: {written}", markup=False)
 
 
 @main.command()

@@ -18,7 +18,16 @@ import numpy as np
 from cycler import cycler
 from matplotlib import ticker
 
-__all__ = ["occupancy", "reached", "save_run_figures", "sensitivity", "sweep"]
+__all__ = [
+    "fan",
+    "occupancy",
+    "paths",
+    "reached",
+    "save_run_figures",
+    "sensitivity",
+    "stage_graph",
+    "sweep",
+]
 
 _STYLE = cycler(color=plt.get_cmap("tab10").colors[:8]) + cycler(
     linestyle=["-", "--", "-.", ":", "-", "--", "-.", ":"]
@@ -29,8 +38,9 @@ def _title(result, what: str) -> str:
     return f"{result.scenario}: {what}"
 
 
-def reached(result, stages=None):
-    """P(first entry into a stage by t), one line per stage, with 95% bands for Monte Carlo."""
+def reached(result, stages=None, exact=None):
+    """P(first entry into a stage by t), one line per stage, with 95% bands for Monte Carlo;
+    ``exact`` (the Result of ``solve``) overlays the exact curves as thin black dots."""
     curves = result.curves[result.curves.curve == "reached"]
     names = list(stages or [s for s in result.stages if s in set(curves.stage)])
     fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
@@ -43,6 +53,12 @@ def reached(result, stages=None):
         if result.method == "monte-carlo" and n:
             half = 1.96 * np.sqrt(p * (1 - p) / n)
             ax.fill_between(t, p - half, p + half, color=line.get_color(), alpha=0.2, lw=0)
+    if exact is not None:
+        ex = exact.curves[exact.curves.curve == "reached"]
+        for i, name in enumerate(names):
+            c = ex[ex.stage == name]
+            label = "exact (solve)" if i == 0 else None
+            ax.plot(c.t, c.value, color="black", lw=0.9, ls=":", label=label)
     ax.set_xlabel(f"time ({result.time_unit}s)")
     ax.set_ylabel("probability reached by t")
     ax.set_ylim(0, 1)
@@ -77,10 +93,175 @@ def occupancy(result):
     return fig
 
 
-def save_run_figures(result, folder: Path) -> list[Path]:
-    """Write the run folder's figures as PNG and SVG; returns the files written."""
+def paths(result, top: int = 10):
+    """The most frequent pathways as horizontal bars with 95% intervals, most frequent on top."""
+    rows = result.paths[:top]
+    fig, ax = plt.subplots(figsize=(10, 0.6 * max(len(rows), 1) + 1.4), layout="constrained")
+    if not rows:
+        ax.text(0.5, 0.5, "no paths recorded (exact results carry none)", ha="center")
+        ax.set_axis_off()
+        ax.set_title(_title(result, "most frequent pathways"))
+        return fig
+    y = np.arange(len(rows))[::-1]
+    shares = np.array([r["p"] for r in rows])
+    errors = 1.96 * np.array([r.get("p_se", 0.0) for r in rows])
+    ax.barh(y, shares, xerr=errors, color="#4c72b0", capsize=3, label="share of trajectories")
+    labels = [_short_path(r["path"], result.labels) for r in rows]
+    ax.set_yticks(y, labels, fontsize="small")
+    ax.set_xlabel("share of trajectories (95% interval)")
+    ax.xaxis.set_major_formatter(ticker.PercentFormatter(1.0))
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(_title(result, f"the {len(rows)} most frequent pathways"))
+    return fig
+
+
+def _short_path(path, labels, width: int = 60) -> str:
+    """A path with repeated cycles written once (see ``compact_path``), wrapped at arrows."""
+    from escalate.results import compact_path
+
+    lines, line = [], ""
+    for step in compact_path(path).split(" → "):
+        candidate = f"{line} → {step}" if line else step
+        if line and len(candidate) > width:
+            lines.append(line + " →")
+            line = step
+        else:
+            line = candidate
+    return "\n".join([*lines, line])
+
+
+def stage_graph(model, overrides=None):
+    """The stages left to right by their distance from the start, terminal stages in the last
+    column; arrows carry each transition's mean time and the triggers that change it."""
+    from matplotlib.patches import FancyArrowPatch
+
+    from escalate.scenario.resolve import resolve
+
+    resolved = resolve(model, overrides)
+    names = list(model.stages)
+    depth = {name: None for name in names}
+    frontier = [s for s, p in resolved.start.items() if p > 0]
+    for s in frontier:
+        depth[s] = 0
+    while frontier:
+        nxt = []
+        for s in frontier:
+            for t in resolved.transitions:
+                if t.source == s and depth[t.target] is None:
+                    depth[t.target] = depth[s] + 1
+                    nxt.append(t.target)
+        frontier = nxt
+    last = max([d for d in depth.values() if d is not None] + [0]) + 1
+    column = {
+        n: last if model.stages[n].terminal else (depth[n] if depth[n] is not None else 0)
+        for n in names
+    }
+    rows: dict[int, list[str]] = {}
+    for n in names:
+        rows.setdefault(column[n], []).append(n)
+    dx, dy = 4.0, 2.0
+    position = {}
+    for col, members in rows.items():
+        for i, n in enumerate(members):
+            position[n] = (col * dx, -(i - (len(members) - 1) / 2) * dy)
+    width = dx * max(rows) + 3.0
+    height = dy * max(len(m) for m in rows.values()) + 1.0
+    notes = [t for t in resolved.transitions if t.when or t.requires]
+    fig, ax = plt.subplots(
+        figsize=(min(1.5 + 1.5 * width, 18), min(1.2 + 1.0 * height + 0.16 * len(notes), 14)),
+        layout="constrained",
+    )
+    for n, (x, y) in position.items():
+        terminal = model.stages[n].terminal
+        ax.text(
+            x, y, _wrap(model.label(n)), ha="center", va="center", fontsize="small", zorder=3,
+            bbox={"boxstyle": "round,pad=0.5", "fc": "#dddddd" if terminal else "white",
+                  "ec": "black", "lw": 1.6 if terminal else 0.8},
+        )  # fmt: skip
+    unit = model.time_unit or "time unit"
+    for t in resolved.transitions:
+        (x0, y0), (x1, y1) = position[t.source], position[t.target]
+        back = x1 < x0 or (x1 == x0 and y1 > y0)
+        rad = 0.35 if x1 == x0 else (0.3 if back else 0.12)  # one column: bend apart
+        color = "#2e6fb0" if back else "#b03a2e"
+        ax.add_patch(
+            FancyArrowPatch(
+                (x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=12, lw=1.0,
+                connectionstyle=f"arc3,rad={rad}", shrinkA=34, shrinkB=34, color=color,
+                linestyle="--" if back else "-", zorder=2,
+            )
+        )  # fmt: skip
+        # the label sits on the curve: a quadratic Bezier's midpoint is the chord's midpoint
+        # moved by rad / 2 times the chord turned a quarter
+        mx = (x0 + x1) / 2 + rad / 2 * (y1 - y0)
+        my = (y0 + y1) / 2 - rad / 2 * (x1 - x0)
+        mark = f" [{notes.index(t) + 1}]" if t in notes else ""
+        ax.text(
+            mx, my, f"{t.mean_time:,.0f} {unit}s{mark}", ha="center", va="center", fontsize=7,
+            color=color, zorder=4, bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none"},
+        )  # fmt: skip
+    lines = []
+    for i, t in enumerate(notes, start=1):
+        effects = [f"×{r:g} when {k} is on" for k, r in t.when.items()]
+        effects += [f"only once {k} is on" for k in t.requires]
+        lines.append(f"[{i}] {t.source} → {t.target}: {'; '.join(effects)}")
+    if lines:
+        ax.text(
+            -1.5, -height / 2 - 0.2, "Trigger effects\n" + "\n".join(lines), ha="left",
+            va="top", fontsize=7, family="monospace",
+        )  # fmt: skip
+    ax.set_xlim(-1.8, width - 1.2)
+    ax.set_ylim(-height / 2 - 0.35 - 0.28 * (len(lines) + 1), height / 2 + 0.3)
+    ax.set_axis_off()
+    ax.set_title(
+        f"{model.scenario}: stages and mean transition times at speed 1 "
+        "(solid red: escalation; dashed blue: a step back)",
+        fontsize="medium",
+    )
+    return fig
+
+
+def _wrap(text: str, width: int = 16) -> str:
+    """Break a label into lines of about ``width`` characters, at spaces."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False)) or text
+
+
+def fan(times: np.ndarray, values: np.ndarray, *, scenario: str, stage: str, time_unit: str):
+    """Across-world fan chart: the median, 25–75% and 5–95% bands of P(stage reached by t)
+    over worlds (``values``: one row per world, one column per time)."""
+    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    q = np.nanquantile(values, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
+    ax.fill_between(times, q[0], q[4], color="#4c72b0", alpha=0.2, lw=0, label="5–95% of worlds")
+    ax.fill_between(times, q[1], q[3], color="#4c72b0", alpha=0.45, lw=0, hatch="//",
+                    label="25–75% of worlds")  # fmt: skip
+    ax.plot(times, q[2], color="black", label="median world")
+    ax.plot(times, np.nanmean(values, axis=0), color="#b03a2e", ls="--", label="pooled (mean)")
+    ax.set_xlabel(f"time ({time_unit}s)")
+    ax.set_ylabel("probability reached by t")
+    ax.set_ylim(0, 1)
+    ax.set_xlim(times[0], times[-1])
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="upper left")
+    ax.set_title(f"{scenario}: P({stage} reached by t) across {len(values)} worlds")
+    return fig
+
+
+def save_run_figures(result, folder: Path, model=None, exact=None) -> list[Path]:
+    """Write the run folder's figures as PNG and SVG; returns the files written.
+
+    ``model`` adds the stage graph; ``exact`` overlays the exact curves on the reach figure.
+    """
     written = []
-    for name, make in (("reached", reached), ("occupancy", occupancy)):
+    makers = [
+        ("reached", lambda r: reached(r, exact=exact)),
+        ("occupancy", occupancy),
+        ("paths", paths),
+    ]
+    if model is not None:
+        makers.append(("stages", lambda r: stage_graph(model)))
+    for name, make in makers:
         fig = make(result)
         for suffix in ("png", "svg"):
             path = Path(folder) / f"{name}.{suffix}"

@@ -314,13 +314,27 @@ class Result:
 
     # --- writing ---------------------------------------------------------------------------
 
-    def save(self, directory: str | Path, *, force: bool = False, figures: bool = True) -> Path:
+    def save(
+        self, directory: str | Path, *, force: bool = False, figures: bool = True, model=None
+    ) -> Path:
         """Write the run folder: summary.json, stages.csv, curves.parquet, paths.csv,
         manifest.json and the figures.
 
         The folder is written whole or not at all: files go to a temporary folder beside it,
         renamed into place at the end. An existing folder is replaced only with ``force``.
+        ``model`` (the Scenario) adds the stage graph and, where every timing is exponential,
+        the exact reach curves over the simulated ones.
         """
+        exact = None
+        if figures and model is not None and self.method == "monte-carlo":
+            from escalate.compile import compile_scenario
+            from escalate.exact import solve_chain
+
+            compiled = compile_scenario(
+                model, self.manifest.get("overrides") or None, horizon=self.horizon
+            )
+            if compiled.is_markov:
+                exact = Result.from_exact(solve_chain(compiled), compiled)
 
         def write(folder: Path) -> None:
             (folder / "summary.json").write_text(self.to_json() + "\n", encoding="utf-8")
@@ -333,7 +347,7 @@ class Result:
             if figures:
                 from escalate import plots  # plots come after results in the data flow
 
-                plots.save_run_figures(self, folder)
+                plots.save_run_figures(self, folder, model=model, exact=exact)
 
         return write_folder(Path(directory), write, force=force)
 

@@ -25,8 +25,15 @@ from escalate._evaluate import all_metrics, evaluate
 from escalate.errors import EscalateError
 from escalate.results import Result
 from escalate.scenario import Scenario
+from escalate.scenario._rules import suggest
 
-__all__ = ["WorldsResult", "draw_worlds", "run_worlds", "uncertain_parameters"]
+__all__ = [
+    "WorldsResult",
+    "draw_worlds",
+    "reach_across_worlds",
+    "run_worlds",
+    "uncertain_parameters",
+]
 
 SAMPLINGS = ("lhs", "random")
 # keep draws off the distributions' edges, where a ppf can return a bound (beta at 0)
@@ -239,6 +246,74 @@ def run_worlds(
         pooled=pooled,
         pooled_result=pooled_result,
     )
+
+
+def reach_across_worlds(
+    model: Scenario,
+    stage: str,
+    worlds: int,
+    *,
+    seed: int,
+    times: np.ndarray | None = None,
+    n: int | None = None,
+    engine: str = "auto",
+    scheduler: Any = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """P(``stage`` reached by t) at ``times`` in each of ``worlds`` parameter sets, for a fan
+    chart (:func:`escalate.plots.fan`).
+
+    Exact worlds solve once per time (horizon-only, so fast); simulated worlds (``n``
+    trajectories each) read one run's curve at every time.
+
+    Returns
+    -------
+    times : numpy.ndarray
+    values : numpy.ndarray
+        One row per world, one column per time.
+    """
+    if stage not in model.stages:
+        raise EscalateError(f"unknown stage {stage!r}{suggest(stage, model.stages)}")
+    if times is None:
+        times = np.linspace(0.0, model.horizon, 25)
+    times = np.asarray(times, dtype=float)
+    drawn = draw_worlds(model, worlds, seed)
+    if engine == "auto" and n is not None:
+        engine = "monte-carlo"
+    with connect(scheduler) as client:
+        shared = model if client is None else client.scatter(model, broadcast=True)
+        rows = ordered_map(
+            _world_curve,
+            (
+                (shared, {k: float(v) for k, v in drawn.iloc[w].items()}, w, stage, times,
+                 engine, n, seed)
+                for w in range(worlds)
+            ),
+            client=client,
+        )  # fmt: skip
+        values = np.array(list(rows))
+    return times, values
+
+
+def _world_curve(model, world, w, stage, times, engine, n, seed):
+    """One world's reach curve at ``times`` (one task); at t <= 0, the start probability."""
+    from escalate.scenario.resolve import resolve
+
+    at_start = resolve(model, world).start.get(stage, 0.0)
+    metric = f"p_reached:{stage}"
+    evaluation = evaluate(
+        model, world, [f"{metric}@{t:g}" for t in times[times > 0]], engine=engine,
+        n=n or 100_000, seed=world_seed(seed, w),
+    ) if engine == "monte-carlo" else None  # fmt: skip
+    if evaluation is not None:
+        curve = [evaluation.values[f"{metric}@{t:g}"] for t in times[times > 0]]
+        return np.concatenate([np.full(int((times <= 0).sum()), at_start), curve])
+    out = []
+    for t in times:
+        if t <= 0:
+            out.append(at_start)
+            continue
+        out.append(evaluate(model, world, [metric], engine=engine, horizon=t).values[metric])
+    return np.array(out)
 
 
 def _world(model, world, w, metrics, engine, n, seed, horizon, threads):

@@ -1,0 +1,229 @@
+"""One self-contained HTML report of a run folder: figures embedded, no network needed.
+
+The page is built from the files ``escalate run --out`` wrote (summary.json, manifest.json,
+stages.csv, paths.csv and the PNG figures), so a report can be made again at any time from the
+folder alone. The markup is also well-formed XML (every element closed, every text escaped), so
+strict parsers and browsers read it the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime
+import json
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from escalate.errors import EscalateError
+
+__all__ = ["FIGURES", "build_report", "write_report"]
+
+# run-folder figure -> heading in the report, in reading order
+FIGURES = {
+    "reached": "When is each stage reached?",
+    "occupancy": "Where are trajectories over time?",
+    "paths": "Which pathways lead there?",
+    "stages": "The scenario's stages and transitions",
+}
+
+_STYLE = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2rem auto;
+       max-width: 68rem; padding: 0 1rem; color: #1d1d1f; line-height: 1.45; }
+h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
+h2 { font-size: 1.2rem; margin-top: 2.2rem; border-bottom: 1px solid #ccc; }
+.note { background: #fff4d6; border-left: 4px solid #e0a800; padding: 0.6rem 0.9rem; }
+.meta { color: #555; font-size: 0.9rem; }
+table { border-collapse: collapse; font-size: 0.88rem; margin: 0.6rem 0; }
+th, td { border: 1px solid #d0d0d0; padding: 0.25rem 0.55rem; text-align: right; }
+th { background: #f2f2f2; } td.text, th.text { text-align: left; }
+figure { margin: 1rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+dt { font-weight: 600; margin-top: 0.5rem; } dd { margin-left: 1rem; }
+pre { background: #f7f7f7; padding: 0.6rem; overflow-x: auto; font-size: 0.8rem; }
+"""
+
+
+def _read_json(folder: Path, name: str) -> dict[str, Any]:
+    path = folder / name
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EscalateError(
+            f"{folder}: not a run folder (no {name}); make one with escalate run --out"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise EscalateError(f"{path}: cannot be read as JSON ({exc})") from None
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _pct(value: Any) -> str:
+    return "–" if value is None else f"{100 * float(value):.2f}%"
+
+
+def _num(value: Any) -> str:
+    if value in (None, ""):
+        return "–"
+    x = float(value)
+    return f"{x:,.1f}" if abs(x) >= 10 else f"{x:.3g}"
+
+
+def _summary_table(summary: dict[str, Any], unit: str) -> str:
+    rows = []
+    for name, s in summary["stages"].items():
+        lo, hi = s["p_reached_ci"]
+        ttr = s["time_to_reach"]
+        rows.append(
+            "<tr>"
+            f"<td class='text'>{escape(s.get('label', name))}</td>"
+            f"<td>{_pct(s['p_reached'])}</td><td>{_pct(lo)} – {_pct(hi)}</td>"
+            f"<td>{_pct(s['p_at_horizon'])}</td><td>{_num(s['time_in'])}</td>"
+            f"<td>{_num(ttr.get('p10'))}</td><td>{_num(ttr.get('p50'))}</td>"
+            f"<td>{_num(ttr.get('p90'))}</td>"
+            "</tr>"
+        )
+    head = (
+        "<tr><th class='text'>stage</th><th>P(reached)</th><th>95% interval</th>"
+        f"<th>P(at horizon)</th><th>time in stage ({escape(unit)}s)</th>"
+        f"<th>time to reach: p10</th><th>p50</th><th>p90</th></tr>"
+    )
+    return f"<table id='summary'><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _triggers_table(summary: dict[str, Any]) -> str:
+    if not summary.get("triggers"):
+        return "<p>No triggers.</p>"
+    rows = "".join(
+        f"<tr><td class='text'>{escape(t.get('label', name))}</td><td>{_pct(t['p_fired'])}</td>"
+        f"<td>{_pct(t['p_fired_ci'][0])} – {_pct(t['p_fired_ci'][1])}</td></tr>"
+        for name, t in summary["triggers"].items()
+    )
+    return (
+        "<table id='triggers'><thead><tr><th class='text'>trigger</th><th>P(on by horizon)</th>"
+        f"<th>95% interval</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _paths_table(paths: list[dict[str, str]], top: int = 15) -> str:
+    if not paths:
+        return "<p>No paths recorded.</p>"
+    rows = "".join(
+        f"<tr><td class='text'>{escape(p['path'].replace(' > ', ' → '))}</td>"
+        f"<td>{_pct(p['p'])}</td><td>± {_pct(1.96 * float(p.get('p_se') or 0))}</td></tr>"
+        for p in paths[:top]
+    )
+    return (
+        "<table id='paths'><thead><tr><th class='text'>path</th><th>share</th>"
+        f"<th>95% half-width</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _sources(resolved: dict[str, Any]) -> str:
+    items = []
+    for name, parameter in (resolved.get("parameters") or {}).items():
+        value = parameter.get("value")
+        source = parameter.get("source") or "no source given"
+        items.append(
+            f"<dt>{escape(name)} = {escape(str(value))}</dt><dd>{escape(str(source))}</dd>"
+        )
+    return f"<dl>{''.join(items)}</dl>" if items else "<p>No named parameters.</p>"
+
+
+def _figure(folder: Path, name: str, heading: str) -> str:
+    path = folder / f"{name}.png"
+    if not path.exists():
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (
+        f"<h2>{escape(heading)}</h2><figure><img alt='{escape(heading)}' "
+        f"src='data:image/png;base64,{data}'/></figure>"
+    )
+
+
+def build_report(folder: str | Path) -> str:
+    """The HTML text of the report of run folder ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EscalateError(f"{folder}: no such run folder")
+    summary = _read_json(folder, "summary.json")
+    manifest = _read_json(folder, "manifest.json")
+    resolved = manifest.get("resolved_scenario") or {}
+    unit = summary.get("time_unit") or "time unit"
+    title = resolved.get("title") or summary.get("scenario", "scenario")
+    n = summary.get("trajectories")
+    how = (
+        f"{n:,} Monte Carlo trajectories, seed {summary.get('seed')}" if n else "the exact solution"
+    )
+    meta = (
+        f"Scenario <code>{escape(str(summary.get('scenario')))}</code> "
+        f"({escape(str(manifest.get('scenario_file', '')))}, sha256 "
+        f"{escape(str(manifest.get('scenario_sha256', ''))[:12])}…); horizon "
+        f"{summary.get('horizon'):g} {escape(unit)}s; {escape(how)}."
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        "<html lang='en'><head><meta charset='utf-8'/>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'/>",
+        f"<title>{escape(str(title))} — escalate report</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h1>{escape(str(title))}</h1>",
+        f"<p class='meta'>{meta}</p>",
+    ]
+    if resolved.get("description"):
+        parts.append(f"<p class='note'>{escape(str(resolved['description']))}</p>")
+    parts += [
+        "<h2>Summary</h2>",
+        "<p>Probabilities with 95% Wilson intervals; times in "
+        f"{escape(unit)}s (time to reach: among trajectories that reach the stage).</p>",
+        _summary_table(summary, unit),
+        "<h2>Triggers</h2>",
+        _triggers_table(summary),
+    ]
+    parts += [_figure(folder, name, heading) for name, heading in FIGURES.items()]
+    parts += [
+        "<h2>Most frequent pathways</h2>",
+        _paths_table(_read_csv(folder / "paths.csv")),
+        "<h2>Parameters and the claims they encode</h2>",
+        _sources(resolved),
+        "<h2>Run manifest</h2>",
+        "<pre>"
+        + escape(
+            json.dumps(
+                {k: v for k, v in manifest.items() if k != "resolved_scenario"},
+                indent=2,
+                default=str,
+            )
+        )
+        + "</pre>",
+        f"<p class='meta'>Report made {datetime.datetime.now().isoformat(timespec='seconds')} "
+        "by escalate from the run folder alone.</p>",
+        # marks on the page whether every figure decoded (read by tests in a headless browser)
+        # (no '<' or '&' inside: the script is raw text in HTML and parsed text in XML)
+        "<script>window.addEventListener('load', function () { var i = document.images, ok = 0;"
+        " for (var k = 0; i.length > k; k++) { if (i[k].complete) { if (i[k].naturalWidth > 0)"
+        " { ok++; } } } document.body.setAttribute('data-images', ok + '/' + i.length); });"
+        "</script>",
+        "</body></html>",
+    ]
+    return "\n".join(p for p in parts if p) + "\n"
+
+
+def write_report(folder: str | Path, output: str | Path | None = None) -> Path:
+    """Write the report (default: ``report.html`` inside the run folder) atomically."""
+    folder = Path(folder)
+    text = build_report(folder)
+    target = Path(output) if output is not None else folder / "report.html"
+    temporary = target.with_name(f".{target.name}.partial")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(target)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise EscalateError(f"{target}: cannot write the report ({exc.strerror})") from None
+    return target

@@ -1,0 +1,147 @@
+"""Figures and the HTML report: the axes, lines and labels a reader relies on; a report that
+is well-formed, self-contained, and renders with every image in a headless browser."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+import escalate
+from escalate import plots
+from escalate.report import FIGURES
+from escalate.uncertainty import reach_across_worlds
+
+from .conftest import ROOT
+
+VENEZUELA = ROOT / "scenarios" / "venezuela.yaml"
+TUTORIAL = ROOT / "scenarios" / "tutorial.yaml"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return escalate.load(VENEZUELA)
+
+
+@pytest.fixture(scope="module")
+def result(model):
+    return escalate.simulate(model, 100_000, seed=4)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_reach_curves_with_the_exact_overlay(model, result):
+    stages = ["asset_seizure", "invasion", "full_scale_war"]
+    fig = plots.reached(result, stages)
+    ax = fig.axes[0]
+    assert len(ax.get_lines()) == 3 and len(ax.collections) == 3  # lines and 95% bands
+    assert ax.get_xlabel() == "time (days)" and ax.get_ylabel() == "probability reached by t"
+    assert "venezuela" in ax.get_title()
+    fig = plots.reached(result, stages, exact=escalate.solve(model))
+    assert len(fig.axes[0].get_lines()) == 6
+    assert "exact (solve)" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
+
+def test_occupancy_stacks_every_stage(result):
+    ax = plots.occupancy(result).axes[0]
+    assert len(ax.collections) == len(result.stages)
+    assert ax.get_ylabel() == "share of trajectories in stage"
+    # hatches keep the stages apart in grey
+    assert len({c.get_hatch() for c in ax.collections}) == len(result.stages)
+
+
+def test_paths_bars_and_the_stage_graph(model, result):
+    ax = plots.paths(result, top=8).axes[0]
+    assert len(ax.patches) == 8
+    assert ax.get_xlabel() == "share of trajectories (95% interval)"
+    ax = plots.stage_graph(model).axes[0]
+    texts = " ".join(t.get_text().replace("\n", " ") for t in ax.texts)
+    for name in model.stages:
+        assert model.label(name) in texts
+    assert len(ax.patches) == len(model.transitions)  # one arrow per transition
+    assert "Trigger effects" in texts and "×3 when venezuela_mobilizes is on" in texts
+
+
+def test_fan_chart_across_worlds(model):
+    times, values = reach_across_worlds(model, "full_scale_war", 12, seed=2, times=[0, 365, 730])
+    assert values.shape == (12, 3) and np.all(values[:, 0] == 0)
+    assert np.all(np.diff(values, axis=1) >= -1e-12)  # reach curves never decrease
+    fig = plots.fan(times, values, scenario="venezuela", stage="full_scale_war", time_unit="day")
+    ax = fig.axes[0]
+    assert len(ax.get_lines()) == 2 and len(ax.collections) == 2
+    assert ax.get_title() == "venezuela: P(full_scale_war reached by t) across 12 worlds"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    from click.testing import CliRunner
+
+    from escalate.cli import main
+
+    folder = tmp_path_factory.mktemp("run") / "run"
+    runner = CliRunner()
+    args = ["run", str(VENEZUELA), "-n", "1e5", "--seed", "3", "--out", str(folder)]
+    done = runner.invoke(main, args)
+    assert done.exit_code == 0, done.stderr
+    for name in FIGURES:
+        assert (folder / f"{name}.png").exists() and (folder / f"{name}.svg").exists()
+    done = runner.invoke(main, ["report", str(folder)])
+    assert done.exit_code == 0, done.stderr
+    return folder / "report.html"
+
+
+def test_report_is_well_formed_and_self_contained(report, model):
+    text = report.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    root = ET.fromstring(text.split("\n", 1)[1])  # the markup is also well-formed XML
+    images = root.findall(".//img")
+    assert len(images) == len(FIGURES)
+    assert all(img.get("src").startswith("data:image/png;base64,") for img in images)
+    assert "http://" not in text and "https://" not in text  # nothing fetched from a network
+    summary = root.find(".//table[@id='summary']")
+    labels = [row.find("td").text for row in summary.find("tbody")]
+    assert labels == [model.label(name) for name in model.stages]
+    assert "Analytical illustration, not a forecast" in text
+    assert "mobilization_onset_mean" in text  # the parameters and their sources
+
+
+def test_report_of_a_missing_folder_is_a_clear_error(cli, tmp_path):
+    result = cli("report", tmp_path / "nope")
+    assert result.exit_code == 2 and "no such run folder" in result.stderr
+    result = cli("report", tmp_path)
+    assert result.exit_code == 2 and "not a run folder" in result.stderr
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    dom = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'a'}", "--virtual-time-budget=10000",
+         "--dump-dom", report.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert '<table id="summary"' in dom and "Full-scale war" in dom
+    assert f'data-images="{len(FIGURES)}/{len(FIGURES)}"' in dom  # every image decoded
+    shot = tmp_path / "page.png"
+    subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'b'}", "--window-size=1200,2400",
+         f"--screenshot={shot}", report.as_uri()],
+        capture_output=True, timeout=120, check=True,
+    )  # fmt: skip
+    pixels = plt.imread(shot)[..., :3]
+    assert pixels.std() > 0.05  # not a blank page
+    assert (pixels.mean(axis=2) < 0.5).mean() > 0.01  # dark text and lines are drawn
