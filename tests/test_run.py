@@ -25,6 +25,10 @@ RUN_FILES = {
     "paths.csv",
     "manifest.json",
     "reached.png",
+    "paths.png",
+    "paths.svg",
+    "stages.png",
+    "stages.svg",
     "reached.svg",
     "occupancy.png",
     "occupancy.svg",
@@ -121,7 +125,7 @@ def test_existing_folder_needs_force(cli, tmp_path):
 
 
 def test_failure_while_writing_leaves_no_folder(cli, tmp_path, monkeypatch):
-    def interrupted(*args):
+    def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(plots, "save_run_figures", interrupted)

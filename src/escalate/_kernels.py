@@ -28,6 +28,7 @@ from escalate.compile import (
 )
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+MAX_EVENTS = 10_000_000  # events in one trajectory before the chunk gives up (see _run_chunk)
 TABLE_TRIGGERS = 8  # hazard tables per (stage, triggers on) up to this many triggers
 
 _ROT_A, _ROT_B = np.uint64(7), np.uint64(45)
@@ -241,8 +242,13 @@ def _run_chunk(
     path_lengths,
     path_stages,
     path_other,
+    stalled,
 ):
-    """Run ``size`` trajectories and add their counts to the accumulators (DESIGN.md s. 2)."""
+    """Run ``size`` trajectories and add their counts to the accumulators (DESIGN.md s. 2).
+
+    A trajectory with more than ``MAX_EVENTS`` events before the horizon (a cycle far too fast
+    for the horizon) stops the chunk and sets ``stalled[0]``: the caller reports it.
+    """
     n_stages = terminal.shape[0]
     n_triggers = initial.shape[0]
     max_out = 1
@@ -290,7 +296,12 @@ def _run_chunk(
         h = _FNV_OFFSET
         length = 0
 
+        events = 0
         while True:  # one pass per stage entered
+            events += 1
+            if events > MAX_EVENTS:
+                stalled[0] = 1
+                return
             g_enter = _grid_index(t, per_step, n_grid)
             if first_entry[s] < 0.0:
                 first_entry[s] = t
@@ -317,8 +328,12 @@ def _run_chunk(
             if memoryless[s] and tabled:
                 fire = -1
                 while True:  # one pass per event inside the stage
-                    events = count[s, on]
-                    total = cumulative[s, on, events - 1] if events > 0 else 0.0
+                    events += 1
+                    if events > MAX_EVENTS:
+                        stalled[0] = 1
+                        return
+                    n_events = count[s, on]
+                    total = cumulative[s, on, n_events - 1] if n_events > 0 else 0.0
                     t_next = t + _exponential(state) / total if total > 0.0 else np.inf
                     if timed:
                         t_at, at_k = np.inf, -1
@@ -333,9 +348,9 @@ def _run_chunk(
                         break
                     t = t_next
                     i = 0
-                    if events > 1:  # a single possible event needs no draw to choose it
+                    if n_events > 1:  # a single possible event needs no draw to choose it
                         pick = _uniform(state) * total
-                        while i < events - 1 and pick >= cumulative[s, on, i]:
+                        while i < n_events - 1 and pick >= cumulative[s, on, i]:
                             i += 1
                     chosen = event[s, on, i]
                     if chosen < 0:  # a trigger switches on
@@ -367,6 +382,10 @@ def _run_chunk(
 
             moved = False
             while True:  # one pass per event inside the stage
+                events += 1
+                if events > MAX_EVENTS:
+                    stalled[0] = 1
+                    return
                 t_fire, fire = np.inf, -1
                 for j in range(first, last):
                     sp = _speed(j, on, requires, ratio)
@@ -447,6 +466,7 @@ def run_batch(
     path_lengths,
     path_stages,
     path_other,
+    stalled,
 ):
     """Run one batch of chunks in parallel; chunk ``b`` writes only row ``b`` of each array."""
     for b in prange(sizes.shape[0]):
@@ -483,4 +503,5 @@ def run_batch(
             path_lengths[b],
             path_stages[b],
             path_other[b],
+            stalled[b],
         )

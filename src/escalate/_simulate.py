@@ -131,6 +131,7 @@ class _Batch:
         self.path_lengths = np.zeros((b, cap), np.int64)
         self.path_stages = np.zeros((b, cap, length), np.int16)
         self.path_other = np.zeros((b, 1), np.int64)
+        self.stalled = np.zeros((b, 1), np.int64)
 
     def arrays(self) -> tuple[np.ndarray, ...]:
         return (
@@ -149,6 +150,7 @@ class _Batch:
             self.path_lengths,
             self.path_stages,
             self.path_other,
+            self.stalled,
         )
 
     def add_to(self, tally: Tally, chunks: int) -> None:
@@ -267,8 +269,25 @@ def _batch_task(c: CompiledScenario, n: int, seed: int, first: int) -> tuple[_Ba
     return batch, chunks, int(sizes.sum())
 
 
+MAX_BATCH_BYTES = 2 * 1024**3  # per-batch accumulators: refuse a grid that needs more
+
+
+def _check_memory(c: CompiledScenario) -> None:
+    """Refuse, with the figures, a scenario whose per-batch accumulators would not fit."""
+    per_chunk = 8 * c.n_stages * (2 * len(c.grid) + QUANTILE_BINS + 8)
+    per_chunk += PATH_CAPACITY * (24 + 2 * PATH_LENGTH)
+    needed = per_chunk * BATCH_CHUNKS
+    if needed > MAX_BATCH_BYTES:
+        raise EscalateError(
+            f"{c.n_stages} stages on a time grid of {len(c.grid):,} points need "
+            f"{needed / 1024**3:.1f} GiB of accumulators per batch (at most "
+            f"{MAX_BATCH_BYTES / 1024**3:.0f} GiB): fewer stages or a shorter horizon"
+        )
+
+
 def _run(compiled, n, seed, stop, progress, client=None) -> Tally:
     c = compiled
+    _check_memory(c)
     tally = Tally.empty(c.n_stages, c.n_triggers, len(c.grid))
     n_chunks = -(-n // CHUNK_SIZE)
     if client is not None:
@@ -280,6 +299,12 @@ def _run(compiled, n, seed, stop, progress, client=None) -> Tally:
     )
     try:
         for batch, chunks, size in batches:
+            if batch.stalled.any():
+                raise EscalateError(
+                    f"a trajectory made more than {_kernels.MAX_EVENTS:,} moves before the "
+                    f"horizon ({compiled.horizon:g}): some cycle of transitions or trigger "
+                    "switches is far too fast for the horizon; slow it down or shorten the horizon"
+                )
             batch.add_to(tally, chunks)
             tally.n += size
             if progress is not None:

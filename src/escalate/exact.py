@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 MAX_STATES = 50_000
+MAX_CURVE_BYTES = 1024**3  # one reach curve's distributions on the grid
+MAX_JUMPS = 1e6  # fastest exit rate x horizon: the uniformization series' length, about
 DENSE_STATES = 1_500  # grid stepping: one dense matrix exponential reused at every step
 QUANTILES = (0.1, 0.5, 0.9)
 
@@ -204,7 +206,13 @@ class _Stepper:
             return np.maximum(expm_multiply(self.q_t * h, v), 0.0), None
         key = float(h)
         if key not in self.cache:
-            self.cache[key] = linalg.expm(self.q.toarray() * h)
+            exponential = linalg.expm(self.q.toarray() * h)
+            if not np.all(np.isfinite(exponential)):
+                raise EscalateError(
+                    "the exact solver lost precision (rates spanning too many orders of "
+                    "magnitude for one step): use escalate run"
+                )
+            self.cache[key] = exponential
         return np.maximum(v @ self.cache[key], 0.0), None
 
 
@@ -247,6 +255,18 @@ def _absorbing(chain: _Chain, target: np.ndarray) -> sparse.csr_matrix:
     return q.tocsr()
 
 
+def _check_speed(chain: _Chain, horizon: float) -> None:
+    """Refuse chains whose fastest exit makes the uniformization series too long."""
+    fastest = float(-chain.q.diagonal().min()) if chain.n else 0.0
+    if not np.isfinite(fastest) or fastest * horizon > MAX_JUMPS:
+        raise EscalateError(
+            f"the fastest way out of a state (rate {fastest:.3g} per time unit) makes about "
+            f"{fastest * horizon:.3g} expected jumps over the horizon ({horizon:g}); the exact "
+            f"solver stops beyond {MAX_JUMPS:.0e}: slow that cycle down, shorten the horizon, "
+            "or use escalate run"
+        )
+
+
 def solve_at_horizon(
     c: CompiledScenario,
     *,
@@ -276,6 +296,7 @@ def solve_at_horizon(
     if not blocks:
         return HorizonFigures(p_reached, p_at_horizon, time_in, mean, p_fired)
 
+    _check_speed(chain, horizon)
     stacked = _Stacked(chain, len(blocks))
     v, area = _advance(
         stacked,
@@ -375,7 +396,16 @@ def solve_chain(c: CompiledScenario) -> ExactSolution:
     """
     _memoryless(c)
     chain = _Chain(c)
+    _check_speed(chain, c.horizon)
     grid = c.grid
+    # each reach curve keeps the distribution at every grid point (for its quantiles)
+    needed = 8 * chain.n * len(grid)
+    if needed > MAX_CURVE_BYTES:
+        raise EscalateError(
+            f"{chain.n:,} joint states on a time grid of {len(grid):,} points need "
+            f"{needed / 1024**3:.1f} GiB for the exact curves (at most "
+            f"{MAX_CURVE_BYTES / 1024**3:.0f} GiB): a shorter horizon, or escalate run"
+        )
     n_s, n_g = c.n_stages, len(grid)
 
     stepper = _Stepper(chain.q)
