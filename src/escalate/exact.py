@@ -15,6 +15,7 @@ by uniformization, whose series gives the integral exactly term by term (no quad
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -359,7 +360,7 @@ class _Uniformized:
     def _piece(self, v, h):
         a = self.lam * h
         weight = np.exp(-a)  # Poisson(0; a)
-        tail = 1.0 - weight  # P(N > k)
+        tail = -math.expm1(-a)  # P(N > 0), exact even when a is tiny (1 - weight is not)
         term, out, integral = v, v * weight, v * tail
         # Stop once past the mode and the remaining Poisson mass, bounded by a geometric series
         # with ratio a / (k + 1), is negligible: a test on ``tail`` alone can stall on rounding.
