@@ -24,6 +24,7 @@ from SALib.analyze import sobol as sobol_analyze
 from SALib.sample import morris as morris_sample
 from SALib.sample import sobol as sobol_sample
 
+from escalate._checkpoint import Checkpoint
 from escalate._dask import connect, ordered_map
 from escalate._evaluate import check_metrics, evaluate
 from escalate.errors import EscalateError
@@ -97,6 +98,7 @@ def sensitivity(
     threads: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     scheduler: Any = None,
+    checkpoint: Checkpoint | None = None,
 ) -> SensitivityResult:
     """How much each uncertain parameter drives ``metric``.
 
@@ -113,6 +115,8 @@ def sensitivity(
         Trajectories per point and the shared seed, when simulation is needed.
     scheduler : str or dask.distributed.Client, optional
         Evaluate the design points as tasks on this Dask cluster (identical figures).
+    checkpoint : Checkpoint, optional
+        Records each finished point, and supplies the points a resumed analysis already has.
 
     Returns
     -------
@@ -150,18 +154,23 @@ def sensitivity(
                 column = np.full((1, len(names)), 0.5)
                 column[0, i] = q
                 points.append({**point, name: float(to_values(model, names, column).iloc[0][name])})
-    ys = np.empty(len(points))
+    results: dict[int, list] = dict(checkpoint.done) if checkpoint else {}
+    missing = [i for i in range(len(points)) if i not in results]
     with connect(scheduler) as client:
         shared = model if client is None else client.scatter(model, broadcast=True)
         evaluations = ordered_map(
             _evaluate,
-            ((shared, p, metric, engine, n, seed, horizon, threads) for p in points),
+            ((shared, points[i], metric, engine, n, seed, horizon, threads) for i in missing),
             client=client,
         )
-        for i, (y, how) in enumerate(evaluations):
-            ys[i], used = y, how
+        for i, (y, how) in zip(missing, evaluations, strict=False):
+            results[i] = [float(y), how]
+            if checkpoint is not None:
+                checkpoint.add(i, results[i])
             if progress is not None:
-                progress(i + 1, len(points))
+                progress(len(results), len(points))
+    ys = np.array([results[i][0] for i in range(len(points))])
+    used = results[len(points) - 1][1] if points else engine
 
     if design is not None:
         if not np.all(np.isfinite(ys)):

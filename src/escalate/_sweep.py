@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from escalate._checkpoint import Checkpoint
 from escalate._dask import connect, ordered_map
 from escalate._evaluate import check_metrics, evaluate
 from escalate.errors import EscalateError
@@ -118,6 +119,7 @@ def sweep(
     threads: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     scheduler: Any = None,
+    checkpoint: Checkpoint | None = None,
 ) -> SweepResult:
     """Evaluate ``metrics`` on the grid of one or two parameters.
 
@@ -134,6 +136,8 @@ def sweep(
         ``auto`` solves exactly where every timing is exponential.
     scheduler : str or dask.distributed.Client, optional
         Evaluate the points as tasks on this Dask cluster (identical figures).
+    checkpoint : Checkpoint, optional
+        Records each finished point, and supplies the points a resumed sweep already has.
 
     Returns
     -------
@@ -153,25 +157,35 @@ def sweep(
     grid = list(itertools.product(*(np.asarray(v, dtype=float) for v in vary.values())))
     if len(grid) > MAX_POINTS:
         raise EscalateError(f"the sweep has {len(grid):,} points; at most {MAX_POINTS:,}")
-    rows, used = [], None
     points = [dict(zip(names, map(float, point), strict=True)) for point in grid]
+    results: dict[int, dict[str, Any]] = dict(checkpoint.done) if checkpoint else {}
+    missing = [i for i in range(len(points)) if i not in results]
     with connect(scheduler) as client:
         shared = model if client is None else client.scatter(model, broadcast=True)
         evaluations = ordered_map(
             _point,
-            ((shared, values, overrides, metrics, engine, n, seed, horizon, threads)
-             for values in points),
+            ((shared, points[i], overrides, metrics, engine, n, seed, horizon, threads)
+             for i in missing),
             client=client,
         )  # fmt: skip
-        for i, (values, evaluation) in enumerate(zip(points, evaluations, strict=False)):
-            used = evaluation.engine
-            row = dict(values)
-            for metric in metrics:
-                row[metric] = evaluation.values[metric]
-                row[f"{metric}_se"] = evaluation.errors[metric]
-            rows.append(row)
+        for i, evaluation in zip(missing, evaluations, strict=False):
+            results[i] = {
+                "values": evaluation.values,
+                "errors": evaluation.errors,
+                "engine": evaluation.engine,
+            }
+            if checkpoint is not None:
+                checkpoint.add(i, results[i])
             if progress is not None:
-                progress(i + 1, len(grid))
+                progress(len(results), len(points))
+    rows, used = [], None
+    for i, values in enumerate(points):
+        used = results[i]["engine"]
+        row = dict(values)
+        for metric in metrics:
+            row[metric] = results[i]["values"][metric]
+            row[f"{metric}_se"] = results[i]["errors"][metric]
+        rows.append(row)
     monte_carlo = used == "monte-carlo"
     return SweepResult(
         scenario=model.scenario,

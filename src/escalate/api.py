@@ -37,6 +37,7 @@ def simulate(
     metric: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     scheduler: Any = None,
+    max_seconds: float | None = None,
 ) -> Result:
     """Run ``n`` Monte Carlo trajectories of a scenario.
 
@@ -59,6 +60,9 @@ def simulate(
         Stop as soon as the 95% interval half-width of ``metric`` is at most ``precision``.
     progress : callable, optional
         Called as ``progress(done, n)`` after each batch of chunks.
+    max_seconds : float, optional
+        Refuse, after the first batch, a run projected to take longer (a clear error naming
+        how many trajectories would fit), instead of running for hours.
     scheduler : str or dask.distributed.Client, optional
         Run the chunks as tasks on this Dask cluster (an address such as
         ``tcp://host:8786``, or a Client); the figures are bit-identical to a local run.
@@ -93,6 +97,10 @@ def simulate(
     from escalate._simulate import CHUNK_SIZE, run_trajectories
 
     began = time.perf_counter()
+    if max_seconds is not None:
+        if not (math.isfinite(max_seconds) and max_seconds > 0):
+            raise EscalateError(f"--max-seconds must be positive, got {max_seconds:g}")
+        stop = _time_limit(stop, n, max_seconds)
     tally = run_trajectories(
         compiled, n, seed, threads=threads, stop=stop, progress=progress, scheduler=scheduler
     )
@@ -119,6 +127,24 @@ def simulate(
         "versions": _versions(),
     }
     return result
+
+
+def _time_limit(stop, n: int, max_seconds: float):
+    """A stop rule that refuses, after the first batch, a run projected past ``max_seconds``."""
+    began = time.perf_counter()
+
+    def check(tally) -> bool:
+        elapsed = time.perf_counter() - began
+        if tally.n < n and elapsed / tally.n * n > max_seconds:
+            rate = tally.n / elapsed
+            raise EscalateError(
+                f"{n:,} trajectories would take about {n / rate:,.0f} s at {rate:,.0f} a "
+                f"second, more than --max-seconds {max_seconds:g}: about "
+                f"{int(rate * max_seconds):,} fit"
+            )
+        return stop(tally) if stop is not None else False
+
+    return check
 
 
 def _scheduler_name(scheduler: Any) -> str | None:

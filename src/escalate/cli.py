@@ -41,6 +41,11 @@ def _stderr() -> Console:
     return Console(stderr=True, soft_wrap=True, highlight=False)
 
 
+_resume_option = click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted job from the checkpoint beside --out (same arguments).",
+)
 _scheduler_option = click.option(
     "--scheduler",
     metavar="ADDRESS",
@@ -72,8 +77,12 @@ def _user_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        _terminate_as_interrupt()
         try:
             return func(*args, **kwargs)
+        except KeyboardInterrupt:
+            _stderr().print("interrupted: nothing was written", markup=False)
+            sys.exit(130)
         except EscalateError as exc:
             ctx = click.get_current_context()
             if (ctx.find_root().obj or {}).get("debug"):
@@ -82,6 +91,46 @@ def _user_errors(func):
             sys.exit(USAGE_ERROR)
 
     return wrapper
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (a scheduler, ``kill``) stops a command like Ctrl-C: cleanly, nothing half
+    written. Only from the main thread, where Python delivers signals."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, interrupt)
+
+
+def _checkpointed(out: Path | None, resume: bool, fingerprint: dict):
+    """The checkpoint of a sweep or sensitivity job writing ``out`` (None without ``--out``)."""
+    from escalate._checkpoint import Checkpoint, checkpoint_path
+
+    if out is None:
+        if resume:
+            raise EscalateError("--resume needs --out: the checkpoint lives beside that folder")
+        return None
+    return Checkpoint(checkpoint_path(out), fingerprint, resume=resume)
+
+
+def _interrupted_job(checkpoint, total: int | None) -> None:
+    err = _stderr()
+    if checkpoint is None:
+        err.print("interrupted: nothing was written", markup=False)
+    else:
+        checkpoint.close(remove=False)
+        err.print(
+            f"interrupted: {len(checkpoint.done)}{'' if total is None else f' of {total}'} "
+            f"points saved in {checkpoint.path}; "
+            "the same command with --resume continues from them",
+            markup=False,
+        )
+    sys.exit(130)
 
 
 def _print_error(exc: EscalateError) -> None:
@@ -222,6 +271,12 @@ class _Count(click.ParamType):
 )
 @click.option("--metric", metavar="M", help="e.g. p_reached:full_scale_war (with --precision).")
 @click.option(
+    "--max-seconds",
+    type=float,
+    metavar="S",
+    help="Refuse a run projected to take longer than S seconds (checked after the first batch).",
+)
+@click.option(
     "--worlds",
     type=click.IntRange(min=2),
     metavar="W",
@@ -252,6 +307,7 @@ def run(
     threads,
     precision,
     metric,
+    max_seconds,
     worlds,
     out,
     force,
@@ -299,6 +355,7 @@ def run(
                 metric=metric,
                 progress=advance,
                 scheduler=scheduler,
+                max_seconds=max_seconds,
             )
         if out is not None:
             result.save(out, force=force, model=model)
@@ -550,32 +607,58 @@ def _print_result(out: Console, result: Result) -> None:
     default="table",
     show_default=True,
 )
+@_resume_option
 @_scheduler_option
 @_debug_option
 @_user_errors
 def sweep_command(
-    scenario, varies, metrics, n, seed, settings, threads, out, force, output_format, scheduler
+    scenario,
+    varies,
+    metrics,
+    n,
+    seed,
+    settings,
+    threads,
+    out,
+    force,
+    output_format,
+    scheduler,
+    resume,
 ) -> None:
     """Metrics over a grid of one or two parameters (exact where the scenario allows)."""
     from escalate._sweep import parse_vary, sweep
 
     model = load(scenario)
     vary = dict(parse_vary(v) for v in varies)
+    overrides = _parse_set(settings)
     if out is not None:
         check_output_folder(out, force=force)
     total = math.prod(len(v) for v in vary.values())
-    with _progress(_stderr(), total, unit="points") as advance:
-        result = sweep(
-            model,
-            vary,
-            list(metrics),
-            n=n,
-            seed=seed,
-            overrides=_parse_set(settings),
-            threads=threads,
-            progress=advance,
-            scheduler=scheduler,
-        )
+    checkpoint = _checkpointed(
+        out,
+        resume,
+        {
+            "command": "sweep", "scenario_sha256": model.sha256,
+            "vary": {name: [float(v) for v in values] for name, values in vary.items()},
+            "metrics": list(metrics), "n": n, "seed": seed, "overrides": overrides,
+        },
+    )  # fmt: skip
+    try:
+        with _progress(_stderr(), total, unit="points") as advance:
+            result = sweep(
+                model,
+                vary,
+                list(metrics),
+                n=n,
+                seed=seed,
+                overrides=overrides,
+                threads=threads,
+                progress=advance,
+                scheduler=scheduler,
+                checkpoint=checkpoint,
+            )
+    except KeyboardInterrupt:
+        _interrupted_job(checkpoint, total)
     if out is not None:
 
         def write(folder: Path) -> None:
@@ -584,6 +667,7 @@ def sweep_command(
             _save_figure(result.plot(), folder / "sweep")
 
         write_folder(out, write, force=force)
+        checkpoint.close(remove=True)
     if output_format == "json":
         click.echo(result.to_json())
         return
@@ -635,11 +719,23 @@ def sweep_command(
     default="table",
     show_default=True,
 )
+@_resume_option
 @_scheduler_option
 @_debug_option
 @_user_errors
 def sensitivity_command(
-    scenario, method, metric, samples, n, seed, threads, out, force, output_format, scheduler
+    scenario,
+    method,
+    metric,
+    samples,
+    n,
+    seed,
+    threads,
+    out,
+    force,
+    output_format,
+    scheduler,
+    resume,
 ) -> None:
     """Which uncertain parameters drive a metric: Sobol, Morris or a tornado (oat)."""
     from escalate._sensitivity import sensitivity
@@ -650,18 +746,30 @@ def sensitivity_command(
         metric = f"p_reached:{(terminal or list(model.stages))[0]}"
     if out is not None:
         check_output_folder(out, force=force)
-    with _progress(_stderr(), 0, unit="points") as advance:
-        result = sensitivity(
-            model,
-            metric,
-            method=method,
-            samples=samples,
-            n=n,
-            seed=seed,
-            threads=threads,
-            progress=advance,
-            scheduler=scheduler,
-        )
+    checkpoint = _checkpointed(
+        out,
+        resume,
+        {
+            "command": "sensitivity", "scenario_sha256": model.sha256, "method": method,
+            "metric": metric, "samples": samples, "n": n, "seed": seed,
+        },
+    )  # fmt: skip
+    try:
+        with _progress(_stderr(), 0, unit="points") as advance:
+            result = sensitivity(
+                model,
+                metric,
+                method=method,
+                samples=samples,
+                n=n,
+                seed=seed,
+                threads=threads,
+                progress=advance,
+                scheduler=scheduler,
+                checkpoint=checkpoint,
+            )
+    except KeyboardInterrupt:
+        _interrupted_job(checkpoint, None)
     if out is not None:
 
         def write(folder: Path) -> None:
@@ -670,6 +778,7 @@ def sensitivity_command(
             _save_figure(result.plot(), folder / "sensitivity")
 
         write_folder(out, write, force=force)
+        checkpoint.close(remove=True)
     if output_format == "json":
         click.echo(result.to_json())
         return

@@ -417,12 +417,18 @@ def write_folder(target: Path, write, *, force: bool = False) -> Path:
     ``target`` is replaced only with ``force``.
     """
     check_output_folder(target, force=force)
-    target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
-    temporary.mkdir()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary.mkdir()
+    except OSError as exc:
+        raise EscalateError(f"{target}: cannot create the folder ({exc.strerror})") from None
     try:
         write(temporary)
         _replace(temporary, target, force)
+    except OSError as exc:  # a full or read-only disk: nothing is left behind
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise EscalateError(f"{target}: cannot write ({exc.strerror or exc})") from None
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
