@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 MAX_STATES = 50_000
+MAX_STACKED = 2_000_000  # states of all chains advanced together at the horizon
+MAX_CURVE_WORK = 3e10  # multiply-adds to step every chain along the grid (about 20 s here)
 MAX_CURVE_BYTES = 1024**3  # one reach curve's distributions on the grid
 MAX_JUMPS = 1e6  # fastest exit rate x horizon: the uniformization series' length, about
 DENSE_STATES = 1_500  # grid stepping: one dense matrix exponential reused at every step
@@ -298,6 +300,11 @@ def solve_at_horizon(
         return HorizonFigures(p_reached, p_at_horizon, time_in, mean, p_fired)
 
     _check_speed(chain, horizon)
+    if chain.n * len(blocks) > MAX_STACKED:
+        raise EscalateError(
+            f"{len(blocks)} chains of {chain.n:,} joint states are too many to solve together "
+            f"(at most {MAX_STACKED:,} states in all): fewer stages or triggers, or escalate run"
+        )
     stacked = _Stacked(chain, len(blocks))
     v, area = _advance(
         stacked,
@@ -399,6 +406,16 @@ def solve_chain(c: CompiledScenario) -> ExactSolution:
     chain = _Chain(c)
     _check_speed(chain, c.horizon)
     grid = c.grid
+    # one chain per stage (and one for occupancy) stepped along the grid: refuse what would
+    # take minutes, with the figures that make it long
+    step_cost = chain.n**2 if chain.n <= DENSE_STATES else 20 * chain.q.nnz
+    work = (c.n_stages + 1) * len(grid) * step_cost
+    if work > MAX_CURVE_WORK:
+        raise EscalateError(
+            f"exact curves for {c.n_stages} stages over {chain.n:,} joint states on a grid of "
+            f"{len(grid):,} points would take about {work:.1e} operations (at most "
+            f"{MAX_CURVE_WORK:.0e}): a shorter horizon, fewer stages or triggers, or escalate run"
+        )
     # each reach curve keeps the distribution at every grid point (for its quantiles)
     needed = 8 * chain.n * len(grid)
     if needed > MAX_CURVE_BYTES:
