@@ -94,8 +94,15 @@ def simulate(
 
     import numba
 
+    from escalate import _kernels
     from escalate._simulate import CHUNK_SIZE, run_trajectories
 
+    loading = time.perf_counter()
+    if scheduler is None and not _kernels.run_batch.signatures:
+        # the first call in a process compiles the kernel (or loads it from the disk cache):
+        # done apart, so the run's time and rate are the engine's own
+        run_trajectories(compiled, 1, seed, threads=threads)
+    kernel_load_s = time.perf_counter() - loading
     began = time.perf_counter()
     if max_seconds is not None:
         if not (math.isfinite(max_seconds) and max_seconds > 0):
@@ -123,6 +130,7 @@ def simulate(
         "precision": precision,
         "metric": metric,
         "wall_time_s": wall,
+        "kernel_load_s": kernel_load_s,
         "trajectories_per_s": tally.n / wall if wall > 0 else None,
         "versions": _versions(),
     }

@@ -504,7 +504,10 @@ def _print_result(out: Console, result: Result) -> None:
             f"horizon {_num(result.horizon)} {unit}s"
         )
     if rate:
-        header += f" ({m['wall_time_s']:.2f} s, {rate / 1e6:.2f} million/s)"
+        header += f" ({m['wall_time_s']:.2f} s, {rate / 1e6:.2f} million/s"
+        if m.get("kernel_load_s", 0.0) > 1.0:
+            header += f"; the kernel compiled first, once, in {m['kernel_load_s']:.1f} s"
+        header += ")"
     out.print(header, markup=False, highlight=False)
     table = Table(
         title=f"Stages (times in {unit}s; ± is the 95% interval half-width)",
