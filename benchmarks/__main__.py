@@ -159,33 +159,12 @@ def draws_per_trajectory(m: int = 2_000) -> float:
     import numpy as np
 
     from benchmarks.peers import _draws_between
-    from escalate import _kernels
-    from escalate._simulate import _Batch, chunk_state
+    from escalate._simulate import _Batch, chunk_state, launch
 
     _, c = _compiled()
-    batch = _Batch(c, 1)
     before = chunk_state(SEED, 0)
     states = before[None, :].copy()
-    _kernels.run_batch(
-        np.array([m], np.int64),
-        states,
-        c.start_cdf,
-        c.terminal,
-        c.out_start,
-        c.target,
-        c.kind,
-        c.p1,
-        c.p2,
-        c.ratio,
-        c.requires,
-        c.initial,
-        c.onset_rate,
-        c.onset_at,
-        c.horizon,
-        c.grid_step,
-        len(c.grid),
-        *batch.arrays(),
-    )
+    launch(c, np.array([m], np.int64), states, _Batch(c, 1))
     return _draws_between(before, states[0], 10**8) / m
 
 

@@ -265,14 +265,6 @@ def bare_numba_loop(c: CompiledScenario, target: str, n: int, seed: int, *, xosh
 
 
 @njit(cache=True)
-def _draw_uniforms(state, count):
-    total = 0.0
-    for _ in range(count):
-        total += _uniform(state)
-    return total
-
-
-@njit(cache=True)
 def _draw_exponentials(state, count):
     total = 0.0
     for _ in range(count):

@@ -235,16 +235,9 @@ def run_trajectories(
         numba.set_num_threads(previous)
 
 
-def _batch_task(c: CompiledScenario, n: int, seed: int, first: int) -> tuple[_Batch, int, int]:
-    """Run the batch of chunks that starts at chunk ``first``: a pure function of its
-    arguments (one Dask task, or one step of the in-process loop)."""
-    n_chunks = -(-n // CHUNK_SIZE)
-    chunks = min(BATCH_CHUNKS, n_chunks - first)
-    sizes = np.array(
-        [min(CHUNK_SIZE, n - (first + b) * CHUNK_SIZE) for b in range(chunks)], np.int64
-    )
-    states = np.stack([chunk_state(seed, first + b) for b in range(chunks)])
-    batch = _Batch(c, chunks)
+def launch(c: CompiledScenario, sizes: np.ndarray, states: np.ndarray, batch: _Batch) -> None:
+    """Run chunks of ``sizes`` trajectories from generator ``states`` (advanced in place) into
+    the rows of ``batch``: the one place the kernel is called."""
     with KERNEL_LOCK:
         _kernels.run_batch(
             sizes,
@@ -266,6 +259,19 @@ def _batch_task(c: CompiledScenario, n: int, seed: int, first: int) -> tuple[_Ba
             len(c.grid),
             *batch.arrays(),
         )
+
+
+def _batch_task(c: CompiledScenario, n: int, seed: int, first: int) -> tuple[_Batch, int, int]:
+    """Run the batch of chunks that starts at chunk ``first``: a pure function of its
+    arguments (one Dask task, or one step of the in-process loop)."""
+    n_chunks = -(-n // CHUNK_SIZE)
+    chunks = min(BATCH_CHUNKS, n_chunks - first)
+    sizes = np.array(
+        [min(CHUNK_SIZE, n - (first + b) * CHUNK_SIZE) for b in range(chunks)], np.int64
+    )
+    states = np.stack([chunk_state(seed, first + b) for b in range(chunks)])
+    batch = _Batch(c, chunks)
+    launch(c, sizes, states, batch)
     return batch, chunks, int(sizes.sum())
 
 
