@@ -334,7 +334,10 @@ class Result:
                 model, self.manifest.get("overrides") or None, horizon=self.horizon
             )
             if compiled.is_markov:
-                exact = Result.from_exact(solve_chain(compiled), compiled)
+                try:
+                    exact = Result.from_exact(solve_chain(compiled), compiled)
+                except EscalateError:  # too large to solve exactly: the figure goes without
+                    exact = None
 
         def write(folder: Path) -> None:
             (folder / "summary.json").write_text(self.to_json() + "\n", encoding="utf-8")
