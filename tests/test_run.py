@@ -199,3 +199,15 @@ def test_compact_path():
     assert compact_path(cycle) == "(talks → standoff) ×4 → war"
     assert compact_path(["a", "b", "a", "b", "c"]) == "a → b → a → b → c"
     assert compact_path(["a", "a", "a", "b"]) == "(a) ×3 → b"
+
+
+def test_run_folder_without_the_exact_overlay_when_solve_refuses(cli, scenario_file, tmp_path):
+    # memoryless, but its fastest exit makes ~7e7 expected jumps: solve refuses, run does not
+    path = scenario_file(
+        "scenario: stiff\nhorizon: 730\nstart: a\nstages:\n  a: {}\n  b: {terminal: true}\n"
+        "transitions:\n  - {from: a, to: b, rate: 1e5}\n"
+    )
+    assert cli("solve", path).exit_code == 2
+    result = cli("run", path, "-n", "1e4", "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "run" / "reached.png").exists()
