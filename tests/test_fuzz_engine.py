@@ -9,6 +9,7 @@ sets the number of examples (default 60: well under a minute).
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -77,7 +78,7 @@ def extreme_scenarios(draw):
     return "\n".join(lines) + "\n"
 
 
-def assert_sane(result, n: int | None) -> None:
+def assert_sane(result) -> None:
     curves = result.curves
     for name, s in result.stages.items():
         for p in (s.p_reached, s.p_at_horizon):
@@ -98,15 +99,8 @@ def test_extreme_scenarios_run_or_fail_cleanly(text):
         model = escalate.loads(text, "fuzz.yaml")
     except EscalateError:
         return
-    try:
-        result = escalate.simulate(model, 2_000, seed=1)
-    except EscalateError as error:
-        assert str(error)
-    else:
-        assert_sane(result, 2_000)
-    try:
-        exact = escalate.solve(model)
-    except EscalateError as error:
-        assert str(error)
-    else:
-        assert_sane(exact, None)
+    # any other exception than EscalateError fails the test
+    with contextlib.suppress(EscalateError):
+        assert_sane(escalate.simulate(model, 2_000, seed=1))
+    with contextlib.suppress(EscalateError):
+        assert_sane(escalate.solve(model))

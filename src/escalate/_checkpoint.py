@@ -55,12 +55,16 @@ class Checkpoint:
                 f"--resume: the checkpoint {self.path} belongs to a different job (scenario, "
                 "grid, metrics or seed changed); run without --resume to start again"
             )
+        kept = [lines[0]]
         for line in lines[1:]:
             try:
                 entry = json.loads(line)
                 self.done[int(entry["i"])] = entry["value"]
             except (ValueError, KeyError, TypeError):
-                break  # a line cut by the interruption: that point runs again
+                continue  # a line cut by the interruption: that point runs again
+            kept.append(line)
+        # rewrite without the cut lines, so that new points start on a line of their own
+        self.path.write_text("\n".join(kept) + "\n", encoding="utf-8")
 
     def add(self, index: int, value: Any) -> None:
         self.done[index] = value

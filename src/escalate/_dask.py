@@ -84,28 +84,29 @@ def ordered_map(
 
     window = window or _window(client)
     source = iter(enumerate(arguments))
-    index_of: dict[str, int] = {}
-    in_flight: dict[str, Any] = {}
-    done: dict[int, Any] = {}
+    in_flight: dict[str, tuple[int, Any]] = {}  # task key -> (index, future)
+    done: dict[int, Any] = {}  # results that wait for an earlier one
     completed = as_completed()
 
-    def submit_next() -> None:
-        item = next(source, None)
-        if item is not None:
+    def submit_more() -> None:
+        # results held back count against the window too: memory stays bounded even when
+        # the next result in order is slow (a task rerun after a lost worker)
+        while len(in_flight) + len(done) < window:
+            item = next(source, None)
+            if item is None:
+                return
             i, args = item
             future = client.submit(fn, *args, pure=False)
-            index_of[future.key] = i
-            in_flight[future.key] = future
+            in_flight[future.key] = (i, future)
             completed.add(future)
 
-    for _ in range(window):
-        submit_next()
+    submit_more()
     wanted = 0
     try:
         for future in completed:
             key = future.key
             try:
-                done[index_of.pop(key)] = future.result()
+                done[in_flight[key][0]] = future.result()
             except EscalateError:
                 raise
             except Exception as exc:  # a task that failed on every worker Dask tried
@@ -113,10 +114,10 @@ def ordered_map(
                     f"a Dask task failed: {type(exc).__name__}: {exc}".rstrip(": ")
                 ) from None
             del in_flight[key]
-            submit_next()
             while wanted in done:
                 yield done.pop(wanted)
                 wanted += 1
+            submit_more()
     finally:
-        for future in in_flight.values():
+        for _, future in in_flight.values():
             future.cancel()

@@ -119,9 +119,12 @@ def draw_latent(state, kind, p1, p2, out):
 
 
 @njit(inline="always", **_JIT)
-def _grid_index(t, per_step, n_grid):
-    """Index of the first grid point at or after ``t`` (the last point is the horizon)."""
-    g = math.ceil(t * per_step)
+def _grid_index(t, step, n_grid):
+    """Index of the first grid point at or after ``t`` (the last point is the horizon).
+
+    A division, not a multiplication by ``1 / step``: exact when ``t`` falls on a grid point.
+    """
+    g = math.ceil(t / step)
     return g if g < n_grid - 1 else n_grid - 1
 
 
@@ -224,6 +227,10 @@ def _run_chunk(
     initial,
     onset_rate,
     onset_at,
+    memoryless,
+    count,
+    cumulative,
+    event,
     horizon,
     step,
     n_grid,
@@ -259,9 +266,6 @@ def _run_chunk(
     # Stages whose every way out is exponential race by hazards (Gillespie): one exponential
     # and one uniform per event, however many transitions and onsets compete; the latent-clock
     # loop below serves the others. Both give the same law (memoryless clocks).
-    memoryless, count, cumulative, event = _hazard_tables(
-        out_start, kind, p1, requires, ratio, onset_rate
-    )
     tabled = count.shape[1] > 0
     timed = False  # any `at` trigger still to come after t = 0
     for k in range(n_triggers):
@@ -276,7 +280,6 @@ def _run_chunk(
     bins = quantile_hist.shape[1] - 1
     seq = np.empty(path_length, dtype=np.int16)
     # reciprocals: a multiplication costs a fraction of a division in the loop below
-    per_step = 1.0 / step
     per_quantum = 2.0**TIME_BITS / horizon
     per_bin = bins / horizon
 
@@ -296,13 +299,9 @@ def _run_chunk(
         h = _FNV_OFFSET
         length = 0
 
-        events = 0
+        events = 0  # passes of the event loops: transitions, onsets and `at` switches
         while True:  # one pass per stage entered
-            events += 1
-            if events > MAX_EVENTS:
-                stalled[0] = 1
-                return
-            g_enter = _grid_index(t, per_step, n_grid)
+            g_enter = _grid_index(t, step, n_grid)
             if first_entry[s] < 0.0:
                 first_entry[s] = t
                 reached[s] += 1
@@ -366,7 +365,7 @@ def _run_chunk(
                     break
                 stay[s] += t - entered
                 occupancy_diff[s, g_enter] += 1
-                occupancy_diff[s, _grid_index(t, per_step, n_grid)] -= 1
+                occupancy_diff[s, _grid_index(t, step, n_grid)] -= 1
                 s = target[fire]
                 continue
 
@@ -412,7 +411,7 @@ def _run_chunk(
                     continue
                 stay[s] += t - entered
                 occupancy_diff[s, g_enter] += 1
-                occupancy_diff[s, _grid_index(t, per_step, n_grid)] -= 1
+                occupancy_diff[s, _grid_index(t, step, n_grid)] -= 1
                 s = target[fire]
                 moved = True
                 break
@@ -469,6 +468,9 @@ def run_batch(
     stalled,
 ):
     """Run one batch of chunks in parallel; chunk ``b`` writes only row ``b`` of each array."""
+    memoryless, count, cumulative, event = _hazard_tables(
+        out_start, kind, p1, requires, ratio, onset_rate
+    )
     for b in prange(sizes.shape[0]):
         _run_chunk(
             sizes[b],
@@ -485,6 +487,10 @@ def run_batch(
             initial,
             onset_rate,
             onset_at,
+            memoryless,
+            count,
+            cumulative,
+            event,
             horizon,
             step,
             n_grid,

@@ -11,6 +11,7 @@ random numbers).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable
@@ -142,7 +143,6 @@ def sensitivity(
     else:
         design = morris_sample.sample(problem, samples, num_levels=4, seed=rng_seed)
 
-    used = engine
     if design is not None:
         values = to_values(model, names, design)
         points = [values.iloc[i].to_dict() for i in range(len(values))]
@@ -158,19 +158,21 @@ def sensitivity(
     missing = [i for i in range(len(points)) if i not in results]
     with connect(scheduler) as client:
         shared = model if client is None else client.scatter(model, broadcast=True)
-        evaluations = ordered_map(
-            _evaluate,
-            ((shared, points[i], metric, engine, n, seed, horizon, threads) for i in missing),
-            client=client,
-        )
-        for i, (y, how) in zip(missing, evaluations, strict=False):
-            results[i] = [float(y), how]
-            if checkpoint is not None:
-                checkpoint.add(i, results[i])
-            if progress is not None:
-                progress(len(results), len(points))
+        with contextlib.closing(
+            ordered_map(
+                _evaluate,
+                ((shared, points[i], metric, engine, n, seed, horizon, threads) for i in missing),
+                client=client,
+            )
+        ) as evaluations:
+            for i, (y, how) in zip(missing, evaluations, strict=False):
+                results[i] = [float(y), how]
+                if checkpoint is not None:
+                    checkpoint.add(i, results[i])
+                if progress is not None:
+                    progress(len(results), len(points))
     ys = np.array([results[i][0] for i in range(len(points))])
-    used = results[len(points) - 1][1] if points else engine
+    used = results[len(points) - 1][1]
 
     if design is not None:
         if not np.all(np.isfinite(ys)):

@@ -307,7 +307,7 @@ def _run(compiled, n, seed, stop, progress, client=None) -> Tally:
         for batch, chunks, size in batches:
             if batch.stalled.any():
                 raise EscalateError(
-                    f"a trajectory made more than {_kernels.MAX_EVENTS:,} moves before the "
+                    f"a trajectory had more than {_kernels.MAX_EVENTS:,} events before the "
                     f"horizon ({compiled.horizon:g}): some cycle of transitions or trigger "
                     "switches is far too fast for the horizon; slow it down or shorten the horizon"
                 )

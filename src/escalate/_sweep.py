@@ -7,6 +7,7 @@ points reflect the parameters, not the noise, and curves come out smooth.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -162,22 +163,26 @@ def sweep(
     missing = [i for i in range(len(points)) if i not in results]
     with connect(scheduler) as client:
         shared = model if client is None else client.scatter(model, broadcast=True)
-        evaluations = ordered_map(
-            _point,
-            ((shared, points[i], overrides, metrics, engine, n, seed, horizon, threads)
-             for i in missing),
-            client=client,
-        )  # fmt: skip
-        for i, evaluation in zip(missing, evaluations, strict=False):
-            results[i] = {
-                "values": evaluation.values,
-                "errors": evaluation.errors,
-                "engine": evaluation.engine,
-            }
-            if checkpoint is not None:
-                checkpoint.add(i, results[i])
-            if progress is not None:
-                progress(len(results), len(points))
+        with contextlib.closing(
+            ordered_map(
+                _point,
+                (
+                    (shared, points[i], overrides, metrics, engine, n, seed, horizon, threads)
+                    for i in missing
+                ),
+                client=client,
+            )
+        ) as evaluations:
+            for i, evaluation in zip(missing, evaluations, strict=False):
+                results[i] = {
+                    "values": evaluation.values,
+                    "errors": evaluation.errors,
+                    "engine": evaluation.engine,
+                }
+                if checkpoint is not None:
+                    checkpoint.add(i, results[i])
+                if progress is not None:
+                    progress(len(results), len(points))
     rows, used = [], None
     for i, values in enumerate(points):
         used = results[i]["engine"]

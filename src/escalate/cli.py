@@ -77,7 +77,7 @@ def _user_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        _terminate_as_interrupt()
+        previous = _terminate_as_interrupt()
         try:
             return func(*args, **kwargs)
         except KeyboardInterrupt:
@@ -89,22 +89,29 @@ def _user_errors(func):
                 raise
             _print_error(exc)
             sys.exit(USAGE_ERROR)
+        finally:
+            if previous is not None:
+                import signal
+
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 
 
-def _terminate_as_interrupt() -> None:
+def _terminate_as_interrupt():
     """SIGTERM (a scheduler, ``kill``) stops a command like Ctrl-C: cleanly, nothing half
-    written. Only from the main thread, where Python delivers signals."""
+    written. Only from the main thread, where Python delivers signals; returns the handler
+    to put back when the command ends (None if none was changed)."""
     import signal
     import threading
 
-    if threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is not threading.main_thread():
+        return None
 
-        def interrupt(signum, frame):
-            raise KeyboardInterrupt
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
 
-        signal.signal(signal.SIGTERM, interrupt)
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _checkpointed(out: Path | None, resume: bool, fingerprint: dict):
@@ -116,6 +123,12 @@ def _checkpointed(out: Path | None, resume: bool, fingerprint: dict):
             raise EscalateError("--resume needs --out: the checkpoint lives beside that folder")
         return None
     return Checkpoint(checkpoint_path(out), fingerprint, resume=resume)
+
+
+def _abandon(checkpoint) -> None:
+    """A job failed: close its checkpoint, keeping it only if it holds finished points."""
+    if checkpoint is not None:
+        checkpoint.close(remove=not checkpoint.done)
 
 
 def _interrupted_job(checkpoint, total: int | None) -> None:
@@ -662,6 +675,9 @@ def sweep_command(
             )
     except KeyboardInterrupt:
         _interrupted_job(checkpoint, total)
+    except EscalateError:
+        _abandon(checkpoint)
+        raise
     if out is not None:
 
         def write(folder: Path) -> None:
@@ -669,7 +685,11 @@ def sweep_command(
             (folder / "sweep.json").write_text(result.to_json() + "\n", encoding="utf-8")
             _save_figure(result.plot(), folder / "sweep")
 
-        write_folder(out, write, force=force)
+        try:
+            write_folder(out, write, force=force)
+        except EscalateError:
+            _abandon(checkpoint)
+            raise
         checkpoint.close(remove=True)
     if output_format == "json":
         click.echo(result.to_json())
@@ -773,6 +793,9 @@ def sensitivity_command(
             )
     except KeyboardInterrupt:
         _interrupted_job(checkpoint, None)
+    except EscalateError:
+        _abandon(checkpoint)
+        raise
     if out is not None:
 
         def write(folder: Path) -> None:
@@ -780,7 +803,11 @@ def sensitivity_command(
             (folder / "sensitivity.json").write_text(result.to_json() + "\n", encoding="utf-8")
             _save_figure(result.plot(), folder / "sensitivity")
 
-        write_folder(out, write, force=force)
+        try:
+            write_folder(out, write, force=force)
+        except EscalateError:
+            _abandon(checkpoint)
+            raise
         checkpoint.close(remove=True)
     if output_format == "json":
         click.echo(result.to_json())

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 MAX_STATES = 50_000
-MAX_STACKED = 2_000_000  # states of all chains advanced together at the horizon
+MAX_STACKED = 2_000_000  # states of the chains advanced together at the horizon (in groups)
 MAX_CURVE_WORK = 3e10  # multiply-adds to step every chain along the grid (about 20 s here)
 MAX_CURVE_BYTES = 1024**3  # one reach curve's distributions on the grid
 MAX_JUMPS = 1e6  # fastest exit rate x horizon: the uniformization series' length, about
@@ -289,41 +289,42 @@ def solve_at_horizon(
     _memoryless(c)
     chain = _Chain(c) if chain is None else chain
     n_s, n_k, n, horizon = c.n_stages, c.n_triggers, chain.n, c.horizon
-    targets = list(range(n_s)) if reach is None else list(reach)
-    blocks = ([chain.q] if occupancy else []) + [
-        _absorbing(chain, chain.stage_of == s) for s in targets
-    ]
+    # the chains to advance: None for the chain itself (occupancy), else a target stage
+    jobs: list[int | None] = ([None] if occupancy else []) + (
+        list(range(n_s)) if reach is None else list(reach)
+    )
     nan_s = np.full(n_s, np.nan)
     p_at_horizon, time_in, p_fired = nan_s.copy(), nan_s.copy(), np.full(n_k, np.nan)
     p_reached, mean = nan_s.copy(), nan_s.copy()
-    if not blocks:
+    if not jobs:
         return HorizonFigures(p_reached, p_at_horizon, time_in, mean, p_fired)
-
     _check_speed(chain, horizon)
-    if chain.n * len(blocks) > MAX_STACKED:
-        raise EscalateError(
-            f"{len(blocks)} chains of {chain.n:,} joint states are too many to solve together "
-            f"(at most {MAX_STACKED:,} states in all): fewer stages or triggers, or escalate run"
+    group = max(1, MAX_STACKED // max(n, 1))  # chains stacked at a time: bounded memory
+    for first in range(0, len(jobs), group):
+        part = jobs[first : first + group]
+        blocks = [chain.q if s is None else _absorbing(chain, chain.stage_of == s) for s in part]
+        v, area = _advance(
+            _Stacked(chain, len(blocks)),
+            _Uniformized(sparse.block_diag(blocks, format="csr")),
+            np.tile(chain.p0, len(blocks)),
+            0.0,
+            horizon,
         )
-    stacked = _Stacked(chain, len(blocks))
-    v, area = _advance(
-        stacked,
-        _Uniformized(sparse.block_diag(blocks, format="csr")),
-        np.tile(chain.p0, len(blocks)),
-        0.0,
-        horizon,
-    )
-    v, area = v.reshape(len(blocks), n), area.reshape(len(blocks), n)
-    if occupancy:
-        p_at_horizon = np.clip(np.bincount(chain.stage_of, weights=v[0], minlength=n_s), 0, 1)
-        time_in = np.bincount(chain.stage_of, weights=area[0], minlength=n_s)
-        p_fired = np.clip([v[0][(chain.mask_of >> k) & 1 == 1].sum() for k in range(n_k)], 0, 1)
-    for b, s in enumerate(targets, start=int(occupancy)):
-        target = chain.stage_of == s
-        p_reached[s] = min(max(v[b][target].sum(), 0.0), 1.0)
-        if p_reached[s] > 0:
-            mean[s] = horizon - area[b][target].sum() / p_reached[s]
-            mean[s] = 0.0 if mean[s] < 1e-9 * horizon else mean[s]  # rounding, as at the start
+        v, area = v.reshape(len(blocks), n), area.reshape(len(blocks), n)
+        for b, s in enumerate(part):
+            if s is None:
+                p_at_horizon = np.clip(
+                    np.bincount(chain.stage_of, weights=v[b], minlength=n_s), 0, 1
+                )
+                time_in = np.bincount(chain.stage_of, weights=area[b], minlength=n_s)
+                on = [v[b][(chain.mask_of >> k) & 1 == 1].sum() for k in range(n_k)]
+                p_fired = np.clip(on, 0, 1)
+                continue
+            target = chain.stage_of == s
+            p_reached[s] = min(max(v[b][target].sum(), 0.0), 1.0)
+            if p_reached[s] > 0:
+                mean[s] = horizon - area[b][target].sum() / p_reached[s]
+                mean[s] = 0.0 if mean[s] < 1e-9 * horizon else mean[s]  # rounding at the start
     return HorizonFigures(p_reached, p_at_horizon, time_in, mean, p_fired)
 
 

@@ -263,11 +263,13 @@ def save_run_figures(result, folder: Path, model=None, exact=None) -> list[Path]
         makers.append(("stages", lambda r: stage_graph(model)))
     for name, make in makers:
         fig = make(result)
-        for suffix in ("png", "svg"):
-            path = Path(folder) / f"{name}.{suffix}"
-            fig.savefig(path, dpi=120 if suffix == "png" else None)
-            written.append(path)
-        plt.close(fig)
+        try:
+            for suffix in ("png", "svg"):
+                path = Path(folder) / f"{name}.{suffix}"
+                fig.savefig(path, dpi=120 if suffix == "png" else None)
+                written.append(path)
+        finally:
+            plt.close(fig)
     return written
 
 

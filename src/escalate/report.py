@@ -151,6 +151,18 @@ def build_report(folder: str | Path) -> str:
     folder = Path(folder)
     if not folder.is_dir():
         raise EscalateError(f"{folder}: no such run folder")
+    try:
+        return _build(folder)
+    except EscalateError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, csv.Error, OSError) as exc:
+        raise EscalateError(
+            f"{folder}: not a complete run folder of this escalate version "
+            f"({type(exc).__name__}: {exc}); write it again with escalate run --out"
+        ) from None
+
+
+def _build(folder: Path) -> str:
     summary = _read_json(folder, "summary.json")
     manifest = _read_json(folder, "manifest.json")
     resolved = manifest.get("resolved_scenario") or {}

@@ -10,6 +10,7 @@ over worlds) beside its mean and 5/50/95% quantiles across worlds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable
@@ -205,27 +206,29 @@ def run_worlds(
     ]
     with connect(scheduler) as client:
         shared = model if client is None else client.scatter(model, broadcast=True)
-        evaluations = ordered_map(
-            _world,
-            (
-                (shared, worlds_values[w], w, metrics, engine, n, seed, horizon, threads)
-                for w in range(worlds)
-            ),
-            client=client,
-        )
-        for w, evaluation in enumerate(evaluations):
-            rows.append(evaluation.values)
-            if evaluation.tally is not None:
-                from escalate._simulate import Tally, add_tally
+        with contextlib.closing(
+            ordered_map(
+                _world,
+                (
+                    (shared, worlds_values[w], w, metrics, engine, n, seed, horizon, threads)
+                    for w in range(worlds)
+                ),
+                client=client,
+            )
+        ) as evaluations:
+            for w, evaluation in enumerate(evaluations):
+                rows.append(evaluation.values)
+                if evaluation.tally is not None:
+                    from escalate._simulate import Tally, add_tally
 
-                compiled = evaluation.compiled
-                if pooled_tally is None:
-                    pooled_tally = Tally.empty(
-                        compiled.n_stages, compiled.n_triggers, len(compiled.grid)
-                    )
-                add_tally(pooled_tally, evaluation.tally)
-            if progress is not None:
-                progress(w + 1, worlds)
+                    compiled = evaluation.compiled
+                    if pooled_tally is None:
+                        pooled_tally = Tally.empty(
+                            compiled.n_stages, compiled.n_triggers, len(compiled.grid)
+                        )
+                    add_tally(pooled_tally, evaluation.tally)
+                if progress is not None:
+                    progress(w + 1, worlds)
     values = pd.DataFrame(rows, columns=metrics)
     method = "monte-carlo" if pooled_tally is not None else "exact"
     if pooled_tally is not None:
@@ -300,20 +303,21 @@ def _world_curve(model, world, w, stage, times, engine, n, seed):
 
     at_start = resolve(model, world).start.get(stage, 0.0)
     metric = f"p_reached:{stage}"
-    evaluation = evaluate(
-        model, world, [f"{metric}@{t:g}" for t in times[times > 0]], engine=engine,
-        n=n or 100_000, seed=world_seed(seed, w),
-    ) if engine == "monte-carlo" else None  # fmt: skip
-    if evaluation is not None:
-        curve = [evaluation.values[f"{metric}@{t:g}"] for t in times[times > 0]]
-        return np.concatenate([np.full(int((times <= 0).sum()), at_start), curve])
-    out = []
-    for t in times:
-        if t <= 0:
-            out.append(at_start)
-            continue
-        out.append(evaluate(model, world, [metric], engine=engine, horizon=t).values[metric])
-    return np.array(out)
+    if engine == "monte-carlo":  # one run, its curve read at every time
+        keys = {t: f"{metric}@{float(t)!r}" for t in times if t > 0}
+        evaluation = evaluate(
+            model, world, list(keys.values()), engine=engine, n=n or 100_000,
+            seed=world_seed(seed, w),
+        )  # fmt: skip
+        return np.array([evaluation.values[keys[t]] if t > 0 else at_start for t in times])
+    return np.array(
+        [
+            evaluate(model, world, [metric], engine=engine, horizon=t).values[metric]
+            if t > 0
+            else at_start
+            for t in times
+        ]
+    )
 
 
 def _world(model, world, w, metrics, engine, n, seed, horizon, threads):
