@@ -131,3 +131,22 @@ def test_an_alias_bomb_is_refused_without_expanding(tmp_path):
     )  # fmt: skip
     assert done.returncode == 2 and "alias" in done.stderr and "Traceback" not in done.stderr
     assert json.dumps(done.stderr)  # one readable message
+
+
+def test_a_checkpoint_line_cut_by_an_interruption_is_dropped(tmp_path):
+    path = tmp_path / "job.checkpoint.jsonl"
+    first = Checkpoint(path, {"job": 1}, resume=False)
+    for i in range(3):
+        first.add(i, [float(i), "exact"])
+    first.close(remove=False)
+    with path.open("a") as handle:
+        handle.write('{"i": 3, "val')  # the interruption cut this line
+    second = Checkpoint(path, {"job": 1}, resume=True)
+    assert sorted(second.done) == [0, 1, 2]
+    second.add(3, [3.0, "exact"])
+    second.add(4, [4.0, "exact"])
+    second.close(remove=False)
+    third = Checkpoint(path, {"job": 1}, resume=True)
+    assert sorted(third.done) == [0, 1, 2, 3, 4] and third.done[4] == [4.0, "exact"]
+    third.close(remove=True)
+    assert not path.exists()
