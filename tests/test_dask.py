@@ -93,6 +93,12 @@ def test_an_unreachable_scheduler_fails_fast(cli):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("address", ["nonsense", "tcp://nohost.invalid:8786"])
+def test_a_malformed_or_unknown_address_fails_at_once(cli, address):
+    result = cli("run", TUTORIAL, "-n", "1e4", "--scheduler", address)
+    assert result.exit_code == 2 and "not a reachable scheduler address" in result.stderr
+
+
 def test_solve_needs_worlds_for_a_scheduler(cli):
     result = cli("solve", VENEZUELA, "--scheduler", "tcp://127.0.0.1:9")
     assert result.exit_code == 2 and "--scheduler goes with --worlds" in result.stderr

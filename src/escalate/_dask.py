@@ -45,6 +45,7 @@ def connect(scheduler: Any) -> Iterator[Any]:
         yield scheduler
         return
     address = str(scheduler)
+    _check_address(address)
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
@@ -56,6 +57,26 @@ def connect(scheduler: Any) -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+def _check_address(address: str) -> None:
+    """Refuse at once an address that cannot name a scheduler (no port, unknown host), before
+    a Client is half built: it would wait out its timeout and complain again at exit."""
+    import socket
+
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls"):
+            host, port = parse_host_port(location)
+            socket.getaddrinfo(host, port)
+    except (ValueError, OSError) as exc:
+        raise EscalateError(
+            f"--scheduler {address}: not a reachable scheduler address ({exc}); "
+            "expected e.g. tcp://10.0.0.5:8786"
+        ) from None
 
 
 def _window(client) -> int:
