@@ -17,7 +17,7 @@ from typing import Any
 
 from escalate.errors import EscalateError
 
-__all__ = ["CONNECT_TIMEOUT", "KERNEL_LOCK", "connect", "ordered_map"]
+__all__ = ["CONNECT_TIMEOUT", "KERNEL_LOCK", "connect", "mapped", "ordered_map"]
 
 CONNECT_TIMEOUT = 5.0  # seconds to reach a scheduler before giving up with a clear error
 # One parallel numba launch at a time in a process: Dask runs tasks on several threads of a
@@ -57,6 +57,22 @@ def connect(scheduler: Any) -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+@contextlib.contextmanager
+def mapped(
+    fn: Callable[..., Any], model: Any, arguments: Iterable[tuple], scheduler: Any = None
+) -> Iterator[Iterator[Any]]:
+    """``fn(model, *args)`` for each tuple of ``arguments``, in order, in-process or on the
+    cluster of ``scheduler`` (the model sent once); the iterator is closed (its tasks
+    cancelled) when the block ends, even on an error."""
+    with connect(scheduler) as client:
+        shared = model if client is None else client.scatter(model, broadcast=True)
+        results = ordered_map(fn, ((shared, *args) for args in arguments), client=client)
+        try:
+            yield results
+        finally:
+            results.close()
 
 
 def _check_address(address: str) -> None:

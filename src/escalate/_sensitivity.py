@@ -11,7 +11,6 @@ random numbers).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from SALib.sample import morris as morris_sample
 from SALib.sample import sobol as sobol_sample
 
 from escalate._checkpoint import Checkpoint
-from escalate._dask import connect, ordered_map
+from escalate._dask import mapped
 from escalate._evaluate import check_metrics, evaluate
 from escalate.errors import EscalateError
 from escalate.scenario import Scenario
@@ -156,21 +155,14 @@ def sensitivity(
                 points.append({**point, name: float(to_values(model, names, column).iloc[0][name])})
     results: dict[int, list] = dict(checkpoint.done) if checkpoint else {}
     missing = [i for i in range(len(points)) if i not in results]
-    with connect(scheduler) as client:
-        shared = model if client is None else client.scatter(model, broadcast=True)
-        with contextlib.closing(
-            ordered_map(
-                _evaluate,
-                ((shared, points[i], metric, engine, n, seed, horizon, threads) for i in missing),
-                client=client,
-            )
-        ) as evaluations:
-            for i, (y, how) in zip(missing, evaluations, strict=False):
-                results[i] = [float(y), how]
-                if checkpoint is not None:
-                    checkpoint.add(i, results[i])
-                if progress is not None:
-                    progress(len(results), len(points))
+    arguments = ((points[i], metric, engine, n, seed, horizon, threads) for i in missing)
+    with mapped(_evaluate, model, arguments, scheduler) as evaluations:
+        for i, (y, how) in zip(missing, evaluations, strict=False):
+            results[i] = [float(y), how]
+            if checkpoint is not None:
+                checkpoint.add(i, results[i])
+            if progress is not None:
+                progress(len(results), len(points))
     ys = np.array([results[i][0] for i in range(len(points))])
     used = results[len(points) - 1][1]
 

@@ -7,7 +7,6 @@ points reflect the parameters, not the noise, and curves come out smooth.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import math
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from escalate._checkpoint import Checkpoint
-from escalate._dask import connect, ordered_map
+from escalate._dask import mapped
 from escalate._evaluate import check_metrics, evaluate
 from escalate.errors import EscalateError
 from escalate.scenario import Scenario
@@ -161,28 +160,20 @@ def sweep(
     points = [dict(zip(names, map(float, point), strict=True)) for point in grid]
     results: dict[int, dict[str, Any]] = dict(checkpoint.done) if checkpoint else {}
     missing = [i for i in range(len(points)) if i not in results]
-    with connect(scheduler) as client:
-        shared = model if client is None else client.scatter(model, broadcast=True)
-        with contextlib.closing(
-            ordered_map(
-                _point,
-                (
-                    (shared, points[i], overrides, metrics, engine, n, seed, horizon, threads)
-                    for i in missing
-                ),
-                client=client,
-            )
-        ) as evaluations:
-            for i, evaluation in zip(missing, evaluations, strict=False):
-                results[i] = {
-                    "values": evaluation.values,
-                    "errors": evaluation.errors,
-                    "engine": evaluation.engine,
-                }
-                if checkpoint is not None:
-                    checkpoint.add(i, results[i])
-                if progress is not None:
-                    progress(len(results), len(points))
+    arguments = (
+        (points[i], overrides, metrics, engine, n, seed, horizon, threads) for i in missing
+    )
+    with mapped(_point, model, arguments, scheduler) as evaluations:
+        for i, evaluation in zip(missing, evaluations, strict=False):
+            results[i] = {
+                "values": evaluation.values,
+                "errors": evaluation.errors,
+                "engine": evaluation.engine,
+            }
+            if checkpoint is not None:
+                checkpoint.add(i, results[i])
+            if progress is not None:
+                progress(len(results), len(points))
     rows, used = [], None
     for i, values in enumerate(points):
         used = results[i]["engine"]

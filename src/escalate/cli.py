@@ -125,6 +125,28 @@ def _checkpointed(out: Path | None, resume: bool, fingerprint: dict):
     return Checkpoint(checkpoint_path(out), fingerprint, resume=resume)
 
 
+def _checkpointed_run(checkpoint, total: int | None, call):
+    """``call()`` under a checkpoint: an interruption keeps the finished points (exit 130), an
+    error closes the checkpoint (kept only if it holds points) and propagates."""
+    try:
+        return call()
+    except KeyboardInterrupt:
+        _interrupted_job(checkpoint, total)
+    except EscalateError:
+        _abandon(checkpoint)
+        raise
+
+
+def _write_job(out: Path, write, force: bool, checkpoint) -> None:
+    """Write a job's folder whole; the checkpoint goes once it is written."""
+    try:
+        write_folder(out, write, force=force)
+    except EscalateError:
+        _abandon(checkpoint)
+        raise
+    checkpoint.close(remove=True)
+
+
 def _abandon(checkpoint) -> None:
     """A job failed: close its checkpoint, keeping it only if it holds finished points."""
     if checkpoint is not None:
@@ -659,9 +681,10 @@ def sweep_command(
             "metrics": list(metrics), "n": n, "seed": seed, "overrides": overrides,
         },
     )  # fmt: skip
-    try:
+
+    def work():
         with _progress(_stderr(), total, unit="points") as advance:
-            result = sweep(
+            return sweep(
                 model,
                 vary,
                 list(metrics),
@@ -673,11 +696,8 @@ def sweep_command(
                 scheduler=scheduler,
                 checkpoint=checkpoint,
             )
-    except KeyboardInterrupt:
-        _interrupted_job(checkpoint, total)
-    except EscalateError:
-        _abandon(checkpoint)
-        raise
+
+    result = _checkpointed_run(checkpoint, total, work)
     if out is not None:
 
         def write(folder: Path) -> None:
@@ -685,12 +705,7 @@ def sweep_command(
             (folder / "sweep.json").write_text(result.to_json() + "\n", encoding="utf-8")
             _save_figure(result.plot(), folder / "sweep")
 
-        try:
-            write_folder(out, write, force=force)
-        except EscalateError:
-            _abandon(checkpoint)
-            raise
-        checkpoint.close(remove=True)
+        _write_job(out, write, force, checkpoint)
     if output_format == "json":
         click.echo(result.to_json())
         return
@@ -777,9 +792,10 @@ def sensitivity_command(
             "metric": metric, "samples": samples, "n": n, "seed": seed,
         },
     )  # fmt: skip
-    try:
+
+    def work():
         with _progress(_stderr(), 0, unit="points") as advance:
-            result = sensitivity(
+            return sensitivity(
                 model,
                 metric,
                 method=method,
@@ -791,11 +807,8 @@ def sensitivity_command(
                 scheduler=scheduler,
                 checkpoint=checkpoint,
             )
-    except KeyboardInterrupt:
-        _interrupted_job(checkpoint, None)
-    except EscalateError:
-        _abandon(checkpoint)
-        raise
+
+    result = _checkpointed_run(checkpoint, None, work)
     if out is not None:
 
         def write(folder: Path) -> None:
@@ -803,12 +816,7 @@ def sensitivity_command(
             (folder / "sensitivity.json").write_text(result.to_json() + "\n", encoding="utf-8")
             _save_figure(result.plot(), folder / "sensitivity")
 
-        try:
-            write_folder(out, write, force=force)
-        except EscalateError:
-            _abandon(checkpoint)
-            raise
-        checkpoint.close(remove=True)
+        _write_job(out, write, force, checkpoint)
     if output_format == "json":
         click.echo(result.to_json())
         return

@@ -10,7 +10,6 @@ over worlds) beside its mean and 5/50/95% quantiles across worlds.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 from collections.abc import Callable
@@ -21,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import qmc
 
-from escalate._dask import connect, ordered_map
+from escalate._dask import mapped
 from escalate._evaluate import all_metrics, evaluate
 from escalate.errors import EscalateError
 from escalate.results import Result
@@ -204,31 +203,23 @@ def run_worlds(
     worlds_values = [
         {**overrides, **{k: float(v) for k, v in drawn.iloc[w].items()}} for w in range(worlds)
     ]
-    with connect(scheduler) as client:
-        shared = model if client is None else client.scatter(model, broadcast=True)
-        with contextlib.closing(
-            ordered_map(
-                _world,
-                (
-                    (shared, worlds_values[w], w, metrics, engine, n, seed, horizon, threads)
-                    for w in range(worlds)
-                ),
-                client=client,
-            )
-        ) as evaluations:
-            for w, evaluation in enumerate(evaluations):
-                rows.append(evaluation.values)
-                if evaluation.tally is not None:
-                    from escalate._simulate import Tally, add_tally
+    arguments = (
+        (worlds_values[w], w, metrics, engine, n, seed, horizon, threads) for w in range(worlds)
+    )
+    with mapped(_world, model, arguments, scheduler) as evaluations:
+        for w, evaluation in enumerate(evaluations):
+            rows.append(evaluation.values)
+            if evaluation.tally is not None:
+                from escalate._simulate import Tally, add_tally
 
-                    compiled = evaluation.compiled
-                    if pooled_tally is None:
-                        pooled_tally = Tally.empty(
-                            compiled.n_stages, compiled.n_triggers, len(compiled.grid)
-                        )
-                    add_tally(pooled_tally, evaluation.tally)
-                if progress is not None:
-                    progress(w + 1, worlds)
+                compiled = evaluation.compiled
+                if pooled_tally is None:
+                    pooled_tally = Tally.empty(
+                        compiled.n_stages, compiled.n_triggers, len(compiled.grid)
+                    )
+                add_tally(pooled_tally, evaluation.tally)
+            if progress is not None:
+                progress(w + 1, worlds)
     values = pd.DataFrame(rows, columns=metrics)
     method = "monte-carlo" if pooled_tally is not None else "exact"
     if pooled_tally is not None:
@@ -282,17 +273,11 @@ def reach_across_worlds(
     drawn = draw_worlds(model, worlds, seed)
     if engine == "auto" and n is not None:
         engine = "monte-carlo"
-    with connect(scheduler) as client:
-        shared = model if client is None else client.scatter(model, broadcast=True)
-        rows = ordered_map(
-            _world_curve,
-            (
-                (shared, {k: float(v) for k, v in drawn.iloc[w].items()}, w, stage, times,
-                 engine, n, seed)
-                for w in range(worlds)
-            ),
-            client=client,
-        )  # fmt: skip
+    arguments = (
+        ({k: float(v) for k, v in drawn.iloc[w].items()}, w, stage, times, engine, n, seed)
+        for w in range(worlds)
+    )
+    with mapped(_world_curve, model, arguments, scheduler) as rows:
         values = np.array(list(rows))
     return times, values
 
