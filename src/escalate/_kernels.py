@@ -64,6 +64,22 @@ def _uniform(state):
 
 
 @njit(inline="always", **_JIT)
+def _next(s0, s1, s2, s3):
+    """``_uniform`` on a state held in four scalars, so the kernel's loop keeps its generator
+    in locals rather than in an array it writes between accumulator updates. Returns the
+    double and the new state (the same stream as ``_uniform``)."""
+    result = _rotl(s1 * _FIVE, _ROT_A) * _NINE
+    t = s1 << _SHIFT
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = _rotl(s3, _ROT_B)
+    return (result >> _MANTISSA_SHIFT) * _TO_UNIT, s0, s1, s2, s3
+
+
+@njit(inline="always", **_JIT)
 def _exponential(state):
     return -math.log(1.0 - _uniform(state))
 
@@ -191,8 +207,11 @@ def _hazard_tables(out_start, kind, p1, requires, ratio, onset_rate):
     return memoryless, count, cumulative, event
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _record_path(h, length, seq, keys, counts, lengths, paths, other):
+    """Count a path in an open-addressing table keyed by its hash (a new path keeps its
+    stages); a full table counts it in ``other``. The kernel counts a path found at its home
+    slot itself and calls this for the rest: kept out of line, it keeps the hot loop small."""
     capacity, kept = keys.shape[0], paths.shape[1]
     mask = capacity - 1
     slot = np.int64(h & np.uint64(mask))
@@ -234,7 +253,6 @@ def _run_chunk(
     horizon,
     step,
     n_grid,
-    reached,
     reach_hist,
     quantile_hist,
     entry_sum,
@@ -267,48 +285,56 @@ def _run_chunk(
     # and one uniform per event, however many transitions and onsets compete; the latent-clock
     # loop below serves the others. Both give the same law (memoryless clocks).
     tabled = count.shape[1] > 0
+    mean_wait = np.full(count.shape, np.inf)  # 1 / total hazard: a product, not a quotient
+    for s in range(n_stages):
+        for mask in range(count.shape[1]):
+            if count[s, mask] > 0:
+                mean_wait[s, mask] = 1.0 / cumulative[s, mask, count[s, mask] - 1]
     timed = False  # any `at` trigger still to come after t = 0
     for k in range(n_triggers):
         if 0.0 < onset_at[k] < np.inf:
             timed = True
     next_on = np.empty(n_triggers)
-    first_entry = np.empty(n_stages)
-    stay = np.empty(n_stages)
+    # per trajectory: stages entered and time in each; reset after use, only where written
+    seen = np.zeros(n_stages, dtype=np.bool_)
+    stay = np.zeros(n_stages)
     # sizes come from the arrays, not from constants of another module: numba's disk cache
     # would keep a stale constant if compile.py changed, and write out of bounds
     path_length = path_stages.shape[1]
+    path_mask = np.uint64(path_keys.shape[0] - 1)
     bins = quantile_hist.shape[1] - 1
     seq = np.empty(path_length, dtype=np.int16)
     # reciprocals: a multiplication costs a fraction of a division in the loop below
     per_quantum = 2.0**TIME_BITS / horizon
     per_bin = bins / horizon
 
+    r0, r1, r2, r3 = state[0], state[1], state[2], state[3]  # the generator, in registers
     for _ in range(size):
         # t = 0: the start stage, and the triggers already on
-        u = _uniform(state)
+        u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
         s = 0
         while s < n_stages - 1 and u >= start_cdf[s]:
             s += 1
         on = np.int64(0)
         for k in range(n_triggers):
-            if onset_at[k] <= 0.0 or (initial[k] > 0.0 and _uniform(state) < initial[k]):
+            if onset_at[k] <= 0.0:
                 on |= _ONE << k
-        first_entry[:] = -1.0
-        stay[:] = 0.0
+            elif initial[k] > 0.0:
+                u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
+                if u < initial[k]:
+                    on |= _ONE << k
         t = 0.0
+        g_enter = 0  # grid index of t: computed once per transition, at the exit
         h = _FNV_OFFSET
         length = 0
 
         events = 0  # passes of the event loops: transitions, onsets and `at` switches
         while True:  # one pass per stage entered
-            g_enter = _grid_index(t, step, n_grid)
-            if first_entry[s] < 0.0:
-                first_entry[s] = t
-                reached[s] += 1
+            if not seen[s]:
+                seen[s] = True
                 reach_hist[s, g_enter] += 1
                 # bin 0 holds the entries at exactly t = 0 (start stages)
-                fine = 1 + min(int(t * per_bin), bins - 1)
-                quantile_hist[s, 0 if t == 0.0 else fine] += 1
+                quantile_hist[s, min(int(t * per_bin), bins - 1) + (t > 0.0)] += 1
                 entry_sum[s] += np.int64(t * per_quantum + 0.5)
                 entry_sq[s] += t * t
             h = (h ^ np.uint64(s + 1)) * _FNV_PRIME
@@ -330,10 +356,13 @@ def _run_chunk(
                     events += 1
                     if events > MAX_EVENTS:
                         stalled[0] = 1
+                        state[0], state[1], state[2], state[3] = r0, r1, r2, r3
                         return
                     n_events = count[s, on]
-                    total = cumulative[s, on, n_events - 1] if n_events > 0 else 0.0
-                    t_next = t + _exponential(state) / total if total > 0.0 else np.inf
+                    t_next = np.inf
+                    if n_events > 0:
+                        u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
+                        t_next = t - math.log(1.0 - u) * mean_wait[s, on]
                     if timed:
                         t_at, at_k = np.inf, -1
                         for k in range(n_triggers):
@@ -348,9 +377,10 @@ def _run_chunk(
                     t = t_next
                     i = 0
                     if n_events > 1:  # a single possible event needs no draw to choose it
-                        pick = _uniform(state) * total
-                        while i < n_events - 1 and pick >= cumulative[s, on, i]:
-                            i += 1
+                        u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
+                        pick = u * cumulative[s, on, n_events - 1]
+                        for m in range(n_events - 1):  # no early exit: fewer mispredictions
+                            i += pick >= cumulative[s, on, m]
                     chosen = event[s, on, i]
                     if chosen < 0:  # a trigger switches on
                         on |= _ONE << (-chosen - 1)
@@ -365,10 +395,12 @@ def _run_chunk(
                     break
                 stay[s] += t - entered
                 occupancy_diff[s, g_enter] += 1
-                occupancy_diff[s, _grid_index(t, step, n_grid)] -= 1
+                g_enter = _grid_index(t, step, n_grid)
+                occupancy_diff[s, g_enter] -= 1
                 s = target[fire]
                 continue
 
+            state[0], state[1], state[2], state[3] = r0, r1, r2, r3
             for j in range(first, last):
                 remaining[j - first] = _latent(state, kind[j], p1[j], p2[j])
             for k in range(n_triggers):
@@ -378,12 +410,14 @@ def _run_chunk(
                         next_on[k] = t + _exponential(state) / onset_rate[k, s]
                     if onset_at[k] > t and onset_at[k] < next_on[k]:
                         next_on[k] = onset_at[k]
+            r0, r1, r2, r3 = state[0], state[1], state[2], state[3]
 
             moved = False
             while True:  # one pass per event inside the stage
                 events += 1
                 if events > MAX_EVENTS:
                     stalled[0] = 1
+                    state[0], state[1], state[2], state[3] = r0, r1, r2, r3
                     return
                 t_fire, fire = np.inf, -1
                 for j in range(first, last):
@@ -411,7 +445,8 @@ def _run_chunk(
                     continue
                 stay[s] += t - entered
                 occupancy_diff[s, g_enter] += 1
-                occupancy_diff[s, _grid_index(t, step, n_grid)] -= 1
+                g_enter = _grid_index(t, step, n_grid)
+                occupancy_diff[s, g_enter] -= 1
                 s = target[fire]
                 moved = True
                 break
@@ -425,10 +460,23 @@ def _run_chunk(
         for k in range(n_triggers):
             if (on >> k) & 1:
                 fired[k] += 1
-        for i in range(n_stages):  # branch-free: a stage not visited adds 0
-            time_in[i] += np.int64(stay[i] * per_quantum + 0.5)
-            time_in_sq[i] += stay[i] * stay[i]
-        _record_path(h, length, seq, path_keys, path_counts, path_lengths, path_stages, path_other)
+        # the stages entered are seq[:length] (a stage entered twice adds 0 the second time);
+        # a path longer than seq can hold sweeps every stage
+        visited = length if length <= path_length else n_stages
+        for i in range(visited):
+            v = seq[i] if length <= path_length else i
+            time_in[v] += np.int64(stay[v] * per_quantum + 0.5)
+            time_in_sq[v] += stay[v] * stay[v]
+            stay[v] = 0.0
+            seen[v] = False
+        home = np.int64(h & path_mask)
+        if path_keys[home] == h and path_counts[home] > 0:
+            path_counts[home] += 1
+        else:
+            _record_path(
+                h, length, seq, path_keys, path_counts, path_lengths, path_stages, path_other
+            )
+    state[0], state[1], state[2], state[3] = r0, r1, r2, r3
 
 
 @njit(parallel=True, **_JIT)
@@ -450,7 +498,6 @@ def run_batch(
     horizon,
     step,
     n_grid,
-    reached,
     reach_hist,
     quantile_hist,
     entry_sum,
@@ -494,7 +541,6 @@ def run_batch(
             horizon,
             step,
             n_grid,
-            reached[b],
             reach_hist[b],
             quantile_hist[b],
             entry_sum[b],

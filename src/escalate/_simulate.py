@@ -115,7 +115,6 @@ class _Batch:
     def __init__(self, compiled: CompiledScenario, chunks: int):
         s, k, g = compiled.n_stages, compiled.n_triggers, len(compiled.grid)
         b = chunks
-        self.reached = np.zeros((b, s), np.int64)
         self.reach_hist = np.zeros((b, s, g), np.int64)
         self.quantile_hist = np.zeros((b, s, QUANTILE_BINS + 1), np.int64)
         self.entry_sum = np.zeros((b, s), np.int64)
@@ -135,7 +134,6 @@ class _Batch:
 
     def arrays(self) -> tuple[np.ndarray, ...]:
         return (
-            self.reached,
             self.reach_hist,
             self.quantile_hist,
             self.entry_sum,
@@ -155,8 +153,9 @@ class _Batch:
 
     def add_to(self, tally: Tally, chunks: int) -> None:
         """Add rows ``0 .. chunks - 1`` to ``tally``, in chunk order."""
-        tally.reached += self.reached[:chunks].sum(axis=0)
-        tally.reach_hist += self.reach_hist[:chunks].sum(axis=0)
+        reach_hist = self.reach_hist[:chunks].sum(axis=0)
+        tally.reach_hist += reach_hist
+        tally.reached += reach_hist.sum(axis=1)  # every first entry falls in some grid bin
         tally.quantile_hist += self.quantile_hist[:chunks].sum(axis=0)
         tally.entry_sum += self.entry_sum[:chunks].sum(axis=0)
         tally.occupancy_diff += self.occupancy_diff[:chunks].sum(axis=0)
