@@ -44,3 +44,37 @@ def test_chunk_streams_differ_and_repeat():
     assert not np.array_equal(a, b)
     # neighbouring chunks are not correlated
     assert abs(stats.pearsonr(a, b).statistic) < 4 / math.sqrt(1000)
+
+
+def test_path_table_keeps_counting_when_paths_outnumber_its_slots():
+    """Far more distinct paths than slots: the table fills to 3/4 of its slots, every other
+    trajectory counts in ``other``, and a path kept early is still counted every time."""
+    import escalate
+    from escalate._simulate import _Batch, launch
+    from escalate.compile import PATH_CAPACITY, compile_scenario
+
+    text = """
+scenario: many-paths
+horizon: 1000
+start: a
+stages: {a: {}, b: {}, c: {}, out: {terminal: true}, home: {terminal: true}}
+transitions:
+  - {from: a, to: b, rate: 1}
+  - {from: a, to: home, rate: 0.25}
+  - {from: b, to: a, rate: 1}
+  - {from: b, to: c, rate: 1}
+  - {from: c, to: b, rate: 1}
+  - {from: c, to: out, rate: 0.05}
+"""
+    compiled = compile_scenario(escalate.loads(text))
+    n = 40_000
+    batch = _Batch(compiled, 1)
+    launch(compiled, np.array([n]), chunk_state(3, 0)[None, :].copy(), batch)
+    counts = batch.path_counts[0]
+    assert (counts > 0).sum() == PATH_CAPACITY * 3 // 4
+    assert batch.path_other[0, 0] > 0
+    assert counts.sum() + batch.path_other[0, 0] == n
+    # a -> home at once: probability 0.25 / 1.25, whatever the table's load
+    direct = counts[(batch.path_lengths[0] == 2) & (batch.path_stages[0, :, 1] == 4)].sum()
+    p = 0.2
+    assert abs(direct / n - p) <= 4 * math.sqrt(p * (1 - p) / n)

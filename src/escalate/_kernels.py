@@ -208,26 +208,32 @@ def _hazard_tables(out_start, kind, p1, requires, ratio, onset_rate):
 
 
 @njit(**_JIT)
-def _record_path(h, length, seq, keys, counts, lengths, paths, other):
-    """Count a path in an open-addressing table keyed by its hash (a new path keeps its
-    stages); a full table counts it in ``other``. The kernel counts a path found at its home
-    slot itself and calls this for the rest: kept out of line, it keeps the hot loop small."""
-    capacity, kept = keys.shape[0], paths.shape[1]
-    mask = capacity - 1
+def _record_path(h, length, seq, keys, counts, lengths, paths, other, room):
+    """Count a path in an open-addressing table keyed by its hash, probing to the first empty
+    slot. A new path takes that slot (and keeps its stages) while ``room``, else it counts in
+    ``other``: the kernel keeps the table at most 3/4 full, so probes stay short even when a
+    scenario has far more distinct paths than the table holds. Returns True for a new slot.
+
+    The kernel counts a path found at its home slot itself and calls this for the rest: kept
+    out of line, it keeps the hot loop small."""
+    kept = paths.shape[1]
+    mask = keys.shape[0] - 1
     slot = np.int64(h & np.uint64(mask))
-    for _ in range(capacity):
+    while True:
         if counts[slot] == 0:
+            if not room:
+                other[0] += 1
+                return False
             keys[slot] = h
             counts[slot] = 1
             lengths[slot] = length
             for i in range(min(length, kept)):
                 paths[slot, i] = seq[i]
-            return
+            return True
         if keys[slot] == h:
             counts[slot] += 1
-            return
+            return False
         slot = (slot + 1) & mask
-    other[0] += 1
 
 
 @njit(**_JIT)
@@ -302,6 +308,11 @@ def _run_chunk(
     # would keep a stale constant if compile.py changed, and write out of bounds
     path_length = path_stages.shape[1]
     path_mask = np.uint64(path_keys.shape[0] - 1)
+    path_room = path_keys.shape[0] * 3 // 4  # distinct paths the table takes (see _record_path)
+    paths_kept = 0
+    for i in range(path_counts.shape[0]):
+        if path_counts[i] > 0:
+            paths_kept += 1
     bins = quantile_hist.shape[1] - 1
     seq = np.empty(path_length, dtype=np.int16)
     # reciprocals: a multiplication costs a fraction of a division in the loop below
@@ -472,10 +483,18 @@ def _run_chunk(
         home = np.int64(h & path_mask)
         if path_keys[home] == h and path_counts[home] > 0:
             path_counts[home] += 1
-        else:
-            _record_path(
-                h, length, seq, path_keys, path_counts, path_lengths, path_stages, path_other
-            )
+        elif _record_path(
+            h,
+            length,
+            seq,
+            path_keys,
+            path_counts,
+            path_lengths,
+            path_stages,
+            path_other,
+            paths_kept < path_room,
+        ):
+            paths_kept += 1
     state[0], state[1], state[2], state[3] = r0, r1, r2, r3
 
 

@@ -33,7 +33,7 @@ MAX_TRIGGERS = 62
 MAX_GRID_POINTS = 100_001
 
 # The layout of the kernel's accumulators (read by results.py to turn counts into figures).
-PATH_CAPACITY = 1024  # distinct paths kept per chunk (a power of two)
+PATH_CAPACITY = 2048  # path table slots per chunk (a power of two; 3/4 of them used at most)
 PATH_LENGTH = 32  # stages of a path kept for display; longer paths are marked as cut
 QUANTILE_BINS = 4096  # bins over (0, horizon] of first-entry times, after a bin for t = 0
 TIME_BITS = 24  # times are summed as integers in units of horizon / 2**TIME_BITS
