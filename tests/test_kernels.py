@@ -78,3 +78,17 @@ transitions:
     direct = counts[(batch.path_lengths[0] == 2) & (batch.path_stages[0, :, 1] == 4)].sum()
     p = 0.2
     assert abs(direct / n - p) <= 4 * math.sqrt(p * (1 - p) / n)
+
+
+def test_ziggurat_exponential_follows_exp1_into_its_tail():
+    """The hazard race's Exp(1) sampler (ziggurat): distribution, mean and the tail beyond the
+    base layer (r = 7.697), where it switches to r + Exp(1)."""
+    n = 4_000_000
+    out = np.empty(n)
+    _kernels.draw_exponentials(chunk_state(11, 0), out)
+    assert stats.kstest(out[:500_000], "expon").pvalue > 0.001
+    assert abs(out.mean() - 1.0) <= 4 / math.sqrt(n)
+    for x in (1.0, 5.0, 7.697, 9.0):
+        p = math.exp(-x)
+        assert abs((out > x).mean() - p) <= 4 * math.sqrt(p * (1 - p) / n), x
+    assert out.min() >= 0.0

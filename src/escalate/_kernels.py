@@ -8,7 +8,9 @@ not compile again.
 
 Random numbers come from an inline xoshiro256** generator, one per chunk, seeded from
 ``SeedSequence(seed).spawn``: about 1 ns a draw, and a chunk's draws do not depend on which
-thread runs it, so results are bit-identical for any thread count.
+thread runs it, so results are bit-identical for any thread count. The hazard race draws its
+Exp(1) waits by a ziggurat (no logarithm in 99% of draws), one race ahead, so that no draw holds
+up the branches that follow it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,31 @@ _FNV_PRIME = np.uint64(0x100000001B3)
 _ONE = np.int64(1)
 
 
+def _exponential_ziggurat() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tables of the 256-layer ziggurat for Exp(1) on 53-bit integers (Marsaglia and Tsang,
+    2000, as numpy's legacy sampler builds them): ``ke`` the acceptance bounds, ``we`` the
+    widths per unit, ``fe`` the density at each layer's edge."""
+    r, v, m = 7.69711747013104972, 3.9496598225815571993e-3, 2.0**53
+    ke, we, fe = np.zeros(256, np.uint64), np.zeros(256), np.zeros(256)
+    de = te = r
+    q = v / math.exp(-de)
+    ke[0] = np.uint64((de / q) * m)
+    we[0], we[255] = q / m, de / m
+    fe[0], fe[255] = 1.0, math.exp(-de)
+    for i in range(254, 0, -1):
+        de = -math.log(v / de + math.exp(-de))
+        ke[i + 1] = np.uint64((de / te) * m)
+        te = de
+        fe[i] = math.exp(-de)
+        we[i] = de / m
+    return ke, we, fe
+
+
+_ZIG_KE, _ZIG_WE, _ZIG_FE = _exponential_ziggurat()
+_ZIG_R = 7.69711747013104972  # where the base layer's exponential tail starts
+_THREE, _EIGHT, _BYTE = np.uint64(3), np.uint64(8), np.uint64(0xFF)
+
+
 @njit(inline="always", **_JIT)
 def _rotl(x, k):
     return (x << k) | (x >> (_SIXTY_FOUR - k))
@@ -61,6 +88,61 @@ def _uniform(state):
     s3 = _rotl(s3, _ROT_B)
     state[0], state[1], state[2], state[3] = s0, s1, s2, s3
     return (result >> _MANTISSA_SHIFT) * _TO_UNIT
+
+
+@njit(inline="always", **_JIT)
+def _next_bits(s0, s1, s2, s3):
+    """The 64-bit output of xoshiro256** on a state held in four scalars, and the new state."""
+    result = _rotl(s1 * _FIVE, _ROT_A) * _NINE
+    t = s1 << _SHIFT
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = _rotl(s3, _ROT_B)
+    return result, s0, s1, s2, s3
+
+
+@njit(**_JIT)
+def _exponential_rare(idx, x, s0, s1, s2, s3):
+    """The 1% of ziggurat draws outside a layer's rectangle (kept out of the hot loop)."""
+    while True:
+        u, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
+        if idx == 0:  # the base layer's tail: r plus an exponential
+            return _ZIG_R - math.log1p(-u), s0, s1, s2, s3
+        if (_ZIG_FE[idx - 1] - _ZIG_FE[idx]) * u + _ZIG_FE[idx] < math.exp(-x):
+            return x, s0, s1, s2, s3
+        bits, s0, s1, s2, s3 = _next_bits(s0, s1, s2, s3)
+        ri = bits >> _THREE
+        idx = np.int64(ri & _BYTE)
+        ri >>= _EIGHT
+        x = ri * _ZIG_WE[idx]
+        if ri < _ZIG_KE[idx]:
+            return x, s0, s1, s2, s3
+
+
+@njit(inline="always", **_JIT)
+def _next_exponential(s0, s1, s2, s3):
+    """An Exp(1) draw by the ziggurat: 99% of draws take one output, a table lookup and a
+    product, no logarithm. Returns the draw and the new state."""
+    bits, s0, s1, s2, s3 = _next_bits(s0, s1, s2, s3)
+    ri = bits >> _THREE
+    idx = np.int64(ri & _BYTE)
+    ri >>= _EIGHT
+    x = ri * _ZIG_WE[idx]
+    if ri < _ZIG_KE[idx]:
+        return x, s0, s1, s2, s3
+    return _exponential_rare(idx, x, s0, s1, s2, s3)
+
+
+@njit(**_JIT)
+def draw_exponentials(state, out):
+    """Fill ``out`` with the kernel's Exp(1) draws (the ziggurat; for tests of the sampler)."""
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    for i in range(out.shape[0]):
+        out[i], s0, s1, s2, s3 = _next_exponential(s0, s1, s2, s3)
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
 
 
 @njit(inline="always", **_JIT)
@@ -162,13 +244,13 @@ def _speed(j, on, requires, ratio):
 
 
 @njit(**_JIT)
-def _hazard_tables(out_start, kind, p1, requires, ratio, onset_rate):
+def _hazard_tables(out_start, kind, p1, requires, ratio, onset_rate, target):
     """Per (stage, triggers on): the events that can happen in a memoryless stage, with their
     cumulative hazards, so that an event costs a table lookup instead of recomputing speeds.
 
     Returns ``memoryless[s]`` (every way out exponential), ``count[s, mask]``, and per event
-    ``cumulative[s, mask, i]`` and ``event[s, mask, i]`` (a transition ``j >= 0`` or a trigger
-    onset ``-(k + 1)``). Tables span every mask only for up to ``TABLE_TRIGGERS`` triggers;
+    ``cumulative[s, mask, i]`` and ``event[s, mask, i]`` (the stage a transition leads to, or a
+    trigger onset ``-(k + 1)``). Tables span every mask only for up to ``TABLE_TRIGGERS`` triggers;
     beyond, they are empty and the kernel computes hazards as it goes.
     """
     n_stages = out_start.shape[0] - 1
@@ -195,7 +277,7 @@ def _hazard_tables(out_start, kind, p1, requires, ratio, onset_rate):
                 if hazard > 0.0:
                     total += hazard
                     cumulative[s, mask, i] = total
-                    event[s, mask, i] = j
+                    event[s, mask, i] = target[j]
                     i += 1
             for k in range(n_triggers):
                 if not (mask >> k) & 1 and onset_rate[k, s] > 0.0:
@@ -320,12 +402,22 @@ def _run_chunk(
     per_bin = bins / horizon
 
     r0, r1, r2, r3 = state[0], state[1], state[2], state[3]  # the generator, in registers
+    # The exponential of the next hazard race is drawn one race ahead: its logarithm then
+    # runs while the current event is being recorded, instead of holding up the branch on
+    # t_next. Every race still gets a fresh, independent Exp(1).
+    pending, r0, r1, r2, r3 = _next_exponential(r0, r1, r2, r3)
+    sure_start = -1  # the start stage when there is one for certain: no draw needed
+    for s in range(n_stages):
+        if start_cdf[s] - (start_cdf[s - 1] if s > 0 else 0.0) >= 1.0:
+            sure_start = s
     for _ in range(size):
         # t = 0: the start stage, and the triggers already on
-        u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
-        s = 0
-        while s < n_stages - 1 and u >= start_cdf[s]:
-            s += 1
+        s = sure_start
+        if s < 0:
+            u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
+            s = 0
+            while s < n_stages - 1 and u >= start_cdf[s]:
+                s += 1
         on = np.int64(0)
         for k in range(n_triggers):
             if onset_at[k] <= 0.0:
@@ -356,7 +448,6 @@ def _run_chunk(
             if terminal[s]:
                 stay[s] += horizon - t
                 occupancy_diff[s, g_enter] += 1
-                occupancy_diff[s, n_grid] -= 1
                 at_horizon[s] += 1
                 break
 
@@ -372,8 +463,8 @@ def _run_chunk(
                     n_events = count[s, on]
                     t_next = np.inf
                     if n_events > 0:
-                        u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
-                        t_next = t - math.log(1.0 - u) * mean_wait[s, on]
+                        t_next = t + pending * mean_wait[s, on]
+                        pending, r0, r1, r2, r3 = _next_exponential(r0, r1, r2, r3)
                     if timed:
                         t_at, at_k = np.inf, -1
                         for k in range(n_triggers):
@@ -396,19 +487,18 @@ def _run_chunk(
                     if chosen < 0:  # a trigger switches on
                         on |= _ONE << (-chosen - 1)
                         continue
-                    fire = chosen
+                    fire = chosen  # the next stage
                     break
                 if fire < 0:  # the horizon came first
                     stay[s] += horizon - entered
                     occupancy_diff[s, g_enter] += 1
-                    occupancy_diff[s, n_grid] -= 1
                     at_horizon[s] += 1
                     break
                 stay[s] += t - entered
                 occupancy_diff[s, g_enter] += 1
                 g_enter = _grid_index(t, step, n_grid)
                 occupancy_diff[s, g_enter] -= 1
-                s = target[fire]
+                s = fire
                 continue
 
             state[0], state[1], state[2], state[3] = r0, r1, r2, r3
@@ -464,7 +554,6 @@ def _run_chunk(
             if not moved:  # the horizon came first
                 stay[s] += horizon - entered
                 occupancy_diff[s, g_enter] += 1
-                occupancy_diff[s, n_grid] -= 1
                 at_horizon[s] += 1
                 break
 
@@ -535,7 +624,7 @@ def run_batch(
 ):
     """Run one batch of chunks in parallel; chunk ``b`` writes only row ``b`` of each array."""
     memoryless, count, cumulative, event = _hazard_tables(
-        out_start, kind, p1, requires, ratio, onset_rate
+        out_start, kind, p1, requires, ratio, onset_rate, target
     )
     for b in prange(sizes.shape[0]):
         _run_chunk(
