@@ -333,3 +333,21 @@ def test_trigger_onsets_with_and_without_hazard_tables(count):
     assert_p(result, "b", 1 - survival_with_switch(r0, r0 * ratio, lam, h))
     assert_p(result, "a", survival_with_switch(r0, r0 * ratio, lam, h), "p_at_horizon")
     assert all(result.triggers[f"t{k}"]["p_fired"] == 0 for k in range(1, count))
+
+
+def test_time_in_stage_sums_a_trajectorys_stays_before_squaring():
+    """a and b alternate on fixed delays (4 and 3 days) over 20 days: from a, a trajectory
+    spends 4 + 4 + 4 = 12 days in a; from b, 4 + 4 + 3 = 11. The spread of time in a is that
+    of a coin flip, sqrt(p (1 - p)); squares of single stays would make it vanish."""
+    text = chain(
+        "  - {from: a, to: b, after: {dist: fixed, value: 4}}\n"
+        "  - {from: b, to: a, after: {dist: fixed, value: 3}}\n",
+        horizon=20,
+        start="{a: 0.5, b: 0.5}",
+        stages="  a: {}\n  b: {}\n",
+    )
+    n = 4_000
+    a = run(text, n=n).stages["a"]
+    from_b = 12.0 - a.time_in  # the share of trajectories that started in b
+    spread = a.time_in_se * math.sqrt(n)
+    assert spread == pytest.approx(math.sqrt(from_b * (1 - from_b)), rel=0.01)

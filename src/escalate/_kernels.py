@@ -318,6 +318,17 @@ def _record_path(h, length, seq, keys, counts, lengths, paths, other, room):
         slot = (slot + 1) & mask
 
 
+@njit(inline="always", **_JIT)
+def _stay(s, duration, stay, time_in, time_in_sq, per_quantum):
+    """Add one stay in stage ``s`` to the sums of time in stage. Squares are of a
+    trajectory's whole time in the stage: a later stay adds (old + d)^2 - old^2."""
+    before = stay[s]
+    after = before + duration
+    stay[s] = after
+    time_in[s] += np.int64(duration * per_quantum + 0.5)
+    time_in_sq[s] += after * after - before * before
+
+
 @njit(**_JIT)
 def _run_chunk(
     size,
@@ -383,8 +394,9 @@ def _run_chunk(
         if 0.0 < onset_at[k] < np.inf:
             timed = True
     next_on = np.empty(n_triggers)
-    # per trajectory: stages entered and time in each; reset after use, only where written
-    seen = np.zeros(n_stages, dtype=np.bool_)
+    # per stage: the last trajectory that entered it (so nothing is reset between
+    # trajectories) and that trajectory's time in it so far
+    entered_by = np.full(n_stages, -1, dtype=np.int64)
     stay = np.zeros(n_stages)
     # sizes come from the arrays, not from constants of another module: numba's disk cache
     # would keep a stale constant if compile.py changed, and write out of bounds
@@ -410,7 +422,7 @@ def _run_chunk(
     for s in range(n_stages):
         if start_cdf[s] - (start_cdf[s - 1] if s > 0 else 0.0) >= 1.0:
             sure_start = s
-    for _ in range(size):
+    for trajectory in range(size):
         # t = 0: the start stage, and the triggers already on
         s = sure_start
         if s < 0:
@@ -433,8 +445,9 @@ def _run_chunk(
 
         events = 0  # passes of the event loops: transitions, onsets and `at` switches
         while True:  # one pass per stage entered
-            if not seen[s]:
-                seen[s] = True
+            if entered_by[s] != trajectory:  # a first entry
+                entered_by[s] = trajectory
+                stay[s] = 0.0
                 reach_hist[s, g_enter] += 1
                 # bin 0 holds the entries at exactly t = 0 (start stages)
                 quantile_hist[s, min(int(t * per_bin), bins - 1) + (t > 0.0)] += 1
@@ -446,7 +459,7 @@ def _run_chunk(
             length += 1
             entered = t
             if terminal[s]:
-                stay[s] += horizon - t
+                _stay(s, horizon - t, stay, time_in, time_in_sq, per_quantum)
                 occupancy_diff[s, g_enter] += 1
                 at_horizon[s] += 1
                 break
@@ -490,11 +503,11 @@ def _run_chunk(
                     fire = chosen  # the next stage
                     break
                 if fire < 0:  # the horizon came first
-                    stay[s] += horizon - entered
+                    _stay(s, horizon - entered, stay, time_in, time_in_sq, per_quantum)
                     occupancy_diff[s, g_enter] += 1
                     at_horizon[s] += 1
                     break
-                stay[s] += t - entered
+                _stay(s, t - entered, stay, time_in, time_in_sq, per_quantum)
                 occupancy_diff[s, g_enter] += 1
                 g_enter = _grid_index(t, step, n_grid)
                 occupancy_diff[s, g_enter] -= 1
@@ -544,7 +557,7 @@ def _run_chunk(
                     on |= _ONE << switch
                     next_on[switch] = np.inf
                     continue
-                stay[s] += t - entered
+                _stay(s, t - entered, stay, time_in, time_in_sq, per_quantum)
                 occupancy_diff[s, g_enter] += 1
                 g_enter = _grid_index(t, step, n_grid)
                 occupancy_diff[s, g_enter] -= 1
@@ -552,7 +565,7 @@ def _run_chunk(
                 moved = True
                 break
             if not moved:  # the horizon came first
-                stay[s] += horizon - entered
+                _stay(s, horizon - entered, stay, time_in, time_in_sq, per_quantum)
                 occupancy_diff[s, g_enter] += 1
                 at_horizon[s] += 1
                 break
@@ -560,15 +573,6 @@ def _run_chunk(
         for k in range(n_triggers):
             if (on >> k) & 1:
                 fired[k] += 1
-        # the stages entered are seq[:length] (a stage entered twice adds 0 the second time);
-        # a path longer than seq can hold sweeps every stage
-        visited = length if length <= path_length else n_stages
-        for i in range(visited):
-            v = seq[i] if length <= path_length else i
-            time_in[v] += np.int64(stay[v] * per_quantum + 0.5)
-            time_in_sq[v] += stay[v] * stay[v]
-            stay[v] = 0.0
-            seen[v] = False
         home = np.int64(h & path_mask)
         if path_keys[home] == h and path_counts[home] > 0:
             path_counts[home] += 1
