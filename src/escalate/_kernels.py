@@ -418,14 +418,28 @@ def _run_chunk(
     # runs while the current event is being recorded, instead of holding up the branch on
     # t_next. Every race still gets a fresh, independent Exp(1).
     pending, r0, r1, r2, r3 = _next_exponential(r0, r1, r2, r3)
+    # the race tables as one row per (stage, triggers on), row = s * masks + on: one index
+    # computation an event instead of one per lookup
+    masks = count.shape[1]
+    rows = n_stages * masks
+    race_count = count.reshape(rows)
+    race_wait = mean_wait.reshape(rows)
+    race_cumulative = cumulative.reshape(rows, cumulative.shape[2])
+    race_next = event.reshape(rows, event.shape[2])
     sure_start = -1  # the start stage when there is one for certain: no draw needed
     for s in range(n_stages):
         if start_cdf[s] - (start_cdf[s - 1] if s > 0 else 0.0) >= 1.0:
             sure_start = s
+    if sure_start >= 0:  # every trajectory's first entry at t = 0, counted once for all
+        reach_hist[sure_start, 0] += size
+        quantile_hist[sure_start, 0] += size
     for trajectory in range(size):
         # t = 0: the start stage, and the triggers already on
         s = sure_start
-        if s < 0:
+        if s >= 0:
+            entered_by[s] = trajectory  # its first entry is counted above
+            stay[s] = 0.0
+        else:
             u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
             s = 0
             while s < n_stages - 1 and u >= start_cdf[s]:
@@ -473,10 +487,11 @@ def _run_chunk(
                         stalled[0] = 1
                         state[0], state[1], state[2], state[3] = r0, r1, r2, r3
                         return
-                    n_events = count[s, on]
+                    row = s * masks + on
+                    n_events = race_count[row]
                     t_next = np.inf
                     if n_events > 0:
-                        t_next = t + pending * mean_wait[s, on]
+                        t_next = t + pending * race_wait[row]
                         pending, r0, r1, r2, r3 = _next_exponential(r0, r1, r2, r3)
                     if timed:
                         t_at, at_k = np.inf, -1
@@ -493,10 +508,10 @@ def _run_chunk(
                     i = 0
                     if n_events > 1:  # a single possible event needs no draw to choose it
                         u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
-                        pick = u * cumulative[s, on, n_events - 1]
+                        pick = u * race_cumulative[row, n_events - 1]
                         for m in range(n_events - 1):  # no early exit: fewer mispredictions
-                            i += pick >= cumulative[s, on, m]
-                    chosen = event[s, on, i]
+                            i += pick >= race_cumulative[row, m]
+                    chosen = race_next[row, i]
                     if chosen < 0:  # a trigger switches on
                         on |= _ONE << (-chosen - 1)
                         continue

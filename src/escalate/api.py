@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import platform
 import time
@@ -132,7 +133,7 @@ def simulate(
         "wall_time_s": wall,
         "kernel_load_s": kernel_load_s,
         "trajectories_per_s": tally.n / wall if wall > 0 else None,
-        "versions": _versions(),
+        "versions": dict(_versions()),
     }
     return result
 
@@ -162,7 +163,9 @@ def _scheduler_name(scheduler: Any) -> str | None:
     return getattr(getattr(scheduler, "scheduler", None), "address", None) or repr(scheduler)
 
 
+@functools.cache
 def _versions() -> dict[str, str]:
+    """Versions for the manifest, read once a process (importlib.metadata costs ~10 ms)."""
     versions = {"python": platform.python_version()}
     for package in ("escalate", "numpy", "numba", "scipy", "pandas", "pydantic", "pyyaml"):
         try:
@@ -223,6 +226,6 @@ def solve(
         "method": "exact",
         "states": solution.n_states,
         "wall_time_s": wall,
-        "versions": _versions(),
+        "versions": dict(_versions()),
     }
     return result
