@@ -31,7 +31,7 @@ __all__ = [
     "run_trajectories",
 ]
 
-CHUNK_SIZE = 65_536
+CHUNK_SIZE = 131_072
 BATCH_CHUNKS = 16
 PATHS_KEPT = 10_000  # distinct paths kept across batches (the rest count as other paths)
 
@@ -162,20 +162,29 @@ class _Batch:
         tally.at_horizon += self.at_horizon[:chunks].sum(axis=0)
         tally.time_in += self.time_in[:chunks].sum(axis=0)
         tally.fired += self.fired[:chunks].sum(axis=0)
-        for b in range(chunks):  # float sums: a fixed order keeps them bit-reproducible
-            tally.entry_sq += self.entry_sq[b]
-            tally.time_in_sq += self.time_in_sq[b]
-            tally.path_other += int(self.path_other[b, 0])
-            used = np.flatnonzero(self.path_counts[b])
-            for slot in used:
-                key = int(self.path_keys[b, slot])
-                entry = tally.paths.get(key)
-                if entry is None:
-                    length = int(self.path_lengths[b, slot])
-                    stages = self.path_stages[b, slot, : min(length, PATH_LENGTH)]
-                    tally.paths[key] = [int(self.path_counts[b, slot]), length, stages.tolist()]
-                else:
-                    entry[0] += int(self.path_counts[b, slot])
+        # float sums: one add a chunk, in chunk order (cumsum is sequential), so they are
+        # bit-reproducible whatever the batch layout
+        for name in ("entry_sq", "time_in_sq"):
+            total = getattr(tally, name)
+            total[:] = np.cumsum(np.vstack([total, getattr(self, name)[:chunks]]), axis=0)[-1]
+        tally.path_other += int(self.path_other[:chunks].sum())
+        # paths: the batch's distinct keys first (numpy), then one dict update per key, in
+        # order of first appearance (chunk, then slot)
+        rows, slots = np.nonzero(self.path_counts[:chunks])
+        keys = self.path_keys[rows, slots]
+        unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        counts = np.zeros(len(unique), np.int64)
+        np.add.at(counts, inverse, self.path_counts[rows, slots])
+        for u in np.argsort(first, kind="stable"):
+            key, count = int(unique[u]), int(counts[u])
+            entry = tally.paths.get(key)
+            if entry is None:
+                b, slot = rows[first[u]], slots[first[u]]
+                length = int(self.path_lengths[b, slot])
+                stages = self.path_stages[b, slot, : min(length, PATH_LENGTH)]
+                tally.paths[key] = [count, length, stages.tolist()]
+            else:
+                entry[0] += count
         if len(tally.paths) > 2 * PATHS_KEPT:
             # Keep memory flat on cyclic scenarios, whose distinct paths grow with n: drop the
             # rarest. Batches are fixed, so what is dropped does not depend on threads.
