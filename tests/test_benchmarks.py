@@ -28,8 +28,9 @@ def assert_within(hits: int, n: int, exact: float) -> None:
     assert abs(hits / n - exact) <= 4 * se, (hits / n, exact, se)
 
 
-def test_the_reference_chain_reproduces_the_design_figures():
-    war = escalate.solve(REFERENCE).stages["war"]
+@pytest.mark.parametrize("chain", ["reference.yaml", "cycles.yaml"])
+def test_the_benchmark_chains_reproduce_the_design_figures(chain):
+    war = escalate.solve(ROOT / "benchmarks" / chain).stages["war"]
     assert war.p_reached == pytest.approx(0.431236, abs=1e-6)
     assert war.time_to_reach["p50"] == pytest.approx(163.61, abs=1e-2)
 
@@ -59,3 +60,20 @@ def test_quantecon(reference):
     compiled, exact = reference
     daily = peers.DailyChain(compiled, "war")
     assert_within(peers.quantecon_simulate(daily, 2_000, 3), 2_000, exact)
+
+
+def test_tables_render_targets_for_both_chains():
+    from benchmarks.__main__ import DESIGN_RATES, ROWS, calibration_table, targets
+
+    rows = [{"name": name, "rate": 1e6} for name in ROWS if name != "escalate solve (exact)"]
+    by = {r["name"]: r for r in rows}
+    by["escalate, all threads"]["rate"] = 25e6
+    by["escalate, 1 thread"]["rate"] = 13e6
+    table = targets(rows, {"cached (second process)": 1.5}, {10**6: 1000, 10**8: 1050})
+    assert "| at least 20 million trajectories/s on 2 threads | 25.00 M/s | yes |" in table
+    assert "| 2 threads at least 1.8x one | 1.92x | yes |" in table
+    assert "1.50 s | yes" in table and "(+5.0%) | yes" in table
+    lines = targets(rows, None, None).splitlines()
+    assert not any("second process" in line or "memory" in line for line in lines)
+    calibration = calibration_table({"reference": rows, "cycles": rows})
+    assert len(calibration.splitlines()) == 2 + len(DESIGN_RATES)
