@@ -84,6 +84,27 @@ def test_a_worker_lost_mid_run_changes_nothing(cluster):
     assert result.to_json() == expected
 
 
+def _sum(values, extra):
+    return sum(values) + extra
+
+
+def test_a_shared_model_survives_the_loss_of_its_only_copy(cluster):
+    """Dask's active memory manager soon keeps one replica of a key; the worker holding the
+    shared model is then restarted. A scattered value would be lost with it (and every task
+    that needs it cancelled); a shared one is recomputed."""
+    from escalate._dask import share
+
+    _, client = cluster
+    shared = share(client, list(range(100)))
+    assert client.submit(_sum, shared, 0, pure=False).result() == 4950
+    deadline = time.monotonic() + 10
+    while len(client.who_has([shared])[shared.key]) > 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (holder,) = client.who_has([shared])[shared.key]
+    client.restart_workers([holder])
+    assert client.submit(_sum, shared, 1, pure=False).result(timeout=30) == 4951
+
+
 def test_an_unreachable_scheduler_fails_fast(cli):
     began = time.monotonic()
     result = cli("run", TUTORIAL, "-n", "1e4", "--scheduler", "tcp://127.0.0.1:9")

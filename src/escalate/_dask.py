@@ -59,6 +59,20 @@ def connect(scheduler: Any) -> Iterator[Any]:
         client.close()
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
+def share(client: Any, value: Any) -> Any:
+    """``value`` on the cluster once, as a future its tasks can take as an argument.
+
+    It is the result of a task, not scattered: Dask's active memory manager keeps one replica
+    of each key, and a scattered value dies with that worker (its dependent tasks are then
+    cancelled), while a task's result is recomputed from its spec on another worker.
+    """
+    return client.submit(_same, value, pure=False)
+
+
 @contextlib.contextmanager
 def mapped(
     fn: Callable[..., Any], model: Any, arguments: Iterable[tuple], scheduler: Any = None
@@ -67,7 +81,7 @@ def mapped(
     cluster of ``scheduler`` (the model sent once); the iterator is closed (its tasks
     cancelled) when the block ends, even on an error."""
     with connect(scheduler) as client:
-        shared = model if client is None else client.scatter(model, broadcast=True)
+        shared = model if client is None else share(client, model)
         results = ordered_map(fn, ((shared, *args) for args in arguments), client=client)
         try:
             yield results

@@ -18,7 +18,7 @@ import numba
 import numpy as np
 
 from escalate import _kernels
-from escalate._dask import KERNEL_LOCK, connect, ordered_map
+from escalate._dask import KERNEL_LOCK, connect, ordered_map, share
 from escalate.compile import PATH_CAPACITY, PATH_LENGTH, QUANTILE_BINS, CompiledScenario
 from escalate.errors import EscalateError
 
@@ -305,7 +305,7 @@ def _run(compiled, n, seed, stop, progress, client=None) -> Tally:
     tally = Tally.empty(c.n_stages, c.n_triggers, len(c.grid))
     n_chunks = -(-n // CHUNK_SIZE)
     if client is not None:
-        c = client.scatter(c, broadcast=True)  # sent once, not with every task
+        c = share(client, c)  # sent once, not with every task; survives a lost worker
     batches = ordered_map(
         _batch_task,
         ((c, n, seed, first) for first in range(0, n_chunks, BATCH_CHUNKS)),
