@@ -351,3 +351,19 @@ def test_time_in_stage_sums_a_trajectorys_stays_before_squaring():
     from_b = 12.0 - a.time_in  # the share of trajectories that started in b
     spread = a.time_in_se * math.sqrt(n)
     assert spread == pytest.approx(math.sqrt(from_b * (1 - from_b)), rel=0.01)
+
+
+@pytest.mark.parametrize("delay", [0.0001, 0.001, 0.01])
+def test_many_short_fixed_stays_add_up_to_the_horizon(delay):
+    """Thousands of fixed stays a trajectory: time in a and b is 50 each, exactly as far as
+    the time quanta allow (each trajectory's total is rounded once, not each stay)."""
+    text = chain(
+        f"  - {{from: a, to: b, after: {{dist: fixed, value: {delay}}}}}\n"
+        f"  - {{from: b, to: a, after: {{dist: fixed, value: {delay}}}}}\n",
+        horizon=100,
+        stages="  a: {}\n  b: {}\n",
+    )
+    result = run(text, n=200)
+    a, b = result.stages["a"].time_in, result.stages["b"].time_in
+    assert a + b == pytest.approx(100.0, abs=1e-4)
+    assert a == pytest.approx(50.0, abs=1e-3)

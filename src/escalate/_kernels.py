@@ -320,12 +320,14 @@ def _record_path(h, length, seq, keys, counts, lengths, paths, other, room):
 
 @njit(inline="always", **_JIT)
 def _stay(s, duration, stay, time_in, time_in_sq, per_quantum):
-    """Add one stay in stage ``s`` to the sums of time in stage. Squares are of a
-    trajectory's whole time in the stage: a later stay adds (old + d)^2 - old^2."""
+    """Add one stay in stage ``s`` to the sums of time in stage, as the change in the
+    trajectory's whole time in the stage: a later stay adds (old + d)^2 - old^2 to the
+    squares, and round(old + d) - round(old) quanta to the sum, which over a trajectory is
+    its total rounded once (rounding each stay would let many short fixed stays drift)."""
     before = stay[s]
     after = before + duration
     stay[s] = after
-    time_in[s] += np.int64(duration * per_quantum + 0.5)
+    time_in[s] += np.int64(after * per_quantum + 0.5) - np.int64(before * per_quantum + 0.5)
     time_in_sq[s] += after * after - before * before
 
 
