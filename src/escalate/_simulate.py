@@ -185,13 +185,18 @@ class _Batch:
                 tally.paths[key] = [count, length, stages.tolist()]
             else:
                 entry[0] += count
-        if len(tally.paths) > 2 * PATHS_KEPT:
-            # Keep memory flat on cyclic scenarios, whose distinct paths grow with n: drop the
-            # rarest. Batches are fixed, so what is dropped does not depend on threads.
-            ranked = sorted(tally.paths.items(), key=lambda item: (-item[1][0], item[0]))
-            for key, entry in ranked[PATHS_KEPT:]:
-                tally.path_other += entry[0]
-                del tally.paths[key]
+        _trim_paths(tally)
+
+
+def _trim_paths(tally: Tally) -> None:
+    """Keep memory flat on cyclic scenarios, whose distinct paths grow with n: beyond twice
+    ``PATHS_KEPT``, drop the rarest. Batches are fixed, so what is dropped does not depend on
+    threads or workers."""
+    if len(tally.paths) > 2 * PATHS_KEPT:
+        ranked = sorted(tally.paths.items(), key=lambda item: (-item[1][0], item[0]))
+        for key, entry in ranked[PATHS_KEPT:]:
+            tally.path_other += entry[0]
+            del tally.paths[key]
 
 
 def run_trajectories(
@@ -269,9 +274,11 @@ def launch(c: CompiledScenario, sizes: np.ndarray, states: np.ndarray, batch: _B
         )
 
 
-def _batch_task(c: CompiledScenario, n: int, seed: int, first: int) -> tuple[_Batch, int, int]:
-    """Run the batch of chunks that starts at chunk ``first``: a pure function of its
-    arguments (one Dask task, or one step of the in-process loop)."""
+def _batch_task(c: CompiledScenario, n: int, seed: int, first: int) -> tuple[Tally, bool]:
+    """Run the batch of chunks that starts at chunk ``first`` and sum its chunks: a pure
+    function of its arguments (one Dask task, or one step of the in-process loop). Returns the
+    batch's counts and whether a trajectory stalled; a worker sends back one row of
+    histograms, not one a chunk."""
     n_chunks = -(-n // CHUNK_SIZE)
     chunks = min(BATCH_CHUNKS, n_chunks - first)
     sizes = np.array(
@@ -280,7 +287,10 @@ def _batch_task(c: CompiledScenario, n: int, seed: int, first: int) -> tuple[_Ba
     states = np.stack([chunk_state(seed, first + b) for b in range(chunks)])
     batch = _Batch(c, chunks)
     launch(c, sizes, states, batch)
-    return batch, chunks, int(sizes.sum())
+    part = Tally.empty(c.n_stages, c.n_triggers, len(c.grid))
+    batch.add_to(part, chunks)
+    part.n = int(sizes.sum())
+    return part, bool(batch.stalled[:chunks].any())
 
 
 MAX_BATCH_BYTES = 2 * 1024**3  # per-batch accumulators: refuse a grid that needs more
@@ -312,15 +322,15 @@ def _run(compiled, n, seed, stop, progress, client=None) -> Tally:
         client=client,
     )
     try:
-        for batch, chunks, size in batches:
-            if batch.stalled.any():
+        for part, stalled in batches:
+            if stalled:
                 raise EscalateError(
                     f"a trajectory had more than {_kernels.MAX_EVENTS:,} events before the "
                     f"horizon ({compiled.horizon:g}): some cycle of transitions or trigger "
                     "switches is far too fast for the horizon; slow it down or shorten the horizon"
                 )
-            batch.add_to(tally, chunks)
-            tally.n += size
+            add_tally(tally, part)
+            _trim_paths(tally)
             if progress is not None:
                 progress(tally.n, n)
             if stop is not None and stop(tally):
