@@ -406,9 +406,21 @@ def _run_chunk(
     path_mask = np.uint64(path_keys.shape[0] - 1)
     path_room = path_keys.shape[0] * 3 // 4  # distinct paths the table takes (see _record_path)
     paths_kept = 0
-    for i in range(path_counts.shape[0]):
-        if path_counts[i] > 0:
-            paths_kept += 1
+    # this chunk's rows start from zero, here, on its own thread: a caller may hand the same
+    # buffers to every batch (no fresh pages to fault in, no serial memset)
+    reach_hist[:] = 0
+    quantile_hist[:] = 0
+    entry_sum[:] = 0
+    entry_sq[:] = 0.0
+    occupancy_diff[:] = 0
+    at_horizon[:] = 0
+    time_in[:] = 0
+    time_in_sq[:] = 0.0
+    fired[:] = 0
+    path_keys[:] = 0
+    path_counts[:] = 0
+    path_other[:] = 0
+    stalled[:] = 0
     bins = quantile_hist.shape[1] - 1
     seq = np.empty(path_length, dtype=np.int16)
     # reciprocals: a multiplication costs a fraction of a division in the loop below

@@ -10,6 +10,7 @@ the number of trajectories.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -274,18 +275,21 @@ def launch(c: CompiledScenario, sizes: np.ndarray, states: np.ndarray, batch: _B
         )
 
 
-def _batch_task(c: CompiledScenario, n: int, seed: int, first: int) -> tuple[Tally, bool]:
+def _batch_task(
+    c: CompiledScenario, n: int, seed: int, first: int, buffer: _Batch | None = None
+) -> tuple[Tally, bool]:
     """Run the batch of chunks that starts at chunk ``first`` and sum its chunks: a pure
     function of its arguments (one Dask task, or one step of the in-process loop). Returns the
     batch's counts and whether a trajectory stalled; a worker sends back one row of
-    histograms, not one a chunk."""
+    histograms, not one a chunk. ``buffer``: per-chunk rows to reuse (the kernel zeroes the
+    rows it uses), so an in-process run allocates them once."""
     n_chunks = -(-n // CHUNK_SIZE)
     chunks = min(BATCH_CHUNKS, n_chunks - first)
     sizes = np.array(
         [min(CHUNK_SIZE, n - (first + b) * CHUNK_SIZE) for b in range(chunks)], np.int64
     )
     states = np.stack([chunk_state(seed, first + b) for b in range(chunks)])
-    batch = _Batch(c, chunks)
+    batch = buffer if buffer is not None else _Batch(c, chunks)
     launch(c, sizes, states, batch)
     part = Tally.empty(c.n_stages, c.n_triggers, len(c.grid))
     batch.add_to(part, chunks)
@@ -316,8 +320,11 @@ def _run(compiled, n, seed, stop, progress, client=None) -> Tally:
     n_chunks = -(-n // CHUNK_SIZE)
     if client is not None:
         c = share(client, c)  # sent once, not with every task; survives a lost worker
+        task = _batch_task
+    else:  # in-process: one set of per-chunk rows serves every batch
+        task = functools.partial(_batch_task, buffer=_Batch(c, min(BATCH_CHUNKS, n_chunks)))
     batches = ordered_map(
-        _batch_task,
+        task,
         ((c, n, seed, first) for first in range(0, n_chunks, BATCH_CHUNKS)),
         client=client,
     )
