@@ -30,8 +30,8 @@ SEED = 20261125
 
 # name: (trajectories, repeats, quick trajectories) -- sizes that fit each peer's speed/memory
 ROWS = {
-    "escalate, 2 threads": (20_000_000, 5, 1_000_000),
-    "escalate, 1 thread": (10_000_000, 5, 500_000),
+    "escalate, 2 threads": (20_000_000, 9, 1_000_000),
+    "escalate, 1 thread": (10_000_000, 9, 500_000),
     "escalate solve (exact)": (None, 5, None),
     "numba loop, inline xoshiro256** (1 thread)": (5_000_000, 5, 200_000),
     "numba loop, numba np.random (1 thread)": (5_000_000, 5, 200_000),
