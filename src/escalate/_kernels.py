@@ -75,22 +75,6 @@ def _rotl(x, k):
 
 
 @njit(inline="always", **_JIT)
-def _uniform(state):
-    """A double in [0, 1) from xoshiro256** (state: uint64[4], advanced in place)."""
-    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
-    result = _rotl(s1 * _FIVE, _ROT_A) * _NINE
-    t = s1 << _SHIFT
-    s2 ^= s0
-    s3 ^= s1
-    s1 ^= s2
-    s0 ^= s3
-    s2 ^= t
-    s3 = _rotl(s3, _ROT_B)
-    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
-    return (result >> _MANTISSA_SHIFT) * _TO_UNIT
-
-
-@njit(inline="always", **_JIT)
 def _next_bits(s0, s1, s2, s3):
     """The 64-bit output of xoshiro256** on a state held in four scalars, and the new state."""
     result = _rotl(s1 * _FIVE, _ROT_A) * _NINE
@@ -104,6 +88,33 @@ def _next_bits(s0, s1, s2, s3):
     return result, s0, s1, s2, s3
 
 
+@njit(inline="always", **_JIT)
+def _next(s0, s1, s2, s3):
+    """A double in [0, 1) from xoshiro256** on a state held in four scalars, so the kernel's
+    loop keeps its generator in locals. Returns the double and the new state."""
+    bits, s0, s1, s2, s3 = _next_bits(s0, s1, s2, s3)
+    return (bits >> _MANTISSA_SHIFT) * _TO_UNIT, s0, s1, s2, s3
+
+
+@njit(inline="always", **_JIT)
+def _uniform(state):
+    """A double in [0, 1) from xoshiro256** (state: uint64[4], advanced in place)."""
+    u, s0, s1, s2, s3 = _next(state[0], state[1], state[2], state[3])
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
+    return u
+
+
+@njit(inline="always", **_JIT)
+def _ziggurat_layer(s0, s1, s2, s3):
+    """One output split as the ziggurat uses it: 53 bits ``ri``, a layer ``idx`` and the
+    candidate ``x = ri * we[idx]``; with the new state."""
+    bits, s0, s1, s2, s3 = _next_bits(s0, s1, s2, s3)
+    ri = bits >> _THREE
+    idx = np.int64(ri & _BYTE)
+    ri >>= _EIGHT
+    return ri, idx, ri * _ZIG_WE[idx], s0, s1, s2, s3
+
+
 @njit(**_JIT)
 def _exponential_rare(idx, x, s0, s1, s2, s3):
     """The 1% of ziggurat draws outside a layer's rectangle (kept out of the hot loop)."""
@@ -113,11 +124,7 @@ def _exponential_rare(idx, x, s0, s1, s2, s3):
             return _ZIG_R - math.log1p(-u), s0, s1, s2, s3
         if (_ZIG_FE[idx - 1] - _ZIG_FE[idx]) * u + _ZIG_FE[idx] < math.exp(-x):
             return x, s0, s1, s2, s3
-        bits, s0, s1, s2, s3 = _next_bits(s0, s1, s2, s3)
-        ri = bits >> _THREE
-        idx = np.int64(ri & _BYTE)
-        ri >>= _EIGHT
-        x = ri * _ZIG_WE[idx]
+        ri, idx, x, s0, s1, s2, s3 = _ziggurat_layer(s0, s1, s2, s3)
         if ri < _ZIG_KE[idx]:
             return x, s0, s1, s2, s3
 
@@ -126,11 +133,7 @@ def _exponential_rare(idx, x, s0, s1, s2, s3):
 def _next_exponential(s0, s1, s2, s3):
     """An Exp(1) draw by the ziggurat: 99% of draws take one output, a table lookup and a
     product, no logarithm. Returns the draw and the new state."""
-    bits, s0, s1, s2, s3 = _next_bits(s0, s1, s2, s3)
-    ri = bits >> _THREE
-    idx = np.int64(ri & _BYTE)
-    ri >>= _EIGHT
-    x = ri * _ZIG_WE[idx]
+    ri, idx, x, s0, s1, s2, s3 = _ziggurat_layer(s0, s1, s2, s3)
     if ri < _ZIG_KE[idx]:
         return x, s0, s1, s2, s3
     return _exponential_rare(idx, x, s0, s1, s2, s3)
@@ -143,22 +146,6 @@ def draw_exponentials(state, out):
     for i in range(out.shape[0]):
         out[i], s0, s1, s2, s3 = _next_exponential(s0, s1, s2, s3)
     state[0], state[1], state[2], state[3] = s0, s1, s2, s3
-
-
-@njit(inline="always", **_JIT)
-def _next(s0, s1, s2, s3):
-    """``_uniform`` on a state held in four scalars, so the kernel's loop keeps its generator
-    in locals rather than in an array it writes between accumulator updates. Returns the
-    double and the new state (the same stream as ``_uniform``)."""
-    result = _rotl(s1 * _FIVE, _ROT_A) * _NINE
-    t = s1 << _SHIFT
-    s2 ^= s0
-    s3 ^= s1
-    s1 ^= s2
-    s0 ^= s3
-    s2 ^= t
-    s3 = _rotl(s3, _ROT_B)
-    return (result >> _MANTISSA_SHIFT) * _TO_UNIT, s0, s1, s2, s3
 
 
 @njit(inline="always", **_JIT)
