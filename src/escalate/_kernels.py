@@ -237,7 +237,8 @@ def _hazard_tables(out_start, kind, p1, requires, ratio, onset_rate, target):
 
     Returns ``memoryless[s]`` (every way out exponential), ``count[s, mask]``, and per event
     ``cumulative[s, mask, i]`` and ``event[s, mask, i]`` (the stage a transition leads to, or a
-    trigger onset ``-(k + 1)``). Tables span every mask only for up to ``TABLE_TRIGGERS`` triggers;
+    trigger onset ``-(k + 1)``), and ``mean_wait[s, mask]``, 1 / total hazard (inf if none).
+    Tables span every mask only for up to ``TABLE_TRIGGERS`` triggers;
     beyond, they are empty and the kernel computes hazards as it goes.
     """
     n_stages = out_start.shape[0] - 1
@@ -273,7 +274,13 @@ def _hazard_tables(out_start, kind, p1, requires, ratio, onset_rate, target):
                     event[s, mask, i] = -(k + 1)
                     i += 1
             count[s, mask] = i
-    return memoryless, count, cumulative, event
+    # 1 / total hazard: the kernel multiplies an Exp(1) by it rather than divide
+    mean_wait = np.full(count.shape, np.inf)
+    for s in range(n_stages):
+        for mask in range(masks):
+            if count[s, mask] > 0:
+                mean_wait[s, mask] = 1.0 / cumulative[s, mask, count[s, mask] - 1]
+    return memoryless, count, cumulative, event, mean_wait
 
 
 @njit(**_JIT)
@@ -338,6 +345,7 @@ def _run_chunk(
     count,
     cumulative,
     event,
+    mean_wait,
     horizon,
     step,
     n_grid,
@@ -373,11 +381,6 @@ def _run_chunk(
     # and one uniform per event, however many transitions and onsets compete; the latent-clock
     # loop below serves the others. Both give the same law (memoryless clocks).
     tabled = count.shape[1] > 0
-    mean_wait = np.full(count.shape, np.inf)  # 1 / total hazard: a product, not a quotient
-    for s in range(n_stages):
-        for mask in range(count.shape[1]):
-            if count[s, mask] > 0:
-                mean_wait[s, mask] = 1.0 / cumulative[s, mask, count[s, mask] - 1]
     timed = False  # any `at` trigger still to come after t = 0
     for k in range(n_triggers):
         if 0.0 < onset_at[k] < np.inf:
@@ -643,7 +646,7 @@ def run_batch(
     stalled,
 ):
     """Run one batch of chunks in parallel; chunk ``b`` writes only row ``b`` of each array."""
-    memoryless, count, cumulative, event = _hazard_tables(
+    memoryless, count, cumulative, event, mean_wait = _hazard_tables(
         out_start, kind, p1, requires, ratio, onset_rate, target
     )
     for b in prange(sizes.shape[0]):
@@ -666,6 +669,7 @@ def run_batch(
             count,
             cumulative,
             event,
+            mean_wait,
             horizon,
             step,
             n_grid,

@@ -46,7 +46,6 @@ class Tally:
     """
 
     n: int
-    reached: np.ndarray  # (S,) first entries by the horizon
     reach_hist: np.ndarray  # (S, G) first entries by grid index
     quantile_hist: np.ndarray  # (S, 1 + QUANTILE_BINS) first entries at t = 0, then fine bins
     entry_sum: np.ndarray  # (S,) int64 sum of first-entry times (time quanta)
@@ -59,12 +58,16 @@ class Tally:
     paths: dict[int, list] = field(default_factory=dict)
     path_other: int = 0
 
+    @property
+    def reached(self) -> np.ndarray:
+        """(S,) first entries by the horizon: each falls in one grid bin."""
+        return self.reach_hist.sum(axis=1)
+
     @classmethod
     def empty(cls, n_stages: int, n_triggers: int, n_grid: int) -> Tally:
         s = n_stages
         return cls(
             n=0,
-            reached=np.zeros(s, np.int64),
             reach_hist=np.zeros((s, n_grid), np.int64),
             quantile_hist=np.zeros((s, QUANTILE_BINS + 1), np.int64),
             entry_sum=np.zeros(s, np.int64),
@@ -80,7 +83,6 @@ class Tally:
 def add_tally(total: Tally, part: Tally) -> None:
     """Add ``part`` into ``total`` (the same scenario structure and grid)."""
     for name in (
-        "reached",
         "reach_hist",
         "quantile_hist",
         "entry_sum",
@@ -152,41 +154,37 @@ class _Batch:
             self.stalled,
         )
 
-    def add_to(self, tally: Tally, chunks: int) -> None:
-        """Add rows ``0 .. chunks - 1`` to ``tally``, in chunk order."""
-        reach_hist = self.reach_hist[:chunks].sum(axis=0)
-        tally.reach_hist += reach_hist
-        tally.reached += reach_hist.sum(axis=1)  # every first entry falls in some grid bin
-        tally.quantile_hist += self.quantile_hist[:chunks].sum(axis=0)
-        tally.entry_sum += self.entry_sum[:chunks].sum(axis=0)
-        tally.occupancy_diff += self.occupancy_diff[:chunks].sum(axis=0)
-        tally.at_horizon += self.at_horizon[:chunks].sum(axis=0)
-        tally.time_in += self.time_in[:chunks].sum(axis=0)
-        tally.fired += self.fired[:chunks].sum(axis=0)
-        # float sums: one add a chunk, in chunk order (cumsum is sequential), so they are
-        # bit-reproducible whatever the batch layout
-        for name in ("entry_sq", "time_in_sq"):
-            total = getattr(tally, name)
-            total[:] = np.cumsum(np.vstack([total, getattr(self, name)[:chunks]]), axis=0)[-1]
-        tally.path_other += int(self.path_other[:chunks].sum())
-        # paths: the batch's distinct keys first (numpy), then one dict update per key, in
-        # order of first appearance (chunk, then slot)
+    def to_tally(self, chunks: int, n: int) -> Tally:
+        """The counts of rows ``0 .. chunks - 1`` (``n`` trajectories) as one Tally."""
+        tally = Tally(
+            n=n,
+            reach_hist=self.reach_hist[:chunks].sum(axis=0),
+            quantile_hist=self.quantile_hist[:chunks].sum(axis=0),
+            entry_sum=self.entry_sum[:chunks].sum(axis=0),
+            # float sums: one add a chunk, in chunk order (cumsum is sequential), so they are
+            # bit-reproducible whatever runs the batch
+            entry_sq=np.cumsum(self.entry_sq[:chunks], axis=0)[-1],
+            occupancy_diff=self.occupancy_diff[:chunks].sum(axis=0),
+            at_horizon=self.at_horizon[:chunks].sum(axis=0),
+            time_in=self.time_in[:chunks].sum(axis=0),
+            time_in_sq=np.cumsum(self.time_in_sq[:chunks], axis=0)[-1],
+            fired=self.fired[:chunks].sum(axis=0),
+            path_other=int(self.path_other[:chunks].sum()),
+        )
+        # paths: the batch's distinct keys (numpy), in order of first appearance (chunk, then
+        # slot), each with its stages
         rows, slots = np.nonzero(self.path_counts[:chunks])
         keys = self.path_keys[rows, slots]
         unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         counts = np.zeros(len(unique), np.int64)
         np.add.at(counts, inverse, self.path_counts[rows, slots])
         for u in np.argsort(first, kind="stable"):
-            key, count = int(unique[u]), int(counts[u])
-            entry = tally.paths.get(key)
-            if entry is None:
-                b, slot = rows[first[u]], slots[first[u]]
-                length = int(self.path_lengths[b, slot])
-                stages = self.path_stages[b, slot, : min(length, PATH_LENGTH)]
-                tally.paths[key] = [count, length, stages.tolist()]
-            else:
-                entry[0] += count
+            b, slot = rows[first[u]], slots[first[u]]
+            length = int(self.path_lengths[b, slot])
+            stages = self.path_stages[b, slot, : min(length, PATH_LENGTH)]
+            tally.paths[int(unique[u])] = [int(counts[u]), length, stages.tolist()]
         _trim_paths(tally)
+        return tally
 
 
 def _trim_paths(tally: Tally) -> None:
@@ -291,10 +289,7 @@ def _batch_task(
     states = np.stack([chunk_state(seed, first + b) for b in range(chunks)])
     batch = buffer if buffer is not None else _Batch(c, chunks)
     launch(c, sizes, states, batch)
-    part = Tally.empty(c.n_stages, c.n_triggers, len(c.grid))
-    batch.add_to(part, chunks)
-    part.n = int(sizes.sum())
-    return part, bool(batch.stalled[:chunks].any())
+    return batch.to_tally(chunks, int(sizes.sum())), bool(batch.stalled[:chunks].any())
 
 
 MAX_BATCH_BYTES = 2 * 1024**3  # per-batch accumulators: refuse a grid that needs more
