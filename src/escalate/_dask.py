@@ -17,9 +17,19 @@ from typing import Any
 
 from escalate.errors import EscalateError
 
-__all__ = ["CONNECT_TIMEOUT", "KERNEL_LOCK", "connect", "mapped", "ordered_map"]
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "KERNEL_LOCK",
+    "WORKER_TIMEOUT",
+    "connect",
+    "failures",
+    "mapped",
+    "ordered_map",
+    "share",
+]
 
 CONNECT_TIMEOUT = 5.0  # seconds to reach a scheduler before giving up with a clear error
+WORKER_TIMEOUT = 60.0  # seconds a scheduler with no worker may take to get one
 # One parallel numba launch at a time in a process: Dask runs tasks on several threads of a
 # worker, and numba's default threading layer must not be entered from two threads at once.
 KERNEL_LOCK = threading.Lock()
@@ -29,8 +39,11 @@ KERNEL_LOCK = threading.Lock()
 def connect(scheduler: Any) -> Iterator[Any]:
     """A ``dask.distributed.Client`` for ``scheduler`` (an address, a Client, or None).
 
-    A Client passed in is used as is and left open; one made from an address is closed at the
-    end. An address that cannot be reached raises EscalateError within ``CONNECT_TIMEOUT``.
+    A Client passed in is used as is and left open. One made from an address is private to
+    this call (never the process's default client, so it works from a process that holds no
+    Client of its own, as a command does) and closed at the end. An address that cannot be
+    reached raises EscalateError within ``CONNECT_TIMEOUT``; a scheduler with no worker, within
+    ``WORKER_TIMEOUT``.
     """
     if scheduler is None:
         yield None
@@ -39,7 +52,7 @@ def connect(scheduler: Any) -> Iterator[Any]:
         from distributed import Client
     except ImportError:  # pragma: no cover - depends on the installed extras
         raise EscalateError(
-            "--scheduler needs dask.distributed: pip install 'escalate[dask]'"
+            "a scheduler needs dask.distributed: pip install 'escalate[dask]'"
         ) from None
     if isinstance(scheduler, Client):
         yield scheduler
@@ -48,15 +61,61 @@ def connect(scheduler: Any) -> Iterator[Any]:
     _check_address(address)
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
+    except Exception as exc:  # OSError, TimeoutError, ValueError, CommClosedError, ...
         raise EscalateError(
-            f"--scheduler {address}: cannot reach a Dask scheduler there within "
-            f"{CONNECT_TIMEOUT:g} s ({type(exc).__name__}: {exc})"
+            f"scheduler {address}: cannot reach a Dask scheduler there within "
+            f"{CONNECT_TIMEOUT:g} s ({_one_line(exc)})"
         ) from None
     try:
+        _wait_for_a_worker(client, address)
         yield client
     finally:
-        client.close()
+        with contextlib.suppress(Exception):  # the figures are in; a failed goodbye is no error
+            client.close(timeout=CONNECT_TIMEOUT)
+
+
+def _wait_for_a_worker(client: Any, address: str) -> None:
+    """Refuse a scheduler that no worker has joined within ``WORKER_TIMEOUT``: its tasks would
+    wait for ever."""
+    with failures(client):
+        if client.nthreads():
+            return
+        try:
+            client.wait_for_workers(1, timeout=WORKER_TIMEOUT)
+        except TimeoutError:
+            raise EscalateError(
+                f"scheduler {address}: no Dask worker has joined it within "
+                f"{WORKER_TIMEOUT:g} s; start one with: dask worker {address}"
+            ) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def failures(client: Any) -> Iterator[None]:
+    """Turn any failure of the Dask machinery inside the block into one EscalateError: a lost
+    scheduler, a task that failed on every worker Dask tried, a broken connection."""
+    try:
+        yield
+    except EscalateError:
+        raise
+    except Exception as exc:
+        address = getattr(getattr(client, "scheduler", None), "address", None) or "?"
+        if "scheduler-connection-lost" in str(exc) or _is_comm_error(exc):
+            raise EscalateError(
+                f"lost the connection to the Dask scheduler at {address}; nothing was "
+                "written: run the command again once the scheduler is back"
+            ) from None
+        raise EscalateError(f"a Dask task failed: {_one_line(exc)}") from None
+
+
+def _is_comm_error(exc: Exception) -> bool:
+    from distributed.comm.core import CommClosedError
+
+    return isinstance(exc, CommClosedError)
 
 
 def _same(value: Any) -> Any:
@@ -70,7 +129,8 @@ def share(client: Any, value: Any) -> Any:
     of each key, and a scattered value dies with that worker (its dependent tasks are then
     cancelled), while a task's result is recomputed from its spec on another worker.
     """
-    return client.submit(_same, value, pure=False)
+    with failures(client):
+        return client.submit(_same, value, pure=False)
 
 
 @contextlib.contextmanager
@@ -104,7 +164,7 @@ def _check_address(address: str) -> None:
             socket.getaddrinfo(host, port)
     except (ValueError, OSError) as exc:
         raise EscalateError(
-            f"--scheduler {address}: not a reachable scheduler address ({exc}); "
+            f"scheduler {address}: not a reachable scheduler address ({exc}); "
             "expected e.g. tcp://10.0.0.5:8786"
         ) from None
 
@@ -131,13 +191,19 @@ def ordered_map(
         for args in arguments:
             yield fn(*args)
         return
+    with failures(client):
+        yield from _ordered_on_cluster(fn, arguments, client, window or _window(client))
+
+
+def _ordered_on_cluster(fn, arguments, client, window: int) -> Iterator[Any]:
     from distributed import as_completed
 
-    window = window or _window(client)
     source = iter(enumerate(arguments))
     in_flight: dict[str, tuple[int, Any]] = {}  # task key -> (index, future)
     done: dict[int, Any] = {}  # results that wait for an earlier one
-    completed = as_completed()
+    # the client's own loop: it is no default client (set_as_default=False), and as_completed
+    # would otherwise look for one, which a process started from the command line never has
+    completed = as_completed(loop=client.loop)
 
     def submit_more() -> None:
         # results held back count against the window too: memory stays bounded even when
@@ -156,14 +222,7 @@ def ordered_map(
     try:
         for future in completed:
             key = future.key
-            try:
-                done[in_flight[key][0]] = future.result()
-            except EscalateError:
-                raise
-            except Exception as exc:  # a task that failed on every worker Dask tried
-                raise EscalateError(
-                    f"a Dask task failed: {type(exc).__name__}: {exc}".rstrip(": ")
-                ) from None
+            done[in_flight[key][0]] = future.result()
             del in_flight[key]
             while wanted in done:
                 yield done.pop(wanted)
@@ -171,4 +230,5 @@ def ordered_map(
             submit_more()
     finally:
         for _, future in in_flight.values():
-            future.cancel()
+            with contextlib.suppress(Exception):  # a lost scheduler cancels them anyway
+                future.cancel()

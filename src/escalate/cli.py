@@ -46,9 +46,29 @@ _resume_option = click.option(
     is_flag=True,
     help="Continue an interrupted job from the checkpoint beside --out (same arguments).",
 )
+
+
+def _quiet_dask(ctx: click.Context, _param, address: str | None) -> str | None:
+    """Dask logs a worker lost, a task rescheduled or a lost scheduler with tracebacks on
+    standard error; a command reports what matters as one line, so its loggers stay silent
+    (unless ``--debug``)."""
+    if address is not None and not (ctx.find_root().obj or {}).get("debug"):
+        import logging
+
+        try:
+            import distributed  # noqa: F401 - its configuration sets its loggers' levels
+        except ImportError:  # connect() says what to install
+            return address
+        for name in ["distributed", *logging.root.manager.loggerDict]:
+            if name.startswith("distributed"):  # some (distributed.client) have their own level
+                logging.getLogger(name).setLevel(logging.CRITICAL)
+    return address
+
+
 _scheduler_option = click.option(
     "--scheduler",
     metavar="ADDRESS",
+    callback=_quiet_dask,
     help="Run on this Dask cluster (e.g. tcp://host:8786); the same seed gives the same figures.",
 )
 

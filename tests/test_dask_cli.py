@@ -1,0 +1,179 @@
+"""`--scheduler` as a user runs it: the installed `escalate` executable, in a subprocess that
+holds no Client, against `dask scheduler` and `dask worker` processes started the README's way
+on 127.0.0.1. The same seed gives the local JSON byte for byte, a worker killed mid-run changes
+nothing, and every failure is one line with exit 2."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .conftest import ROOT
+from .dask_processes import ESCALATE, DaskProcesses, escalate, wait_until
+
+pytest.importorskip("distributed")
+
+TUTORIAL = ROOT / "scenarios" / "tutorial.yaml"  # has non-exponential delays: simulated
+VENEZUELA = ROOT / "scenarios" / "venezuela.yaml"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with DaskProcesses(tmp_path_factory.mktemp("dask"), workers=2) as processes:
+        yield processes
+
+
+def _same_here_and_there(cluster, *args) -> dict:
+    here = escalate(*args)
+    there = escalate(*args, "--scheduler", cluster.address)
+    assert here.returncode == 0, here.stderr
+    assert there.returncode == 0, there.stderr
+    assert there.stderr == ""  # no Dask chatter on a user's terminal
+    assert there.stdout == here.stdout
+    return json.loads(there.stdout)
+
+
+def test_run_is_identical_on_the_cluster(cluster):
+    summary = _same_here_and_there(
+        cluster, "run", VENEZUELA, "-n", "2e6", "--seed", "9", "--format", "json"
+    )
+    assert summary["trajectories"] == 2_000_000 and summary["seed"] == 9
+
+
+def test_solve_worlds_are_identical_on_the_cluster(cluster):
+    summary = _same_here_and_there(
+        cluster, "solve", VENEZUELA, "--worlds", "40", "--seed", "3", "--format", "json"
+    )
+    assert summary["worlds"]["count"] == 40
+
+
+def test_sweep_is_identical_on_the_cluster(cluster):
+    summary = _same_here_and_there(
+        cluster, "sweep", TUTORIAL, "--vary", "talks_mean=30:120:4", "--metric", "p_reached:war",
+        "-n", "2e5", "--seed", "5", "--format", "json",
+    )  # fmt: skip
+    assert len(summary["points"]) == 4
+
+
+def test_sensitivity_is_identical_on_the_cluster(cluster):
+    summary = _same_here_and_there(
+        cluster, "sensitivity", VENEZUELA, "--method", "oat",
+        "--metric", "p_reached:full_scale_war", "--format", "json",
+    )  # fmt: skip
+    assert summary["method"] == "oat" and summary["evaluations"] > 2
+
+
+def test_the_python_api_takes_an_address_from_a_process_without_a_client(cluster):
+    """`scheduler="tcp://..."` from a fresh interpreter: the same bug as the command's."""
+    code = (
+        "import sys, escalate\n"
+        f"model = escalate.load({str(TUTORIAL)!r})\n"
+        "there = escalate.simulate(model, 500_000, seed=4, scheduler=sys.argv[1]).to_json()\n"
+        "here = escalate.simulate(model, 500_000, seed=4).to_json()\n"
+        "import json; print(there == here, json.loads(there)['trajectories'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, cluster.address], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "500000"]
+
+
+def _cpu_seconds(process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_changes_nothing(cluster):
+    args = ["run", VENEZUELA, "-n", "3e7", "--seed", "21", "--format", "json"]
+    expected = escalate(*args)
+    assert expected.returncode == 0, expected.stderr
+    victim = cluster.worker_process(0)
+    registered = cluster.registrations(0)
+    idle = _cpu_seconds(victim)
+    command = subprocess.Popen(
+        [ESCALATE, *map(str, args), "--scheduler", cluster.address],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # mid-run: the victim has worked a second of CPU on this command's tasks
+        wait_until(lambda: _cpu_seconds(victim) - idle > 1.0 or command.poll() is not None,
+                   "the worker to take tasks", timeout=120)  # fmt: skip
+        assert command.poll() is None, "the run ended before a worker could be killed"
+        victim.send_signal(signal.SIGKILL)
+        out, err = command.communicate(timeout=300)
+    finally:
+        if command.poll() is None:
+            command.kill()
+    assert not victim.is_running()
+    assert command.returncode == 0, err
+    assert err == ""
+    assert out == expected.stdout
+    cluster.wait_registered(0, times=registered + 1)  # its nanny brought it back
+
+
+@pytest.mark.slow
+def test_a_scheduler_lost_mid_run_is_one_line_and_exit_2(tmp_path):
+    with DaskProcesses(tmp_path, workers=1) as lone:
+        worker = lone.worker_process(0)
+        idle = _cpu_seconds(worker)
+        command = subprocess.Popen(
+            [ESCALATE, "run", str(VENEZUELA), "-n", "3e7", "--seed", "1",
+             "--out", str(tmp_path / "run"), "--scheduler", lone.address],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            wait_until(lambda: _cpu_seconds(worker) - idle > 1.0 or command.poll() is not None,
+                       "the worker to take tasks", timeout=120)  # fmt: skip
+            assert command.poll() is None, "the run ended before the scheduler could be killed"
+            lone.scheduler.send_signal(signal.SIGKILL)
+            _, err = command.communicate(timeout=120)
+        finally:
+            if command.poll() is None:
+                command.kill()
+    assert command.returncode == 2
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "lost the connection to the Dask scheduler" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unreachable_scheduler_fails_fast():
+    began = time.monotonic()
+    result = escalate("run", TUTORIAL, "-n", "1e4", "--scheduler", "tcp://127.0.0.1:9")
+    assert time.monotonic() - began < 20  # the 5 s connect timeout and start-up
+    assert result.returncode == 2
+    assert "cannot reach a Dask scheduler" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("address", ["nonsense", "tcp://nohost.invalid:8786"])
+def test_a_malformed_or_unknown_address_fails_at_once(address):
+    result = escalate("run", TUTORIAL, "-n", "1e4", "--scheduler", address)
+    assert result.returncode == 2 and "not a reachable scheduler address" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_solve_needs_worlds_for_a_scheduler():
+    result = escalate("solve", VENEZUELA, "--scheduler", "tcp://127.0.0.1:9")
+    assert result.returncode == 2 and "--scheduler goes with --worlds" in result.stderr
+
+
+def test_a_scheduler_without_workers_is_refused(tmp_path, monkeypatch):
+    """Its tasks would wait for ever; the Python API (an address) says so after the timeout."""
+    import escalate as api
+    from escalate import _dask
+    from escalate.errors import EscalateError
+
+    monkeypatch.setattr(_dask, "WORKER_TIMEOUT", 1.0)
+    with DaskProcesses(tmp_path, workers=0) as empty:
+        model = api.load(TUTORIAL)
+        with pytest.raises(EscalateError, match="no Dask worker has joined it within 1 s"):
+            api.simulate(model, 10_000, seed=1, scheduler=empty.address)
