@@ -37,3 +37,60 @@ def scenario_file(tmp_path):
         return path
 
     return write
+
+
+class OnATerminal:
+    """A command whose standard error is a terminal (a pseudo-terminal), as a user sees it:
+    it draws its progress bar there, which tells a test, without sleeping, that the work is
+    under way."""
+
+    def __init__(self, command: list[str], timeout: float = 120.0):
+        import os
+        import pty
+        import subprocess
+
+        master, slave = pty.openpty()
+        env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100"}
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, env=env
+        )
+        os.close(slave)
+        self.master, self.timeout, self.seen = master, timeout, b""
+
+    def _read(self, wait: float) -> bool:
+        """Read what the terminal shows within ``wait`` s; False once it is closed."""
+        import os
+        import select
+
+        ready, _, _ = select.select([self.master], [], [], wait)
+        if not ready:
+            return True
+        try:
+            chunk = os.read(self.master, 65536)
+        except OSError:  # EIO: the command closed its side
+            return False
+        self.seen += chunk
+        return bool(chunk)
+
+    def wait_for(self, pattern: bytes) -> None:
+        """Poll the terminal until ``pattern`` (a regex) shows, or fail."""
+        import re
+        import time
+
+        deadline = time.monotonic() + self.timeout
+        while not re.search(pattern, self.seen):
+            if time.monotonic() > deadline or not self._read(0.05):
+                self.process.kill()
+                raise AssertionError(f"{pattern!r} never showed; the terminal: {self.seen!r}")
+
+    def finish(self) -> str:
+        """Wait for the command to end; what its terminal showed, as text."""
+        import os
+
+        while self._read(1.0) and self.process.poll() is None:
+            pass
+        self.process.wait(timeout=self.timeout)
+        while self._read(0.0):
+            pass
+        os.close(self.master)
+        return self.seen.decode(errors="replace")

@@ -40,6 +40,7 @@ def test_a_client_gives_the_local_figures(cluster):
     assert escalate.simulate(model, 1_000_000, seed=3, scheduler=client).to_json() == expected
 
 
+@pytest.mark.slow
 def test_a_worker_lost_mid_run_changes_nothing(cluster):
     _, client = cluster
     model = escalate.load(TUTORIAL)

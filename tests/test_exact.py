@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import escalate
+from escalate._format import wilson
 from escalate._simulate import run_trajectories
 from escalate.compile import compile_scenario
-from escalate.results import wilson
 
 from .conftest import ROOT, SCENARIOS
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,6 +25,7 @@ EXAMPLES = int(os.environ.get("ESCALATE_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
+    derandomize=True,  # the same examples on every run; ESCALATE_FUZZ_EXAMPLES explores more
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
@@ -100,6 +102,7 @@ def _nodes(data, path=()):
             yield from _nodes(value, (*path, i))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.sampled_from(range(len(SHIPPED))), st.data())
 def test_mutated_shipped_scenarios(which, data):

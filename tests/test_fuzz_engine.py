@@ -13,6 +13,7 @@ import contextlib
 import os
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -92,6 +93,7 @@ def assert_sane(result) -> None:
         assert 0.0 <= t["p_fired"] <= 1.0
 
 
+@pytest.mark.slow
 @FUZZ
 @given(extreme_scenarios())
 def test_extreme_scenarios_run_or_fail_cleanly(text):

@@ -70,12 +70,13 @@ transitions:
     n = 40_000
     batch = _Batch(compiled, 1)
     launch(compiled, np.array([n]), chunk_state(3, 0)[None, :].copy(), batch)
-    counts = batch.path_counts[0]
+    rows = batch.rows
+    counts = rows.path_counts[0]
     assert (counts > 0).sum() == PATH_CAPACITY * 3 // 4
-    assert batch.path_other[0, 0] > 0
-    assert counts.sum() + batch.path_other[0, 0] == n
+    assert rows.path_other[0, 0] > 0
+    assert counts.sum() + rows.path_other[0, 0] == n
     # a -> home at once: probability 0.25 / 1.25, whatever the table's load
-    direct = counts[(batch.path_lengths[0] == 2) & (batch.path_stages[0, :, 1] == 4)].sum()
+    direct = counts[(rows.path_lengths[0] == 2) & (rows.path_stages[0, :, 1] == 4)].sum()
     p = 0.2
     assert abs(direct / n - p) <= 4 * math.sqrt(p * (1 - p) / n)
 
@@ -97,7 +98,7 @@ def test_ziggurat_exponential_follows_exp1_into_its_tail():
 def test_a_reused_batch_buffer_gives_what_a_fresh_one_gives():
     """In-process runs hand the same per-chunk rows to every batch; the kernel zeroes them."""
     import escalate
-    from escalate._simulate import BATCH_CHUNKS, CHUNK_SIZE, _Batch, _batch_task
+    from escalate._simulate import ACCUMULATORS, BATCH_CHUNKS, CHUNK_SIZE, SUM, _Batch, _batch_task
     from escalate.compile import compile_scenario
 
     from .conftest import ROOT
@@ -109,7 +110,53 @@ def test_a_reused_batch_buffer_gives_what_a_fresh_one_gives():
     reused, _ = _batch_task(compiled, n, 5, BATCH_CHUNKS, buffer=buffer)
     fresh, _ = _batch_task(compiled, n, 5, BATCH_CHUNKS)
     assert reused.n == fresh.n == n - BATCH_CHUNKS * CHUNK_SIZE
-    for name in ("reach_hist", "quantile_hist", "entry_sum", "entry_sq", "occupancy_diff",
-                 "at_horizon", "time_in", "time_in_sq", "fired"):  # fmt: skip
+    summed = [a.name for a in ACCUMULATORS if a.merge in (SUM, "ordered")]
+    assert len(summed) == 9
+    for name in summed:
         np.testing.assert_array_equal(getattr(reused, name), getattr(fresh, name), name)
     assert reused.paths == fresh.paths and reused.path_other == fresh.path_other
+
+
+def test_the_kernel_reads_the_accumulators_and_the_model_by_their_names():
+    """One table drives the accumulators: the kernel reads each of them (``acc.NAME``) and
+    nothing else of ``acc``, and reads of ``model`` name fields of ``KernelModel``; a name the
+    table lacks would not compile, one the kernel ignores would never be counted."""
+    import inspect
+    import re
+
+    from escalate._simulate import ACCUMULATORS, Accumulators, KernelModel
+
+    source = inspect.getsource(_kernels)
+    assert Accumulators._fields == tuple(a.name for a in ACCUMULATORS)
+    assert set(re.findall(r"\bacc\.(\w+)", source)) == set(Accumulators._fields)
+    assert set(re.findall(r"\bmodel\.(\w+)", source)) == set(KernelModel._fields)
+    assert list(inspect.signature(_kernels.run_batch.py_func).parameters) == [
+        "sizes", "states", "model", "acc",
+    ]  # fmt: skip
+
+
+def test_every_accumulator_row_is_zeroed_by_the_kernel():
+    """Rows full of garbage from an earlier batch: a chunk of 0 trajectories leaves every one
+    of them at zero (the start-stage counts of a chunk of 0 are 0 too)."""
+    import escalate
+    from escalate._simulate import _Batch, launch
+    from escalate.compile import compile_scenario
+
+    from .conftest import ROOT
+
+    compiled = compile_scenario(escalate.load(ROOT / "scenarios" / "venezuela.yaml"))
+    batch = _Batch(compiled, 2)
+    for rows in batch.rows:
+        rows[...] = 7
+    launch(compiled, np.array([0, 0]), np.stack([chunk_state(1, 0), chunk_state(1, 1)]), batch)
+    for name, rows in zip(batch.rows._fields, batch.rows, strict=True):
+        assert not rows.any(), name
+
+
+def test_the_kernels_timing_codes_are_the_compilers():
+    """The kernel keeps its own copy of the timing codes (numba's cache would not see a change
+    in compile.py); they must be the codes compile.py writes."""
+    from escalate import compile as compiler
+
+    for name in compiler.KIND_NAMES:
+        assert getattr(_kernels, name.upper()) == getattr(compiler, name.upper()), name

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
-import time
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -15,7 +13,7 @@ import pytest
 import escalate
 from escalate import plots
 
-from .conftest import ROOT
+from .conftest import ROOT, OnATerminal
 
 TUTORIAL = ROOT / "scenarios" / "tutorial.yaml"
 RUN_FILES = {
@@ -135,19 +133,16 @@ def test_failure_while_writing_leaves_no_folder(cli, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_mid_run_leaves_nothing(tmp_path):
     out = tmp_path / "run"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "escalate", "run", str(TUTORIAL), "-n", "1e10", "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(4)  # past start-up and (cached) compilation, well inside the run
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr
+    command = [sys.executable, "-m", "escalate", "run", str(TUTORIAL), "-n", "1e10"]
+    terminal = OnATerminal([*command, "--out", str(out)])
+    terminal.wait_for(rb"[1-9]\d*%")  # the progress bar moved: the run is under way
+    terminal.process.send_signal(signal.SIGINT)
+    shown = terminal.finish()
+    assert terminal.process.returncode == 130, shown
+    assert "Traceback" not in shown and "nothing was written" in shown
     assert list(tmp_path.iterdir()) == []
 
 
@@ -193,7 +188,7 @@ def test_python_api_returns_a_result():
 
 
 def test_compact_path():
-    from escalate.results import compact_path
+    from escalate._format import compact_path
 
     cycle = ["talks", "standoff"] * 4 + ["war"]
     assert compact_path(cycle) == "(talks → standoff) ×4 → war"

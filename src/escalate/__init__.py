@@ -2,6 +2,13 @@
 
 Public names are imported on first use (PEP 562), so ``import escalate`` and the command line
 start fast; numba, SALib and matplotlib load only when a call needs them.
+
+Modules: a step of the data flow that users may import from is public (``scenario``,
+``compile``, ``exact``, ``results``, ``uncertainty``, ``plots``, ``report``, ``api``, ``cli``,
+``errors``); plumbing no user calls is private (``_kernels``, ``_dask``, ``_checkpoint``,
+``_evaluate``, ``_format``), and so is a step whose module name is a public function here
+(``_simulate``, ``_sweep``, ``_sensitivity``: importing a module ``escalate.sweep`` would
+replace the function ``escalate.sweep``).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ _LAZY = {
     "Result": "escalate.results",
     "simulate": "escalate.api",
     "solve": "escalate.api",
+    "exact_overlay": "escalate.api",
     "WorldsResult": "escalate.uncertainty",
     "draw_worlds": "escalate.uncertainty",
     "run_worlds": "escalate.uncertainty",

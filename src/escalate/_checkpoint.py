@@ -44,16 +44,19 @@ class Checkpoint:
 
     def _load(self) -> None:
         if not self.path.exists():
-            raise EscalateError(f"--resume: no checkpoint at {self.path} (nothing to resume)")
+            raise EscalateError(
+                f"resume: no checkpoint at {self.path} (nothing to resume)", parameter="resume"
+            )
         lines = self.path.read_text(encoding="utf-8").splitlines()
         try:
             job = json.loads(lines[0])["job"] if lines else None
         except (ValueError, KeyError, TypeError):
             job = None
         if job != self.fingerprint:
-            raise EscalateError(
-                f"--resume: the checkpoint {self.path} belongs to a different job (scenario, "
-                "grid, metrics or seed changed); run without --resume to start again"
+            raise EscalateError.about(
+                "{resume}: the checkpoint {} belongs to a different job (scenario, grid, "
+                "metrics or seed changed); run without {resume} to start again",
+                self.path,
             )
         kept = [lines[0]]
         for line in lines[1:]:

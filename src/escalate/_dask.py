@@ -11,7 +11,6 @@ in flight: memory on the client stays flat.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -19,7 +18,6 @@ from escalate.errors import EscalateError
 
 __all__ = [
     "CONNECT_TIMEOUT",
-    "KERNEL_LOCK",
     "WORKER_TIMEOUT",
     "connect",
     "failures",
@@ -30,9 +28,6 @@ __all__ = [
 
 CONNECT_TIMEOUT = 5.0  # seconds to reach a scheduler before giving up with a clear error
 WORKER_TIMEOUT = 60.0  # seconds a scheduler with no worker may take to get one
-# One parallel numba launch at a time in a process: Dask runs tasks on several threads of a
-# worker, and numba's default threading layer must not be entered from two threads at once.
-KERNEL_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager

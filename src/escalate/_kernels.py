@@ -18,16 +18,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import literal_unroll, njit, prange
 
-from escalate.compile import (
-    EXPONENTIAL,
-    FIXED,
-    GAMMA,
-    TIME_BITS,
-    UNIFORM,
-    WEIBULL,
-)
+# The timing kinds' codes (``escalate.compile`` gives transitions these codes; a test checks
+# that the two agree). Kept here, not imported: numba's disk cache bakes a global into the
+# compiled kernel and notices a change of this file only.
+EXPONENTIAL, FIXED, UNIFORM, GAMMA, WEIBULL, LOGNORMAL = range(6)
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 MAX_EVENTS = 10_000_000  # events in one trajectory before the chunk gives up (see _run_chunk)
@@ -326,50 +322,32 @@ def _stay(s, duration, stay, time_in, time_in_sq, per_quantum):
 
 
 @njit(**_JIT)
-def _run_chunk(
-    size,
-    state,
-    start_cdf,
-    terminal,
-    out_start,
-    target,
-    kind,
-    p1,
-    p2,
-    ratio,
-    requires,
-    initial,
-    onset_rate,
-    onset_at,
-    memoryless,
-    count,
-    cumulative,
-    event,
-    mean_wait,
-    horizon,
-    step,
-    n_grid,
-    reach_hist,
-    quantile_hist,
-    entry_sum,
-    entry_sq,
-    occupancy_diff,
-    at_horizon,
-    time_in,
-    time_in_sq,
-    fired,
-    path_keys,
-    path_counts,
-    path_lengths,
-    path_stages,
-    path_other,
-    stalled,
-):
+def _run_chunk(b, size, state, model, tables, acc):
     """Run ``size`` trajectories and add their counts to the accumulators (DESIGN.md s. 2).
 
-    A trajectory with more than ``MAX_EVENTS`` events before the horizon (a cycle far too fast
-    for the horizon) stops the chunk and sets ``stalled[0]``: the caller reports it.
+    The chunk is ``b``: it writes row ``b`` of every accumulator of ``acc`` (an
+    ``escalate._simulate.Accumulators``) and reads the scenario from ``model`` (a
+    ``KernelModel``) and the race ``tables`` of ``_hazard_tables``. A trajectory with more than
+    ``MAX_EVENTS`` events before the horizon (a cycle far too fast for the horizon) stops the
+    chunk and sets ``stalled[0]``: the caller reports it.
     """
+    # this chunk's rows start from zero, here, on its own thread: a caller may hand the same
+    # buffers to every batch (no fresh pages to fault in, no serial memset)
+    for rows in literal_unroll(acc):
+        rows[b] = 0
+    start_cdf, terminal, out_start = model.start_cdf, model.terminal, model.out_start
+    target, kind, p1, p2 = model.target, model.kind, model.p1, model.p2
+    ratio, requires, initial = model.ratio, model.requires, model.initial
+    onset_rate, onset_at = model.onset_rate, model.onset_at
+    horizon, step, n_grid = model.horizon, model.step, model.n_grid
+    memoryless, count, cumulative, event, mean_wait = tables
+    reach_hist, quantile_hist = acc.reach_hist[b], acc.quantile_hist[b]
+    entry_sum, entry_sq = acc.entry_sum[b], acc.entry_sq[b]
+    occupancy_diff, at_horizon = acc.occupancy_diff[b], acc.at_horizon[b]
+    time_in, time_in_sq, fired = acc.time_in[b], acc.time_in_sq[b], acc.fired[b]
+    path_keys, path_counts = acc.path_keys[b], acc.path_counts[b]
+    path_lengths, path_stages = acc.path_lengths[b], acc.path_stages[b]
+    path_other, stalled = acc.path_other[b], acc.stalled[b]
     n_stages = terminal.shape[0]
     n_triggers = initial.shape[0]
     max_out = 1
@@ -396,25 +374,10 @@ def _run_chunk(
     path_mask = np.uint64(path_keys.shape[0] - 1)
     path_room = path_keys.shape[0] * 3 // 4  # distinct paths the table takes (see _record_path)
     paths_kept = 0
-    # this chunk's rows start from zero, here, on its own thread: a caller may hand the same
-    # buffers to every batch (no fresh pages to fault in, no serial memset)
-    reach_hist[:] = 0
-    quantile_hist[:] = 0
-    entry_sum[:] = 0
-    entry_sq[:] = 0.0
-    occupancy_diff[:] = 0
-    at_horizon[:] = 0
-    time_in[:] = 0
-    time_in_sq[:] = 0.0
-    fired[:] = 0
-    path_keys[:] = 0
-    path_counts[:] = 0
-    path_other[:] = 0
-    stalled[:] = 0
     bins = quantile_hist.shape[1] - 1
     seq = np.empty(path_length, dtype=np.int16)
     # reciprocals: a multiplication costs a fraction of a division in the loop below
-    per_quantum = 2.0**TIME_BITS / horizon
+    per_quantum = 2.0**model.time_bits / horizon
     per_bin = bins / horizon
 
     r0, r1, r2, r3 = state[0], state[1], state[2], state[3]  # the generator, in registers
@@ -611,81 +574,13 @@ def _run_chunk(
 
 
 @njit(parallel=True, **_JIT)
-def run_batch(
-    sizes,
-    states,
-    start_cdf,
-    terminal,
-    out_start,
-    target,
-    kind,
-    p1,
-    p2,
-    ratio,
-    requires,
-    initial,
-    onset_rate,
-    onset_at,
-    horizon,
-    step,
-    n_grid,
-    reach_hist,
-    quantile_hist,
-    entry_sum,
-    entry_sq,
-    occupancy_diff,
-    at_horizon,
-    time_in,
-    time_in_sq,
-    fired,
-    path_keys,
-    path_counts,
-    path_lengths,
-    path_stages,
-    path_other,
-    stalled,
-):
-    """Run one batch of chunks in parallel; chunk ``b`` writes only row ``b`` of each array."""
-    memoryless, count, cumulative, event, mean_wait = _hazard_tables(
-        out_start, kind, p1, requires, ratio, onset_rate, target
-    )
+def run_batch(sizes, states, model, acc):
+    """Run one batch of chunks in parallel: chunk ``b`` runs ``sizes[b]`` trajectories from
+    generator ``states[b]`` (advanced in place) and writes only row ``b`` of each array of
+    ``acc``. ``model`` and ``acc`` are the named tuples of ``escalate._simulate``."""
+    tables = _hazard_tables(
+        model.out_start, model.kind, model.p1, model.requires, model.ratio, model.onset_rate,
+        model.target,
+    )  # fmt: skip
     for b in prange(sizes.shape[0]):
-        _run_chunk(
-            sizes[b],
-            states[b],
-            start_cdf,
-            terminal,
-            out_start,
-            target,
-            kind,
-            p1,
-            p2,
-            ratio,
-            requires,
-            initial,
-            onset_rate,
-            onset_at,
-            memoryless,
-            count,
-            cumulative,
-            event,
-            mean_wait,
-            horizon,
-            step,
-            n_grid,
-            reach_hist[b],
-            quantile_hist[b],
-            entry_sum[b],
-            entry_sq[b],
-            occupancy_diff[b],
-            at_horizon[b],
-            time_in[b],
-            time_in_sq[b],
-            fired[b],
-            path_keys[b],
-            path_counts[b],
-            path_lengths[b],
-            path_stages[b],
-            path_other[b],
-            stalled[b],
-        )
+        _run_chunk(b, sizes[b], states[b], model, tables, acc)

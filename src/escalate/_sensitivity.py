@@ -123,7 +123,9 @@ def sensitivity(
     SensitivityResult
     """
     if method not in METHODS:
-        raise EscalateError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+        raise EscalateError(
+            f"method must be one of {', '.join(METHODS)}, got {method!r}", parameter="method"
+        )
     check_metrics(model, [metric])
     names = uncertain_parameters(model)
     if not names:
@@ -131,7 +133,7 @@ def sensitivity(
             f"{model.file}: no parameter has an `uncertain` distribution: nothing to analyse"
         )
     if samples < 2:
-        raise EscalateError(f"--samples must be at least 2, got {samples}")
+        raise EscalateError(f"samples must be at least 2, got {samples}", parameter="samples")
     problem = {"num_vars": len(names), "names": names, "bounds": [[0.0, 1.0]] * len(names)}
     rng_seed = int(np.random.SeedSequence(seed, spawn_key=(2**30,)).generate_state(1)[0])
 

@@ -11,19 +11,28 @@ the number of trajectories.
 from __future__ import annotations
 
 import functools
+import threading
+from collections import namedtuple
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numba
 import numpy as np
 
 from escalate import _kernels
-from escalate._dask import KERNEL_LOCK, connect, ordered_map, share
-from escalate.compile import PATH_CAPACITY, PATH_LENGTH, QUANTILE_BINS, CompiledScenario
+from escalate._dask import connect, ordered_map, share
+from escalate.compile import (
+    PATH_CAPACITY,
+    PATH_LENGTH,
+    QUANTILE_BINS,
+    TIME_BITS,
+    CompiledScenario,
+)
 from escalate.errors import EscalateError
 
 __all__ = [
+    "ACCUMULATORS",
     "BATCH_CHUNKS",
     "CHUNK_SIZE",
     "Tally",
@@ -37,26 +46,97 @@ BATCH_CHUNKS = 16
 PATHS_KEPT = 10_000  # distinct paths kept across batches (the rest count as other paths)
 
 
-@dataclass
+# How a batch's per-chunk rows merge into a Tally: integer counts add; float sums add one
+# chunk at a time in chunk order (bit-reproducible whatever runs the batch); the path table
+# becomes the tally's path dictionary; a count becomes one integer; a flag is read, not kept.
+SUM, ORDERED, PATHS, COUNT, FLAG = "sum", "ordered", "paths", "count", "flag"
+
+
+@dataclass(frozen=True)
+class Accumulator:
+    """One array the kernel fills for each chunk: its name (the kernel reads ``acc.<name>``),
+    dtype, per-chunk shape from (stages, triggers, grid points), and merge rule."""
+
+    name: str
+    dtype: type
+    shape: Callable[[int, int, int], tuple[int, ...]]
+    merge: str
+    doc: str
+
+
+# The one list of the kernel's accumulators: the batch rows, the kernel's argument, the empty
+# tally, the merge and the tests all come from it. Times are in units of horizon / 2**TIME_BITS.
+ACCUMULATORS = (
+    Accumulator("reach_hist", np.int64, lambda s, k, g: (s, g), SUM,
+                "first entries by grid index"),
+    Accumulator("quantile_hist", np.int64, lambda s, k, g: (s, 1 + QUANTILE_BINS), SUM,
+                "first entries at t = 0, then in fine bins over (0, horizon]"),
+    Accumulator("entry_sum", np.int64, lambda s, k, g: (s,), SUM,
+                "sum of first-entry times (time quanta)"),
+    Accumulator("entry_sq", np.float64, lambda s, k, g: (s,), ORDERED,
+                "sum of squared first-entry times"),
+    Accumulator("occupancy_diff", np.int64, lambda s, k, g: (s, g + 1), SUM,
+                "difference array of occupancy on the grid"),
+    Accumulator("at_horizon", np.int64, lambda s, k, g: (s,), SUM,
+                "trajectories in each stage at the horizon"),
+    Accumulator("time_in", np.int64, lambda s, k, g: (s,), SUM,
+                "sum of time spent (time quanta)"),
+    Accumulator("time_in_sq", np.float64, lambda s, k, g: (s,), ORDERED,
+                "sum of squared time spent per trajectory"),
+    Accumulator("fired", np.int64, lambda s, k, g: (k,), SUM,
+                "trajectories in which each trigger was on"),
+    Accumulator("path_keys", np.uint64, lambda s, k, g: (PATH_CAPACITY,), PATHS,
+                "path table: the hash of each slot's path"),
+    Accumulator("path_counts", np.int64, lambda s, k, g: (PATH_CAPACITY,), PATHS,
+                "path table: trajectories of each slot's path"),
+    Accumulator("path_lengths", np.int64, lambda s, k, g: (PATH_CAPACITY,), PATHS,
+                "path table: stages visited by each slot's path"),
+    Accumulator("path_stages", np.int16, lambda s, k, g: (PATH_CAPACITY, PATH_LENGTH), PATHS,
+                "path table: the first PATH_LENGTH stages of each slot's path"),
+    Accumulator("path_other", np.int64, lambda s, k, g: (1,), COUNT,
+                "trajectories whose path found no free slot"),
+    Accumulator("stalled", np.int64, lambda s, k, g: (1,), FLAG,
+                "1 if a trajectory passed the kernel's limit of events"),
+)  # fmt: skip
+Accumulators = namedtuple("Accumulators", [a.name for a in ACCUMULATORS])
+_TALLIED = tuple(a for a in ACCUMULATORS if a.merge in (SUM, ORDERED))
+
+# What the kernel reads of a compiled scenario, by name (``model.<name>``).
+KernelModel = namedtuple(
+    "KernelModel",
+    "start_cdf terminal out_start target kind p1 p2 ratio requires initial onset_rate onset_at "
+    "horizon step n_grid time_bits",
+)
+
+
+def kernel_model(c: CompiledScenario) -> KernelModel:
+    """The arrays and numbers of ``c`` the kernel runs on (numba types it by them)."""
+    return KernelModel(
+        **{name: getattr(c, name) for name in KernelModel._fields[:12]},
+        horizon=c.horizon,
+        step=c.grid_step,
+        n_grid=len(c.grid),
+        time_bits=TIME_BITS,
+    )
+
+
 class Tally:
-    """Accumulated counts of ``n`` trajectories (times in units of ``horizon / 2**TIME_BITS``).
+    """Accumulated counts of ``n`` trajectories: one array per summed accumulator, read as an
+    attribute (``tally.reach_hist``, see ``ACCUMULATORS``), ``paths`` mapping a path hash to
+    ``[count, length, stage indices]`` and ``path_other``, the trajectories whose path did not
+    fit the per-chunk path table."""
 
-    ``paths`` maps a path hash to ``[count, length, stage indices]``; ``path_other`` counts
-    trajectories whose path did not fit the per-chunk path table.
-    """
+    def __init__(self, n: int, arrays: dict[str, np.ndarray], paths=None, path_other: int = 0):
+        self.n = n
+        self.arrays = arrays
+        self.paths: dict[int, list] = {} if paths is None else paths
+        self.path_other = path_other
 
-    n: int
-    reach_hist: np.ndarray  # (S, G) first entries by grid index
-    quantile_hist: np.ndarray  # (S, 1 + QUANTILE_BINS) first entries at t = 0, then fine bins
-    entry_sum: np.ndarray  # (S,) int64 sum of first-entry times (time quanta)
-    entry_sq: np.ndarray  # (S,) float64 sum of squared first-entry times
-    occupancy_diff: np.ndarray  # (S, G + 1) difference array of occupancy on the grid
-    at_horizon: np.ndarray  # (S,)
-    time_in: np.ndarray  # (S,) int64 sum of time spent (time quanta)
-    time_in_sq: np.ndarray  # (S,) float64 sum of squared time spent per trajectory
-    fired: np.ndarray  # (K,)
-    paths: dict[int, list] = field(default_factory=dict)
-    path_other: int = 0
+    def __getattr__(self, name: str) -> np.ndarray:
+        try:
+            return self.__dict__["arrays"][name]
+        except KeyError:
+            raise AttributeError(name) from None
 
     @property
     def reached(self) -> np.ndarray:
@@ -65,35 +145,14 @@ class Tally:
 
     @classmethod
     def empty(cls, n_stages: int, n_triggers: int, n_grid: int) -> Tally:
-        s = n_stages
-        return cls(
-            n=0,
-            reach_hist=np.zeros((s, n_grid), np.int64),
-            quantile_hist=np.zeros((s, QUANTILE_BINS + 1), np.int64),
-            entry_sum=np.zeros(s, np.int64),
-            entry_sq=np.zeros(s),
-            occupancy_diff=np.zeros((s, n_grid + 1), np.int64),
-            at_horizon=np.zeros(s, np.int64),
-            time_in=np.zeros(s, np.int64),
-            time_in_sq=np.zeros(s),
-            fired=np.zeros(n_triggers, np.int64),
-        )
+        dims = (n_stages, n_triggers, n_grid)
+        return cls(0, {a.name: np.zeros(a.shape(*dims), a.dtype) for a in _TALLIED})
 
 
 def add_tally(total: Tally, part: Tally) -> None:
     """Add ``part`` into ``total`` (the same scenario structure and grid)."""
-    for name in (
-        "reach_hist",
-        "quantile_hist",
-        "entry_sum",
-        "entry_sq",
-        "occupancy_diff",
-        "at_horizon",
-        "time_in",
-        "time_in_sq",
-        "fired",
-    ):
-        getattr(total, name).__iadd__(getattr(part, name))
+    for a in _TALLIED:
+        total.arrays[a.name] += part.arrays[a.name]
     total.n += part.n
     total.path_other += part.path_other
     for key, (count, length, stages) in part.paths.items():
@@ -113,75 +172,35 @@ def chunk_state(seed: int, chunk: int) -> np.ndarray:
 
 
 class _Batch:
-    """Per-chunk accumulator rows for one batch, reused from batch to batch."""
+    """Per-chunk accumulator rows for one batch (``rows``: an ``Accumulators`` of arrays with
+    a leading chunk axis), reused from batch to batch."""
 
     def __init__(self, compiled: CompiledScenario, chunks: int):
-        s, k, g = compiled.n_stages, compiled.n_triggers, len(compiled.grid)
-        b = chunks
-        self.reach_hist = np.zeros((b, s, g), np.int64)
-        self.quantile_hist = np.zeros((b, s, QUANTILE_BINS + 1), np.int64)
-        self.entry_sum = np.zeros((b, s), np.int64)
-        self.entry_sq = np.zeros((b, s))
-        self.occupancy_diff = np.zeros((b, s, g + 1), np.int64)
-        self.at_horizon = np.zeros((b, s), np.int64)
-        self.time_in = np.zeros((b, s), np.int64)
-        self.time_in_sq = np.zeros((b, s))
-        self.fired = np.zeros((b, k), np.int64)
-        cap, length = PATH_CAPACITY, PATH_LENGTH
-        self.path_keys = np.zeros((b, cap), np.uint64)
-        self.path_counts = np.zeros((b, cap), np.int64)
-        self.path_lengths = np.zeros((b, cap), np.int64)
-        self.path_stages = np.zeros((b, cap, length), np.int16)
-        self.path_other = np.zeros((b, 1), np.int64)
-        self.stalled = np.zeros((b, 1), np.int64)
-
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        return (
-            self.reach_hist,
-            self.quantile_hist,
-            self.entry_sum,
-            self.entry_sq,
-            self.occupancy_diff,
-            self.at_horizon,
-            self.time_in,
-            self.time_in_sq,
-            self.fired,
-            self.path_keys,
-            self.path_counts,
-            self.path_lengths,
-            self.path_stages,
-            self.path_other,
-            self.stalled,
+        dims = (compiled.n_stages, compiled.n_triggers, len(compiled.grid))
+        self.rows = Accumulators(
+            *(np.zeros((chunks, *a.shape(*dims)), a.dtype) for a in ACCUMULATORS)
         )
 
     def to_tally(self, chunks: int, n: int) -> Tally:
         """The counts of rows ``0 .. chunks - 1`` (``n`` trajectories) as one Tally."""
-        tally = Tally(
-            n=n,
-            reach_hist=self.reach_hist[:chunks].sum(axis=0),
-            quantile_hist=self.quantile_hist[:chunks].sum(axis=0),
-            entry_sum=self.entry_sum[:chunks].sum(axis=0),
-            # float sums: one add a chunk, in chunk order (cumsum is sequential), so they are
-            # bit-reproducible whatever runs the batch
-            entry_sq=np.cumsum(self.entry_sq[:chunks], axis=0)[-1],
-            occupancy_diff=self.occupancy_diff[:chunks].sum(axis=0),
-            at_horizon=self.at_horizon[:chunks].sum(axis=0),
-            time_in=self.time_in[:chunks].sum(axis=0),
-            time_in_sq=np.cumsum(self.time_in_sq[:chunks], axis=0)[-1],
-            fired=self.fired[:chunks].sum(axis=0),
-            path_other=int(self.path_other[:chunks].sum()),
-        )
+        arrays = {}
+        for a in _TALLIED:
+            rows = getattr(self.rows, a.name)[:chunks]
+            # float sums: one add a chunk, in chunk order (cumsum is sequential)
+            arrays[a.name] = rows.sum(axis=0) if a.merge == SUM else np.cumsum(rows, axis=0)[-1]
+        tally = Tally(n, arrays, path_other=int(self.rows.path_other[:chunks].sum()))
         # paths: the batch's distinct keys (numpy), in order of first appearance (chunk, then
         # slot), each with its stages
-        rows, slots = np.nonzero(self.path_counts[:chunks])
-        keys = self.path_keys[rows, slots]
+        r = self.rows
+        rows, slots = np.nonzero(r.path_counts[:chunks])
+        keys = r.path_keys[rows, slots]
         unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         counts = np.zeros(len(unique), np.int64)
-        np.add.at(counts, inverse, self.path_counts[rows, slots])
+        np.add.at(counts, inverse, r.path_counts[rows, slots])
         for u in np.argsort(first, kind="stable"):
             b, slot = rows[first[u]], slots[first[u]]
-            length = int(self.path_lengths[b, slot])
-            stages = self.path_stages[b, slot, : min(length, PATH_LENGTH)]
+            length = int(r.path_lengths[b, slot])
+            stages = r.path_stages[b, slot, : min(length, PATH_LENGTH)]
             tally.paths[int(unique[u])] = [int(counts[u]), length, stages.tolist()]
         _trim_paths(tally)
         return tally
@@ -221,7 +240,7 @@ def run_trajectories(
         Numba threads (default: all cores). Does not change any figure.
     stop : callable, optional
         Called with the tally after each batch of ``BATCH_CHUNKS`` chunks; the run ends early
-        when it returns True (``--precision``).
+        when it returns True (a ``precision`` reached).
     progress : callable, optional
         Called as ``progress(done, n)`` after each batch.
     scheduler : str or dask.distributed.Client, optional
@@ -236,8 +255,10 @@ def run_trajectories(
     previous = numba.get_num_threads()
     if threads is not None:
         if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
-            raise EscalateError(
-                f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {threads}"
+            raise EscalateError.about(
+                "{threads} must be between 1 and {}, got {}",
+                numba.config.NUMBA_NUM_THREADS,
+                threads,
             )
         numba.set_num_threads(threads)
     try:
@@ -247,30 +268,16 @@ def run_trajectories(
         numba.set_num_threads(previous)
 
 
+# One parallel numba launch at a time in a process: Dask runs tasks on several threads of a
+# worker, and numba's default threading layer must not be entered from two threads at once.
+KERNEL_LOCK = threading.Lock()
+
+
 def launch(c: CompiledScenario, sizes: np.ndarray, states: np.ndarray, batch: _Batch) -> None:
     """Run chunks of ``sizes`` trajectories from generator ``states`` (advanced in place) into
     the rows of ``batch``: the one place the kernel is called."""
     with KERNEL_LOCK:
-        _kernels.run_batch(
-            sizes,
-            states,
-            c.start_cdf,
-            c.terminal,
-            c.out_start,
-            c.target,
-            c.kind,
-            c.p1,
-            c.p2,
-            c.ratio,
-            c.requires,
-            c.initial,
-            c.onset_rate,
-            c.onset_at,
-            c.horizon,
-            c.grid_step,
-            len(c.grid),
-            *batch.arrays(),
-        )
+        _kernels.run_batch(sizes, states, kernel_model(c), batch.rows)
 
 
 def _batch_task(
@@ -289,7 +296,7 @@ def _batch_task(
     states = np.stack([chunk_state(seed, first + b) for b in range(chunks)])
     batch = buffer if buffer is not None else _Batch(c, chunks)
     launch(c, sizes, states, batch)
-    return batch.to_tally(chunks, int(sizes.sum())), bool(batch.stalled[:chunks].any())
+    return batch.to_tally(chunks, int(sizes.sum())), bool(batch.rows.stalled[:chunks].any())
 
 
 MAX_BATCH_BYTES = 2 * 1024**3  # per-batch accumulators: refuse a grid that needs more

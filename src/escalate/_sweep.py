@@ -21,9 +21,8 @@ import pandas as pd
 from escalate._checkpoint import Checkpoint
 from escalate._dask import mapped
 from escalate._evaluate import check_metrics, evaluate
-from escalate.errors import EscalateError
+from escalate.errors import EscalateError, suggest
 from escalate.scenario import Scenario
-from escalate.scenario._rules import suggest
 
 __all__ = ["SweepResult", "parse_vary", "sweep"]
 
@@ -34,14 +33,18 @@ def parse_vary(text: str) -> tuple[str, np.ndarray]:
     """``NAME=START:STOP:COUNT`` -> (name, evenly spaced values, both ends included)."""
     match = re.fullmatch(r"\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*([^:]+):([^:]+):(\d+)\s*", text)
     if not match:
-        raise EscalateError(f"--vary {text!r}: expected NAME=START:STOP:COUNT, e.g. rate=0.1:1:10")
+        raise EscalateError(
+            f"vary {text!r}: expected NAME=START:STOP:COUNT, e.g. rate=0.1:1:10", parameter="vary"
+        )
     name, start, stop, count = match.groups()
     try:
         low, high = float(start), float(stop)
     except ValueError:
-        raise EscalateError(f"--vary {text!r}: START and STOP must be numbers") from None
+        raise EscalateError(
+            f"vary {text!r}: START and STOP must be numbers", parameter="vary"
+        ) from None
     if int(count) < 2:
-        raise EscalateError(f"--vary {text!r}: COUNT must be at least 2")
+        raise EscalateError(f"vary {text!r}: COUNT must be at least 2", parameter="vary")
     return name, np.linspace(low, high, int(count))
 
 
@@ -103,7 +106,7 @@ def _point(model, values, overrides, metrics, engine, n, seed, horizon, threads)
         )
     except EscalateError as exc:
         where = ", ".join(f"{k}={v:g}" for k, v in values.items())
-        raise EscalateError(f"at {where}: {exc}") from None
+        raise exc.within(f"at {where}: ") from None
 
 
 def sweep(
@@ -144,14 +147,15 @@ def sweep(
     SweepResult
     """
     if not 1 <= len(vary) <= 2:
-        raise EscalateError("--vary takes one or two parameters")
+        raise EscalateError("vary takes one or two parameters", parameter="vary")
     for name in vary:
         if name not in model.parameters:
             raise EscalateError(
-                f"--vary {name}: unknown parameter {name!r}{suggest(name, model.parameters)}"
+                f"vary {name}: unknown parameter {name!r}{suggest(name, model.parameters)}",
+                parameter="vary",
             )
     if not metrics:
-        raise EscalateError("give at least one --metric")
+        raise EscalateError("metrics must name at least one metric", parameter="metrics")
     check_metrics(model, metrics)
     names = list(vary)
     grid = list(itertools.product(*(np.asarray(v, dtype=float) for v in vary.values())))

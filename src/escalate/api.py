@@ -19,7 +19,7 @@ from escalate.exact import NotMemoryless, solve_chain
 from escalate.results import Z95, Result, parse_metric
 from escalate.scenario import Scenario, load
 
-__all__ = ["simulate", "solve"]
+__all__ = ["exact_overlay", "simulate", "solve"]
 
 
 def _scenario(scenario: Scenario | str | Path) -> Scenario:
@@ -77,16 +77,18 @@ def simulate(
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % 2**63)
     if seed < 0:
-        raise EscalateError(f"--seed must be a non-negative integer, got {seed}")
+        raise EscalateError(f"seed must be a non-negative integer, got {seed}", parameter="seed")
     compiled = compile_scenario(model, overrides, horizon=horizon)
     labels = {name: model.label(name) for name in (*model.stages, *model.triggers)}
 
     stop = None
     if (precision is None) != (metric is None):
-        raise EscalateError("--precision and --metric go together")
+        raise EscalateError.about("{precision} and {metric} go together")
     if precision is not None:
         if not (math.isfinite(precision) and precision > 0):
-            raise EscalateError(f"--precision must be positive, got {precision:g}")
+            raise EscalateError(
+                f"precision must be positive, got {precision:g}", parameter="precision"
+            )
         parse_metric(metric, stages=model.stages, triggers=model.triggers)
 
         def stop(tally) -> bool:
@@ -107,7 +109,9 @@ def simulate(
     began = time.perf_counter()
     if max_seconds is not None:
         if not (math.isfinite(max_seconds) and max_seconds > 0):
-            raise EscalateError(f"--max-seconds must be positive, got {max_seconds:g}")
+            raise EscalateError(
+                f"max_seconds must be positive, got {max_seconds:g}", parameter="max_seconds"
+            )
         stop = _time_limit(stop, n, max_seconds)
     tally = run_trajectories(
         compiled, n, seed, threads=threads, stop=stop, progress=progress, scheduler=scheduler
@@ -146,10 +150,14 @@ def _time_limit(stop, n: int, max_seconds: float):
         elapsed = time.perf_counter() - began
         if tally.n < n and elapsed / tally.n * n > max_seconds:
             rate = tally.n / elapsed
-            raise EscalateError(
-                f"{n:,} trajectories would take about {n / rate:,.0f} s at {rate:,.0f} a "
-                f"second, more than --max-seconds {max_seconds:g}: about "
-                f"{int(rate * max_seconds):,} fit"
+            raise EscalateError.about(
+                "{:,} trajectories would take about {:,.0f} s at {:,.0f} a second, more than "
+                "{max_seconds} {:g}: about {:,} fit",
+                n,
+                n / rate,
+                rate,
+                max_seconds,
+                int(rate * max_seconds),
             )
         return stop(tally) if stop is not None else False
 
@@ -229,3 +237,23 @@ def solve(
         "versions": dict(_versions()),
     }
     return result
+
+
+def exact_overlay(scenario: Scenario | str | Path, result: Result) -> Result | None:
+    """The exact solution to draw over a Monte Carlo ``result``'s reach curves, or None.
+
+    The scenario is compiled as the run compiled it (its overrides and horizon); where every
+    timing is exponential it is solved, else (or when too large to solve) there is no overlay.
+    Pass it to ``result.save(..., exact=...)``: saving a result runs no engine itself.
+    """
+    if result.method != "monte-carlo":
+        return None
+    compiled = compile_scenario(
+        _scenario(scenario), result.manifest.get("overrides") or None, horizon=result.horizon
+    )
+    if not compiled.is_markov:
+        return None
+    try:
+        return Result.from_exact(solve_chain(compiled), compiled)
+    except EscalateError:  # too large to solve exactly: the figure goes without
+        return None

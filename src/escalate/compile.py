@@ -148,7 +148,9 @@ def compile_scenario(
     if horizon is None:
         horizon = scenario.horizon
     if not (math.isfinite(horizon) and horizon > 0):
-        raise EscalateError(f"--horizon must be a positive number, got {horizon:g}")
+        raise EscalateError(
+            f"horizon must be a positive number, got {horizon:g}", parameter="horizon"
+        )
     stages = list(scenario.stages)
     triggers = list(scenario.triggers)
     if len(triggers) > MAX_TRIGGERS:

@@ -7,9 +7,19 @@ Every problem with a scenario (or with a command's arguments that name something
 
 from __future__ import annotations
 
+import difflib
+import string
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["EscalateError", "Issue", "ScenarioError", "format_path"]
+__all__ = ["EscalateError", "Issue", "ScenarioError", "format_path", "suggest"]
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` when a choice is close to ``word``, else ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def format_path(path: tuple[str | int, ...]) -> str:
@@ -48,7 +58,70 @@ class Issue:
 
 
 class EscalateError(Exception):
-    """Base of every error escalate raises on purpose (bad input, bad arguments)."""
+    """Base of every error escalate raises on purpose (bad input, bad arguments).
+
+    A message about an argument names its Python parameter (``seed must be a non-negative
+    integer, got -1``), and ``parameter`` holds that name (None when the message is about no
+    parameter). The command line shows its flag in the same place instead (``--seed must
+    be ...``) through :meth:`naming`: the library never speaks in flags.
+
+    Parameters
+    ----------
+    message : str
+    parameter : str, optional
+        The parameter the message is about; the message starts with its name.
+    """
+
+    def __init__(self, message: str, *, parameter: str | None = None):
+        if parameter is not None and not message.startswith(parameter):
+            raise ValueError(f"{message!r} does not start with the parameter {parameter!r}")
+        super().__init__(message)
+        self.parameter = parameter
+        # the message cut where it names parameters: text at the even places, names at the odd
+        self._parts = (
+            (message,) if parameter is None else ("", parameter, message[len(parameter) :])
+        )
+
+    @classmethod
+    def about(cls, template: str, *values: Any) -> EscalateError:
+        """An error whose message names parameters in several places.
+
+        ``{name}`` fields of ``template`` are parameter names; positional fields (``{}``,
+        ``{!r}``, ``{:g}``) format ``values``, as :meth:`str.format` does::
+
+            EscalateError.about("{precision} must be positive, got {:g}", precision)
+        """
+        formatter = string.Formatter()
+        parts, auto = [""], iter(range(len(values)))
+        for literal, field, spec, conversion in formatter.parse(template):
+            parts[-1] += literal
+            if field is None:
+                continue
+            if field.isidentifier():
+                parts += [field, ""]
+                continue
+            value = formatter.convert_field(values[int(field or next(auto))], conversion)
+            parts[-1] += formatter.format_field(value, spec or "")
+        return cls._of(parts)
+
+    @classmethod
+    def _of(cls, parts: list[str] | tuple[str, ...]) -> EscalateError:
+        error = cls("".join(parts))
+        error._parts = tuple(parts)
+        error.parameter = parts[1] if len(parts) > 1 else None
+        return error
+
+    def naming(self, names: Mapping[str, str]) -> str:
+        """The message with each parameter named as ``names`` maps it (e.g. to a flag); a
+        parameter ``names`` lacks keeps its own name."""
+        return "".join(
+            names.get(part, part) if i % 2 else part for i, part in enumerate(self._parts)
+        )
+
+    def within(self, context: str) -> EscalateError:
+        """This error as a caller reports it: ``context`` (``"world 3: "``), then the same
+        message, naming the same parameters."""
+        return EscalateError._of((context + self._parts[0], *self._parts[1:]))
 
 
 class ScenarioError(EscalateError):

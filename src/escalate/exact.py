@@ -179,10 +179,10 @@ class _Stepper:
     ``DENSE_STATES`` states ``expm_multiply`` steps the vector without forming a dense matrix.
     """
 
-    def __init__(self, q: sparse.csr_matrix, *, dense: bool | None = None):
+    def __init__(self, q: sparse.csr_matrix):
         self.q = q
         self.n = q.shape[0]
-        self.dense = self.n <= DENSE_STATES if dense is None else dense
+        self.dense = self.n <= DENSE_STATES
         self.cache: dict[float, np.ndarray] = {}
         self.q_t = q.T.tocsr()
         self.norm = float(abs(q).sum(axis=1).max()) if self.n else 0.0

@@ -18,6 +18,8 @@ import numpy as np
 from cycler import cycler
 from matplotlib import ticker
 
+from escalate._format import Z95, compact_path, wilson_band
+
 __all__ = [
     "fan",
     "occupancy",
@@ -51,8 +53,8 @@ def reached(result, stages=None, exact=None):
         t, p = c.t.to_numpy(), c.value.to_numpy()
         (line,) = ax.plot(t, p, label=result.labels.get(name, name))
         if result.method == "monte-carlo" and n:
-            half = 1.96 * np.sqrt(p * (1 - p) / n)
-            ax.fill_between(t, p - half, p + half, color=line.get_color(), alpha=0.2, lw=0)
+            low, high = wilson_band(p, n)  # the tables' interval, never zero-width at p = 0
+            ax.fill_between(t, low, high, color=line.get_color(), alpha=0.2, lw=0)
     if exact is not None:
         ex = exact.curves[exact.curves.curve == "reached"]
         for i, name in enumerate(names):
@@ -104,7 +106,10 @@ def paths(result, top: int = 10):
         return fig
     y = np.arange(len(rows))[::-1]
     shares = np.array([r["p"] for r in rows])
-    errors = 1.96 * np.array([r.get("p_se", 0.0) for r in rows])
+    errors = np.zeros((2, len(rows)))
+    if result.method == "monte-carlo" and result.trajectories:
+        low, high = wilson_band(shares, result.trajectories)
+        errors = np.vstack([shares - low, high - shares])
     ax.barh(y, shares, xerr=errors, color="#4c72b0", capsize=3, label="share of trajectories")
     labels = [_short_path(r["path"], result.labels) for r in rows]
     ax.set_yticks(y, labels, fontsize="small")
@@ -117,8 +122,6 @@ def paths(result, top: int = 10):
 
 def _short_path(path, labels, width: int = 60) -> str:
     """A path with repeated cycles written once (see ``compact_path``), wrapped at arrows."""
-    from escalate.results import compact_path
-
     lines, line = [], ""
     for step in compact_path(path).split(" → "):
         candidate = f"{line} → {step}" if line else step
@@ -313,7 +316,7 @@ def sweep(result, metric: str | None = None):
             (line,) = ax.plot(frame[x], y, marker="o", ms=3, label=m)
             if np.any(se > 0):
                 ax.fill_between(
-                    frame[x], y - 1.96 * se, y + 1.96 * se, color=line.get_color(), alpha=0.2
+                    frame[x], y - Z95 * se, y + Z95 * se, color=line.get_color(), alpha=0.2
                 )
         if _geometric(frame[x].to_numpy(float)):
             _log_axis(ax, "x", frame[x].to_numpy(float))

@@ -16,6 +16,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from escalate._format import Z95, number, percent
 from escalate.errors import EscalateError
 
 __all__ = ["FIGURES", "build_report", "write_report"]
@@ -63,17 +64,6 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def _pct(value: Any) -> str:
-    return "–" if value is None else f"{100 * float(value):.2f}%"
-
-
-def _num(value: Any) -> str:
-    if value in (None, ""):
-        return "–"
-    x = float(value)
-    return f"{x:,.1f}" if abs(x) >= 10 else f"{x:.3g}"
-
-
 def _summary_table(summary: dict[str, Any], unit: str) -> str:
     rows = []
     for name, s in summary["stages"].items():
@@ -82,10 +72,10 @@ def _summary_table(summary: dict[str, Any], unit: str) -> str:
         rows.append(
             "<tr>"
             f"<td class='text'>{escape(s.get('label', name))}</td>"
-            f"<td>{_pct(s['p_reached'])}</td><td>{_pct(lo)} – {_pct(hi)}</td>"
-            f"<td>{_pct(s['p_at_horizon'])}</td><td>{_num(s['time_in'])}</td>"
-            f"<td>{_num(ttr.get('p10'))}</td><td>{_num(ttr.get('p50'))}</td>"
-            f"<td>{_num(ttr.get('p90'))}</td>"
+            f"<td>{percent(s['p_reached'])}</td><td>{percent(lo)} – {percent(hi)}</td>"
+            f"<td>{percent(s['p_at_horizon'])}</td><td>{number(s['time_in'])}</td>"
+            f"<td>{number(ttr.get('p10'))}</td><td>{number(ttr.get('p50'))}</td>"
+            f"<td>{number(ttr.get('p90'))}</td>"
             "</tr>"
         )
     head = (
@@ -100,8 +90,8 @@ def _triggers_table(summary: dict[str, Any]) -> str:
     if not summary.get("triggers"):
         return "<p>No triggers.</p>"
     rows = "".join(
-        f"<tr><td class='text'>{escape(t.get('label', name))}</td><td>{_pct(t['p_fired'])}</td>"
-        f"<td>{_pct(t['p_fired_ci'][0])} – {_pct(t['p_fired_ci'][1])}</td></tr>"
+        f"<tr><td class='text'>{escape(t.get('label', name))}</td><td>{percent(t['p_fired'])}</td>"
+        f"<td>{percent(t['p_fired_ci'][0])} – {percent(t['p_fired_ci'][1])}</td></tr>"
         for name, t in summary["triggers"].items()
     )
     return (
@@ -115,7 +105,7 @@ def _paths_table(paths: list[dict[str, str]], top: int = 15) -> str:
         return "<p>No paths recorded.</p>"
     rows = "".join(
         f"<tr><td class='text'>{escape(p['path'].replace(' > ', ' → '))}</td>"
-        f"<td>{_pct(p['p'])}</td><td>± {_pct(1.96 * float(p.get('p_se') or 0))}</td></tr>"
+        f"<td>{percent(p['p'])}</td><td>± {percent(Z95 * float(p.get('p_se') or 0))}</td></tr>"
         for p in paths[:top]
     )
     return (

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from escalate._format import Z95, wilson
 from escalate.compile import QUANTILE_BINS, TIME_BITS, CompiledScenario
-from escalate.errors import EscalateError
+from escalate.errors import EscalateError, suggest
 from escalate.exact import ExactSolution
 
 if TYPE_CHECKING:
@@ -32,24 +33,12 @@ if TYPE_CHECKING:
 __all__ = [
     "Result",
     "check_output_folder",
-    "compact_path",
     "parse_metric",
     "write_folder",
 ]
 
-Z95 = 1.959963984540054
 QUANTILES = (0.1, 0.5, 0.9)
 TOP_PATHS = 20
-
-
-def wilson(successes: int, n: int) -> list[float]:
-    """The 95% Wilson score interval of a binomial proportion."""
-    if n == 0:
-        return [0.0, 1.0]
-    from scipy import stats  # imported here: it costs half a second at start-up
-
-    ci = stats.binomtest(int(successes), int(n)).proportion_ci(0.95, method="wilson")
-    return [float(ci.low), float(ci.high)]
 
 
 def _proportion(successes: int, n: int) -> tuple[float, float, list[float]]:
@@ -315,29 +304,23 @@ class Result:
     # --- writing ---------------------------------------------------------------------------
 
     def save(
-        self, directory: str | Path, *, force: bool = False, figures: bool = True, model=None
+        self,
+        directory: str | Path,
+        *,
+        force: bool = False,
+        figures: bool = True,
+        model=None,
+        exact: Result | None = None,
     ) -> Path:
         """Write the run folder: summary.json, stages.csv, curves.parquet, paths.csv,
         manifest.json and the figures.
 
         The folder is written whole or not at all: files go to a temporary folder beside it,
         renamed into place at the end. An existing folder is replaced only with ``force``.
-        ``model`` (the Scenario) adds the stage graph and, where every timing is exponential,
-        the exact reach curves over the simulated ones.
+        ``model`` (the Scenario) adds the stage graph; ``exact`` (the Result of ``solve`` for
+        the same scenario, e.g. ``escalate.exact_overlay(model, result)``) is drawn over the
+        simulated reach curves. Saving runs no engine.
         """
-        exact = None
-        if figures and model is not None and self.method == "monte-carlo":
-            from escalate.compile import compile_scenario
-            from escalate.exact import solve_chain
-
-            compiled = compile_scenario(
-                model, self.manifest.get("overrides") or None, horizon=self.horizon
-            )
-            if compiled.is_markov:
-                try:
-                    exact = Result.from_exact(solve_chain(compiled), compiled)
-                except EscalateError:  # too large to solve exactly: the figure goes without
-                    exact = None
 
         def write(folder: Path) -> None:
             (folder / "summary.json").write_text(self.to_json() + "\n", encoding="utf-8")
@@ -379,35 +362,10 @@ class Result:
         )
 
 
-def compact_path(path: list[str], arrow: str = " → ") -> str:
-    """A path for reading: a run of three or more repeats of one to three stages is written
-    once with its count, e.g. ``(talks → standoff) ×4``."""
-    parts, i = [], 0
-    while i < len(path):
-        best = (1, 1)
-        for width in (1, 2, 3):
-            unit = path[i : i + width]
-            if len(unit) < width:
-                break
-            repeats = 1
-            while path[i + repeats * width : i + (repeats + 1) * width] == unit:
-                repeats += 1
-            if repeats >= 3 and repeats * width > best[0] * best[1]:
-                best = (repeats, width)
-        repeats, width = best
-        if repeats >= 3:
-            parts.append(f"({arrow.join(path[i : i + width])}) ×{repeats}")
-            i += repeats * width
-        else:
-            parts.append(path[i])
-            i += 1
-    return arrow.join(parts)
-
-
 def check_output_folder(target: Path, *, force: bool) -> None:
     """Refuse an existing output folder unless ``force`` (checked before a run starts too)."""
     if target.exists() and not force:
-        raise EscalateError(f"{target} already exists; use --force to replace it")
+        raise EscalateError.about("{} already exists; use {force} to replace it", target)
     if target.exists() and not target.is_dir():
         raise EscalateError(f"{target} exists and is not a folder")
 
@@ -513,27 +471,27 @@ def parse_metric(name: str, result: Result | None = None, *, stages=None, trigge
     """
     match = _METRIC.match(name)
     if not match:
-        raise EscalateError(
-            f"--metric {name!r}: expected p_reached:STAGE[@T], time_to_reach:STAGE:p10|p50|p90|"
-            "mean, p_at_horizon:STAGE, time_in:STAGE or p_fired:TRIGGER"
+        raise EscalateError.about(
+            "{metric} {!r}: expected p_reached:STAGE[@T], time_to_reach:STAGE:p10|p50|p90|"
+            "mean, p_at_horizon:STAGE, time_in:STAGE or p_fired:TRIGGER",
+            name,
         )
     kind, target, detail, at = match.group("kind", "target", "detail", "at")
     if (detail is not None) != (kind == "time_to_reach"):
-        raise EscalateError(
-            f"--metric {name!r}: time_to_reach takes :p10, :p50, :p90 or :mean, "
-            "and only time_to_reach does"
+        raise EscalateError.about(
+            "{metric} {!r}: time_to_reach takes :p10, :p50, :p90 or :mean, "
+            "and only time_to_reach does",
+            name,
         )
     if at is not None and kind != "p_reached":
-        raise EscalateError(f"--metric {name!r}: only p_reached takes @T")
+        raise EscalateError.about("{metric} {!r}: only p_reached takes @T", name)
     at_value = float(at) if at is not None else None
     if result is not None:
         stages, triggers = result.stages, result.triggers
     names = triggers if kind == "p_fired" else stages
     if names is not None and target not in names:
         what = "trigger" if kind == "p_fired" else "stage"
-        from difflib import get_close_matches
-
-        close = get_close_matches(target, list(names), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise EscalateError(f"--metric {name!r}: unknown {what} {target!r}{hint}")
+        raise EscalateError.about(
+            "{metric} {!r}: unknown {} {!r}{}", name, what, target, suggest(target, names)
+        )
     return kind, target, detail, at_value

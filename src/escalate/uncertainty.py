@@ -22,10 +22,9 @@ from scipy.stats import qmc
 
 from escalate._dask import mapped
 from escalate._evaluate import all_metrics, evaluate
-from escalate.errors import EscalateError
+from escalate.errors import EscalateError, suggest
 from escalate.results import Result
 from escalate.scenario import Scenario
-from escalate.scenario._rules import suggest
 
 __all__ = [
     "WorldsResult",
@@ -78,7 +77,7 @@ def draw_worlds(model: Scenario, worlds: int, seed: int, *, sampling: str = "lhs
             "nothing to draw worlds from"
         )
     if worlds < 2:
-        raise EscalateError(f"--worlds must be at least 2, got {worlds}")
+        raise EscalateError(f"worlds must be at least 2, got {worlds}", parameter="worlds")
     if sampling not in SAMPLINGS:
         raise EscalateError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2**31,)))
@@ -319,7 +318,7 @@ def _world(model, world, w, metrics, engine, n, seed, horizon, threads):
             threads=threads,
         )
     except EscalateError as exc:
-        raise EscalateError(f"world {w} ({_describe(world)}): {exc}") from None
+        raise exc.within(f"world {w} ({_describe(world)}): ") from None
 
 
 def _describe(world: dict[str, float]) -> str:

@@ -8,12 +8,11 @@ and its whole ``uncertain`` support inside that domain.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from escalate.errors import Issue, format_path
+from escalate.errors import Issue, format_path, suggest
 from escalate.scenario._yaml import Document
 from escalate.scenario.model import (
     NON_NEGATIVE,
@@ -41,12 +40,6 @@ _DOMAIN_WORDS = {
 def domain_words(domain: Interval) -> str:
     """How a domain reads in a message: 'positive', 'a probability in [0, 1]'..."""
     return _DOMAIN_WORDS.get(id(domain), f"in {domain}")
-
-
-def suggest(word: str, choices) -> str:
-    """``"; did you mean 'x'?"`` when a choice is close to ``word``, else ``""``."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 @dataclass(frozen=True)

@@ -415,8 +415,6 @@ class Timing(_Model):
     after: DelayDistribution | None = None
     """A latent time drawn from a distribution (not memoryless unless exponential)."""
 
-    TIMING_KEYS: ClassVar[tuple[str, ...]] = ("rate", "mean", "chance", "within", "after")
-
     def forms(self) -> list[str]:
         """The timing forms given (`chance` and `within` count as one form, `chance`)."""
         given = [k for k in ("rate", "mean", "chance", "after") if getattr(self, k) is not None]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from escalate.errors import EscalateError, format_path
-from escalate.scenario._rules import suggest, value_problems
+from escalate.errors import EscalateError, format_path, suggest
+from escalate.scenario._rules import value_problems
 from escalate.scenario.model import (
     Distribution,
     Exponential,
@@ -112,16 +112,17 @@ def resolve(scenario: Scenario, overrides: dict[str, float] | None = None) -> Re
     for name in overrides:
         if name not in scenario.parameters:
             raise EscalateError(
-                f"--set {name}: unknown parameter {name!r}"
+                f"overrides {name}: unknown parameter {name!r}"
                 f"{suggest(name, scenario.parameters)}"
-                + ("" if scenario.parameters else " (the scenario has no parameters)")
+                + ("" if scenario.parameters else " (the scenario has no parameters)"),
+                parameter="overrides",
             )
     values = scenario.point_values(overrides)
     if overrides:
         problems = value_problems(scenario, values)
         if problems:
             path, message = problems[0]
-            raise EscalateError(f"--set: {format_path(path)} {message}")
+            raise EscalateError(f"overrides: {format_path(path)} {message}", parameter="overrides")
 
     transitions = []
     for t in scenario.transitions:

@@ -1,0 +1,85 @@
+"""Numbers as people read them, said once: the 95% z, the Wilson interval every table and
+figure shows, percents, numbers and compact paths. Used by results, plots, report and the
+command line; it imports nothing of escalate, and nothing heavy (no scipy at start-up).
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["MISSING", "Z95", "compact_path", "number", "percent", "wilson", "wilson_band"]
+
+Z95 = 1.959963984540054  # scipy.special.ndtri(0.975): the two-sided 95% normal quantile
+MISSING = "—"  # a value that does not exist (a stage never reached has no median time)
+
+
+def wilson(successes: int, n: int) -> list[float]:
+    """The 95% Wilson score interval of a binomial proportion ``successes / n``.
+
+    Newcombe's (1998) form, as ``scipy.stats.binomtest(...).proportion_ci(method="wilson")``
+    computes it, operation for operation (a test checks they agree bit for bit): no scipy
+    import for one constant. ``[0, 1]`` when ``n`` is 0.
+    """
+    if n == 0:
+        return [0.0, 1.0]
+    k, n = int(successes), int(n)
+    p = k / n
+    z = Z95
+    denom = 2 * (n + z**2)
+    center = (2 * n * p + z**2) / denom
+    delta = z / denom * math.sqrt(4 * n * p * (1 - p) + z**2)
+    return [0.0 if k == 0 else center - delta, 1.0 if k == n else center + delta]
+
+
+def wilson_band(p, n: int):
+    """Lower and upper 95% Wilson bounds for an array of proportions ``p`` of ``n`` trials
+    each (the figures' bands: never zero-width at p = 0 or 1, unlike p ± 1.96 se)."""
+    import numpy as np
+
+    p = np.asarray(p, dtype=float)
+    z = Z95
+    denom = 2 * (n + z**2)
+    center = (2 * n * p + z**2) / denom
+    delta = z / denom * np.sqrt(np.maximum(4 * n * p * (1 - p), 0.0) + z**2)
+    return np.where(p <= 0, 0.0, center - delta), np.where(p >= 1, 1.0, center + delta)
+
+
+def percent(p: float | None) -> str:
+    """``0.1995`` -> ``19.95%``."""
+    return MISSING if p is None else f"{100 * float(p):.2f}%"
+
+
+def number(x: float | None, digits: int = 4) -> str:
+    """A number in ``digits`` significant figures, in scientific notation only when it is very
+    small or large."""
+    if x is None or x == "" or (isinstance(x, float) and math.isnan(x)):
+        return MISSING
+    x = float(x)
+    if x == 0 or 1e-3 <= abs(x) < 1e6:
+        return f"{x:.{digits}g}"
+    return f"{x:.{digits - 1}e}"
+
+
+def compact_path(path: list[str], arrow: str = " → ") -> str:
+    """A path for reading: a run of three or more repeats of one to three stages is written
+    once with its count, e.g. ``(talks → standoff) ×4``."""
+    parts, i = [], 0
+    while i < len(path):
+        best = (1, 1)
+        for width in (1, 2, 3):
+            unit = path[i : i + width]
+            if len(unit) < width:
+                break
+            repeats = 1
+            while path[i + repeats * width : i + (repeats + 1) * width] == unit:
+                repeats += 1
+            if repeats >= 3 and repeats * width > best[0] * best[1]:
+                best = (repeats, width)
+        repeats, width = best
+        if repeats >= 3:
+            parts.append(f"({arrow.join(path[i : i + width])}) ×{repeats}")
+            i += repeats * width
+        else:
+            parts.append(path[i])
+            i += 1
+    return arrow.join(parts)

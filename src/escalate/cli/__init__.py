@@ -1,0 +1,43 @@
+"""The ``escalate`` command line: one module per verb, options and rendering apart.
+
+``_options`` holds the options several commands share and the error handling (errors a user
+can fix print one clear message and exit 2; the traceback shows only with ``--debug``);
+``_render`` every table the commands print (tables to standard output, messages to standard
+error); ``_jobs`` the checkpointed jobs. numba, SALib and the engines load inside the commands
+that need them: ``validate``, ``show``, ``schema`` and ``solve`` start without importing the
+Monte Carlo stack.
+"""
+
+from __future__ import annotations
+
+import click
+
+from escalate.cli._inspect import schema, show, validate
+from escalate.cli._options import debug_option
+from escalate.cli._report import report
+from escalate.cli._run import run
+from escalate.cli._sensitivity import sensitivity_command
+from escalate.cli._solve import solve_command
+from escalate.cli._sweep import sweep_command
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="escalate")
+@debug_option
+def main() -> None:
+    """Odds and timing of staged escalation scenarios written in YAML."""
+
+
+for _command in (
+    validate,
+    show,
+    schema,
+    run,
+    solve_command,
+    sweep_command,
+    sensitivity_command,
+    report,
+):
+    main.add_command(_command)

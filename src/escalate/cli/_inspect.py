@@ -1,0 +1,83 @@
+"""``validate``, ``show`` and ``schema``: read scenarios and the language, run nothing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from escalate.cli._options import (
+    USAGE_ERROR,
+    output_option,
+    parse_set,
+    scenario_argument,
+    set_option,
+    user_errors,
+)
+from escalate.cli._render import print_scenario, stderr, stdout
+from escalate.errors import EscalateError, ScenarioError
+from escalate.scenario import Scenario, load
+from escalate.scenario.resolve import resolve
+
+
+@click.command()
+@click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
+@user_errors
+def validate(scenarios: tuple[Path, ...]) -> None:
+    """Check scenario files; list every error of every file.
+
+    Exit 0 when all are valid, 2 when any is invalid.
+    """
+    out, err = stdout(), stderr()
+    invalid = 0
+    for path in scenarios:
+        try:
+            scenario = load(path)
+        except ScenarioError as exc:
+            invalid += 1
+            for issue in exc.issues:
+                err.print(str(issue), markup=False)
+            n = sum(issue.severity == "error" for issue in exc.issues)
+            err.print(f"{path}: invalid ({n} error{'s' * (n != 1)})", markup=False)
+            continue
+        for warning in scenario.warnings:
+            err.print(str(warning), markup=False)
+        out.print(
+            f"{path}: valid ({len(scenario.stages)} stages, {len(scenario.transitions)} "
+            f"transitions, {len(scenario.triggers)} triggers, "
+            f"{len(scenario.parameters)} parameters)",
+            markup=False,
+            highlight=False,
+        )
+    if invalid:
+        sys.exit(USAGE_ERROR)
+
+
+@click.command()
+@scenario_argument
+@set_option()
+@user_errors
+def show(scenario: Path, settings: tuple[str, ...]) -> None:
+    """Show a scenario: stages, transitions with effective rates, triggers, parameters."""
+    model = load(scenario)
+    print_scenario(stdout(), model, resolve(model, parse_set(settings)))
+    err = stderr()
+    for warning in model.warnings:
+        err.print(str(warning), markup=False)
+
+
+@click.command()
+@output_option("Write to this file instead of standard output.")
+@user_errors
+def schema(output: Path | None) -> None:
+    """Print the JSON Schema of the scenario language (for editors and checkers)."""
+    text = json.dumps(Scenario.json_schema(), indent=2) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise EscalateError(f"cannot write {output}: {exc.strerror}") from None

@@ -1,0 +1,131 @@
+"""A checkpointed job (sweep, sensitivity): its checkpoint beside ``--out``, the folder it
+writes, and what an interruption keeps."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from escalate.cli._render import progress, stderr
+from escalate.errors import EscalateError
+from escalate.results import check_output_folder, write_folder
+
+
+@dataclass(frozen=True)
+class Job:
+    """The options of a checkpointed job: ``--threads``, ``--out``, ``--force``, ``--resume``,
+    ``--scheduler`` and ``--format``."""
+
+    threads: int | None
+    out: Path | None
+    force: bool
+    resume: bool
+    scheduler: str | None
+    output_format: str
+
+
+def run_job(
+    command: str,
+    job: Job,
+    fingerprint: dict,
+    total: int | None,
+    compute: Callable[..., Any],
+    *,
+    index: bool,
+):
+    """``compute(threads=, progress=, scheduler=, checkpoint=)`` as a job of ``command``, then
+    its folder.
+
+    An existing ``--out`` is refused before any work; the checkpoint (with ``--out``) records
+    each finished point under ``fingerprint`` (what must match to resume). The folder receives
+    COMMAND.csv (with the frame's index if ``index``), COMMAND.json and the figure.
+    """
+    out, force = job.out, job.force
+    if out is not None:
+        check_output_folder(out, force=force)
+    checkpoint = _checkpointed(out, job.resume, {"command": command, **fingerprint})
+
+    def work():
+        with progress(stderr(), total or 0, unit="points") as advance:
+            return compute(
+                threads=job.threads,
+                progress=advance,
+                scheduler=job.scheduler,
+                checkpoint=checkpoint,
+            )
+
+    result = _checkpointed_run(checkpoint, total, work)
+    if out is not None:
+
+        def write(folder: Path) -> None:
+            result.frame.to_csv(folder / f"{command}.csv", index=index)
+            (folder / f"{command}.json").write_text(result.to_json() + "\n", encoding="utf-8")
+            _save_figure(result.plot(), folder / command)
+
+        _write_job(out, write, force, checkpoint)
+    return result
+
+
+def _checkpointed(out: Path | None, resume: bool, fingerprint: dict):
+    """The checkpoint of a sweep or sensitivity job writing ``out`` (None without ``--out``)."""
+    from escalate._checkpoint import Checkpoint, checkpoint_path
+
+    if out is None:
+        if resume:
+            raise EscalateError("--resume needs --out: the checkpoint lives beside that folder")
+        return None
+    return Checkpoint(checkpoint_path(out), fingerprint, resume=resume)
+
+
+def _checkpointed_run(checkpoint, total: int | None, call):
+    """``call()`` under a checkpoint: an interruption keeps the finished points (exit 130), an
+    error closes the checkpoint (kept only if it holds points) and propagates."""
+    try:
+        return call()
+    except KeyboardInterrupt:
+        _interrupted_job(checkpoint, total)
+    except EscalateError:
+        _abandon(checkpoint)
+        raise
+
+
+def _write_job(out: Path, write, force: bool, checkpoint) -> None:
+    """Write a job's folder whole; the checkpoint goes once it is written."""
+    try:
+        write_folder(out, write, force=force)
+    except EscalateError:
+        _abandon(checkpoint)
+        raise
+    checkpoint.close(remove=True)
+
+
+def _abandon(checkpoint) -> None:
+    """A job failed: close its checkpoint, keeping it only if it holds finished points."""
+    if checkpoint is not None:
+        checkpoint.close(remove=not checkpoint.done)
+
+
+def _interrupted_job(checkpoint, total: int | None) -> None:
+    err = stderr()
+    if checkpoint is None:
+        err.print("interrupted: nothing was written", markup=False)
+    else:
+        checkpoint.close(remove=False)
+        err.print(
+            f"interrupted: {len(checkpoint.done)}{'' if total is None else f' of {total}'} "
+            f"points saved in {checkpoint.path}; "
+            "the same command with --resume continues from them",
+            markup=False,
+        )
+    sys.exit(130)
+
+
+def _save_figure(fig, stem: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    for suffix in ("png", "svg"):
+        fig.savefig(stem.with_suffix(f".{suffix}"), dpi=120 if suffix == "png" else None)
+    plt.close(fig)

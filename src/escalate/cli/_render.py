@@ -1,0 +1,281 @@
+"""What the commands print: rich tables of scenarios and results, and the progress bar.
+
+Tables go to standard output, messages to standard error. Nothing here parses arguments or
+runs an engine: each function takes what a command computed and shows it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from escalate._format import compact_path, number, percent
+from escalate.scenario.model import OnsetAt, OnsetTiming
+
+if TYPE_CHECKING:
+    from escalate.results import Result
+    from escalate.scenario import Scenario
+    from escalate.scenario.resolve import ResolvedScenario
+
+
+def stdout() -> Console:
+    console = Console(soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 120  # tables in a pipe or a file: wider than rich's default 80
+    return console
+
+
+def stderr() -> Console:
+    return Console(stderr=True, soft_wrap=True, highlight=False, emoji=False)
+
+
+def output(result: Any, output_format: str, tables: Callable[[Console, Any], None]) -> None:
+    """``result`` as JSON (``--format json``), or as the tables ``tables(console, result)``
+    prints."""
+    if output_format == "json":
+        click.echo(result.to_json())
+    else:
+        tables(stdout(), result)
+
+
+class progress:
+    """A rich progress bar on a terminal (for long runs); silent in a pipe."""
+
+    def __init__(self, console: Console, total: int, unit: str = "trajectories"):
+        from escalate._simulate import BATCH_CHUNKS, CHUNK_SIZE
+
+        self.bar = None
+        long = total > 2 * BATCH_CHUNKS * CHUNK_SIZE if unit == "trajectories" else total > 20
+        if console.is_terminal and long:
+            from rich.progress import Progress
+
+            self.bar = Progress(console=console, transient=True)
+            self.task = self.bar.add_task(unit, total=total)
+
+    def __enter__(self):
+        if self.bar is None:
+            return None
+        self.bar.start()
+        return lambda done, total: self.bar.update(self.task, completed=done)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False
+
+
+# --- run, solve ----------------------------------------------------------------------------
+
+
+def print_result(out: Console, result: Result) -> None:
+    m = result.manifest
+    unit = result.time_unit
+    rate = m.get("trajectories_per_s")
+    if result.method == "exact":
+        header = (
+            f"{result.scenario}: exact solution over {m.get('states', '?')} joint states, "
+            f"horizon {number(result.horizon)} {unit}s ({m.get('wall_time_s', 0):.3f} s)"
+        )
+    else:
+        header = (
+            f"{result.scenario}: {result.trajectories:,} trajectories, seed {result.seed}, "
+            f"horizon {number(result.horizon)} {unit}s"
+        )
+    if rate:
+        header += f" ({m['wall_time_s']:.2f} s, {rate / 1e6:.2f} million/s"
+        if m.get("kernel_load_s", 0.0) > 1.0:
+            header += f"; the kernel compiled first, once, in {m['kernel_load_s']:.1f} s"
+        header += ")"
+    out.print(header, markup=False, highlight=False)
+    table = Table(
+        title=f"Stages (times in {unit}s; ± is the 95% interval half-width)",
+        title_justify="left",
+    )
+    table.add_column("stage", overflow="fold")
+    table.add_column("P(reached)", justify="right")
+    table.add_column("P(at horizon)", justify="right")
+    table.add_column("time in stage", justify="right")
+    table.add_column("time to reach: p10", justify="right")
+    table.add_column("p50", justify="right")
+    table.add_column("p90", justify="right")
+    table.add_column("mean", justify="right")
+    for name, s in result.stages.items():
+        lo, hi = s.p_reached_ci
+        ttr = s.time_to_reach
+        table.add_row(
+            result.labels.get(name, name),
+            percent(s.p_reached) + (f" ± {100 * (hi - lo) / 2:.2f}" if hi > lo else ""),
+            percent(s.p_at_horizon),
+            number(s.time_in),
+            number(ttr["p10"]),
+            number(ttr["p50"]),
+            number(ttr["p90"]),
+            number(ttr["mean"]),
+        )
+    out.print(table)
+    if result.triggers:
+        triggers = Table(title="Triggers", title_justify="left")
+        triggers.add_column("trigger", overflow="fold")
+        triggers.add_column("P(on by horizon)", justify="right")
+        for name, t in result.triggers.items():
+            lo, hi = t["p_fired_ci"]
+            triggers.add_row(
+                result.labels.get(name, name),
+                percent(t["p_fired"]) + (f" ± {100 * (hi - lo) / 2:.2f}" if hi > lo else ""),
+            )
+        out.print(triggers)
+    if result.paths:
+        paths = Table(title="Most frequent pathways", title_justify="left")
+        paths.add_column("path", overflow="fold")
+        paths.add_column("share", justify="right")
+        for p in result.paths[:10]:
+            paths.add_row(compact_path(p["path"]), percent(p["p"]))
+        out.print(paths)
+
+
+def print_worlds(out: Console, result) -> None:
+    if result.pooled_result is not None:
+        print_result(out, result.pooled_result)
+    n = result.trajectories_per_world
+    how = f"{n:,} trajectories each" if n else "each solved exactly"
+    table = Table(
+        title=(
+            f"Across {result.worlds:,} worlds ({how}; {result.sampling} over "
+            f"{result.parameters.shape[1]} uncertain parameters; seed {result.seed})"
+        ),
+        title_justify="left",
+    )
+    for col in ("metric", "pooled", "mean", "5%", "50%", "95%"):
+        table.add_column(col, justify="left" if col == "metric" else "right", overflow="fold")
+    for metric, row in result.summary().iterrows():
+        if metric.startswith(("p_reached:", "p_fired:", "time_to_reach:")):
+            form = "{:.1f}" if metric.startswith("time_") else "{:.3f}"
+            cells = [row[c] for c in ("pooled", "mean", "p5", "p50", "p95")]
+            table.add_row(metric, *(form.format(x) if x == x else "—" for x in cells))
+    out.print(table)
+
+
+# --- sweep, sensitivity --------------------------------------------------------------------
+
+
+def print_sweep(out: Console, result) -> None:
+    table = Table(title=f"Sweep ({result.engine})", title_justify="left")
+    for col in result.frame.columns:
+        table.add_column(col, justify="right", overflow="fold")
+    for row in result.frame.itertuples(index=False):
+        table.add_row(*(number(float(v)) for v in row))
+    out.print(table)
+
+
+def print_sensitivity(out: Console, result) -> None:
+    table = Table(
+        title=f"Sensitivity of {result.metric} ({result.method}, {result.evaluations} "
+        f"evaluations, {result.engine}); most influential first",
+        title_justify="left",
+    )
+    table.add_column("parameter")
+    for col in result.frame.columns:
+        table.add_column(col, justify="right")
+    for name, row in result.frame.iterrows():
+        table.add_row(name, *(number(float(v)) for v in row))
+    out.print(table)
+
+
+# --- show ----------------------------------------------------------------------------------
+
+
+def print_scenario(out: Console, model: Scenario, r: ResolvedScenario) -> None:
+    """Stages, transitions with effective rates, triggers and parameters of a scenario."""
+    for table in _scenario_tables(model, r):
+        out.print(table)
+
+
+def _scenario_tables(model: Scenario, r: ResolvedScenario):
+    unit = model.time_unit
+    title = model.title or model.scenario
+    overview = Table.grid(padding=(0, 2))
+    overview.add_column(style="bold")
+    overview.add_column(overflow="fold")
+    overview.add_row("scenario", f"{model.scenario} — {title}")
+    if model.description:
+        overview.add_row("description", model.description.strip())
+    overview.add_row("horizon", f"{number(model.horizon)} {unit}s")
+    overview.add_row(
+        "start",
+        ", ".join(f"{s} ({number(p)})" for s, p in r.start.items())
+        if len(r.start) > 1
+        else next(iter(r.start)),
+    )
+    overview.add_row("file", f"{model.file}")
+    yield overview
+
+    stages = Table(title="Stages", title_justify="left")
+    for col in ("stage", "label", "terminal", "leads to"):
+        stages.add_column(col, overflow="fold")
+    for name, stage in model.stages.items():
+        targets = [t.target for t in r.transitions if t.source == name]
+        stages.add_row(name, model.label(name), "yes" if stage.terminal else "", ", ".join(targets))
+    yield stages
+
+    transitions = Table(title=f"Transitions (times in {unit}s)", title_justify="left")
+    transitions.add_column("from → to", overflow="fold")
+    transitions.add_column("timing as written", overflow="fold")
+    transitions.add_column(f"rate /{unit}", justify="right")
+    transitions.add_column("mean time", justify="right")
+    transitions.add_column("when (hazard ratio)", overflow="fold")
+    transitions.add_column("requires", overflow="fold")
+    for t, written in zip(r.transitions, model.transitions, strict=True):
+        transitions.add_row(
+            f"{t.source} → {t.target}",
+            written.describe(),
+            number(t.rate),
+            number(t.mean_time),
+            ", ".join(f"{k} ×{number(v)}" for k, v in t.when.items()),
+            ", ".join(t.requires),
+        )
+    if not r.is_markov:
+        transitions.caption = "— : not exponential (no constant rate)"
+    yield transitions
+
+    if model.triggers:
+        triggers = Table(title="Triggers", title_justify="left")
+        for col in ("trigger", "label", "initial", "onset"):
+            triggers.add_column(col, overflow="fold")
+        for rt in r.triggers:
+            onset = model.triggers[rt.name].onset
+            if isinstance(onset, OnsetAt):
+                text = f"at t = {number(rt.at)}"
+            elif isinstance(onset, OnsetTiming):
+                rate = next(iter(rt.onset_rates.values()), None)
+                text = f"every stage: {onset.describe()} (rate {number(rate)}/{unit})"
+            elif isinstance(onset, dict):
+                text = "\n".join(
+                    f"{stage}: {timing.describe()} (rate {number(rt.onset_rates[stage])}/{unit})"
+                    for stage, timing in onset.items()
+                )
+            else:
+                text = "none (only through initial)"
+            triggers.add_row(rt.name, model.label(rt.name), number(rt.initial), text)
+        yield triggers
+
+    if model.parameters:
+        parameters = Table(title="Parameters", title_justify="left", show_lines=True)
+        parameters.add_column("parameter", overflow="fold")
+        parameters.add_column("value", justify="right")
+        parameters.add_column("uncertain", overflow="fold")
+        parameters.add_column("source", overflow="fold", ratio=1)
+        for name, p in model.parameters.items():
+            value = r.values[name]
+            shown = number(value) + (" (set)" if value != p.value else "")
+            parameters.add_row(
+                name,
+                shown,
+                p.uncertain.describe() if p.uncertain else "",
+                (p.source or "").strip(),
+            )
+        yield parameters

@@ -1,0 +1,123 @@
+"""``run``: simulate a scenario (one world, or many drawn from the uncertain ranges)."""
+
+from __future__ import annotations
+
+import click
+
+from escalate.cli._options import (
+    format_option,
+    horizon_option,
+    out_option,
+    parse_set,
+    random_seed,
+    scenario_argument,
+    scheduler_option,
+    seed_option,
+    set_option,
+    threads_option,
+    trajectories_option,
+    user_errors,
+    worlds_option,
+)
+from escalate.cli._render import output, print_result, print_worlds, progress, stderr
+from escalate.errors import EscalateError
+from escalate.results import check_output_folder
+from escalate.scenario import load
+
+
+@click.command()
+@scenario_argument
+@trajectories_option(
+    "1e6", "Trajectories to run (the cap with --precision); accepts 1e6 and 1_000_000."
+)
+@seed_option("Fixes every figure (default: random).")
+@set_option()
+@horizon_option
+@threads_option("Numba threads (default: all cores).")
+@click.option(
+    "--precision",
+    type=float,
+    metavar="EPS",
+    help="Run until the 95%% interval half-width of --metric is at most EPS.",
+)
+@click.option("--metric", metavar="M", help="e.g. p_reached:full_scale_war (with --precision).")
+@click.option(
+    "--max-seconds",
+    type=float,
+    metavar="S",
+    help="Refuse a run projected to take longer than S seconds (checked after the first batch).",
+)
+@worlds_option("Draw W parameter sets from the uncertain ranges; -n trajectories in each.")
+@out_option("Write a run folder (summary, tables, curves, paths, manifest, figures).")
+@format_option
+@scheduler_option
+@user_errors
+def run(
+    scenario,
+    n,
+    seed,
+    settings,
+    horizon,
+    threads,
+    precision,
+    metric,
+    max_seconds,
+    worlds,
+    out,
+    force,
+    output_format,
+    scheduler,
+) -> None:
+    """Simulate trajectories of a scenario and report the odds and timing of every stage."""
+    from escalate.api import exact_overlay, simulate
+
+    model = load(scenario)
+    overrides = parse_set(settings)
+    if out is not None:
+        check_output_folder(out, force=force)
+    err = stderr()
+    if worlds is not None:
+        if precision is not None or out is not None:
+            raise EscalateError("--worlds does not combine with --precision or --out yet")
+        across_worlds(
+            model,
+            worlds,
+            output_format,
+            seed=random_seed(seed),
+            n=n,
+            engine="monte-carlo",
+            overrides=overrides,
+            horizon=horizon,
+            threads=threads,
+            scheduler=scheduler,
+        )
+        return
+    with progress(err, n) as advance:
+        result = simulate(
+            model,
+            n,
+            seed,
+            overrides=overrides,
+            horizon=horizon,
+            threads=threads,
+            precision=precision,
+            metric=metric,
+            progress=advance,
+            scheduler=scheduler,
+            max_seconds=max_seconds,
+        )
+    if out is not None:
+        result.save(out, force=force, model=model, exact=exact_overlay(model, result))
+    output(result, output_format, print_result)
+    if out is not None:
+        err.print(f"run folder written: {out}", markup=False)
+
+
+def across_worlds(model, worlds: int, output_format: str, **options) -> None:
+    """``--worlds``: evaluate ``worlds`` parameter sets drawn from the uncertain ranges
+    (``options`` go to :func:`escalate.run_worlds`) and print the metrics across them."""
+    from escalate.uncertainty import run_worlds  # scipy.stats: only when worlds are asked for
+
+    with progress(stderr(), worlds, unit="worlds") as advance:
+        result = run_worlds(model, worlds, progress=advance, **options)
+    output(result, output_format, print_worlds)

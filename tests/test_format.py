@@ -1,0 +1,38 @@
+"""The one formatting module: its Wilson interval is scipy's, bit for bit, and the figures'
+band is the same interval."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import ndtri
+
+from escalate._format import MISSING, Z95, number, percent, wilson, wilson_band
+
+
+def test_z95_is_the_normal_quantile():
+    assert float(ndtri(0.975)) == Z95
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 100, 1_000_000, 123_456_789])
+def test_wilson_is_scipys_bit_for_bit(n):
+    for k in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+        ci = stats.binomtest(k, n).proportion_ci(0.95, method="wilson")
+        assert wilson(k, n) == [float(ci.low), float(ci.high)], (k, n)
+
+
+def test_the_figures_band_is_the_tables_interval():
+    n = 10_000
+    k = np.array([0, 1, 37, 5_000, 9_999, 10_000])
+    low, high = wilson_band(k / n, n)
+    expected = np.array([wilson(int(x), n) for x in k])
+    np.testing.assert_allclose(low, expected[:, 0], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(high, expected[:, 1], rtol=0, atol=1e-15)
+    assert high[0] > 0 and low[-1] < 1  # not zero-width at p = 0 or 1, unlike p ± z se
+
+
+def test_numbers_and_percents():
+    assert percent(0.199499) == "19.95%" and percent(None) == MISSING
+    assert number(297.2813) == "297.3" and number(0) == "0"
+    assert number(1.5e-5) == "1.500e-05" and number(float("nan")) == MISSING
