@@ -57,9 +57,11 @@ def connect(scheduler: Any) -> Iterator[Any]:
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except Exception as exc:  # OSError, TimeoutError, ValueError, CommClosedError, ...
-        raise EscalateError(
-            f"scheduler {address}: cannot reach a Dask scheduler there within "
-            f"{CONNECT_TIMEOUT:g} s ({_one_line(exc)})"
+        raise EscalateError.about(
+            "{scheduler} {}: cannot reach a Dask scheduler there within {:g} s ({})",
+            address,
+            CONNECT_TIMEOUT,
+            _one_line(exc),
         ) from None
     try:
         _wait_for_a_worker(client, address)
@@ -78,9 +80,12 @@ def _wait_for_a_worker(client: Any, address: str) -> None:
         try:
             client.wait_for_workers(1, timeout=WORKER_TIMEOUT)
         except TimeoutError:
-            raise EscalateError(
-                f"scheduler {address}: no Dask worker has joined it within "
-                f"{WORKER_TIMEOUT:g} s; start one with: dask worker {address}"
+            raise EscalateError.about(
+                "{scheduler} {}: no Dask worker has joined it within {:g} s; "
+                "start one with: dask worker {}",
+                address,
+                WORKER_TIMEOUT,
+                address,
             ) from None
 
 
@@ -158,9 +163,11 @@ def _check_address(address: str) -> None:
             host, port = parse_host_port(location)
             socket.getaddrinfo(host, port)
     except (ValueError, OSError) as exc:
-        raise EscalateError(
-            f"scheduler {address}: not a reachable scheduler address ({exc}); "
-            "expected e.g. tcp://10.0.0.5:8786"
+        raise EscalateError.about(
+            "{scheduler} {}: not a reachable scheduler address ({}); "
+            "expected e.g. tcp://10.0.0.5:8786",
+            address,
+            exc,
         ) from None
 
 

@@ -111,13 +111,11 @@ KernelModel = namedtuple(
 
 def kernel_model(c: CompiledScenario) -> KernelModel:
     """The arrays and numbers of ``c`` the kernel runs on (numba types it by them)."""
+    derived = {"step": c.grid_step, "n_grid": len(c.grid), "time_bits": TIME_BITS}
     return KernelModel(
-        **{name: getattr(c, name) for name in KernelModel._fields[:12]},
-        horizon=c.horizon,
-        step=c.grid_step,
-        n_grid=len(c.grid),
-        time_bits=TIME_BITS,
-    )
+        **{name: derived[name] if name in derived else getattr(c, name) for name in
+           KernelModel._fields}
+    )  # fmt: skip
 
 
 class Tally:
