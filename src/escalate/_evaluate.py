@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING
 from escalate.compile import CompiledScenario, compile_scenario
 from escalate.errors import EscalateError
 from escalate.exact import solve_at_horizon, solve_chain
-from escalate.results import Result, parse_metric
+from escalate.results import TRIGGER_METRICS, Result, parse_metric
 from escalate.scenario import Scenario
 
 if TYPE_CHECKING:
     from escalate._simulate import Tally
 
 ENGINES = ("auto", "exact", "monte-carlo")
+OCCUPANCY_METRICS = ("p_at_horizon", "time_in", *TRIGGER_METRICS)  # need the chain itself
 
 
 def all_metrics(model: Scenario) -> list[str]:
@@ -30,14 +31,15 @@ def all_metrics(model: Scenario) -> list[str]:
     for stage in model.stages:
         names += [f"p_reached:{stage}", f"p_at_horizon:{stage}", f"time_in:{stage}"]
         names.append(f"time_to_reach:{stage}:mean")
-    names += [f"p_fired:{trigger}" for trigger in model.triggers]
+    for trigger in model.triggers:
+        names += [f"p_fired:{trigger}", f"p_on_at_horizon:{trigger}", f"time_on:{trigger}"]
     return names
 
 
 def check_metrics(model: Scenario, metrics: list[str]) -> None:
     """Raise EscalateError for a metric name that is malformed or names nothing."""
     for metric in metrics:
-        parse_metric(metric, stages=model.stages, triggers=model.triggers)
+        parse_metric(metric, model=model)
 
 
 def _at_horizon(metric: str) -> bool:
@@ -83,15 +85,15 @@ def evaluate(
         kinds = [parse_metric(m)[:2] for m in metrics]
         figures = solve_at_horizon(
             compiled,
-            occupancy=any(kind in ("p_at_horizon", "time_in", "p_fired") for kind, _ in kinds),
+            occupancy=any(kind in OCCUPANCY_METRICS for kind, _ in kinds),
             reach=sorted({stage[t] for kind, t in kinds if kind in ("p_reached", "time_to_reach")}),
         )
         trigger = {name: k for k, name in enumerate(compiled.trigger_names)}
         values = {}
         for metric in metrics:
             kind, target, _, _ = parse_metric(metric)
-            if kind == "p_fired":
-                values[metric] = float(figures.p_fired[trigger[target]])
+            if kind in TRIGGER_METRICS:
+                values[metric] = float(getattr(figures, kind)[trigger[target]])
             else:
                 array = {
                     "p_reached": figures.p_reached,

@@ -226,17 +226,41 @@ def _speed(j, on, requires, ratio):
     return sp
 
 
+@njit(inline="always", **_JIT)
+def _switch_hazard(k, s, on, onset_rate, onset_ratio, offset_rate, offset_ratio):
+    """Hazard of trigger ``k`` switching (on if off, off if on) in stage ``s`` with the
+    triggers ``on``: its onset or offset rate times the `when` ratios of the others on."""
+    if (on >> k) & 1:
+        hazard = offset_rate[k, s]
+        ratios = offset_ratio
+    else:
+        hazard = onset_rate[k, s]
+        ratios = onset_ratio
+    if hazard == 0.0:
+        return 0.0
+    rest = on
+    m = 0
+    while rest:
+        if rest & 1:
+            hazard *= ratios[k, s, m]
+        rest >>= 1
+        m += 1
+    return hazard
+
+
 @njit(**_JIT)
-def _hazard_tables(out_start, kind, p1, requires, ratio, onset_rate, target):
+def _hazard_tables(model):
     """Per (stage, triggers on): the events that can happen in a memoryless stage, with their
     cumulative hazards, so that an event costs a table lookup instead of recomputing speeds.
 
     Returns ``memoryless[s]`` (every way out exponential), ``count[s, mask]``, and per event
-    ``cumulative[s, mask, i]`` and ``event[s, mask, i]`` (the stage a transition leads to, or a
-    trigger onset ``-(k + 1)``), and ``mean_wait[s, mask]``, 1 / total hazard (inf if none).
-    Tables span every mask only for up to ``TABLE_TRIGGERS`` triggers;
-    beyond, they are empty and the kernel computes hazards as it goes.
+    ``cumulative[s, mask, i]`` and ``event[s, mask, i]`` (the transition that fires, or a
+    trigger switch ``-(k + 1)``: on if it is off, off if it is on), and ``mean_wait[s, mask]``,
+    1 / total hazard (inf if none). Tables span every mask only for up to ``TABLE_TRIGGERS``
+    triggers; beyond, they are empty and the kernel computes hazards as it goes.
     """
+    out_start, kind, p1 = model.out_start, model.kind, model.p1
+    requires, ratio, onset_rate = model.requires, model.ratio, model.onset_rate
     n_stages = out_start.shape[0] - 1
     n_triggers = onset_rate.shape[0]
     memoryless = np.ones(n_stages, dtype=np.bool_)
@@ -261,11 +285,15 @@ def _hazard_tables(out_start, kind, p1, requires, ratio, onset_rate, target):
                 if hazard > 0.0:
                     total += hazard
                     cumulative[s, mask, i] = total
-                    event[s, mask, i] = target[j]
+                    event[s, mask, i] = j
                     i += 1
             for k in range(n_triggers):
-                if not (mask >> k) & 1 and onset_rate[k, s] > 0.0:
-                    total += onset_rate[k, s]
+                hazard = _switch_hazard(
+                    k, s, mask, onset_rate, model.onset_ratio, model.offset_rate,
+                    model.offset_ratio,
+                )  # fmt: skip
+                if hazard > 0.0:
+                    total += hazard
                     cumulative[s, mask, i] = total
                     event[s, mask, i] = -(k + 1)
                     i += 1
@@ -277,6 +305,40 @@ def _hazard_tables(out_start, kind, p1, requires, ratio, onset_rate, target):
             if count[s, mask] > 0:
                 mean_wait[s, mask] = 1.0 / cumulative[s, mask, count[s, mask] - 1]
     return memoryless, count, cumulative, event, mean_wait
+
+
+@njit(inline="always", **_JIT)
+def _toggle(k, t, on, ever, since, on_time):
+    """Switch trigger ``k`` at time ``t`` (on if off, off if on), keeping the trajectory's time
+    on: ``since[k]`` when it last switched on, ``on_time[k]`` the time on before that.
+    Returns the new (on, ever on)."""
+    bit = _ONE << k
+    if on & bit:
+        on_time[k] += t - since[k]
+        return on & ~bit, ever
+    since[k] = t
+    return on | bit, ever | bit
+
+
+@njit(**_JIT)
+def _effects(j, t, on, ever, since, on_time, model, r0, r1, r2, r3):
+    """Apply the effects of transition ``j`` as it fires at ``t``, in order: off (value < 0),
+    on (1), or on with probability p if off (one uniform draw). Returns (on, ever, state)."""
+    for e in range(model.effect_start[j], model.effect_start[j + 1]):
+        k = model.effect_trigger[e]
+        value = model.effect_value[e]
+        is_on = (on >> k) & 1
+        if value < 0.0:
+            if is_on:
+                on, ever = _toggle(k, t, on, ever, since, on_time)
+        elif not is_on and value > 0.0:
+            switch = value >= 1.0
+            if not switch:
+                u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
+                switch = u < value
+            if switch:
+                on, ever = _toggle(k, t, on, ever, since, on_time)
+    return on, ever, r0, r1, r2, r3
 
 
 @njit(**_JIT)
@@ -339,12 +401,15 @@ def _run_chunk(b, size, state, model, tables, acc):
     target, kind, p1, p2 = model.target, model.kind, model.p1, model.p2
     ratio, requires, initial = model.ratio, model.requires, model.initial
     onset_rate, onset_at = model.onset_rate, model.onset_at
+    onset_ratio, offset_rate, offset_ratio = model.onset_ratio, model.offset_rate, model.offset_ratio
+    effect_start = model.effect_start
     horizon, step, n_grid = model.horizon, model.step, model.n_grid
     memoryless, count, cumulative, event, mean_wait = tables
     reach_hist, quantile_hist = acc.reach_hist[b], acc.quantile_hist[b]
     entry_sum, entry_sq = acc.entry_sum[b], acc.entry_sq[b]
     occupancy_diff, at_horizon = acc.occupancy_diff[b], acc.at_horizon[b]
     time_in, time_in_sq, fired = acc.time_in[b], acc.time_in_sq[b], acc.fired[b]
+    on_at_horizon, time_on, time_on_sq = acc.on_at_horizon[b], acc.time_on[b], acc.time_on_sq[b]
     path_keys, path_counts = acc.path_keys[b], acc.path_counts[b]
     path_lengths, path_stages = acc.path_lengths[b], acc.path_stages[b]
     path_other, stalled = acc.path_other[b], acc.stalled[b]
@@ -363,7 +428,10 @@ def _run_chunk(b, size, state, model, tables, acc):
     for k in range(n_triggers):
         if 0.0 < onset_at[k] < np.inf:
             timed = True
-    next_on = np.empty(n_triggers)
+    next_on = np.empty(n_triggers)  # latent-clock stages: when each trigger next switches
+    switch_rate = np.zeros(n_triggers)  # ... and the hazard that time was drawn with
+    since = np.zeros(n_triggers)  # per trajectory: when each trigger last switched on
+    on_time = np.zeros(n_triggers)  # ... and its time on before that
     # per stage: the last trajectory that entered it (so nothing is reset between
     # trajectories) and that trajectory's time in it so far
     entered_by = np.full(n_stages, -1, dtype=np.int64)
@@ -413,12 +481,15 @@ def _run_chunk(b, size, state, model, tables, acc):
                 s += 1
         on = np.int64(0)
         for k in range(n_triggers):
+            since[k] = 0.0
+            on_time[k] = 0.0
             if onset_at[k] <= 0.0:
                 on |= _ONE << k
             elif initial[k] > 0.0:
                 u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
                 if u < initial[k]:
                     on |= _ONE << k
+        ever = on
         t = 0.0
         g_enter = 0  # grid index of t: computed once per transition, at the exit
         h = _FNV_OFFSET
@@ -467,7 +538,7 @@ def _run_chunk(b, size, state, model, tables, acc):
                                 t_at, at_k = onset_at[k], k  # equal: a simultaneous `at`
                         if t_at <= t_next and t_at <= horizon:  # an `at` trigger comes first
                             t = t_at
-                            on |= _ONE << at_k
+                            on, ever = _toggle(at_k, t, on, ever, since, on_time)
                             continue
                     if t_next > horizon:
                         break
@@ -479,10 +550,10 @@ def _run_chunk(b, size, state, model, tables, acc):
                         for m in range(n_events - 1):  # no early exit: fewer mispredictions
                             i += pick >= race_cumulative[row, m]
                     chosen = race_next[row, i]
-                    if chosen < 0:  # a trigger switches on
-                        on |= _ONE << (-chosen - 1)
+                    if chosen < 0:  # a trigger switches (on, or off)
+                        on, ever = _toggle(-chosen - 1, t, on, ever, since, on_time)
                         continue
-                    fire = chosen  # the next stage
+                    fire = chosen  # the transition that fires
                     break
                 if fire < 0:  # the horizon came first
                     _stay(s, horizon - entered, stay, time_in, time_in_sq, per_quantum)
@@ -493,7 +564,11 @@ def _run_chunk(b, size, state, model, tables, acc):
                 occupancy_diff[s, g_enter] += 1
                 g_enter = _grid_index(t, step, n_grid)
                 occupancy_diff[s, g_enter] -= 1
-                s = fire
+                if effect_start[fire + 1] > effect_start[fire]:
+                    on, ever, r0, r1, r2, r3 = _effects(
+                        fire, t, on, ever, since, on_time, model, r0, r1, r2, r3
+                    )
+                s = target[fire]
                 continue
 
             state[0], state[1], state[2], state[3] = r0, r1, r2, r3
@@ -501,11 +576,12 @@ def _run_chunk(b, size, state, model, tables, acc):
                 remaining[j - first] = _latent(state, kind[j], p1[j], p2[j])
             for k in range(n_triggers):
                 next_on[k] = np.inf
-                if not (on >> k) & 1:
-                    if onset_rate[k, s] > 0.0:
-                        next_on[k] = t + _exponential(state) / onset_rate[k, s]
-                    if onset_at[k] > t and onset_at[k] < next_on[k]:
-                        next_on[k] = onset_at[k]
+                hazard = _switch_hazard(
+                    k, s, on, onset_rate, onset_ratio, offset_rate, offset_ratio
+                )
+                switch_rate[k] = hazard
+                if hazard > 0.0:
+                    next_on[k] = t + _exponential(state) / hazard
             r0, r1, r2, r3 = state[0], state[1], state[2], state[3]
 
             moved = False
@@ -527,6 +603,10 @@ def _run_chunk(b, size, state, model, tables, acc):
                 for k in range(n_triggers):
                     if next_on[k] < t_trigger:
                         t_trigger, switch = next_on[k], k
+                    # an `at` still to come for a trigger that is off
+                    if timed and onset_at[k] < t_trigger and onset_at[k] >= t:
+                        if not (on >> k) & 1:
+                            t_trigger, switch = onset_at[k], k
                 t_next = min(t_fire, t_trigger)
                 if t_next > horizon:
                     break
@@ -535,14 +615,32 @@ def _run_chunk(b, size, state, model, tables, acc):
                     if speed[j - first] > 0.0:
                         remaining[j - first] -= speed[j - first] * dt
                 t = t_next
-                if t_trigger <= t_fire:  # a trigger switches on (first, on a tie)
-                    on |= _ONE << switch
-                    next_on[switch] = np.inf
+                if t_trigger <= t_fire:  # a trigger switches (first, on a tie)
+                    on, ever = _toggle(switch, t, on, ever, since, on_time)
+                    # the new set changes the hazards of the trigger switches: redraw the
+                    # switched trigger's clock, rescale the others' (memoryless)
+                    state[0], state[1], state[2], state[3] = r0, r1, r2, r3
+                    for k in range(n_triggers):
+                        hazard = _switch_hazard(
+                            k, s, on, onset_rate, onset_ratio, offset_rate, offset_ratio
+                        )
+                        if k == switch or switch_rate[k] == 0.0:
+                            next_on[k] = np.inf
+                            if hazard > 0.0:
+                                next_on[k] = t + _exponential(state) / hazard
+                        elif hazard != switch_rate[k]:
+                            next_on[k] = t + (next_on[k] - t) * (switch_rate[k] / hazard)
+                        switch_rate[k] = hazard
+                    r0, r1, r2, r3 = state[0], state[1], state[2], state[3]
                     continue
                 _stay(s, t - entered, stay, time_in, time_in_sq, per_quantum)
                 occupancy_diff[s, g_enter] += 1
                 g_enter = _grid_index(t, step, n_grid)
                 occupancy_diff[s, g_enter] -= 1
+                if effect_start[fire + 1] > effect_start[fire]:
+                    on, ever, r0, r1, r2, r3 = _effects(
+                        fire, t, on, ever, since, on_time, model, r0, r1, r2, r3
+                    )
                 s = target[fire]
                 moved = True
                 break
@@ -553,8 +651,14 @@ def _run_chunk(b, size, state, model, tables, acc):
                 break
 
         for k in range(n_triggers):
-            if (on >> k) & 1:
+            if (ever >> k) & 1:
                 fired[k] += 1
+                total_on = on_time[k]
+                if (on >> k) & 1:  # on to the horizon (or kept in a terminal stage)
+                    on_at_horizon[k] += 1
+                    total_on += horizon - since[k]
+                time_on[k] += np.int64(total_on * per_quantum + 0.5)
+                time_on_sq[k] += total_on * total_on
         home = np.int64(h & path_mask)
         if path_keys[home] == h and path_counts[home] > 0:
             path_counts[home] += 1
@@ -578,9 +682,6 @@ def run_batch(sizes, states, model, acc):
     """Run one batch of chunks in parallel: chunk ``b`` runs ``sizes[b]`` trajectories from
     generator ``states[b]`` (advanced in place) and writes only row ``b`` of each array of
     ``acc``. ``model`` and ``acc`` are the named tuples of ``escalate._simulate``."""
-    tables = _hazard_tables(
-        model.out_start, model.kind, model.p1, model.requires, model.ratio, model.onset_rate,
-        model.target,
-    )  # fmt: skip
+    tables = _hazard_tables(model)
     for b in prange(sizes.shape[0]):
         _run_chunk(b, sizes[b], states[b], model, tables, acc)

@@ -84,7 +84,13 @@ ACCUMULATORS = (
     Accumulator("time_in_sq", np.float64, lambda s, k, g: (s,), ORDERED,
                 "sum of squared time spent per trajectory"),
     Accumulator("fired", np.int64, lambda s, k, g: (k,), SUM,
-                "trajectories in which each trigger was on"),
+                "trajectories in which each trigger was on at some time"),
+    Accumulator("on_at_horizon", np.int64, lambda s, k, g: (k,), SUM,
+                "trajectories in which each trigger is on at the horizon"),
+    Accumulator("time_on", np.int64, lambda s, k, g: (k,), SUM,
+                "sum of time each trigger was on (time quanta)"),
+    Accumulator("time_on_sq", np.float64, lambda s, k, g: (k,), ORDERED,
+                "sum of squared time on per trajectory"),
     Accumulator("path_keys", np.uint64, lambda s, k, g: (PATH_CAPACITY,), PATHS,
                 "path table: the hash of each slot's path"),
     Accumulator("path_counts", np.int64, lambda s, k, g: (PATH_CAPACITY,), PATHS,
@@ -105,6 +111,7 @@ _TALLIED = tuple(a for a in ACCUMULATORS if a.merge in (SUM, ORDERED))
 KernelModel = namedtuple(
     "KernelModel",
     "start_cdf terminal out_start target kind p1 p2 ratio requires initial onset_rate onset_at "
+    "onset_ratio offset_rate offset_ratio effect_start effect_trigger effect_value "
     "horizon step n_grid time_bits",
 )
 

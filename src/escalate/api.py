@@ -89,7 +89,7 @@ def simulate(
             raise EscalateError(
                 f"precision must be positive, got {precision:g}", parameter="precision"
             )
-        parse_metric(metric, stages=model.stages, triggers=model.triggers)
+        parse_metric(metric, model=model)
 
         def stop(tally) -> bool:
             _, se = Result.from_tally(tally, compiled, seed=seed).metric(metric)

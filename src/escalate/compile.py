@@ -22,9 +22,9 @@ from escalate.scenario.model import (
     Uniform,
     Weibull,
 )
-from escalate.scenario.resolve import ResolvedScenario, resolve
+from escalate.scenario.resolve import OFF, ResolvedScenario, resolve
 
-__all__ = ["KIND_NAMES", "MAX_GRID_POINTS", "MAX_TRIGGERS", "CompiledScenario", "compile_scenario"]
+__all__ = ["OFF", "KIND_NAMES", "MAX_GRID_POINTS", "MAX_TRIGGERS", "CompiledScenario", "compile_scenario"]
 
 # Timing kinds as the kernel sees them; p1, p2 are the kind's two numbers.
 EXPONENTIAL, FIXED, UNIFORM, GAMMA, WEIBULL, LOGNORMAL = range(6)
@@ -62,8 +62,22 @@ class CompiledScenario:
     initial: np.ndarray  # (K,) float64
     onset_rate: np.ndarray  # (K, S) float64: 0 where the trigger has no onset
     onset_at: np.ndarray  # (K,) float64: inf where the trigger has no `at`
+    onset_ratio: np.ndarray  # (K, S, K) float64: onset hazard factor while trigger m is on
+    offset_rate: np.ndarray  # (K, S) float64: 0 where the trigger has no offset
+    offset_ratio: np.ndarray  # (K, S, K) float64
+    effect_start: np.ndarray  # (T + 1,) int64: CSR offsets of each transition's effects
+    effect_trigger: np.ndarray  # (E,) int64
+    effect_value: np.ndarray  # (E,) float64: OFF (-1) switches off, p in [0, 1] on w.p. p
     grid_step: float
     grid: np.ndarray = field(repr=False)  # (G,) float64: 0, step, 2 step, ..., horizon
+    start_date: str | None = None  # ISO date of t = 0, for outputs
+
+    def can_switch_off(self, k: int) -> bool:
+        """Whether trigger ``k`` can switch off once on (an offset, or an effect ``off``)."""
+        return bool(
+            np.any(self.offset_rate[k] > 0)
+            or np.any((self.effect_trigger == k) & (self.effect_value < 0))
+        )
 
     @property
     def n_stages(self) -> int:
@@ -118,6 +132,15 @@ def _timing_arrays(resolved: ResolvedScenario, index: int) -> tuple[int, float, 
     raise AssertionError(f"unknown delay {delay!r}")  # pragma: no cover
 
 
+def scenario_time(scenario: Scenario, point, parameter: str = "horizon") -> float:
+    """A time point (a number, or a date with the scenario's ``start_date``) as a number of
+    the scenario's time units; EscalateError naming ``parameter`` when it cannot be."""
+    try:
+        return scenario.time_of(point)
+    except ValueError as exc:
+        raise EscalateError(f"{parameter} {exc}", parameter=parameter) from None
+
+
 def compile_scenario(
     scenario: Scenario,
     overrides: dict[str, float] | None = None,
@@ -132,8 +155,9 @@ def compile_scenario(
         A validated scenario.
     overrides : dict, optional
         Parameter values replacing the point values (``--set``).
-    horizon : float, optional
-        Replaces the scenario's horizon (``--horizon``).
+    horizon : float or str, optional
+        Replaces the scenario's horizon (``--horizon``): a time, or a date ``YYYY-MM-DD``
+        when the scenario has a ``start_date``.
 
     Returns
     -------
@@ -145,8 +169,7 @@ def compile_scenario(
         On a bad override or horizon, or more than ``MAX_TRIGGERS`` triggers.
     """
     resolved = resolve(scenario, overrides)
-    if horizon is None:
-        horizon = scenario.horizon
+    horizon = scenario_time(scenario, scenario.horizon if horizon is None else horizon)
     if not (math.isfinite(horizon) and horizon > 0):
         raise EscalateError(
             f"horizon must be a positive number, got {horizon:g}", parameter="horizon"
@@ -173,8 +196,14 @@ def compile_scenario(
     p2 = np.zeros(n_t)
     ratio = np.ones((n_t, n_k))
     requires = np.zeros(n_t, dtype=np.int64)
+    effect_start = np.zeros(n_t + 1, dtype=np.int64)
+    effect_trigger, effect_value = [], []
     for row, i in enumerate(order):
         t = resolved.transitions[i]
+        for name, value in t.effects:
+            effect_trigger.append(trigger_index[name])
+            effect_value.append(value)
+        effect_start[row + 1] = len(effect_trigger)
         out_start[stage_index[t.source] + 1] += 1
         target[row] = stage_index[t.target]
         kind[row], p1[row], p2[row] = _timing_arrays(resolved, i)
@@ -187,10 +216,19 @@ def compile_scenario(
     initial = np.array([t.initial for t in resolved.triggers], dtype=float)
     onset_rate = np.zeros((n_k, n_s))
     onset_at = np.full(n_k, np.inf)
+    offset_rate = np.zeros((n_k, n_s))
+    onset_ratio = np.ones((n_k, n_s, n_k))
+    offset_ratio = np.ones((n_k, n_s, n_k))
     for k, t in enumerate(resolved.triggers):
-        for stage, rate in t.onset_rates.items():
-            if not scenario.stages[stage].terminal:
-                onset_rate[k, stage_index[stage]] = rate
+        for rates, whens, rate_array, ratio_array in (
+            (t.onset_rates, t.onset_when, onset_rate, onset_ratio),
+            (t.offset_rates, t.offset_when, offset_rate, offset_ratio),
+        ):
+            for stage, rate in rates.items():
+                if not scenario.stages[stage].terminal:
+                    rate_array[k, stage_index[stage]] = rate
+                    for other, value in whens.get(stage, {}).items():
+                        ratio_array[k, stage_index[stage], trigger_index[other]] = value
         if t.at is not None:
             onset_at[k] = t.at
 
@@ -218,6 +256,13 @@ def compile_scenario(
         initial=initial,
         onset_rate=onset_rate,
         onset_at=onset_at,
+        onset_ratio=onset_ratio,
+        offset_rate=offset_rate,
+        offset_ratio=offset_ratio,
+        effect_start=effect_start,
+        effect_trigger=np.array(effect_trigger, dtype=np.int64),
+        effect_value=np.array(effect_value, dtype=np.float64),
         grid_step=step,
         grid=grid,
+        start_date=None if scenario.start_date is None else scenario.start_date.isoformat(),
     )

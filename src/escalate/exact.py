@@ -69,6 +69,8 @@ class ExactSolution:
     p_fired: np.ndarray  # (K,)
     time_to_reach: list[dict[str, float | None]]  # per stage: mean, p10, p50, p90
     n_states: int
+    p_on_at_horizon: np.ndarray  # (K,)
+    time_on: np.ndarray  # (K,)
 
 
 class _Chain:
@@ -105,14 +107,17 @@ class _Chain:
                 for j in range(c.out_start[s], c.out_start[s + 1]):
                     rate = c.p1[j] * self.speed(j, mask)
                     if rate > 0.0:
-                        rows.append(i)
-                        cols.append(visit((int(c.target[j]), mask)))
-                        rates.append(rate)
+                        for after, p in self.effects(j, mask).items():
+                            if p > 0.0:
+                                rows.append(i)
+                                cols.append(visit((int(c.target[j]), after)))
+                                rates.append(rate * p)
                 for k in range(c.n_triggers):
-                    if not (mask >> k) & 1 and c.onset_rate[k, s] > 0.0:
+                    rate = self.switch_hazard(k, s, mask)
+                    if rate > 0.0:
                         rows.append(i)
-                        cols.append(visit((s, mask | (1 << k))))
-                        rates.append(c.onset_rate[k, s])
+                        cols.append(visit((s, mask ^ (1 << k))))
+                        rates.append(rate)
                 for bits in self.at_bits.values():
                     visit((s, mask | bits))
             i += 1
@@ -145,6 +150,41 @@ class _Chain:
             if (mask >> k) & 1:
                 factor *= c.ratio[j, k]
         return factor
+
+    def switch_hazard(self, k: int, s: int, mask: int) -> float:
+        """The hazard of trigger ``k`` switching (on if off, off if on) in ``(s, mask)``."""
+        c = self.c
+        on = (mask >> k) & 1
+        rate = float((c.offset_rate if on else c.onset_rate)[k, s])
+        if rate == 0.0:
+            return 0.0
+        ratios = (c.offset_ratio if on else c.onset_ratio)[k, s]
+        for m in range(c.n_triggers):
+            if (mask >> m) & 1:
+                rate *= ratios[m]
+        return rate
+
+    def effects(self, j: int, mask: int) -> dict[int, float]:
+        """The trigger sets transition ``j`` leaves from ``mask``, with their probabilities
+        (its effects applied in order: a probability branches the jump)."""
+        c = self.c
+        outcomes = {mask: 1.0}
+        for e in range(c.effect_start[j], c.effect_start[j + 1]):
+            bit, value = 1 << int(c.effect_trigger[e]), float(c.effect_value[e])
+            after: dict[int, float] = {}
+            for m, p in outcomes.items():
+                if value < 0.0:
+                    branches = [(m & ~bit, p)]
+                elif m & bit or value <= 0.0:
+                    branches = [(m, p)]
+                elif value >= 1.0:
+                    branches = [(m | bit, p)]
+                else:
+                    branches = [(m | bit, p * value), (m, p * (1.0 - value))]
+                for m2, q in branches:
+                    after[m2] = after.get(m2, 0.0) + q
+            outcomes = after
+        return outcomes
 
     def _initial_distribution(self) -> dict[tuple[int, int], float]:
         c = self.c
@@ -243,6 +283,8 @@ class HorizonFigures:
     time_in: np.ndarray  # (S,)
     mean_time_to_reach: np.ndarray  # (S,) E[T | T <= horizon], nan where never reached
     p_fired: np.ndarray  # (K,)
+    p_on_at_horizon: np.ndarray  # (K,)
+    time_on: np.ndarray  # (K,)
 
 
 def _memoryless(c: CompiledScenario) -> None:
@@ -283,26 +325,34 @@ def solve_at_horizon(
     entry) are stacked block-diagonally and advanced together by one uniformized propagation
     per ``at`` segment: one sparse product per Poisson term serves them all, which is what
     makes thousands of exact worlds take seconds. ``occupancy=False`` skips p_at_horizon,
-    time_in and p_fired (left nan); ``reach`` limits the first-entry chains (p_reached, mean
-    time to reach) to those stages.
+    time_in and the trigger figures (left nan); ``reach`` limits the first-entry chains
+    (p_reached, mean time to reach) to those stages. A trigger that can switch off gets a
+    chain of its own, absorbing once it is on, for ``p_fired``; for the others being on at the
+    horizon is having fired.
     """
     _memoryless(c)
     chain = _Chain(c) if chain is None else chain
     n_s, n_k, n, horizon = c.n_stages, c.n_triggers, chain.n, c.horizon
-    # the chains to advance: None for the chain itself (occupancy), else a target stage
-    jobs: list[int | None] = ([None] if occupancy else []) + (
-        list(range(n_s)) if reach is None else list(reach)
+    # the chains to advance: None for the chain itself (occupancy), a stage index (first
+    # entry), or ("fired", k) for a trigger that can switch off
+    fired_jobs = [("fired", k) for k in range(n_k) if occupancy and c.can_switch_off(k)]
+    jobs: list = (
+        ([None] if occupancy else [])
+        + (list(range(n_s)) if reach is None else list(reach))
+        + fired_jobs
     )
-    nan_s = np.full(n_s, np.nan)
-    p_at_horizon, time_in, p_fired = nan_s.copy(), nan_s.copy(), np.full(n_k, np.nan)
+    nan_s, nan_k = np.full(n_s, np.nan), np.full(n_k, np.nan)
+    p_at_horizon, time_in = nan_s.copy(), nan_s.copy()
+    p_fired, p_on, time_on = nan_k.copy(), nan_k.copy(), nan_k.copy()
     p_reached, mean = nan_s.copy(), nan_s.copy()
     if not jobs:
-        return HorizonFigures(p_reached, p_at_horizon, time_in, mean, p_fired)
+        return HorizonFigures(p_reached, p_at_horizon, time_in, mean, p_fired, p_on, time_on)
     _check_speed(chain, horizon)
     group = max(1, MAX_STACKED // max(n, 1))  # chains stacked at a time: bounded memory
+    fired: dict[int, float] = {}
     for first in range(0, len(jobs), group):
         part = jobs[first : first + group]
-        blocks = [chain.q if s is None else _absorbing(chain, chain.stage_of == s) for s in part]
+        blocks = [chain.q if s is None else _absorbing(chain, _target(chain, s)) for s in part]
         v, area = _advance(
             _Stacked(chain, len(blocks)),
             _Uniformized(sparse.block_diag(blocks, format="csr")),
@@ -317,15 +367,29 @@ def solve_at_horizon(
                     np.bincount(chain.stage_of, weights=v[b], minlength=n_s), 0, 1
                 )
                 time_in = np.bincount(chain.stage_of, weights=area[b], minlength=n_s)
-                on = [v[b][(chain.mask_of >> k) & 1 == 1].sum() for k in range(n_k)]
-                p_fired = np.clip(on, 0, 1)
+                bits = [(chain.mask_of >> k) & 1 == 1 for k in range(n_k)]
+                p_on = np.clip([v[b][on].sum() for on in bits], 0, 1)
+                time_on = np.array([area[b][on].sum() for on in bits], dtype=float)
+                p_fired = p_on.copy()  # until a trigger that can switch off says otherwise
                 continue
-            target = chain.stage_of == s
+            target = _target(chain, s)
+            if isinstance(s, tuple):
+                fired[s[1]] = min(max(v[b][target].sum(), 0.0), 1.0)
+                continue
             p_reached[s] = min(max(v[b][target].sum(), 0.0), 1.0)
             if p_reached[s] > 0:
                 mean[s] = horizon - area[b][target].sum() / p_reached[s]
                 mean[s] = 0.0 if mean[s] < 1e-9 * horizon else mean[s]  # rounding at the start
-    return HorizonFigures(p_reached, p_at_horizon, time_in, mean, p_fired)
+    for k, value in fired.items():
+        p_fired[k] = value
+    return HorizonFigures(p_reached, p_at_horizon, time_in, mean, p_fired, p_on, time_on)
+
+
+def _target(chain: _Chain, job) -> np.ndarray:
+    """The states a first-entry chain absorbs in: a stage, or ("fired", k) trigger k on."""
+    if isinstance(job, tuple):
+        return (chain.mask_of >> job[1]) & 1 == 1
+    return chain.stage_of == job
 
 
 class _Stacked:
@@ -434,10 +498,12 @@ def solve_chain(c: CompiledScenario) -> ExactSolution:
     for g in range(1, n_g):
         v, _ = _advance(chain, stepper, v, grid[g - 1], grid[g])
         occupancy[:, g] = np.bincount(chain.stage_of, weights=v, minlength=n_s)
-    p_fired = np.array(
+    p_on = np.array(
         [v[(chain.mask_of >> k) & 1 == 1].sum() for k in range(c.n_triggers)], dtype=float
     )
     at_horizon = solve_at_horizon(c, chain=chain)
+    switching = [c.can_switch_off(k) for k in range(c.n_triggers)]
+    p_fired = np.where(switching, at_horizon.p_fired, p_on)
 
     reached = np.zeros((n_s, n_g))
     time_to_reach = []
@@ -469,6 +535,8 @@ def solve_chain(c: CompiledScenario) -> ExactSolution:
         p_fired=np.clip(p_fired, 0.0, 1.0),
         time_to_reach=time_to_reach,
         n_states=chain.n,
+        p_on_at_horizon=np.clip(p_on, 0.0, 1.0),
+        time_on=at_horizon.time_on,
     )
 
 

@@ -24,6 +24,7 @@ from escalate._format import Z95, wilson
 from escalate.compile import QUANTILE_BINS, TIME_BITS, CompiledScenario
 from escalate.errors import EscalateError, suggest
 from escalate.exact import ExactSolution
+from escalate.scenario.model import date_of, time_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -103,6 +104,16 @@ class Result:
     # use, so that printing a summary never imports pandas
     curve_arrays: tuple = field(repr=False)
     manifest: dict[str, Any] = field(default_factory=dict)
+    start_date: str | None = None  # ISO date of t = 0: outputs give dates beside times
+
+    def date(self, time: float | None) -> str | None:
+        """The ISO date in which ``time`` falls (None without a start_date)."""
+        day = date_of(time, self.start_date, self.time_unit)
+        return None if day is None else day.isoformat()
+
+    def time_of(self, point) -> float:
+        """A time point (number or ``YYYY-MM-DD``) as a time; ValueError if it cannot be."""
+        return time_of(point, self.start_date, self.time_unit)
 
     @cached_property
     def curves(self) -> pd.DataFrame:
@@ -145,7 +156,19 @@ class Result:
         triggers = {}
         for k, name in enumerate(compiled.trigger_names):
             p, se, ci = _proportion(int(tally.fired[k]), n)
-            triggers[name] = {"p_fired": p, "p_fired_se": se, "p_fired_ci": ci}
+            h, h_se, h_ci = _proportion(int(tally.on_at_horizon[k]), n)
+            mean_on = tally.time_on[k] * quantum / n
+            var_on = max(tally.time_on_sq[k] / n - mean_on**2, 0.0)
+            triggers[name] = {
+                "p_fired": p,
+                "p_fired_se": se,
+                "p_fired_ci": ci,
+                "p_on_at_horizon": h,
+                "p_on_at_horizon_se": h_se,
+                "p_on_at_horizon_ci": h_ci,
+                "time_on": mean_on,
+                "time_on_se": math.sqrt(var_on / n),
+            }
         reached = np.cumsum(tally.reach_hist, axis=1) / n
         occupancy = np.cumsum(tally.occupancy_diff[:, :-1], axis=1) / n
         return cls(
@@ -160,6 +183,7 @@ class Result:
             triggers=triggers,
             paths=_paths(tally, compiled),
             curve_arrays=(compiled.grid, compiled.stage_names, reached, occupancy),
+            start_date=compiled.start_date,
         )
 
     @classmethod
@@ -196,6 +220,11 @@ class Result:
                 "p_fired": float(solution.p_fired[k]),
                 "p_fired_se": 0.0,
                 "p_fired_ci": [float(solution.p_fired[k])] * 2,
+                "p_on_at_horizon": float(solution.p_on_at_horizon[k]),
+                "p_on_at_horizon_se": 0.0,
+                "p_on_at_horizon_ci": [float(solution.p_on_at_horizon[k])] * 2,
+                "time_on": float(solution.time_on[k]),
+                "time_on_se": 0.0,
             }
             for k, name in enumerate(compiled.trigger_names)
         }
@@ -216,6 +245,7 @@ class Result:
                 solution.reached,
                 solution.occupancy,
             ),
+            start_date=compiled.start_date,
         )
 
     # --- reading ---------------------------------------------------------------------------
@@ -268,6 +298,13 @@ class Result:
         }
         if self.method == "exact":
             del summary["paths"]
+        if self.start_date is not None:
+            summary["start_date"] = self.start_date
+            summary["horizon_date"] = self.date(self.horizon)
+            for stage in summary["stages"].values():
+                ttr = stage["time_to_reach"] = dict(stage["time_to_reach"])
+                for key in ("mean", *(f"p{round(q * 100)}" for q in QUANTILES)):
+                    ttr[f"{key}_date"] = self.date(ttr.get(key))
         return summary
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -277,9 +314,9 @@ class Result:
     def metric(self, name: str) -> tuple[float, float]:
         """The value and standard error of a metric such as ``p_reached:war@365``."""
         kind, target, detail, at = parse_metric(name, self)
-        if kind == "p_fired":
+        if kind in TRIGGER_METRICS:
             t = self.triggers[target]
-            return t["p_fired"], t["p_fired_se"]
+            return t[kind], t[f"{kind}_se"]
         s = self.stages[target]
         if kind == "p_reached" and at is None:
             return s.p_reached, s.p_reached_se
@@ -456,24 +493,32 @@ def _paths(tally: Tally, compiled: CompiledScenario) -> list[dict[str, Any]]:
     return out
 
 
+TRIGGER_METRICS = ("p_fired", "p_on_at_horizon", "time_on")
+
 _METRIC = re.compile(
-    r"^(?P<kind>p_reached|p_at_horizon|time_in|time_to_reach|p_fired)"
+    r"^(?P<kind>p_reached|p_at_horizon|time_in|time_to_reach|p_fired|p_on_at_horizon|time_on)"
     r":(?P<target>[A-Za-z][A-Za-z0-9_-]*)"
-    r"(?::(?P<detail>mean|p10|p50|p90))?(?:@(?P<at>[0-9.eE+-]+))?$"
+    r"(?::(?P<detail>mean|p10|p50|p90))?(?:@(?P<at>[0-9.eE+-]+|[0-9]{4}-[0-9-]+))?$"
 )
 
 
-def parse_metric(name: str, result: Result | None = None, *, stages=None, triggers=None):
+def parse_metric(
+    name: str, result: Result | None = None, *, stages=None, triggers=None, model=None
+):
     """Split a metric name into (kind, target, detail, at), checking names when it can.
 
-    Forms: ``p_reached:STAGE``, ``p_reached:STAGE@T``, ``time_to_reach:STAGE:p50``,
-    ``p_at_horizon:STAGE``, ``time_in:STAGE``, ``p_fired:TRIGGER``.
+    Forms: ``p_reached:STAGE``, ``p_reached:STAGE@T`` (T a time, or a date ``YYYY-MM-DD``
+    with the scenario's ``start_date``), ``time_to_reach:STAGE:p50``, ``p_at_horizon:STAGE``,
+    ``time_in:STAGE``, ``p_fired:TRIGGER``, ``p_on_at_horizon:TRIGGER``, ``time_on:TRIGGER``.
+    ``model`` (a Scenario) or ``result`` checks names and turns a date into a time; without
+    either, a date is returned as written.
     """
     match = _METRIC.match(name)
     if not match:
         raise EscalateError.about(
             "{metric} {!r}: expected p_reached:STAGE[@T], time_to_reach:STAGE:p10|p50|p90|"
-            "mean, p_at_horizon:STAGE, time_in:STAGE or p_fired:TRIGGER",
+            "mean, p_at_horizon:STAGE, time_in:STAGE, p_fired:TRIGGER, "
+            "p_on_at_horizon:TRIGGER or time_on:TRIGGER",
             name,
         )
     kind, target, detail, at = match.group("kind", "target", "detail", "at")
@@ -485,12 +530,23 @@ def parse_metric(name: str, result: Result | None = None, *, stages=None, trigge
         )
     if at is not None and kind != "p_reached":
         raise EscalateError.about("{metric} {!r}: only p_reached takes @T", name)
-    at_value = float(at) if at is not None else None
+    if model is not None:
+        stages, triggers = model.stages, model.triggers
     if result is not None:
         stages, triggers = result.stages, result.triggers
-    names = triggers if kind == "p_fired" else stages
+    at_value: Any = None
+    if at is not None:
+        convert = model or result
+        try:
+            if convert is not None:
+                at_value = convert.time_of(at)
+            else:  # a date stays as written until a scenario can place it
+                at_value = at if re.match(r"^[0-9]{4}-", at) else time_of(at, None, "day")
+        except ValueError as exc:
+            raise EscalateError.about("{metric} {!r}: {}", name, str(exc)) from None
+    names = triggers if kind in TRIGGER_METRICS else stages
     if names is not None and target not in names:
-        what = "trigger" if kind == "p_fired" else "stage"
+        what = "trigger" if kind in TRIGGER_METRICS else "stage"
         raise EscalateError.about(
             "{metric} {!r}: unknown {} {!r}{}", name, what, target, suggest(target, names)
         )

@@ -267,7 +267,7 @@ def reach_across_worlds(
     if stage not in model.stages:
         raise EscalateError(f"unknown stage {stage!r}{suggest(stage, model.stages)}")
     if times is None:
-        times = np.linspace(0.0, model.horizon, 25)
+        times = np.linspace(0.0, model.horizon_time, 25)
     times = np.asarray(times, dtype=float)
     drawn = draw_worlds(model, worlds, seed)
     if engine == "auto" and n is not None:

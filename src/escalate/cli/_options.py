@@ -66,7 +66,11 @@ class Count(click.ParamType):
 
 scenario_argument = click.argument("scenario", type=click.Path(path_type=Path))
 
-horizon_option = click.option("--horizon", type=float, help="Replace the scenario's horizon.")
+horizon_option = click.option(
+    "--horizon",
+    metavar="T|DATE",
+    help="Replace the scenario's horizon: a time, or a date YYYY-MM-DD with start_date.",
+)
 
 format_option = click.option(
     "--format",

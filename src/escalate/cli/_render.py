@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from escalate._format import compact_path, number, percent
+from escalate._format import MISSING, compact_path, number, percent
 from escalate.scenario.model import OnsetAt, OnsetTiming
 
 if TYPE_CHECKING:
@@ -76,15 +76,18 @@ def print_result(out: Console, result: Result) -> None:
     m = result.manifest
     unit = result.time_unit
     rate = m.get("trajectories_per_s")
+    horizon = f"horizon {number(result.horizon)} {unit}s"
+    if result.start_date is not None:
+        horizon += f" ({result.start_date} to {result.date(result.horizon)})"
     if result.method == "exact":
         header = (
             f"{result.scenario}: exact solution over {m.get('states', '?')} joint states, "
-            f"horizon {number(result.horizon)} {unit}s ({m.get('wall_time_s', 0):.3f} s)"
+            f"{horizon} ({m.get('wall_time_s', 0):.3f} s)"
         )
     else:
         header = (
             f"{result.scenario}: {result.trajectories:,} trajectories, seed {result.seed}, "
-            f"horizon {number(result.horizon)} {unit}s"
+            f"{horizon}"
         )
     if rate:
         header += f" ({m['wall_time_s']:.2f} s, {rate / 1e6:.2f} million/s"
@@ -104,6 +107,9 @@ def print_result(out: Console, result: Result) -> None:
     table.add_column("p50", justify="right")
     table.add_column("p90", justify="right")
     table.add_column("mean", justify="right")
+    dated = result.start_date is not None
+    if dated:
+        table.add_column("p50 as a date", justify="right")
     for name, s in result.stages.items():
         lo, hi = s.p_reached_ci
         ttr = s.time_to_reach
@@ -116,17 +122,22 @@ def print_result(out: Console, result: Result) -> None:
             number(ttr["p50"]),
             number(ttr["p90"]),
             number(ttr["mean"]),
+            *([result.date(ttr["p50"]) or MISSING] if dated else []),
         )
     out.print(table)
     if result.triggers:
         triggers = Table(title="Triggers", title_justify="left")
         triggers.add_column("trigger", overflow="fold")
         triggers.add_column("P(on by horizon)", justify="right")
+        triggers.add_column("P(on at horizon)", justify="right")
+        triggers.add_column(f"time on ({unit}s)", justify="right")
         for name, t in result.triggers.items():
             lo, hi = t["p_fired_ci"]
             triggers.add_row(
                 result.labels.get(name, name),
                 percent(t["p_fired"]) + (f" ± {100 * (hi - lo) / 2:.2f}" if hi > lo else ""),
+                percent(t["p_on_at_horizon"]),
+                number(t["time_on"]),
             )
         out.print(triggers)
     if result.paths:
@@ -153,7 +164,7 @@ def print_worlds(out: Console, result) -> None:
     for col in ("metric", "pooled", "mean", "5%", "50%", "95%"):
         table.add_column(col, justify="left" if col == "metric" else "right", overflow="fold")
     for metric, row in result.summary().iterrows():
-        if metric.startswith(("p_reached:", "p_fired:", "time_to_reach:")):
+        if metric.startswith(("p_reached:", "p_fired:", "time_to_reach:", "p_on_at_horizon:")):
             form = "{:.1f}" if metric.startswith("time_") else "{:.3f}"
             cells = [row[c] for c in ("pooled", "mean", "p5", "p50", "p95")]
             table.add_row(metric, *(form.format(x) if x == x else "—" for x in cells))
@@ -195,6 +206,29 @@ def print_scenario(out: Console, model: Scenario, r: ResolvedScenario) -> None:
         out.print(table)
 
 
+def _effect_text(trigger: str, value: float) -> str:
+    if value < 0:
+        return f"{trigger} off"
+    return f"{trigger} on" if value >= 1 else f"{trigger} on w.p. {number(value)}"
+
+
+def _switch_text(switch, rates: dict[str, float], whens: dict, unit: str) -> str | None:
+    """An onset or offset as written, with its rates (and resolved `when` ratios)."""
+
+    def one(timing, stage):
+        text = f"{timing.describe()} (rate {number(rates.get(stage))}/{unit})"
+        when = whens.get(stage) or {}
+        if when:
+            text += " when " + ", ".join(f"{k} ×{number(v)}" for k, v in when.items())
+        return text
+
+    if isinstance(switch, OnsetTiming):
+        return f"every stage: {one(switch, next(iter(rates), None))}"
+    if isinstance(switch, dict):
+        return "\n".join(f"{stage}: {one(t, stage)}" for stage, t in switch.items())
+    return None
+
+
 def _scenario_tables(model: Scenario, r: ResolvedScenario):
     unit = model.time_unit
     title = model.title or model.scenario
@@ -204,7 +238,12 @@ def _scenario_tables(model: Scenario, r: ResolvedScenario):
     overview.add_row("scenario", f"{model.scenario} — {title}")
     if model.description:
         overview.add_row("description", model.description.strip())
-    overview.add_row("horizon", f"{number(model.horizon)} {unit}s")
+    if model.start_date is not None:
+        overview.add_row("start date", model.start_date.isoformat())
+    horizon = f"{number(model.horizon_time)} {unit}s"
+    if model.start_date is not None:
+        horizon += f" (to {model.date_of(model.horizon_time)})"
+    overview.add_row("horizon", horizon)
     overview.add_row(
         "start",
         ", ".join(f"{s} ({number(p)})" for s, p in r.start.items())
@@ -229,6 +268,9 @@ def _scenario_tables(model: Scenario, r: ResolvedScenario):
     transitions.add_column("mean time", justify="right")
     transitions.add_column("when (hazard ratio)", overflow="fold")
     transitions.add_column("requires", overflow="fold")
+    effects = any(t.effects for t in r.transitions)
+    if effects:
+        transitions.add_column("effects", overflow="fold")
     for t, written in zip(r.transitions, model.transitions, strict=True):
         transitions.add_row(
             f"{t.source} → {t.target}",
@@ -237,6 +279,7 @@ def _scenario_tables(model: Scenario, r: ResolvedScenario):
             number(t.mean_time),
             ", ".join(f"{k} ×{number(v)}" for k, v in t.when.items()),
             ", ".join(t.requires),
+            *([", ".join(_effect_text(k, v) for k, v in t.effects)] if effects else []),
         )
     if not r.is_markov:
         transitions.caption = "— : not exponential (no constant rate)"
@@ -244,23 +287,23 @@ def _scenario_tables(model: Scenario, r: ResolvedScenario):
 
     if model.triggers:
         triggers = Table(title="Triggers", title_justify="left")
-        for col in ("trigger", "label", "initial", "onset"):
+        offsets = any(t.offset is not None for t in model.triggers.values())
+        for col in ("trigger", "label", "initial", "onset", *(["offset"] if offsets else [])):
             triggers.add_column(col, overflow="fold")
         for rt in r.triggers:
-            onset = model.triggers[rt.name].onset
+            trigger = model.triggers[rt.name]
+            onset = trigger.onset
             if isinstance(onset, OnsetAt):
                 text = f"at t = {number(rt.at)}"
-            elif isinstance(onset, OnsetTiming):
-                rate = next(iter(rt.onset_rates.values()), None)
-                text = f"every stage: {onset.describe()} (rate {number(rate)}/{unit})"
-            elif isinstance(onset, dict):
-                text = "\n".join(
-                    f"{stage}: {timing.describe()} (rate {number(rt.onset_rates[stage])}/{unit})"
-                    for stage, timing in onset.items()
-                )
+                if model.start_date is not None:
+                    text += f" ({model.date_of(rt.at)})"
             else:
-                text = "none (only through initial)"
-            triggers.add_row(rt.name, model.label(rt.name), number(rt.initial), text)
+                text = _switch_text(onset, rt.onset_rates, rt.onset_when, unit)
+                text = text or "none (only through initial)"
+            extra = []
+            if offsets:
+                extra = [_switch_text(trigger.offset, rt.offset_rates, rt.offset_when, unit) or ""]
+            triggers.add_row(rt.name, model.label(rt.name), number(rt.initial), text, *extra)
         yield triggers
 
     if model.parameters:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 
 from escalate.errors import Issue, format_path, suggest
 from escalate.scenario._yaml import Document
 from escalate.scenario.model import (
+    EFFECT_KEYWORDS,
     NON_NEGATIVE,
     OPEN_PROBABILITY,
     POSITIVE,
@@ -25,6 +27,7 @@ from escalate.scenario.model import (
     OnsetTiming,
     Scenario,
     Timing,
+    Trigger,
 )
 
 Path = tuple[str | int, ...]
@@ -66,6 +69,22 @@ def _timing_slots(path: Path, timing: Timing) -> Iterator[Slot]:
             yield Slot((*path, "after", key), getattr(timing.after, key), domain)
 
 
+def _switch_slots(path: Path, timing: OnsetTiming) -> Iterator[Slot]:
+    yield from _timing_slots(path, timing)
+    for other, ratio in timing.when.items():
+        yield Slot((*path, "when", other), ratio, NON_NEGATIVE)
+
+
+def switch_timings(trigger: Trigger, key: str) -> Iterator[tuple[Path, OnsetTiming]]:
+    """(path below the trigger, timing) of each exponential onset or offset timing."""
+    switch = getattr(trigger, key)
+    if isinstance(switch, OnsetTiming):
+        yield (key,), switch
+    elif isinstance(switch, dict):
+        for stage, timing in switch.items():
+            yield (key, stage), timing
+
+
 def number_slots(scenario: Scenario) -> Iterator[Slot]:
     """Every number of the triggers and transitions (where parameter names may stand)."""
     for name, trigger in scenario.triggers.items():
@@ -73,17 +92,19 @@ def number_slots(scenario: Scenario) -> Iterator[Slot]:
         yield Slot((*path, "initial"), trigger.initial, PROBABILITY)
         onset = trigger.onset
         if isinstance(onset, OnsetAt):
-            yield Slot((*path, "onset", "at"), onset.at, NON_NEGATIVE)
-        elif isinstance(onset, OnsetTiming):
-            yield from _timing_slots((*path, "onset"), onset)
-        elif isinstance(onset, dict):
-            for stage, timing in onset.items():
-                yield from _timing_slots((*path, "onset", stage), timing)
+            if not isinstance(onset.at, date):
+                yield Slot((*path, "onset", "at"), onset.at, NON_NEGATIVE)
+        for key in ("onset", "offset"):
+            for below, timing in switch_timings(trigger, key):
+                yield from _switch_slots((*path, *below), timing)
     for i, transition in enumerate(scenario.transitions):
         path = ("transitions", i)
         yield from _timing_slots(path, transition)
         for trigger, ratio in transition.when.items():
             yield Slot((*path, "when", trigger), ratio, NON_NEGATIVE)
+        for trigger, effect in transition.effects.items():
+            if effect not in EFFECT_KEYWORDS:
+                yield Slot((*path, "effects", trigger), effect, PROBABILITY)
 
 
 def value_problems(scenario: Scenario, values: dict[str, float]) -> list[tuple[Path, str]]:
@@ -136,8 +157,7 @@ class _Checker:
         return self.doc.mark(path)[0]
 
     def run(self) -> list[Issue]:
-        if self.s.horizon <= 0:
-            self.error(("horizon",), f"must be positive, got {self.s.horizon:g}")
+        self.check_dates()
         self.check_start()
         self.check_transitions()
         self.check_triggers()
@@ -158,6 +178,30 @@ class _Checker:
             return True
         self.error(path, f"unknown trigger {name!r}{suggest(name, self.s.triggers)}", at_key=at_key)
         return False
+
+    def time_point(self, path: Path, point) -> float | None:
+        """A time point as a number, or None after reporting why a date cannot be used."""
+        try:
+            return self.s.time_of(point)
+        except ValueError as exc:
+            self.error(path, str(exc))
+            return None
+
+    def check_dates(self) -> None:
+        s = self.s
+        if s.start_date is not None and s.time_unit not in ("day", "week"):
+            self.error(
+                ("start_date",),
+                f"start_date needs time_unit day or week, not {s.time_unit} "
+                "(months and years are not a fixed number of days)",
+            )
+        horizon = self.time_point(("horizon",), s.horizon)
+        if horizon is not None and horizon <= 0:
+            where = f" (the date {s.horizon} is start_date)" if isinstance(s.horizon, date) else ""
+            self.error(("horizon",), f"must be positive, got {horizon:g}{where}")
+        for name, trigger in s.triggers.items():
+            if isinstance(trigger.onset, OnsetAt) and isinstance(trigger.onset.at, date):
+                self.time_point(("triggers", name, "onset", "at"), trigger.onset.at)
 
     def check_start(self) -> None:
         start = self.s.start
@@ -232,24 +276,36 @@ class _Checker:
                 self.trigger_exists(trigger, (*path, "requires", k))
                 if trigger in t.requires[:k]:
                     self.error((*path, "requires", k), f"trigger {trigger!r} is listed twice")
+            for trigger in t.effects:
+                self.trigger_exists(trigger, (*path, "effects", trigger), at_key=True)
 
     def check_triggers(self) -> None:
         for name, trigger in self.s.triggers.items():
-            path: Path = ("triggers", name, "onset")
-            onset = trigger.onset
-            if isinstance(onset, OnsetTiming):
-                self.check_timing_form(path, onset, onset=True)
-            elif isinstance(onset, dict):
-                for stage, timing in onset.items():
-                    known = self.stage_exists(stage, (*path, stage), at_key=True)
-                    if known and self.s.stages[stage].terminal:
-                        self.error(
-                            (*path, stage),
-                            f"stage {stage!r} is terminal: nothing happens after "
-                            "entering it, so a trigger cannot switch on there",
-                            at_key=True,
-                        )
-                    self.check_timing_form((*path, stage), timing, onset=True)
+            for key, verb in (("onset", "switch on"), ("offset", "switch off")):
+                for below, timing in switch_timings(trigger, key):
+                    path: Path = ("triggers", name, *below)
+                    if len(below) == 2:
+                        stage = below[1]
+                        known = self.stage_exists(stage, path, at_key=True)
+                        if known and self.s.stages[stage].terminal:
+                            self.error(
+                                path,
+                                f"stage {stage!r} is terminal: nothing happens after "
+                                f"entering it, so a trigger cannot {verb} there",
+                                at_key=True,
+                            )
+                    self.check_timing_form(path, timing, onset=True)
+                    for other in timing.when:
+                        where = (*path, "when", other)
+                        if other == name:
+                            self.error(
+                                where,
+                                f"an {key}'s when may not name its own trigger {name!r}: "
+                                "its ratios come from the other triggers",
+                                at_key=True,
+                            )
+                        else:
+                            self.trigger_exists(other, where, at_key=True)
 
     def check_parameters(self) -> None:
         for name, parameter in self.s.parameters.items():
@@ -336,14 +392,18 @@ class _Checker:
                     at_key=True,
                 )
         used = {k for t in s.transitions for k in (*t.when, *t.requires)}
+        for trigger in s.triggers.values():
+            for key in ("onset", "offset"):
+                used.update(k for _, timing in switch_timings(trigger, key) for k in timing.when)
+        switched_on = {k for t in s.transitions for k, e in t.effects.items() if e != "off"}
         for name, trigger in s.triggers.items():
             if name not in used:
                 self.warn(
                     ("triggers", name),
-                    f"trigger {name!r} changes no transition (no when or requires names it)",
+                    f"trigger {name!r} changes nothing (no when or requires names it)",
                     at_key=True,
                 )
-            elif trigger.onset is None and trigger.initial == 0:
+            elif trigger.onset is None and trigger.initial == 0 and name not in switched_on:
                 self.warn(
                     ("triggers", name),
                     f"trigger {name!r} can never switch on (initial 0 and no onset)",

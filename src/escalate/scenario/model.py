@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -16,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PlainSerializer,
     PlainValidator,
     PrivateAttr,
     Tag,
@@ -29,18 +31,24 @@ from escalate.errors import Issue
 
 __all__ = [
     "DELAY_DISTRIBUTIONS",
+    "EFFECT_KEYWORDS",
     "NAME_PATTERN",
     "UNCERTAIN_DISTRIBUTIONS",
     "Distribution",
+    "Effect",
     "Interval",
     "OnsetAt",
     "OnsetTiming",
     "Parameter",
     "Scenario",
     "Stage",
+    "TimePoint",
+    "date_of",
+    "time_of",
     "Timing",
     "Transition",
     "Trigger",
+    "parse_date",
 ]
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
@@ -77,6 +85,111 @@ def _number_or_name(value: Any) -> float | str:
     return _finite_number(value)
 
 
+_DATE_LIKE = re.compile(r"^[0-9]{4}-")
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def parse_date(text: str) -> date:
+    """A ``YYYY-MM-DD`` date; ValueError with a short reason for anything else."""
+    if not _ISO_DATE.match(text):
+        raise ValueError(f"{text!r} is not a date: write YYYY-MM-DD (e.g. 2026-06-30)")
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a date ({exc})") from None
+
+
+def time_of(point: float | date | str, start_date: date | str | None, time_unit: str) -> float:
+    """A time point (a number, or a date ``YYYY-MM-DD``) as a number of ``time_unit`` since
+    ``start_date``. Raises ValueError with the reason when it is neither, or when a date
+    cannot be used: no start_date, month or year units, a date before start_date."""
+    if isinstance(point, str):
+        if not _looks_like_date(point):
+            try:
+                return float(point)
+            except ValueError:
+                raise ValueError(
+                    f"{point!r} is neither a number nor a date YYYY-MM-DD"
+                ) from None
+        point = parse_date(point)
+    if not isinstance(point, date):
+        return float(point)
+    if start_date is None:
+        raise ValueError(f"the date {point} needs start_date (the date of t = 0) in the scenario")
+    if isinstance(start_date, str):
+        start_date = parse_date(start_date)
+    if time_unit not in ("day", "week"):
+        raise ValueError(
+            f"a date needs time_unit day or week, not {time_unit} "
+            "(months and years are not a fixed number of days)"
+        )
+    days = (point - start_date).days
+    if days < 0:
+        raise ValueError(f"the date {point} is before start_date {start_date}")
+    return days / 7.0 if time_unit == "week" else float(days)
+
+
+def date_of(time: float | None, start_date: date | str | None, time_unit: str) -> date | None:
+    """The calendar date in which a time falls (None without ``start_date``)."""
+    if start_date is None or time is None or not math.isfinite(time):
+        return None
+    if isinstance(start_date, str):
+        start_date = parse_date(start_date)
+    days = time * 7.0 if time_unit == "week" else time
+    return date.fromordinal(start_date.toordinal() + math.floor(days + 1e-9))
+
+
+def _looks_like_date(value: Any) -> bool:
+    return isinstance(value, str) and bool(_DATE_LIKE.match(value))
+
+
+def _date(value: Any) -> date:
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "date", "expected a date YYYY-MM-DD, got {got}", {"got": _show(value)}
+        )
+    try:
+        return parse_date(value)
+    except ValueError as exc:
+        raise PydanticCustomError("date", str(exc)) from None
+
+
+def _time_point(value: Any) -> float | date:
+    if _looks_like_date(value) or isinstance(value, date):
+        return _date(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError(
+            "time_point",
+            "expected a number or a date YYYY-MM-DD, got {got}",
+            {"got": _show(value)},
+        )
+    return _finite_number(value)
+
+
+def _time_point_or_name(value: Any) -> float | str | date:
+    if _looks_like_date(value) or isinstance(value, date):
+        return _date(value)
+    return _number_or_name(value)
+
+
+EFFECT_KEYWORDS = ("on", "off")
+
+
+def _effect(value: Any) -> float | str:
+    if isinstance(value, str) and value in EFFECT_KEYWORDS:
+        return value
+    try:
+        return _number_or_name(value)
+    except PydanticCustomError:
+        raise PydanticCustomError(
+            "effect",
+            "an effect is on, off, or a probability (a number or a parameter name), got {got}",
+            {"got": _show(value)},
+        ) from None
+
+
 def _show(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
@@ -105,6 +218,51 @@ Number = Annotated[
 """A finite number, or the name of a parameter whose value it takes."""
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+_DATE_SCHEMA = {"type": "string", "format": "date"}
+
+
+def _written(value: Any) -> Any:
+    """A time point as the file writes it: a date as YYYY-MM-DD, a number or name as is."""
+    return value.isoformat() if isinstance(value, date) else value
+
+
+_AS_WRITTEN = PlainSerializer(_written)
+Date = Annotated[date, PlainValidator(_date), _AS_WRITTEN, WithJsonSchema(_DATE_SCHEMA)]
+"""A calendar date, ``YYYY-MM-DD``."""
+
+TimePoint = Annotated[
+    float | date,
+    PlainValidator(_time_point),
+    _AS_WRITTEN,
+    WithJsonSchema({"anyOf": [{"type": "number"}, _DATE_SCHEMA]}),
+]
+"""A time: a number in the scenario's unit, or a date (with ``start_date``)."""
+
+TimePointOrName = Annotated[
+    float | str | date,
+    PlainValidator(_time_point_or_name),
+    _AS_WRITTEN,
+    WithJsonSchema(
+        {"anyOf": [{"type": "number"}, {"type": "string", "pattern": NAME_PATTERN}, _DATE_SCHEMA]}
+    ),
+]
+"""A time, or the name of a parameter whose value it takes."""
+
+Effect = Annotated[
+    float | str,
+    PlainValidator(_effect),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"enum": list(EFFECT_KEYWORDS)},
+                {"type": "number", "minimum": 0, "maximum": 1},
+                {"type": "string", "pattern": NAME_PATTERN},
+            ]
+        }
+    ),
+]
+"""What a transition does to a trigger: ``on``, ``off``, or switch it on with a probability."""
 
 
 class Interval:
@@ -440,14 +598,17 @@ class Timing(_Model):
 
 
 class OnsetTiming(Timing):
-    """An exponential timing for a trigger's onset."""
+    """An exponential timing for a trigger's onset or offset."""
+
+    when: dict[Name, Number] = Field(default_factory=dict)
+    """Hazard ratio while each named other trigger is on; 0 blocks."""
 
 
 class OnsetAt(_Model):
     """A trigger that switches on at a fixed time, whatever the stage."""
 
-    at: Number
-    """The time it switches on."""
+    at: TimePointOrName
+    """The time it switches on (a number, a parameter name, or a date)."""
 
 
 def _onset_form(value: Any) -> str | None:
@@ -457,9 +618,19 @@ def _onset_form(value: Any) -> str | None:
         return None
     if "at" in value and not isinstance(value["at"], dict):
         return "<at>"
+    if set(value) & _TIMING_KEYS:
+        return "<every stage>"
     if value and all(isinstance(v, dict | BaseModel) or v is None for v in value.values()):
         return "<per stage>"
     return "<every stage>"
+
+
+_TIMING_KEYS = {"rate", "mean", "chance", "within", "after", "when"}
+
+
+def _offset_form(value: Any) -> str | None:
+    form = _onset_form(value)
+    return None if form == "<at>" else form
 
 
 Onset = Annotated[
@@ -477,8 +648,22 @@ Onset = Annotated[
 ]
 
 
+Offset = Annotated[
+    Annotated[OnsetTiming, Tag("<every stage>")]
+    | Annotated[dict[Name, OnsetTiming], Tag("<per stage>")],
+    Discriminator(
+        _offset_form,
+        custom_error_type="offset_form",
+        custom_error_message=(
+            "an offset is a mapping: one exponential timing such as {mean: M}, "
+            "or a timing per stage such as {stage_name: {mean: M}}"
+        ),
+    ),
+]
+
+
 class Trigger(_Model):
-    """An event that, once on, stays on and changes the speed of transitions."""
+    """An event that switches on (and, with an offset, off) and changes transition speeds."""
 
     model_config = ConfigDict(json_schema_extra=_also_null)
 
@@ -488,6 +673,8 @@ class Trigger(_Model):
     """Probability that it is already on at t = 0."""
     onset: Onset | None = None
     """How it switches on: per stage, one timing for every non-terminal stage, or `at`."""
+    offset: Offset | None = None
+    """How it switches off again while on: per stage, or one timing for every stage."""
 
 
 class Transition(Timing):
@@ -501,6 +688,8 @@ class Transition(Timing):
     """Hazard ratio (clock speed) while each named trigger is on; 0 blocks."""
     requires: list[Name] = Field(default_factory=list)
     """Triggers that must all be on for the transition to be possible."""
+    effects: dict[Name, Effect] = Field(default_factory=dict)
+    """Triggers this transition changes as it fires, in order: on, off, or a probability."""
     source: str | None = None
     """Provenance: the claim this transition encodes."""
 
@@ -536,8 +725,10 @@ class Scenario(_Model):
     """Free text: what the scenario encodes and how to read it."""
     time_unit: Literal["day", "week", "month", "year"] = "day"
     """The unit of every time and rate in the file (a label only)."""
-    horizon: Real
-    """Trajectories are followed for this long."""
+    start_date: Date | None = None
+    """The calendar date of t = 0 (needs time_unit day or week); any time may then be a date."""
+    horizon: TimePoint
+    """Trajectories are followed for this long (or up to this date)."""
     start: Start
     """The starting stage, or a mapping stage -> probability summing to 1."""
     parameters: dict[Name, Parameter] = Field(default_factory=dict)
@@ -579,6 +770,24 @@ class Scenario(_Model):
         """The display label of a stage or trigger."""
         item = self.stages.get(name) or self.triggers.get(name)
         return (item.label if item is not None and item.label else None) or name
+
+    def time_of(self, point: float | date | str) -> float:
+        """A time point as a number in the scenario's unit: a date becomes the days since
+        ``start_date`` (divided by 7 in weeks). Raises ValueError with the reason when a date
+        cannot be used here."""
+        return time_of(point, self.start_date, self.time_unit)
+
+    def date_of(self, time: float) -> date | None:
+        """The calendar date in which a time falls (None without ``start_date``)."""
+        return date_of(time, self.start_date, self.time_unit)
+
+    @property
+    def horizon_time(self) -> float:
+        """The horizon as a number in the scenario's unit (a date horizon converted)."""
+        try:
+            return self.time_of(self.horizon)
+        except ValueError:  # reported by the rules at load time
+            return math.nan
 
     def point_values(self, overrides: dict[str, float] | None = None) -> dict[str, float]:
         """Each parameter's point value, with ``overrides`` applied (names are not checked)."""

@@ -54,6 +54,8 @@ class ResolvedTransition:
     delay_numbers: dict[str, float]
     when: dict[str, float]
     requires: tuple[str, ...]
+    effects: tuple[tuple[str, float], ...] = ()
+    """(trigger, value) in order: -1 switches it off, p in [0, 1] on with probability p."""
 
     @property
     def mean_time(self) -> float:
@@ -63,14 +65,21 @@ class ResolvedTransition:
         return self.delay.expected(self.delay_numbers)  # type: ignore[union-attr]
 
 
+OFF = -1.0  # an effect's value that switches its trigger off
+
+
 @dataclass(frozen=True)
 class ResolvedTrigger:
-    """A trigger with numbers: initial probability, onset rate per stage, or onset time."""
+    """A trigger with numbers: initial probability, onset rate per stage or onset time, offset
+    rate per stage, and the hazard ratios of the other triggers on its onset and offset."""
 
     name: str
     initial: float
     onset_rates: dict[str, float]
     at: float | None
+    offset_rates: dict[str, float] = field(default_factory=dict)
+    onset_when: dict[str, dict[str, float]] = field(default_factory=dict)  # stage -> ratios
+    offset_when: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,22 @@ class ResolvedScenario:
     def is_markov(self) -> bool:
         """Whether every transition timing is exponential (so the process is a CTMC)."""
         return all(t.rate is not None for t in self.transitions)
+
+
+def _switch(switch, stages: list[str], values: dict[str, float]):
+    """Rates per stage and `when` ratios per stage of an onset or offset (none for `at`)."""
+    if isinstance(switch, OnsetTiming):
+        timings = dict.fromkeys(stages, switch)
+    elif isinstance(switch, dict):
+        timings = switch
+    else:
+        return {}, {}
+    rates = {stage: exponential_rate(timing, values) for stage, timing in timings.items()}
+    when = {
+        stage: {k: number(v, values) for k, v in timing.when.items()}
+        for stage, timing in timings.items()
+    }
+    return rates, when
 
 
 def resolve(scenario: Scenario, overrides: dict[str, float] | None = None) -> ResolvedScenario:
@@ -137,20 +162,32 @@ def resolve(scenario: Scenario, overrides: dict[str, float] | None = None) -> Re
                 delay_numbers=delay.numbers(values) if delay is not None else {},
                 when={k: number(v, values) for k, v in t.when.items()},
                 requires=tuple(t.requires),
+                effects=tuple(
+                    (k, OFF if v == "off" else 1.0 if v == "on" else number(v, values))
+                    for k, v in t.effects.items()
+                ),
             )
         )
 
     non_terminal = [name for name, stage in scenario.stages.items() if not stage.terminal]
     triggers = []
     for name, trigger in scenario.triggers.items():
-        onset, rates, at = trigger.onset, {}, None
-        if isinstance(onset, OnsetAt):
-            at = number(onset.at, values)
-        elif isinstance(onset, OnsetTiming):
-            rates = dict.fromkeys(non_terminal, exponential_rate(onset, values))
-        elif isinstance(onset, dict):
-            rates = {stage: exponential_rate(timing, values) for stage, timing in onset.items()}
-        triggers.append(ResolvedTrigger(name, number(trigger.initial, values), rates, at))
+        at = None
+        if isinstance(trigger.onset, OnsetAt):
+            at = scenario.time_of(number(trigger.onset.at, values))
+        onset_rates, onset_when = _switch(trigger.onset, non_terminal, values)
+        offset_rates, offset_when = _switch(trigger.offset, non_terminal, values)
+        triggers.append(
+            ResolvedTrigger(
+                name,
+                number(trigger.initial, values),
+                onset_rates,
+                at,
+                offset_rates,
+                onset_when,
+                offset_when,
+            )
+        )
 
     start = {scenario.start: 1.0} if isinstance(scenario.start, str) else dict(scenario.start)
     return ResolvedScenario(scenario, values, tuple(transitions), tuple(triggers), start)
