@@ -401,7 +401,8 @@ def _run_chunk(b, size, state, model, tables, acc):
     target, kind, p1, p2 = model.target, model.kind, model.p1, model.p2
     ratio, requires, initial = model.ratio, model.requires, model.initial
     onset_rate, onset_at = model.onset_rate, model.onset_at
-    onset_ratio, offset_rate, offset_ratio = model.onset_ratio, model.offset_rate, model.offset_ratio
+    onset_ratio, offset_ratio = model.onset_ratio, model.offset_ratio
+    offset_rate = model.offset_rate
     effect_start = model.effect_start
     horizon, step, n_grid = model.horizon, model.step, model.n_grid
     memoryless, count, cumulative, event, mean_wait = tables
@@ -604,9 +605,8 @@ def _run_chunk(b, size, state, model, tables, acc):
                     if next_on[k] < t_trigger:
                         t_trigger, switch = next_on[k], k
                     # an `at` still to come for a trigger that is off
-                    if timed and onset_at[k] < t_trigger and onset_at[k] >= t:
-                        if not (on >> k) & 1:
-                            t_trigger, switch = onset_at[k], k
+                    if timed and t <= onset_at[k] < t_trigger and not (on >> k) & 1:
+                        t_trigger, switch = onset_at[k], k
                 t_next = min(t_fire, t_trigger)
                 if t_next > horizon:
                     break

@@ -24,7 +24,14 @@ from escalate.scenario.model import (
 )
 from escalate.scenario.resolve import OFF, ResolvedScenario, resolve
 
-__all__ = ["OFF", "KIND_NAMES", "MAX_GRID_POINTS", "MAX_TRIGGERS", "CompiledScenario", "compile_scenario"]
+__all__ = [
+    "KIND_NAMES",
+    "MAX_GRID_POINTS",
+    "MAX_TRIGGERS",
+    "OFF",
+    "CompiledScenario",
+    "compile_scenario",
+]
 
 # Timing kinds as the kernel sees them; p1, p2 are the kind's two numbers.
 EXPONENTIAL, FIXED, UNIFORM, GAMMA, WEIBULL, LOGNORMAL = range(6)

@@ -91,9 +91,8 @@ def number_slots(scenario: Scenario) -> Iterator[Slot]:
         path: Path = ("triggers", name)
         yield Slot((*path, "initial"), trigger.initial, PROBABILITY)
         onset = trigger.onset
-        if isinstance(onset, OnsetAt):
-            if not isinstance(onset.at, date):
-                yield Slot((*path, "onset", "at"), onset.at, NON_NEGATIVE)
+        if isinstance(onset, OnsetAt) and not isinstance(onset.at, date):
+            yield Slot((*path, "onset", "at"), onset.at, NON_NEGATIVE)
         for key in ("onset", "offset"):
             for below, timing in switch_timings(trigger, key):
                 yield from _switch_slots((*path, *below), timing)

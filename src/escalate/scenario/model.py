@@ -43,12 +43,12 @@ __all__ = [
     "Scenario",
     "Stage",
     "TimePoint",
-    "date_of",
-    "time_of",
     "Timing",
     "Transition",
     "Trigger",
+    "date_of",
     "parse_date",
+    "time_of",
 ]
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
@@ -108,9 +108,7 @@ def time_of(point: float | date | str, start_date: date | str | None, time_unit:
             try:
                 return float(point)
             except ValueError:
-                raise ValueError(
-                    f"{point!r} is neither a number nor a date YYYY-MM-DD"
-                ) from None
+                raise ValueError(f"{point!r} is neither a number nor a date YYYY-MM-DD") from None
         point = parse_date(point)
     if not isinstance(point, date):
         return float(point)

@@ -1,0 +1,195 @@
+"""The language of DESIGN 1.1 (offsets, onset `when`, effects, dates) against closed forms.
+
+Each figure comes from the exact solver (to 1e-9) and from the Monte Carlo engine (within 4
+standard errors, fixed seed), and is compared with the textbook answer: a two-state Markov
+switch, a thinned transition, and the "trigger 1 then trigger 2" race.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+
+import pytest
+
+import escalate
+
+EXACT = 1e-9
+N = 400_000
+
+
+def both(text: str):
+    model = escalate.loads(text)
+    return escalate.solve(model), escalate.simulate(model, n=N, seed=11)
+
+
+def close(mc_value: float, se: float, exact: float) -> bool:
+    return abs(mc_value - exact) <= 4 * se + 1e-12
+
+
+def test_onset_and_offset_switch_like_a_two_state_chain():
+    a, b, t = 0.01, 0.03, 200.0
+    text = f"""
+scenario: switch
+horizon: {t}
+start: s
+stages: {{s: {{}}, end: {{terminal: true}}}}
+triggers:
+  x: {{onset: {{rate: {a}}}, offset: {{rate: {b}}}}}
+  never: {{}}
+transitions:
+  - {{from: s, to: end, rate: 1.0, when: {{x: 1.0}}, requires: [never]}}
+"""
+    exact, mc = both(text)
+    p_on = a / (a + b) * (1 - math.exp(-(a + b) * t))
+    time_on = a / (a + b) * (t - (1 - math.exp(-(a + b) * t)) / (a + b))
+    x = exact.triggers["x"]
+    assert abs(x["p_on_at_horizon"] - p_on) < EXACT
+    assert abs(x["time_on"] - time_on) < 1e-7
+    assert abs(x["p_fired"] - (1 - math.exp(-a * t))) < EXACT  # ever on: the first onset
+    y = mc.triggers["x"]
+    assert close(y["p_on_at_horizon"], y["p_on_at_horizon_se"], p_on)
+    assert close(y["time_on"], y["time_on_se"], time_on)
+    assert close(y["p_fired"], y["p_fired_se"], 1 - math.exp(-a * t))
+
+
+def test_an_effect_with_probability_p_fires_p_times_the_transition():
+    p, r, t = 0.3, 0.01, 100.0
+    text = f"""
+scenario: effect
+horizon: {t}
+start: s
+parameters: {{chance_on: {{value: {p}}}}}
+stages: {{s: {{}}, end: {{terminal: true}}}}
+triggers:
+  x: {{}}
+transitions:
+  - {{from: s, to: end, rate: {r}, effects: {{x: chance_on}}, when: {{x: 1.0}}}}
+"""
+    exact, mc = both(text)
+    expected = p * (1 - math.exp(-r * t))
+    assert abs(exact.triggers["x"]["p_fired"] - expected) < EXACT
+    y = mc.triggers["x"]
+    assert close(y["p_fired"], y["p_fired_se"], expected)
+
+
+def test_an_onset_when_ratio_gives_the_two_step_race():
+    a, b, ratio, t = 0.01, 0.002, 5.0, 300.0
+    text = f"""
+scenario: race
+horizon: {t}
+start: s
+stages: {{s: {{}}, end: {{terminal: true}}}}
+triggers:
+  first: {{onset: {{rate: {a}}}}}
+  second: {{onset: {{rate: {b}, when: {{first: {ratio}}}}}}}
+  never: {{}}
+transitions:
+  - {{from: s, to: end, rate: 1.0, when: {{first: 1.0, second: 1.0}}, requires: [never]}}
+"""
+    exact, mc = both(text)
+    # P(second still off at t): off throughout with first off, or first at u then the faster rate
+    c = a + b - ratio * b
+    survive = math.exp(-(a + b) * t) + a * math.exp(-ratio * b * t) * (1 - math.exp(-c * t)) / c
+    expected = 1 - survive
+    assert abs(exact.triggers["second"]["p_fired"] - expected) < EXACT
+    y = mc.triggers["second"]
+    assert close(y["p_fired"], y["p_fired_se"], expected)
+
+
+def test_dates_place_horizon_at_and_metrics():
+    text = """
+scenario: dated
+start_date: 2026-01-01
+horizon: 2026-12-31
+start: s
+stages: {s: {}, end: {terminal: true}}
+triggers:
+  deadline: {onset: {at: 2026-03-01}}
+transitions:
+  - {from: s, to: end, rate: 0.01, when: {deadline: 2.0}}
+"""
+    model = escalate.loads(text)
+    exact = escalate.solve(model)
+    assert exact.horizon == 364.0
+    summary = exact.to_dict()
+    assert summary["start_date"] == "2026-01-01" and summary["horizon_date"] == "2026-12-31"
+    p50 = summary["stages"]["end"]["time_to_reach"]["p50"]
+    assert summary["stages"]["end"]["time_to_reach"]["p50_date"] == model.date_of(p50).isoformat()
+    # P(end by 2026-03-01 = day 59): the deadline doubles the rate only after it
+    value, _ = exact.metric("p_reached:end@2026-03-01")
+    assert abs(value - (1 - math.exp(-0.01 * 59))) < 1e-9
+    with pytest.raises(escalate.EscalateError, match="before start_date"):
+        exact.metric("p_reached:end@2025-12-31")
+
+
+@pytest.mark.parametrize(
+    ("snippet", "message"),
+    [
+        ("horizon: 2026-12-31", "needs start_date"),
+        ("start_date: 2026-01-01\ntime_unit: month\nhorizon: 12", "time_unit day or week"),
+        ("start_date: 2026-01-01\nhorizon: 2026-13-45", "is not a date"),
+        ("start_date: 2026-01-01\nhorizon: 2025-06-30", "before start_date"),
+    ],
+)
+def test_bad_dates_are_located(snippet, message):
+    text = f"""scenario: bad
+{snippet}
+start: s
+stages: {{s: {{}}, end: {{terminal: true}}}}
+transitions:
+  - {{from: s, to: end, rate: 0.01}}
+"""
+    with pytest.raises(escalate.ScenarioError, match=message):
+        escalate.loads(text)
+
+
+BASE = """scenario: bad
+horizon: 100
+start: s
+parameters: {{q: {{value: 0.5, uncertain: {{dist: uniform, low: 0.2, high: 1.5}}}}}}
+stages: {{s: {{}}, end: {{terminal: true}}}}
+triggers:
+  x: {x}
+  y: {{onset: {{rate: 0.01}}}}
+transitions:
+  - {{from: s, to: end, rate: 0.01, when: {{x: 2.0, y: 2.0}}{effects}}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("x", "effects", "message"),
+    [
+        ("{onset: {rate: 0.01, when: {x: 2.0}}}", "", "may not name its own trigger"),
+        ("{offset: {rate: 0.01, when: {x: 2.0}}}", "", "may not name its own trigger"),
+        ("{onset: {rate: 0.01}}", ", effects: {z: on}", "unknown trigger 'z'"),
+        ("{onset: {rate: 0.01}}", ", effects: {y: maybe}", "unknown parameter 'maybe'"),
+        ("{onset: {rate: 0.01}}", ", effects: {y: [1]}", "an effect is on, off, or a"),
+        ("{onset: {rate: 0.01}}", ", effects: {y: 1.5}", "a probability in"),
+        ("{onset: {rate: 0.01}}", ", effects: {y: q}", "is not a probability in"),
+    ],
+)
+def test_bad_switches_and_effects_are_located(x, effects, message):
+    with pytest.raises(escalate.ScenarioError, match=message) as caught:
+        escalate.loads(BASE.format(x=x, effects=effects))
+    assert caught.value.issues[0].line > 0
+
+
+def test_the_installed_command_takes_a_date_horizon(tmp_path):
+    path = tmp_path / "dated.yaml"
+    path.write_text(
+        "scenario: dated\nstart_date: 2026-01-01\nhorizon: 365\nstart: s\n"
+        "stages: {s: {}, end: {terminal: true}}\n"
+        "transitions:\n  - {from: s, to: end, rate: 0.01}\n"
+    )
+    done = subprocess.run(
+        ["escalate", "solve", str(path), "--horizon", "2026-07-01", "--format", "json"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"horizon": 181.0' in done.stdout and '"horizon_date": "2026-07-01"' in done.stdout
+    bad = subprocess.run(
+        ["escalate", "solve", str(path), "--horizon", "2025-07-01"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "--horizon" in bad.stderr and "before start_date" in bad.stderr
