@@ -171,10 +171,14 @@ def assert_agree(exact, mc, n):
             assert abs(p_hat - p) <= 4 * se + 1 / n, (name, what, p_hat, p, se)
             worst = max(worst, abs(p_hat - p) / se if se else 0.0)
     for name, e in exact.triggers.items():
-        p, p_hat = e["p_fired"], mc.triggers[name]["p_fired"]
-        se = math.sqrt(p * (1 - p) / n)
-        assert abs(p_hat - p) <= 4 * se + 1 / n, (name, p_hat, p, se)
-        worst = max(worst, abs(p_hat - p) / se if se else 0.0)
+        for what in ("p_fired", "p_on_at_horizon"):
+            p, p_hat = e[what], mc.triggers[name][what]
+            se = math.sqrt(p * (1 - p) / n)
+            assert abs(p_hat - p) <= 4 * se + 1 / n, (name, what, p_hat, p, se)
+            worst = max(worst, abs(p_hat - p) / se if se else 0.0)
+        on, on_hat = e["time_on"], mc.triggers[name]["time_on"]
+        se = mc.triggers[name]["time_on_se"]
+        assert abs(on_hat - on) <= 4 * se + 1e-6 * exact.horizon, (name, "time_on", on_hat, on)
     return worst
 
 
@@ -200,12 +204,13 @@ def random_scenarios(draw):
     triggers = ""
     for k in range(n_triggers):
         initial = draw(st.sampled_from([0, 0.3, 1]))
-        onset = draw(
-            st.sampled_from(
-                ["", "onset: {rate: 0.02}", "onset: {s0: {mean: 30}}", "onset: {at: 25}"]
-            )
-        )
-        triggers += f"  t{k}: {{initial: {initial}{', ' if onset else ''}{onset}}}\n"
+        onsets = ["", "onset: {rate: 0.02}", "onset: {s0: {mean: 30}}", "onset: {at: 25}"]
+        if k > 0:  # a ratio from an earlier trigger on the onset (DESIGN 1.1)
+            onsets.append("onset: {rate: 0.01, when: {t0: 4}}")
+        onset = draw(st.sampled_from(onsets))
+        offset = draw(st.sampled_from(["", "offset: {rate: 0.03}", "offset: {s0: {mean: 20}}"]))
+        keys = ", ".join(x for x in (f"initial: {initial}", onset, offset) if x)
+        triggers += f"  t{k}: {{{keys}}}\n"
     pairs = [(i, j) for i in range(n_stages) for j in range(n_stages) if i != j and not terminal[i]]
     chosen = draw(st.lists(st.sampled_from(pairs), min_size=1, max_size=8, unique=True))
     transitions = ""
@@ -219,6 +224,9 @@ def random_scenarios(draw):
                 extra = f", when: {{t{k}: {draw(st.sampled_from([0, 0.5, 3]))}}}"
             elif how == "requires":
                 extra = f", requires: [t{k}]"
+            effect = draw(st.sampled_from(["", "on", "off", "0.4"]))
+            if effect:
+                extra += f", effects: {{t{draw(st.integers(0, n_triggers - 1))}: {effect}}}"
         transitions += f"  - {{from: s{i}, to: s{j}, rate: {rate}{extra}}}\n"
     text = f"scenario: random\nhorizon: 60\nstart: s0\nstages:\n{stages}"
     if triggers:
