@@ -111,7 +111,7 @@ def test_a_reused_batch_buffer_gives_what_a_fresh_one_gives():
     fresh, _ = _batch_task(compiled, n, 5, BATCH_CHUNKS)
     assert reused.n == fresh.n == n - BATCH_CHUNKS * CHUNK_SIZE
     summed = [a.name for a in ACCUMULATORS if a.merge in (SUM, "ordered")]
-    assert len(summed) == 9
+    assert len(summed) == 12  # with on_at_horizon, time_on, time_on_sq
     for name in summed:
         np.testing.assert_array_equal(getattr(reused, name), getattr(fresh, name), name)
     assert reused.paths == fresh.paths and reused.path_other == fresh.path_other
