@@ -22,13 +22,12 @@ from escalate.scenario.model import (
     Uniform,
     Weibull,
 )
-from escalate.scenario.resolve import OFF, ResolvedScenario, resolve
+from escalate.scenario.resolve import ResolvedScenario, resolve
 
 __all__ = [
     "KIND_NAMES",
     "MAX_GRID_POINTS",
     "MAX_TRIGGERS",
-    "OFF",
     "CompiledScenario",
     "compile_scenario",
 ]
