@@ -232,6 +232,10 @@ def peer_table(chain: str, quick: bool) -> tuple[str, list[dict]]:
     return "\n".join(lines), rows
 
 
+VENEZUELA = HERE.parent / "scenarios" / "venezuela.yaml"
+LANGUAGE = HERE / "language.yaml"
+
+
 def venezuela_table(quick: bool) -> str:
     """The shipped scenario's own figures: escalate on 2 threads and on 1, and solve."""
     n = 500_000 if quick else 10_000_000
@@ -240,21 +244,56 @@ def venezuela_table(quick: bool) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for threads in (2, 1):
-        r = _subprocess(["--venezuela", str(threads), "--n", str(n)])
+        r = _scenario_row(VENEZUELA, "full_scale_war", threads, n)
         label = f"escalate, {threads} thread{'s' if threads > 1 else ''}"
         lines.append(
             f"| {label} | {n:,} | {r['wall']:.3f} | {_fmt_rate(n / r['wall'])} "
             f"| {r['p']:.4f} ± {r['se']:.4f} |"
         )
-    r = _subprocess(["--venezuela", "-1", "--n", "0"])
+    r = _scenario_row(VENEZUELA, "full_scale_war", -1, 0)
     lines.append(f"| escalate solve (exact) | - | {r['wall']:.3f} | - | {r['p']:.6f} (exact) |")
     return "\n".join(lines)
 
 
-def measure_venezuela(threads: int, n: int) -> dict:
+def language_table(quick: bool) -> str:
+    """What the keys of DESIGN 1.1 cost: the reference chain (none of them) beside the same
+    chain with every one of them (language.yaml), run alternately, each in its own process."""
+    n = 500_000 if quick else 10_000_000
+    lines = [
+        "| chain | method | trajectories | median wall (s) | trajectories/s "
+        "| with every new key / without |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for threads in (1, 2, -1):
+        walls = {}
+        for label, path in (("reference (no new key)", REFERENCE), ("every new key", LANGUAGE)):
+            r = _scenario_row(path, TARGET, threads, 0 if threads < 0 else n)
+            walls[label] = r["wall"]
+            method = "solve (exact)" if threads < 0 else f"escalate, {threads} thread"
+            method += "s" if threads > 1 else ""
+            rate = "-" if threads < 0 else _fmt_rate(n / r["wall"])
+            ratio = ""
+            if label == "every new key":
+                speed = walls["reference (no new key)"] / r["wall"]
+                ratio = f"{speed:.2f}x the speed"
+            lines.append(
+                f"| {label} | {method} | {'-' if threads < 0 else f'{n:,}'} "
+                f"| {r['wall']:.3f} | {rate} | {ratio} |"
+            )
+    return "\n".join(lines)
+
+
+def _scenario_row(path: Path, stage: str, threads: int, n: int) -> dict:
+    return _subprocess(
+        ["--scenario", str(path), "--stage", stage, "--threads", str(threads), "--n", str(n)]
+    )
+
+
+def measure_scenario(path: Path, stage: str, threads: int, n: int) -> dict:
+    """Median wall of ``n`` trajectories of a scenario on ``threads`` (negative: solve)."""
     import escalate
 
-    model = escalate.load(HERE.parent / "scenarios" / "venezuela.yaml")
+    model = escalate.load(path)
     if threads < 0:
         escalate.solve(model)
         walls = []
@@ -272,7 +311,7 @@ def measure_venezuela(threads: int, n: int) -> dict:
             began = time.perf_counter()
             result = escalate.simulate(model, n, seed=SEED, **kwargs)
             walls.append(time.perf_counter() - began)
-    stats = result.stages["full_scale_war"]
+    stats = result.stages[stage]
     return {"wall": statistics.median(walls), "p": stats.p_reached, "se": stats.p_reached_se}
 
 
@@ -453,7 +492,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--row", help=argparse.SUPPRESS)
     parser.add_argument("--floor", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--scale", help=argparse.SUPPRESS)
-    parser.add_argument("--venezuela", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--scenario", help=argparse.SUPPRESS)
+    parser.add_argument("--stage", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--value", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=3, help=argparse.SUPPRESS)
@@ -480,8 +521,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.scale:
         print(json.dumps(measure_scale(args.scale, args.value or 0, args.n)))
         return
-    if args.venezuela is not None:
-        print(json.dumps(measure_venezuela(args.venezuela, args.n)))
+    if args.scenario is not None:
+        print(json.dumps(measure_scenario(Path(args.scenario), args.stage, args.threads, args.n)))
         return
 
     began = time.perf_counter()
@@ -491,6 +532,8 @@ def main(argv: list[str] | None = None) -> None:
     cycles_table, cycles_rows = peer_table("cycles", args.quick)
     print("benchmarks: the Venezuela scenario ...", file=sys.stderr)
     venezuela = venezuela_table(args.quick)
+    print("benchmarks: the language's new keys ...", file=sys.stderr)
+    language = language_table(args.quick)
     print("benchmarks: compilation ...", file=sys.stderr)
     compiled_table, compiled = compile_table()
     print("benchmarks: scaling ...", file=sys.stderr)
@@ -541,6 +584,16 @@ def main(argv: list[str] | None = None) -> None:
             "## The Venezuela scenario (`scenarios/venezuela.yaml`)",
             "",
             venezuela,
+            "",
+            "## What the richer language costs (`benchmarks/language.yaml`)",
+            "",
+            "The reference chain beside the same chain with every key of DESIGN.md section 1.1 "
+            "(a start date and a date horizon, two more triggers, an onset `when`, offsets, a "
+            "date `at`, effects on, off and with a probability): its trajectories do more (the "
+            "triggers switch on and off), so the ratio is the cost of the features used, not of "
+            "the engine carrying them.",
+            "",
+            language,
             "",
             "## Compilation",
             "",

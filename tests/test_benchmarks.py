@@ -77,3 +77,17 @@ def test_tables_render_targets_for_both_chains():
     assert not any("second process" in line or "memory" in line for line in lines)
     calibration = calibration_table({"reference": rows, "cycles": rows})
     assert len(calibration.splitlines()) == 2 + len(DESIGN_RATES)
+
+
+def test_the_language_chain_simulates_what_solve_gives():
+    """benchmarks/language.yaml (every key of DESIGN 1.1) is a fair speed comparison only if
+    the engine does the chain's work right: Monte Carlo within 4 SE of the exact figures."""
+    model = escalate.load(ROOT / "benchmarks" / "language.yaml")
+    exact, mc = escalate.solve(model), escalate.simulate(model, 200_000, seed=2)
+    for name, stage in exact.stages.items():
+        got = mc.stages[name]
+        assert abs(got.p_reached - stage.p_reached) <= 4 * got.p_reached_se + 1e-12, name
+    for name, trigger in exact.triggers.items():
+        got = mc.triggers[name]
+        for key in ("p_fired", "p_on_at_horizon", "time_on"):
+            assert abs(got[key] - trigger[key]) <= 4 * got[f"{key}_se"] + 1e-12, (name, key)

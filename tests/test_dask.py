@@ -80,3 +80,16 @@ def test_a_shared_model_survives_the_loss_of_its_only_copy(cluster):
     (holder,) = client.who_has([shared])[shared.key]
     client.restart_workers([holder])
     assert client.submit(_sum, shared, 1, pure=False).result(timeout=30) == 4951
+
+
+def test_a_sweep_of_the_new_trigger_metrics_on_a_client_gives_the_local_figures(cluster):
+    """Offsets, effects and a date metric, simulated point by point on the cluster."""
+    from .test_language import SWITCH, SWITCH_METRICS
+
+    _, client = cluster
+    model = escalate.loads(SWITCH)
+    arguments = ({"chance_on": [0.2, 0.4]}, SWITCH_METRICS)
+    options = {"n": 50_000, "seed": 5, "engine": "monte-carlo"}
+    local = escalate.sweep(model, *arguments, **options)
+    remote = escalate.sweep(model, *arguments, **options, scheduler=client)
+    assert remote.frame.equals(local.frame)

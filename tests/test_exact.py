@@ -143,9 +143,12 @@ def test_solve_json_has_the_summary_keys_without_paths(cli):
 
 
 def test_solve_refuses_a_non_exponential_timing_by_its_line(cli):
-    result = cli("solve", ROOT / "scenarios" / "tutorial.yaml")
+    path = ROOT / "scenarios" / "tutorial.yaml"
+    result = cli("solve", path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    line = next(i for i, text in enumerate(lines, start=1) if "dist: gamma" in text)
     assert result.exit_code == 2
-    assert "tutorial.yaml:78:" in result.stderr
+    assert f"tutorial.yaml:{line}:" in result.stderr
     assert "transitions[3].after.dist: a gamma delay is not memoryless" in result.stderr
 
 

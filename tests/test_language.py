@@ -7,12 +7,15 @@ switch, a thinned transition, and the "trigger 1 then trigger 2" race.
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 
+import pandas as pd
 import pytest
 
 import escalate
+from escalate.report import build_report
 
 EXACT = 1e-9
 N = 400_000
@@ -193,3 +196,101 @@ def test_the_installed_command_takes_a_date_horizon(tmp_path):
         ["escalate", "solve", str(path), "--horizon", "2025-07-01"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "--horizon" in bad.stderr and "before start_date" in bad.stderr
+
+
+# --- the new outputs and metrics through every engine and command ---------------------------
+
+SWITCH = """scenario: switch
+start_date: 2026-01-01
+horizon: 200
+start: s
+parameters:
+  onset_rate: {value: 0.01, uncertain: {dist: uniform, low: 0.005, high: 0.02}}
+  chance_on: {value: 0.3, uncertain: {dist: uniform, low: 0.1, high: 0.5}}
+stages: {s: {}, after: {}}
+triggers:
+  x: {onset: {rate: onset_rate}, offset: {rate: 0.03}}
+  y: {}
+transitions:
+  - {from: s, to: after, rate: 0.01, effects: {y: chance_on}}
+"""
+SWITCH_METRICS = ["p_fired:y", "p_on_at_horizon:x", "time_on:x", "p_reached:after@2026-03-01"]
+
+
+def switch_closed_forms(chance_on: float, onset_rate: float = 0.01) -> dict[str, float]:
+    """`after` is not terminal, so x switches on (a) and off (b = 0.03) whatever the stage."""
+    a, b, r, t = onset_rate, 0.03, 0.01, 200.0
+    return {
+        "p_fired:y": chance_on * (1 - math.exp(-r * t)),
+        "p_on_at_horizon:x": a / (a + b) * (1 - math.exp(-(a + b) * t)),
+        "time_on:x": a / (a + b) * (t - (1 - math.exp(-(a + b) * t)) / (a + b)),
+        "p_reached:after@2026-03-01": 1 - math.exp(-r * 59),  # day 59
+    }
+
+
+def test_the_installed_sweep_gives_the_new_metrics_exactly(tmp_path):
+    path = tmp_path / "switch.yaml"
+    path.write_text(SWITCH)
+    metrics = [flag for m in SWITCH_METRICS for flag in ("--metric", m)]
+    done = subprocess.run(
+        ["escalate", "sweep", str(path), "--vary", "chance_on=0.1:0.5:3", *metrics,
+         "--format", "json"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    points = json.loads(done.stdout)["points"]
+    assert [round(p["chance_on"], 9) for p in points] == [0.1, 0.3, 0.5]
+    for point in points:
+        for metric, expected in switch_closed_forms(point["chance_on"]).items():
+            assert abs(point[metric] - expected) < 1e-7, metric
+
+
+def test_a_simulated_sweep_agrees_with_the_closed_forms():
+    model = escalate.loads(SWITCH)
+    swept = escalate.sweep(
+        model, {"chance_on": [0.2, 0.4]}, SWITCH_METRICS, n=200_000, seed=5, engine="monte-carlo"
+    )
+    for _, point in swept.frame.iterrows():
+        for metric, expected in switch_closed_forms(point["chance_on"]).items():
+            assert close(point[metric], point[f"{metric}_se"], expected), metric
+
+
+def test_a_one_at_a_time_sensitivity_reads_time_on_at_the_quantiles():
+    model = escalate.loads(SWITCH)
+    tornado = escalate.sensitivity(model, "time_on:x", method="oat")
+    row = tornado.frame.loc["onset_rate"]
+    low, high = 0.005 + 0.05 * 0.015, 0.005 + 0.95 * 0.015  # uniform's 5% and 95% quantiles
+    assert abs(row["low"] - switch_closed_forms(0.3, low)["time_on:x"]) < 1e-7
+    assert abs(row["high"] - switch_closed_forms(0.3, high)["time_on:x"]) < 1e-7
+    assert tornado.frame.loc["chance_on", "swing"] < 1e-9  # an effect on y cannot move x
+
+
+def test_dates_stand_beside_times_in_the_run_folder_and_the_report(tmp_path):
+    model = escalate.loads(SWITCH.replace("horizon: 200", "time_unit: week\nhorizon: 30"))
+    result = escalate.solve(model)
+    curves = result.curves
+    assert list(curves.columns) == ["t", "date", "stage", "curve", "value"]
+    week_3 = curves[curves.t == 3.0].date.iloc[0]
+    assert str(week_3.date()) == "2026-01-22"  # 21 days after the start
+    stages = result.summary()
+    p50 = stages.loc["after", "time_to_reach_p50"]
+    assert stages.loc["after", "time_to_reach_p50_date"] == model.date_of(p50).isoformat()
+    folder = result.save(tmp_path / "run", model=model)
+    assert pd.read_parquet(folder / "curves.parquet").date.iloc[-1] == curves.date.iloc[-1]
+    page = build_report(folder)
+    assert "(2026-01-01 to 2026-07-30)" in page  # 30 weeks
+    assert "p50 as a date" in page and model.date_of(p50).isoformat() in page
+
+
+def test_figures_carry_a_date_axis_only_with_a_start_date():
+    from escalate import plots
+
+    dated = escalate.solve(escalate.loads(SWITCH))
+    undated = escalate.solve(escalate.loads(SWITCH.replace("start_date: 2026-01-01\n", "")))
+    for make in (plots.reached, plots.occupancy):
+        fig = make(dated)
+        (top,) = fig.axes[0].child_axes
+        fig.canvas.draw()
+        labels = [t.get_text() for t in top.xaxis.get_ticklabels()]
+        assert "2026" in labels and "Mar" in labels
+        assert not make(undated).axes[0].child_axes

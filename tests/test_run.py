@@ -102,8 +102,9 @@ def test_run_folder_holds_every_file(cli, tmp_path):
     assert manifest["parameters"]["talks_mean"] == 60
     assert {"numpy", "numba", "escalate"} <= set(manifest["versions"])
     curves = pd.read_parquet(out / "curves.parquet")
-    assert list(curves.columns) == ["t", "stage", "curve", "value"]
+    assert list(curves.columns) == ["t", "date", "stage", "curve", "value"]  # a start_date
     assert len(curves) == 2 * 5 * 366
+    assert str(curves.date.max().date()) == summary["horizon_date"]
     stages = pd.read_csv(out / "stages.csv", index_col="stage")
     assert stages.loc["war", "p_reached"] == pytest.approx(summary["stages"]["war"]["p_reached"])
     assert len(pd.read_csv(out / "paths.csv")) == len(summary["paths"])

@@ -7,10 +7,10 @@ import math
 
 import jsonschema
 import pytest
-import yaml
 
 import escalate
 from escalate.errors import EscalateError
+from escalate.scenario._yaml import read_yaml
 from escalate.scenario.model import Scenario
 from escalate.scenario.resolve import resolve
 
@@ -43,12 +43,12 @@ def schema():
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
 def test_schema_validates_shipped_scenarios(schema, path):
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = read_yaml(path).data  # YAML 1.2, as editors read it: a date is a string
     jsonschema.Draft202012Validator(schema).validate(data)
 
 
 def test_schema_rejects_unknown_keys(schema):
-    data = yaml.safe_load((ROOT / "scenarios" / "tutorial.yaml").read_text(encoding="utf-8"))
+    data = read_yaml(ROOT / "scenarios" / "tutorial.yaml").data
     data["horizn"] = 3
     assert not jsonschema.Draft202012Validator(schema).is_valid(data)
 

@@ -40,6 +40,23 @@ def _title(result, what: str) -> str:
     return f"{result.scenario}: {what}"
 
 
+def _date_axis(ax, start_date: str | None, time_unit: str) -> None:
+    """With a ``start_date``, a second time axis on top giving the calendar dates."""
+    if start_date is None:
+        return
+    import matplotlib.dates as mdates
+
+    origin = mdates.date2num(np.datetime64(start_date, "D"))
+    days = 7.0 if time_unit == "week" else 1.0
+    top = ax.secondary_xaxis(
+        "top", functions=(lambda t: origin + t * days, lambda d: (d - origin) / days)
+    )
+    locator = mdates.AutoDateLocator(minticks=4, maxticks=9)
+    top.xaxis.set_major_locator(locator)
+    top.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    top.tick_params(labelsize="small")
+
+
 def reached(result, stages=None, exact=None):
     """P(first entry into a stage by t), one line per stage, with 95% bands for Monte Carlo;
     ``exact`` (the Result of ``solve``) overlays the exact curves as thin black dots."""
@@ -65,6 +82,7 @@ def reached(result, stages=None, exact=None):
     ax.set_ylabel("probability reached by t")
     ax.set_ylim(0, 1)
     ax.set_xlim(0, result.horizon)
+    _date_axis(ax, result.start_date, result.time_unit)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="best")
     ax.set_title(_title(result, "probability each stage is reached by time t"))
@@ -90,6 +108,7 @@ def occupancy(result):
     ax.set_ylabel("share of trajectories in stage")
     ax.set_ylim(0, 1)
     ax.set_xlim(0, result.horizon)
+    _date_axis(ax, result.start_date, result.time_unit)
     ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title(_title(result, "where trajectories are over time"))
     return fig
@@ -231,9 +250,18 @@ def _wrap(text: str, width: int = 16) -> str:
     return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False)) or text
 
 
-def fan(times: np.ndarray, values: np.ndarray, *, scenario: str, stage: str, time_unit: str):
+def fan(
+    times: np.ndarray,
+    values: np.ndarray,
+    *,
+    scenario: str,
+    stage: str,
+    time_unit: str,
+    start_date: str | None = None,
+):
     """Across-world fan chart: the median, 25–75% and 5–95% bands of P(stage reached by t)
-    over worlds (``values``: one row per world, one column per time)."""
+    over worlds (``values``: one row per world, one column per time); with ``start_date``
+    (ISO date of t = 0) the dates run along the top."""
     fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
     q = np.nanquantile(values, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
     ax.fill_between(times, q[0], q[4], color="#4c72b0", alpha=0.2, lw=0, label="5–95% of worlds")
@@ -245,6 +273,7 @@ def fan(times: np.ndarray, values: np.ndarray, *, scenario: str, stage: str, tim
     ax.set_ylabel("probability reached by t")
     ax.set_ylim(0, 1)
     ax.set_xlim(times[0], times[-1])
+    _date_axis(ax, None if start_date is None else str(start_date), time_unit)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="upper left")
     ax.set_title(f"{scenario}: P({stage} reached by t) across {len(values)} worlds")

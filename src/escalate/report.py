@@ -65,6 +65,7 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def _summary_table(summary: dict[str, Any], unit: str) -> str:
+    dated = summary.get("start_date") is not None
     rows = []
     for name, s in summary["stages"].items():
         lo, hi = s["p_reached_ci"]
@@ -76,27 +77,32 @@ def _summary_table(summary: dict[str, Any], unit: str) -> str:
             f"<td>{percent(s['p_at_horizon'])}</td><td>{number(s['time_in'])}</td>"
             f"<td>{number(ttr.get('p10'))}</td><td>{number(ttr.get('p50'))}</td>"
             f"<td>{number(ttr.get('p90'))}</td>"
-            "</tr>"
+            + (f"<td>{escape(str(ttr.get('p50_date') or '—'))}</td>" if dated else "")
+            + "</tr>"
         )
     head = (
         "<tr><th class='text'>stage</th><th>P(reached)</th><th>95% interval</th>"
         f"<th>P(at horizon)</th><th>time in stage ({escape(unit)}s)</th>"
-        f"<th>time to reach: p10</th><th>p50</th><th>p90</th></tr>"
+        f"<th>time to reach: p10</th><th>p50</th><th>p90</th>"
+        + ("<th>p50 as a date</th>" if dated else "")
+        + "</tr>"
     )
     return f"<table id='summary'><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _triggers_table(summary: dict[str, Any]) -> str:
+def _triggers_table(summary: dict[str, Any], unit: str) -> str:
     if not summary.get("triggers"):
         return "<p>No triggers.</p>"
     rows = "".join(
         f"<tr><td class='text'>{escape(t.get('label', name))}</td><td>{percent(t['p_fired'])}</td>"
-        f"<td>{percent(t['p_fired_ci'][0])} – {percent(t['p_fired_ci'][1])}</td></tr>"
+        f"<td>{percent(t['p_fired_ci'][0])} – {percent(t['p_fired_ci'][1])}</td>"
+        f"<td>{percent(t.get('p_on_at_horizon'))}</td><td>{number(t.get('time_on'))}</td></tr>"
         for name, t in summary["triggers"].items()
     )
     return (
-        "<table id='triggers'><thead><tr><th class='text'>trigger</th><th>P(on by horizon)</th>"
-        f"<th>95% interval</th></tr></thead><tbody>{rows}</tbody></table>"
+        "<table id='triggers'><thead><tr><th class='text'>trigger</th><th>P(fired by horizon)</th>"
+        f"<th>95% interval</th><th>P(on at horizon)</th><th>time on ({escape(unit)}s)</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table>"
     )
 
 
@@ -162,11 +168,14 @@ def _build(folder: Path) -> str:
     how = (
         f"{n:,} Monte Carlo trajectories, seed {summary.get('seed')}" if n else "the exact solution"
     )
+    dates = ""
+    if summary.get("start_date"):
+        dates = f" ({summary['start_date']} to {summary.get('horizon_date')})"
     meta = (
         f"Scenario <code>{escape(str(summary.get('scenario')))}</code> "
         f"({escape(str(manifest.get('scenario_file', '')))}, sha256 "
         f"{escape(str(manifest.get('scenario_sha256', ''))[:12])}…); horizon "
-        f"{summary.get('horizon'):g} {escape(unit)}s; {escape(how)}."
+        f"{summary.get('horizon'):g} {escape(unit)}s{escape(dates)}; {escape(how)}."
     )
     parts = [
         "<!DOCTYPE html>",
@@ -185,7 +194,7 @@ def _build(folder: Path) -> str:
         f"{escape(unit)}s (time to reach: among trajectories that reach the stage).</p>",
         _summary_table(summary, unit),
         "<h2>Triggers</h2>",
-        _triggers_table(summary),
+        _triggers_table(summary, unit),
     ]
     parts += [_figure(folder, name, heading) for name, heading in FIGURES.items()]
     parts += [

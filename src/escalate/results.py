@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Result",
     "check_output_folder",
+    "dates_of",
     "parse_metric",
     "write_folder",
 ]
@@ -117,8 +118,14 @@ class Result:
 
     @cached_property
     def curves(self) -> pd.DataFrame:
-        """Long format: ``t``, ``stage``, ``curve`` (``reached`` or ``occupancy``), ``value``."""
-        return _curves(*self.curve_arrays)
+        """Long format: ``t``, ``stage``, ``curve`` (``reached`` or ``occupancy``), ``value``;
+        with a ``start_date``, a ``date`` column after ``t`` (the day in which t falls)."""
+        frame = _curves(*self.curve_arrays)
+        if self.start_date is not None:
+            frame.insert(
+                1, "date", dates_of(frame["t"].to_numpy(), self.start_date, self.time_unit)
+            )
+        return frame
 
     # --- construction ----------------------------------------------------------------------
 
@@ -275,6 +282,9 @@ class Result:
                     "time_to_reach_p90": ttr["p90"],
                 }
             )
+            if self.start_date is not None:
+                for key in ("mean", "p10", "p50", "p90"):
+                    rows[-1][f"time_to_reach_{key}_date"] = self.date(ttr[key])
         return pd.DataFrame(rows).set_index("stage")
 
     def to_dict(self) -> dict[str, Any]:
@@ -460,6 +470,12 @@ def _tally_time_to_reach(tally: Tally, i: int, quantum: float, width: float) -> 
         out[key] = _quantile(hist, width, q)
         out[f"{key}_ci"] = [_quantile(hist, width, q - spread), _quantile(hist, width, q + spread)]
     return out
+
+
+def dates_of(times: np.ndarray, start_date: str, time_unit: str) -> np.ndarray:
+    """The days (``datetime64[D]``) in which ``times`` fall, as :func:`date_of` gives one."""
+    days = np.floor(np.asarray(times, float) * (7.0 if time_unit == "week" else 1.0) + 1e-9)
+    return np.datetime64(start_date, "D") + days.astype("timedelta64[D]")
 
 
 def _curves(grid: np.ndarray, stage_names, reached: np.ndarray, occupancy: np.ndarray):

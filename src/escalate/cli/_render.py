@@ -128,7 +128,7 @@ def print_result(out: Console, result: Result) -> None:
     if result.triggers:
         triggers = Table(title="Triggers", title_justify="left")
         triggers.add_column("trigger", overflow="fold")
-        triggers.add_column("P(on by horizon)", justify="right")
+        triggers.add_column("P(fired by horizon)", justify="right")
         triggers.add_column("P(on at horizon)", justify="right")
         triggers.add_column(f"time on ({unit}s)", justify="right")
         for name, t in result.triggers.items():
