@@ -254,8 +254,9 @@ def _hazard_tables(model):
     cumulative hazards, so that an event costs a table lookup instead of recomputing speeds.
 
     Returns ``memoryless[s]`` (every way out exponential), ``count[s, mask]``, and per event
-    ``cumulative[s, mask, i]`` and ``event[s, mask, i]`` (the transition that fires, or a
-    trigger switch ``-(k + 1)``: on if it is off, off if it is on), and ``mean_wait[s, mask]``,
+    ``cumulative[s, mask, i]`` and ``event[s, mask, i]`` (the stage a transition leads to, or
+    ``n_stages + j`` for a transition ``j`` with effects, or a trigger switch ``-(k + 1)``: on if
+    it is off, off if it is on), and ``mean_wait[s, mask]``,
     1 / total hazard (inf if none). Tables span every mask only for up to ``TABLE_TRIGGERS``
     triggers; beyond, they are empty and the kernel computes hazards as it goes.
     """
@@ -285,7 +286,8 @@ def _hazard_tables(model):
                 if hazard > 0.0:
                     total += hazard
                     cumulative[s, mask, i] = total
-                    event[s, mask, i] = j
+                    has_effects = model.effect_start[j + 1] > model.effect_start[j]
+                    event[s, mask, i] = n_stages + j if has_effects else model.target[j]
                     i += 1
             for k in range(n_triggers):
                 hazard = _switch_hazard(
@@ -308,37 +310,38 @@ def _hazard_tables(model):
 
 
 @njit(inline="always", **_JIT)
-def _toggle(k, t, on, ever, since, on_time):
+def _toggle(k, t, on, since, on_time, came_on, trajectory):
     """Switch trigger ``k`` at time ``t`` (on if off, off if on), keeping the trajectory's time
-    on: ``since[k]`` when it last switched on, ``on_time[k]`` the time on before that.
-    Returns the new (on, ever on)."""
+    on: ``since[k]`` when it last switched on, ``on_time[k]`` the time on before that, and
+    ``came_on[k]`` the last trajectory in which it was on. Returns the new ``on``."""
     bit = _ONE << k
     if on & bit:
         on_time[k] += t - since[k]
-        return on & ~bit, ever
+        return on & ~bit
     since[k] = t
-    return on | bit, ever | bit
+    came_on[k] = trajectory
+    return on | bit
 
 
 @njit(**_JIT)
-def _effects(j, t, on, ever, since, on_time, model, r0, r1, r2, r3):
+def _effects(j, t, on, since, on_time, came_on, trajectory, model, r0, r1, r2, r3):
     """Apply the effects of transition ``j`` as it fires at ``t``, in order: off (value < 0),
-    on (1), or on with probability p if off (one uniform draw). Returns (on, ever, state)."""
+    on (1), or on with probability p if off (one uniform draw). Returns (on, state)."""
     for e in range(model.effect_start[j], model.effect_start[j + 1]):
         k = model.effect_trigger[e]
         value = model.effect_value[e]
         is_on = (on >> k) & 1
         if value < 0.0:
             if is_on:
-                on, ever = _toggle(k, t, on, ever, since, on_time)
+                on = _toggle(k, t, on, since, on_time, came_on, trajectory)
         elif not is_on and value > 0.0:
             switch = value >= 1.0
             if not switch:
                 u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
                 switch = u < value
             if switch:
-                on, ever = _toggle(k, t, on, ever, since, on_time)
-    return on, ever, r0, r1, r2, r3
+                on = _toggle(k, t, on, since, on_time, came_on, trajectory)
+    return on, r0, r1, r2, r3
 
 
 @njit(**_JIT)
@@ -433,6 +436,7 @@ def _run_chunk(b, size, state, model, tables, acc):
     switch_rate = np.zeros(n_triggers)  # ... and the hazard that time was drawn with
     since = np.zeros(n_triggers)  # per trajectory: when each trigger last switched on
     on_time = np.zeros(n_triggers)  # ... and its time on before that
+    came_on = np.full(n_triggers, -1, dtype=np.int64)  # the last trajectory it was on in
     # per stage: the last trajectory that entered it (so nothing is reset between
     # trajectories) and that trajectory's time in it so far
     entered_by = np.full(n_stages, -1, dtype=np.int64)
@@ -480,17 +484,18 @@ def _run_chunk(b, size, state, model, tables, acc):
             s = 0
             while s < n_stages - 1 and u >= start_cdf[s]:
                 s += 1
+        # a trigger's `since` is set as it comes on and its `on_time` is zeroed as the last
+        # trajectory's was counted: nothing to reset here for those off at the start
         on = np.int64(0)
         for k in range(n_triggers):
-            since[k] = 0.0
-            on_time[k] = 0.0
             if onset_at[k] <= 0.0:
                 on |= _ONE << k
+                since[k], came_on[k] = 0.0, trajectory
             elif initial[k] > 0.0:
                 u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
                 if u < initial[k]:
                     on |= _ONE << k
-        ever = on
+                    since[k], came_on[k] = 0.0, trajectory
         t = 0.0
         g_enter = 0  # grid index of t: computed once per transition, at the exit
         h = _FNV_OFFSET
@@ -539,7 +544,7 @@ def _run_chunk(b, size, state, model, tables, acc):
                                 t_at, at_k = onset_at[k], k  # equal: a simultaneous `at`
                         if t_at <= t_next and t_at <= horizon:  # an `at` trigger comes first
                             t = t_at
-                            on, ever = _toggle(at_k, t, on, ever, since, on_time)
+                            on = _toggle(at_k, t, on, since, on_time, came_on, trajectory)
                             continue
                     if t_next > horizon:
                         break
@@ -552,9 +557,9 @@ def _run_chunk(b, size, state, model, tables, acc):
                             i += pick >= race_cumulative[row, m]
                     chosen = race_next[row, i]
                     if chosen < 0:  # a trigger switches (on, or off)
-                        on, ever = _toggle(-chosen - 1, t, on, ever, since, on_time)
+                        on = _toggle(-chosen - 1, t, on, since, on_time, came_on, trajectory)
                         continue
-                    fire = chosen  # the transition that fires
+                    fire = chosen  # the next stage, or n_stages + a transition with effects
                     break
                 if fire < 0:  # the horizon came first
                     _stay(s, horizon - entered, stay, time_in, time_in_sq, per_quantum)
@@ -565,11 +570,13 @@ def _run_chunk(b, size, state, model, tables, acc):
                 occupancy_diff[s, g_enter] += 1
                 g_enter = _grid_index(t, step, n_grid)
                 occupancy_diff[s, g_enter] -= 1
-                if effect_start[fire + 1] > effect_start[fire]:
-                    on, ever, r0, r1, r2, r3 = _effects(
-                        fire, t, on, ever, since, on_time, model, r0, r1, r2, r3
+                s = fire
+                if fire >= n_stages:
+                    fire -= n_stages
+                    on, r0, r1, r2, r3 = _effects(
+                        fire, t, on, since, on_time, came_on, trajectory, model, r0, r1, r2, r3
                     )
-                s = target[fire]
+                    s = target[fire]
                 continue
 
             state[0], state[1], state[2], state[3] = r0, r1, r2, r3
@@ -616,7 +623,7 @@ def _run_chunk(b, size, state, model, tables, acc):
                         remaining[j - first] -= speed[j - first] * dt
                 t = t_next
                 if t_trigger <= t_fire:  # a trigger switches (first, on a tie)
-                    on, ever = _toggle(switch, t, on, ever, since, on_time)
+                    on = _toggle(switch, t, on, since, on_time, came_on, trajectory)
                     # the new set changes the hazards of the trigger switches: redraw the
                     # switched trigger's clock, rescale the others' (memoryless)
                     state[0], state[1], state[2], state[3] = r0, r1, r2, r3
@@ -638,8 +645,8 @@ def _run_chunk(b, size, state, model, tables, acc):
                 g_enter = _grid_index(t, step, n_grid)
                 occupancy_diff[s, g_enter] -= 1
                 if effect_start[fire + 1] > effect_start[fire]:
-                    on, ever, r0, r1, r2, r3 = _effects(
-                        fire, t, on, ever, since, on_time, model, r0, r1, r2, r3
+                    on, r0, r1, r2, r3 = _effects(
+                        fire, t, on, since, on_time, came_on, trajectory, model, r0, r1, r2, r3
                     )
                 s = target[fire]
                 moved = True
@@ -651,7 +658,7 @@ def _run_chunk(b, size, state, model, tables, acc):
                 break
 
         for k in range(n_triggers):
-            if (ever >> k) & 1:
+            if came_on[k] == trajectory:  # on at some time: fired
                 fired[k] += 1
                 total_on = on_time[k]
                 if (on >> k) & 1:  # on to the horizon (or kept in a terminal stage)
@@ -659,6 +666,7 @@ def _run_chunk(b, size, state, model, tables, acc):
                     total_on += horizon - since[k]
                 time_on[k] += np.int64(total_on * per_quantum + 0.5)
                 time_on_sq[k] += total_on * total_on
+                on_time[k] = 0.0
         home = np.int64(h & path_mask)
         if path_keys[home] == h and path_counts[home] > 0:
             path_counts[home] += 1
