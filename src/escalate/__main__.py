@@ -1,5 +1,5 @@
 """``python -m escalate``: the command line."""
 
-from escalate.cli import main
+from escalate.cli import entry
 
-main()
+entry()

@@ -15,7 +15,6 @@ import numpy as np
 
 from escalate.compile import compile_scenario
 from escalate.errors import EscalateError, ScenarioError
-from escalate.exact import NotMemoryless, solve_chain
 from escalate.results import Z95, Result, parse_metric
 from escalate.scenario import Scenario, load
 
@@ -211,6 +210,8 @@ def solve(
     EscalateError
         If the reachable joint space of stages and triggers is too large.
     """
+    from escalate.exact import NotMemoryless, solve_chain  # scipy: only where solve runs
+
     model = _scenario(scenario)
     compiled = compile_scenario(model, overrides, horizon=horizon)
     began = time.perf_counter()
@@ -253,6 +254,8 @@ def exact_overlay(scenario: Scenario | str | Path, result: Result) -> Result | N
     )
     if not compiled.is_markov:
         return None
+    from escalate.exact import solve_chain
+
     try:
         return Result.from_exact(solve_chain(compiled), compiled)
     except EscalateError:  # too large to solve exactly: the figure goes without

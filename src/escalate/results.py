@@ -23,13 +23,13 @@ import numpy as np
 from escalate._format import Z95, wilson
 from escalate.compile import QUANTILE_BINS, TIME_BITS, CompiledScenario
 from escalate.errors import EscalateError, suggest
-from escalate.exact import ExactSolution
 from escalate.scenario.model import date_of, time_of
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from escalate._simulate import Tally
+    from escalate.exact import ExactSolution  # scipy: imported only where solve runs
 
 __all__ = [
     "Result",

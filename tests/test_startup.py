@@ -1,0 +1,99 @@
+"""Start-up: the commands load only what they need, and the executable, which leaves the
+process without tearing the interpreter down, still flushes every byte and keeps its exit
+status. Exact quantiles (found without scipy.optimize) against closed forms."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+import escalate
+
+from .conftest import ROOT
+
+VENEZUELA = ROOT / "scenarios" / "venezuela.yaml"
+HEAVY = ("scipy.stats", "scipy.optimize", "pandas", "matplotlib", "SALib", "dask", "distributed")
+
+PROBE = """
+import json, sys
+from escalate.cli import main
+try:
+    main(sys.argv[1:], standalone_mode=False)
+finally:
+    sys.stdout.flush()
+loaded = sorted(m for m in {heavy!r} if m in sys.modules)
+print("LOADED " + json.dumps(loaded), file=sys.stderr)
+"""
+
+
+def loaded_by(*args: str) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=(*HEAVY, "numba")), *args],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stderr.splitlines() if x.startswith("LOADED "))
+    return set(json.loads(line.removeprefix("LOADED ")))
+
+
+@pytest.mark.parametrize(
+    ("args", "allowed"),
+    [
+        (("validate", str(VENEZUELA)), set()),
+        (("solve", str(VENEZUELA)), set()),
+        (("run", str(VENEZUELA), "-n", "2e4", "--seed", "1"), {"numba"}),
+    ],
+    ids=["validate", "solve", "run"],
+)
+def test_a_command_loads_only_what_it_needs(args, allowed):
+    assert loaded_by(*args) == allowed
+
+
+def test_the_executable_flushes_everything_and_keeps_its_status(tmp_path):
+    done = subprocess.run(
+        ["escalate", "solve", str(VENEZUELA), "--format", "json"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["stages"]["full_scale_war"]["p_reached"] > 0  # whole JSON
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("scenario: bad\nhorizon: -1\n")
+    failed = subprocess.run(["escalate", "validate", str(bad)], capture_output=True, text=True)
+    assert failed.returncode == 2 and "bad.yaml" in failed.stderr
+    version = subprocess.run(["escalate", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and "escalate" in version.stdout
+
+
+def test_exact_quantiles_match_the_closed_form_across_a_jump():
+    """One transition at rate r, three times faster from the `at` time 30.5: the quantiles of
+    the time to reach, conditional on reaching, solve F(t) = q F(T) in closed form; the
+    median falls inside the grid step that holds the jump, where F has a kink."""
+    r, tau, horizon = 0.02, 30.5, 60.0
+    model = escalate.loads(f"""
+scenario: kink
+horizon: {horizon}
+start: s
+stages: {{s: {{}}, end: {{terminal: true}}}}
+triggers:
+  faster: {{onset: {{at: {tau}}}}}
+transitions:
+  - {{from: s, to: end, rate: {r}, when: {{faster: 3}}}}
+""")
+
+    def cumulative(t: float) -> float:
+        exposure = r * t if t <= tau else r * tau + 3 * r * (t - tau)
+        return 1 - math.exp(-exposure)
+
+    def inverse(p: float) -> float:
+        exposure = -math.log(1 - p)
+        return exposure / r if exposure <= r * tau else tau + (exposure - r * tau) / (3 * r)
+
+    final = cumulative(horizon)
+    ttr = escalate.solve(model).stages["end"].time_to_reach
+    for q in (0.1, 0.5, 0.9):
+        assert abs(ttr[f"p{round(q * 100)}"] - inverse(q * final)) < 1e-9, q
+    assert 30 < inverse(0.5 * final) < 31  # the median's grid step holds the jump at 30.5
