@@ -342,3 +342,16 @@ def test_horizon_solver_matches_the_grid_solver_on_shipped_scenarios(path):
 @given(random_scenarios())
 def test_horizon_solver_matches_the_grid_solver_on_random_scenarios(text):
     assert_horizon_figures_match_the_grid_solver(escalate.loads(text))
+
+
+@pytest.mark.parametrize("path", ["scenarios/venezuela.yaml", "benchmarks/language.yaml"])
+def test_the_compiled_series_gives_the_same_figures_to_the_bit(path):
+    """Exact worlds run the uniformization series in numba; it is the Python series, term for
+    term, so every horizon figure is identical."""
+    from escalate.compile import compile_scenario
+    from escalate.exact import solve_at_horizon
+
+    compiled = compile_scenario(escalate.load(ROOT / path))
+    python, numba = solve_at_horizon(compiled), solve_at_horizon(compiled, compiled=True)
+    for name in python.__dataclass_fields__:
+        assert np.array_equal(getattr(python, name), getattr(numba, name), equal_nan=True), name

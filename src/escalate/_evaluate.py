@@ -76,8 +76,10 @@ def evaluate(
     seed: int = 0,
     horizon: float | None = None,
     threads: int | None = None,
+    compiled: bool = False,
 ) -> Evaluation:
-    """Values of ``metrics`` with the parameters set to ``overrides``."""
+    """Values of ``metrics`` with the parameters set to ``overrides``; ``compiled`` solves
+    exact horizon metrics with the numba series (worth its loading for many evaluations)."""
     compiled = compile_scenario(model, overrides, horizon=horizon)
     engine = choose_engine(compiled, engine)
     if engine == "exact" and all(_at_horizon(m) for m in metrics):
@@ -87,6 +89,7 @@ def evaluate(
             compiled,
             occupancy=any(kind in OCCUPANCY_METRICS for kind, _ in kinds),
             reach=sorted({stage[t] for kind, t in kinds if kind in ("p_reached", "time_to_reach")}),
+            compiled=compiled,
         )
         trigger = {name: k for k, name in enumerate(compiled.trigger_names)}
         values = {}
