@@ -334,6 +334,87 @@ def compile_table() -> tuple[str, dict]:
     return "\n".join(lines), out
 
 
+def measure_shape(index: int, n: int) -> dict:
+    """One generated chain (benchmarks/chains.py): escalate on 1 and 2 threads beside the two
+    loops written for that chain alone, medians of 3 after a warm call, P(war) of each."""
+    import numba
+
+    import escalate
+    from benchmarks.chains import SHAPES, generate, hand_written
+    from escalate._simulate import chunk_state
+
+    chain = generate(SHAPES[index])
+    model = escalate.loads(chain.yaml)
+    out = {"exact": escalate.solve(model).stages["war"].p_reached, "n": n}
+
+    def median_wall(call) -> float:
+        call(min(n, 10_000))
+        walls = []
+        for _ in range(3):
+            began = time.perf_counter()
+            out["hits"] = call(n)
+            walls.append(time.perf_counter() - began)
+        return statistics.median(walls)
+
+    for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+
+        def run(size, threads=threads):
+            result = escalate.simulate(model, size, seed=SEED, threads=threads)
+            return round(result.stages["war"].p_reached * size)
+
+        out[f"escalate {threads}"] = n / median_wall(run)
+        out[f"escalate {threads} p"] = out["hits"] / n
+    for label, xoshiro in (("np.random", False), ("xoshiro", True)):
+        loop, _ = hand_written(chain, xoshiro)
+        out[label] = n / median_wall(lambda size, loop=loop: loop(size, SEED, chunk_state(SEED, 0)))
+        out[f"{label} p"] = out["hits"] / n
+    return out
+
+
+def chains_table(quick: bool) -> str:
+    """escalate against hand-written loops on every generated chain (DESIGN.md section 7:
+    the lead must hold on any chain)."""
+    from benchmarks.chains import SHAPES
+
+    n = 200_000 if quick else 2_000_000
+    lines = [
+        "| chain | escalate, 1 thread | 2 threads | hand-written, np.random | hand-written, "
+        "xoshiro | 1 thread / np.random (>= 1.5) | 1 thread / xoshiro (>= 0.5) "
+        "| 2 threads / 1 (>= 1.8) | P(war): exact; z of escalate, np.random, xoshiro |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    met = {"np": True, "xoshiro": True, "threads": True}
+    for index, shape in enumerate(SHAPES):
+        print(f"  chain: {shape.name} ...", file=sys.stderr, flush=True)
+        r = _subprocess(["--shape", str(index), "--n", str(n)])
+        one, two = r["escalate 1"], r.get("escalate 2", r["escalate 1"])
+        ratios = (one / r["np.random"], one / r["xoshiro"], two / one)
+        met["np"] &= ratios[0] >= 1.5
+        met["xoshiro"] &= ratios[1] >= 0.5
+        met["threads"] &= ratios[2] >= 1.8
+        exact = r["exact"]
+        se = math.sqrt(exact * (1 - exact) / n)
+        z = ", ".join(
+            f"{(r[f'{k} p'] - exact) / se:+.1f}" for k in ("escalate 1", "np.random", "xoshiro")
+        )
+        lines.append(
+            f"| {shape.name} | {_fmt_rate(one)} | {_fmt_rate(two)} | {_fmt_rate(r['np.random'])} "
+            f"| {_fmt_rate(r['xoshiro'])} | {ratios[0]:.2f}x | {ratios[1]:.2f}x "
+            f"| {ratios[2]:.2f}x | {exact:.4f}; {z} |"
+        )
+    lines += [
+        "",
+        "| target, on every generated chain | met |",
+        "|---|:---:|",
+        f"| 1 thread at least 1.5x the hand-written np.random loop | "
+        f"{'yes' if met['np'] else 'no'} |",
+        f"| 1 thread within 2x of the hand-written xoshiro loop | "
+        f"{'yes' if met['xoshiro'] else 'no'} |",
+        f"| 2 threads at least 1.8x one | {'yes' if met['threads'] else 'no'} |",
+    ]
+    return "\n".join(lines)
+
+
 def measure_worlds(method: str, worlds: int) -> dict:
     """Exact worlds of the shipped scenario, in one process: ``escalate`` (every horizon metric
     of every world, as ``solve --worlds`` gives them) or ``naive`` (one dense
@@ -599,6 +680,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scale", help=argparse.SUPPRESS)
     parser.add_argument("--scenario", help=argparse.SUPPRESS)
     parser.add_argument("--worlds-method", help=argparse.SUPPRESS)
+    parser.add_argument("--shape", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--value", type=float, help=argparse.SUPPRESS)
@@ -627,6 +709,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.scale:
         print(json.dumps(measure_scale(args.scale, args.value or 0, args.n)))
         return
+    if args.shape is not None:
+        print(json.dumps(measure_shape(args.shape, args.n)))
+        return
     if args.worlds_method is not None:
         print(json.dumps(measure_worlds(args.worlds_method, args.n)))
         return
@@ -645,6 +730,8 @@ def main(argv: list[str] | None = None) -> None:
     language = language_table(args.quick)
     print("benchmarks: compilation ...", file=sys.stderr)
     compiled_table, compiled = compile_table()
+    print("benchmarks: generated chains ...", file=sys.stderr)
+    chains = chains_table(args.quick)
     print("benchmarks: exact worlds ...", file=sys.stderr)
     worlds, _ = worlds_table(args.quick)
     print("benchmarks: start-up ...", file=sys.stderr)
@@ -711,6 +798,16 @@ def main(argv: list[str] | None = None) -> None:
             "## Compilation",
             "",
             compiled_table,
+            "",
+            "## Generated chains against loops written for each (`benchmarks/chains.py`)",
+            "",
+            "Chains of varied shape (back-steps and cycles, 1 to 8 triggers, per-stage onsets, "
+            "onset ratios, offsets, effects); for each, two numba event loops generated for "
+            "that chain alone (every rate a constant, one branch per stage, no tables, only the "
+            "count of war), one with numba's `np.random`, one with the inline xoshiro256** "
+            "generator escalate uses. escalate runs with every accumulator on. Medians of 3.",
+            "",
+            chains,
             "",
             "## Exact worlds: every metric of 2,000 parameter sets of the shipped scenario",
             "",

@@ -91,3 +91,19 @@ def test_the_language_chain_simulates_what_solve_gives():
         got = mc.triggers[name]
         for key in ("p_fired", "p_on_at_horizon", "time_on"):
             assert abs(got[key] - trigger[key]) <= 4 * got[f"{key}_se"] + 1e-12, (name, key)
+
+
+@pytest.mark.parametrize("index", [1, 5], ids=["cycles", "every-extra"])
+@pytest.mark.parametrize("xoshiro", [False, True], ids=["np.random", "xoshiro"])
+def test_the_loops_written_for_a_generated_chain_simulate_it(index, xoshiro):
+    """A speed comparison is fair only if the hand-written loop does the chain's work: its
+    P(war) within 4 SE of the exact solution of the same generated scenario."""
+    from benchmarks.chains import SHAPES, generate, hand_written
+
+    from escalate._simulate import chunk_state
+
+    chain = generate(SHAPES[index])
+    exact = escalate.solve(escalate.loads(chain.yaml)).stages["war"].p_reached
+    loop, _ = hand_written(chain, xoshiro)
+    n = 100_000
+    assert_within(loop(n, 3, chunk_state(3, 0)), n, exact)
