@@ -210,10 +210,8 @@ def _source(c: Chain, xoshiro: bool) -> str:
                 events.append(
                     (f"(0.0 if on & {bit} else {c.onset[k][stage]!r}{ratio})", [f"on |= {bit}"])
                 )
-            if c.offset[k] > 0:
-                events.append(
-                    (f"({c.offset[k]!r}{ratio} if on & {bit} else 0.0)", [f"on ^= {bit}"])
-                )
+            if c.offset[k] > 0:  # an offset without `when`: its rate alone
+                events.append((f"({c.offset[k]!r} if on & {bit} else 0.0)", [f"on ^= {bit}"]))
         for e, (hazard, _) in enumerate(events):
             body.append(f"                h{e} = {hazard}")
         body.append("                total = " + " + ".join(f"h{e}" for e in range(len(events))))
