@@ -77,6 +77,14 @@ class _Chain:
 
     def __init__(self, c: CompiledScenario):
         self.c = c
+        # plain Python lists: the search below reads them thousands of times a solve, and
+        # indexing a list costs a fraction of indexing an array (same float64 values)
+        self._n_k = c.n_triggers
+        self._ratio = c.ratio.tolist()
+        self._requires = [int(r) for r in c.requires]
+        self._switch_rates = (c.onset_rate.tolist(), c.offset_rate.tolist())
+        self._switch_ratios = (c.onset_ratio.tolist(), c.offset_ratio.tolist())
+        self._has_effects = bool(np.any(np.diff(c.effect_start) > 0))
         initial = self._initial_distribution()
         at_times = sorted({float(t) for t in c.onset_at if 0.0 < t <= c.horizon})
         self.at_bits = {
@@ -99,19 +107,22 @@ class _Chain:
 
         for state in initial:
             visit(state)
+        terminal, out_start = c.terminal.tolist(), c.out_start.tolist()
+        p1, target = c.p1.tolist(), c.target.tolist()
         i = 0
         while i < len(states):
             s, mask = states[i]
-            if not c.terminal[s]:
-                for j in range(c.out_start[s], c.out_start[s + 1]):
-                    rate = c.p1[j] * self.speed(j, mask)
+            if not terminal[s]:
+                for j in range(out_start[s], out_start[s + 1]):
+                    rate = p1[j] * self.speed(j, mask)
                     if rate > 0.0:
-                        for after, p in self.effects(j, mask).items():
+                        outcomes = self.effects(j, mask) if self._has_effects else {mask: 1.0}
+                        for after, p in outcomes.items():
                             if p > 0.0:
                                 rows.append(i)
-                                cols.append(visit((int(c.target[j]), after)))
+                                cols.append(visit((target[j], after)))
                                 rates.append(rate * p)
-                for k in range(c.n_triggers):
+                for k in range(self._n_k):
                     rate = self.switch_hazard(k, s, mask)
                     if rate > 0.0:
                         rows.append(i)
@@ -141,26 +152,32 @@ class _Chain:
             self.jumps[t] = moved
 
     def speed(self, j: int, mask: int) -> float:
-        c = self.c
-        if (int(c.requires[j]) & mask) != int(c.requires[j]):
+        required = self._requires[j]
+        if (required & mask) != required:
             return 0.0
         factor = 1.0
-        for k in range(c.n_triggers):
-            if (mask >> k) & 1:
-                factor *= c.ratio[j, k]
+        ratio = self._ratio[j]
+        k = 0
+        while mask:  # the ratios of the triggers on, in trigger order
+            if mask & 1:
+                factor *= ratio[k]
+            mask >>= 1
+            k += 1
         return factor
 
     def switch_hazard(self, k: int, s: int, mask: int) -> float:
         """The hazard of trigger ``k`` switching (on if off, off if on) in ``(s, mask)``."""
-        c = self.c
         on = (mask >> k) & 1
-        rate = float((c.offset_rate if on else c.onset_rate)[k, s])
+        rate = self._switch_rates[on][k][s]
         if rate == 0.0:
             return 0.0
-        ratios = (c.offset_ratio if on else c.onset_ratio)[k, s]
-        for m in range(c.n_triggers):
-            if (mask >> m) & 1:
+        ratios = self._switch_ratios[on][k][s]
+        m = 0
+        while mask:
+            if mask & 1:
                 rate *= ratios[m]
+            mask >>= 1
+            m += 1
         return rate
 
     def effects(self, j: int, mask: int) -> dict[int, float]:
