@@ -323,7 +323,7 @@ def _toggle(k, t, on, since, on_time, came_on, trajectory):
     return on | bit
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _effects(j, t, on, since, on_time, came_on, trajectory, model, r0, r1, r2, r3):
     """Apply the effects of transition ``j`` as it fires at ``t``, in order: off (value < 0),
     on (1), or on with probability p if off (one uniform draw). Returns (on, state)."""
