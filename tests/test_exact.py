@@ -352,6 +352,6 @@ def test_the_compiled_series_gives_the_same_figures_to_the_bit(path):
     from escalate.exact import solve_at_horizon
 
     compiled = compile_scenario(escalate.load(ROOT / path))
-    python, numba = solve_at_horizon(compiled), solve_at_horizon(compiled, compiled=True)
+    python, numba = solve_at_horizon(compiled), solve_at_horizon(compiled, numba_series=True)
     for name in python.__dataclass_fields__:
         assert np.array_equal(getattr(python, name), getattr(numba, name), equal_nan=True), name

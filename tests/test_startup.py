@@ -97,3 +97,34 @@ transitions:
     for q in (0.1, 0.5, 0.9):
         assert abs(ttr[f"p{round(q * 100)}"] - inverse(q * final)) < 1e-9, q
     assert 30 < inverse(0.5 * final) < 31  # the median's grid step holds the jump at 30.5
+
+
+def test_the_executable_keeps_its_status_with_a_closed_stream():
+    """A stream closed by the caller (``>&-``) is None inside Python: nothing to flush."""
+    for redirect in (">&-", "2>&-"):
+        done = subprocess.run(
+            f"escalate validate '{VENEZUELA}' {redirect}", shell=True, capture_output=True
+        )
+        assert done.returncode == 0, (redirect, done.stderr)
+
+
+SERIES_PROBE = """
+import sys
+import escalate
+from escalate._evaluate import evaluate
+model = escalate.load(sys.argv[1])
+evaluate(model, {{}}, ["p_reached:full_scale_war"], engine="exact", numba_series={flag})
+print("escalate._uniformize" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_only_jobs_of_many_worlds_load_the_numba_series(flag):
+    """A sweep or a tornado evaluates a few exact points: numba would cost more than it saves."""
+    done = subprocess.run(
+        [sys.executable, "-c", SERIES_PROBE.format(flag=flag), str(VENEZUELA)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(flag)

@@ -76,9 +76,9 @@ def evaluate(
     seed: int = 0,
     horizon: float | None = None,
     threads: int | None = None,
-    compiled: bool = False,
+    numba_series: bool = False,
 ) -> Evaluation:
-    """Values of ``metrics`` with the parameters set to ``overrides``; ``compiled`` solves
+    """Values of ``metrics`` with the parameters set to ``overrides``; ``numba_series`` solves
     exact horizon metrics with the numba series (worth its loading for many evaluations)."""
     compiled = compile_scenario(model, overrides, horizon=horizon)
     engine = choose_engine(compiled, engine)
@@ -89,7 +89,7 @@ def evaluate(
             compiled,
             occupancy=any(kind in OCCUPANCY_METRICS for kind, _ in kinds),
             reach=sorted({stage[t] for kind, t in kinds if kind in ("p_reached", "time_to_reach")}),
-            compiled=compiled,
+            numba_series=numba_series,
         )
         trigger = {name: k for k, name in enumerate(compiled.trigger_names)}
         values = {}

@@ -338,7 +338,7 @@ def solve_at_horizon(
     occupancy: bool = True,
     reach: list[int] | None = None,
     chain: _Chain | None = None,
-    compiled: bool = False,
+    numba_series: bool = False,
 ) -> HorizonFigures:
     """Exact probabilities, times in stage and mean times to reach at the horizon only.
 
@@ -349,7 +349,7 @@ def solve_at_horizon(
     time_in and the trigger figures (left nan); ``reach`` limits the first-entry chains
     (p_reached, mean time to reach) to those stages. A trigger that can switch off gets a
     chain of its own, absorbing once it is on, for ``p_fired``; for the others being on at the
-    horizon is having fired. ``compiled`` runs the series in numba (see
+    horizon is having fired. ``numba_series`` runs the series in numba (see
     :mod:`escalate._uniformize`): for jobs that solve many parameter sets.
     """
     _memoryless(c)
@@ -377,7 +377,7 @@ def solve_at_horizon(
         blocks = [chain.q if s is None else _absorbing(chain, _target(chain, s)) for s in part]
         v, area = _advance(
             _Stacked(chain, len(blocks)),
-            _Uniformized(sparse.block_diag(blocks, format="csr"), compiled=compiled),
+            _Uniformized(sparse.block_diag(blocks, format="csr"), numba_series=numba_series),
             np.tile(chain.p0, len(blocks)),
             0.0,
             horizon,
@@ -436,10 +436,10 @@ class _Uniformized:
     MAX_MEAN = 100.0
     MAX_TERMS = 400
 
-    def __init__(self, q: sparse.csr_matrix, *, compiled: bool = False):
+    def __init__(self, q: sparse.csr_matrix, *, numba_series: bool = False):
         self.q_t = q.T.tocsr()
         self.lam = float(-q.diagonal().min()) if q.shape[0] else 0.0
-        self.compiled = compiled  # the series in one numba call (see escalate._uniformize)
+        self.numba_series = numba_series  # the series in one numba call (escalate._uniformize)
 
     def step(self, v: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
         if h <= 0.0:
@@ -455,7 +455,7 @@ class _Uniformized:
 
     def _piece(self, v, h):
         a = self.lam * h
-        if self.compiled:
+        if self.numba_series:
             from escalate._uniformize import uniformized_piece
 
             q_t = self.q_t

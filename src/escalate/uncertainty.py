@@ -316,7 +316,7 @@ def _world(model, world, w, metrics, engine, n, seed, horizon, threads):
             seed=world_seed(seed, w),
             horizon=horizon,
             threads=threads,
-            compiled=True,  # thousands of exact worlds: the series in numba
+            numba_series=True,  # thousands of exact worlds: the series in numba
         )
     except EscalateError as exc:
         raise exc.within(f"world {w} ({_describe(world)}): ") from None

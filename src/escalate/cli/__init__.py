@@ -61,9 +61,10 @@ def entry() -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if isinstance(exc.code, str):
             print(exc.code, file=sys.stderr)
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BrokenPipeError:  # a reader that stopped early (| head): nothing more to say
-        code = code or 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:  # None: closed when the process started (>&-)
+                stream.flush()
+        except BrokenPipeError:  # a reader that stopped early (| head): nothing more to say
+            code = code or 1
     os._exit(code)
