@@ -54,7 +54,8 @@ def test_solve_worlds_are_identical_on_the_cluster(cluster):
 def test_sweep_is_identical_on_the_cluster(cluster):
     summary = _same_here_and_there(
         cluster, "sweep", TUTORIAL, "--vary", "talks_mean=30:120:4", "--metric", "p_reached:war",
-        "-n", "2e5", "--seed", "5", "--format", "json",
+        "--metric", "time_on:buildup", "--metric", "p_on_at_horizon:incident",
+        "--metric", "p_reached:war@2026-06-30", "-n", "2e5", "--seed", "5", "--format", "json",
     )  # fmt: skip
     assert len(summary["points"]) == 4
 

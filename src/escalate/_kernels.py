@@ -488,14 +488,12 @@ def _run_chunk(b, size, state, model, tables, acc):
         # trajectory's was counted: nothing to reset here for those off at the start
         on = np.int64(0)
         for k in range(n_triggers):
-            if onset_at[k] <= 0.0:
-                on |= _ONE << k
-                since[k], came_on[k] = 0.0, trajectory
-            elif initial[k] > 0.0:
+            switch = onset_at[k] <= 0.0
+            if not switch and initial[k] > 0.0:
                 u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
-                if u < initial[k]:
-                    on |= _ONE << k
-                    since[k], came_on[k] = 0.0, trajectory
+                switch = u < initial[k]
+            if switch:
+                on = _toggle(k, 0.0, on, since, on_time, came_on, trajectory)
         t = 0.0
         g_enter = 0  # grid index of t: computed once per transition, at the exit
         h = _FNV_OFFSET

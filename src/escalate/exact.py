@@ -155,15 +155,7 @@ class _Chain:
         required = self._requires[j]
         if (required & mask) != required:
             return 0.0
-        factor = 1.0
-        ratio = self._ratio[j]
-        k = 0
-        while mask:  # the ratios of the triggers on, in trigger order
-            if mask & 1:
-                factor *= ratio[k]
-            mask >>= 1
-            k += 1
-        return factor
+        return _times_ratios_on(1.0, self._ratio[j], mask)
 
     def switch_hazard(self, k: int, s: int, mask: int) -> float:
         """The hazard of trigger ``k`` switching (on if off, off if on) in ``(s, mask)``."""
@@ -171,14 +163,7 @@ class _Chain:
         rate = self._switch_rates[on][k][s]
         if rate == 0.0:
             return 0.0
-        ratios = self._switch_ratios[on][k][s]
-        m = 0
-        while mask:
-            if mask & 1:
-                rate *= ratios[m]
-            mask >>= 1
-            m += 1
-        return rate
+        return _times_ratios_on(rate, self._switch_ratios[on][k][s], mask)
 
     def effects(self, j: int, mask: int) -> dict[int, float]:
         """The trigger sets transition ``j`` leaves from ``mask``, with their probabilities
@@ -226,6 +211,17 @@ class _Chain:
             if start[s] > 0
             for mask, q in masks.items()
         }
+
+
+def _times_ratios_on(value: float, ratios: list[float], mask: int) -> float:
+    """``value`` times the ratio of each trigger on in ``mask``, in trigger order."""
+    k = 0
+    while mask:
+        if mask & 1:
+            value *= ratios[k]
+        mask >>= 1
+        k += 1
+    return value
 
 
 class _Stepper:

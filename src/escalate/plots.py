@@ -40,14 +40,17 @@ def _title(result, what: str) -> str:
     return f"{result.scenario}: {what}"
 
 
-def _date_axis(ax, start_date: str | None, time_unit: str) -> None:
-    """With a ``start_date``, a second time axis on top giving the calendar dates."""
+def _date_axis(ax, start_date, time_unit: str) -> None:
+    """With a ``start_date`` (ISO text or a date), a second time axis on top giving the
+    calendar dates."""
     if start_date is None:
         return
     import matplotlib.dates as mdates
 
+    from escalate.scenario.model import days_per
+
     origin = mdates.date2num(np.datetime64(start_date, "D"))
-    days = 7.0 if time_unit == "week" else 1.0
+    days = days_per(time_unit)
     top = ax.secondary_xaxis(
         "top", functions=(lambda t: origin + t * days, lambda d: (d - origin) / days)
     )
@@ -273,7 +276,7 @@ def fan(
     ax.set_ylabel("probability reached by t")
     ax.set_ylim(0, 1)
     ax.set_xlim(times[0], times[-1])
-    _date_axis(ax, None if start_date is None else str(start_date), time_unit)
+    _date_axis(ax, start_date, time_unit)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="upper left")
     ax.set_title(f"{scenario}: P({stage} reached by t) across {len(values)} worlds")

@@ -23,7 +23,7 @@ import numpy as np
 from escalate._format import Z95, wilson
 from escalate.compile import QUANTILE_BINS, TIME_BITS, CompiledScenario
 from escalate.errors import EscalateError, suggest
-from escalate.scenario.model import date_of, time_of
+from escalate.scenario.model import date_of, days_per, time_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -474,7 +474,7 @@ def _tally_time_to_reach(tally: Tally, i: int, quantum: float, width: float) -> 
 
 def dates_of(times: np.ndarray, start_date: str, time_unit: str) -> np.ndarray:
     """The days (``datetime64[D]``) in which ``times`` fall, as :func:`date_of` gives one."""
-    days = np.floor(np.asarray(times, float) * (7.0 if time_unit == "week" else 1.0) + 1e-9)
+    days = np.floor(np.asarray(times, float) * days_per(time_unit) + 1e-9)
     return np.datetime64(start_date, "D") + days.astype("timedelta64[D]")
 
 

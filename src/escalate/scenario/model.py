@@ -99,6 +99,11 @@ def parse_date(text: str) -> date:
         raise ValueError(f"{text!r} is not a date ({exc})") from None
 
 
+def days_per(time_unit: str) -> float:
+    """Days in one time unit where dates apply (day or week)."""
+    return 7.0 if time_unit == "week" else 1.0
+
+
 def time_of(point: float | date | str, start_date: date | str | None, time_unit: str) -> float:
     """A time point (a number, or a date ``YYYY-MM-DD``) as a number of ``time_unit`` since
     ``start_date``. Raises ValueError with the reason when it is neither, or when a date
@@ -124,7 +129,7 @@ def time_of(point: float | date | str, start_date: date | str | None, time_unit:
     days = (point - start_date).days
     if days < 0:
         raise ValueError(f"the date {point} is before start_date {start_date}")
-    return days / 7.0 if time_unit == "week" else float(days)
+    return days / days_per(time_unit)
 
 
 def date_of(time: float | None, start_date: date | str | None, time_unit: str) -> date | None:
@@ -133,7 +138,7 @@ def date_of(time: float | None, start_date: date | str | None, time_unit: str) -
         return None
     if isinstance(start_date, str):
         start_date = parse_date(start_date)
-    days = time * 7.0 if time_unit == "week" else time
+    days = time * days_per(time_unit)
     return date.fromordinal(start_date.toordinal() + math.floor(days + 1e-9))
 
 
