@@ -114,6 +114,7 @@ def test_a_reused_batch_buffer_gives_what_a_fresh_one_gives():
     assert len(summed) == 12  # with on_at_horizon, time_on, time_on_sq
     for name in summed:
         np.testing.assert_array_equal(getattr(reused, name), getattr(fresh, name), name)
+    assert len(fresh.paths) > 0
     assert reused.paths == fresh.paths and reused.path_other == fresh.path_other
 
 
@@ -159,3 +160,45 @@ def test_the_kernels_timing_codes_are_the_compilers():
 
     for name in compiler.KIND_NAMES:
         assert getattr(_kernels, name.upper()) == getattr(compiler, name.upper()), name
+
+
+def test_path_tables_merge_by_key_and_trim_the_rarest():
+    """Paths of two batches add their counts per key; trimming keeps the most frequent (ties:
+    the smaller key) and hands back the trajectories it dropped; a result names the 20 most
+    frequent paths exactly as a full sort by (count, names) would."""
+    from escalate._simulate import Paths
+    from escalate.compile import PATH_LENGTH
+
+    def table(keys, counts):
+        n = len(keys)
+        stages = np.zeros((n, PATH_LENGTH), np.int16)
+        stages[:, 0] = np.asarray(keys) % 7
+        return Paths(
+            np.asarray(keys, np.uint64), np.asarray(counts, np.int64), np.ones(n, np.int64), stages
+        )
+
+    merged = table([5, 3, 9], [1, 2, 3]).merged(table([9, 4], [10, 1]))
+    assert merged.keys.tolist() == [3, 4, 5, 9] and merged.counts.tolist() == [2, 1, 1, 13]
+    assert merged.stages[:, 0].tolist() == [3, 4, 5, 2]
+    dropped = merged.trim(kept=2, above=3)
+    assert dropped == 2  # keys 4 and 5 (count 1 each): 3 (count 2) and 9 (13) stay
+    assert merged.keys.tolist() == [3, 9] and merged.counts.tolist() == [2, 13]
+    assert merged.trim(kept=1, above=3) == 0  # not above the bound: nothing dropped
+
+    from types import SimpleNamespace
+
+    from escalate.results import TOP_PATHS, _paths
+
+    rng = np.random.default_rng(3)
+    keys = np.arange(500)
+    counts = rng.integers(1, 6, size=500)  # many ties at the 20th place
+    paths = table(keys, counts)
+    paths.lengths[:] = 1
+    names = [f"s{i}" for i in range(7)]
+    tally = SimpleNamespace(paths=paths, n=int(counts.sum()))
+    got = _paths(tally, SimpleNamespace(stage_names=names))
+    full = sorted(
+        ((int(c), [names[k % 7]]) for k, c in zip(keys, counts, strict=True)),
+        key=lambda e: (-e[0], e[1]),
+    )
+    assert [(round(p["p"] * tally.n), p["path"]) for p in got] == full[:TOP_PATHS]

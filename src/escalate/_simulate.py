@@ -125,16 +125,71 @@ def kernel_model(c: CompiledScenario) -> KernelModel:
     )  # fmt: skip
 
 
+@dataclass
+class Paths:
+    """Distinct paths as arrays, one row a path: its hash ``keys``, ``counts`` of
+    trajectories, ``lengths`` (stages visited) and first ``PATH_LENGTH`` ``stages``. Arrays,
+    not a dictionary: a cyclic scenario has tens of thousands of paths a batch, and merging
+    them one by one in Python took a tenth of the run."""
+
+    keys: np.ndarray
+    counts: np.ndarray
+    lengths: np.ndarray
+    stages: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Paths:
+        return cls(
+            np.zeros(0, np.uint64),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            np.zeros((0, PATH_LENGTH), np.int16),
+        )
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def merged(self, *others: Paths) -> Paths:
+        """These paths and ``others``, one row per distinct key (its counts added), in key
+        order."""
+        parts = (self, *others)
+        keys = np.concatenate([p.keys for p in parts])
+        unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        counts = np.zeros(len(unique), np.int64)
+        np.add.at(counts, inverse, np.concatenate([p.counts for p in parts]))
+        lengths = np.concatenate([p.lengths for p in parts])[first]
+        stages = np.concatenate([p.stages for p in parts])[first]
+        return Paths(unique, counts, lengths, stages)
+
+    def trim(self, kept: int, above: int) -> int:
+        """Beyond ``above`` paths, keep the ``kept`` most frequent (ties: smaller key first);
+        returns the trajectories of the paths dropped."""
+        if len(self) <= above:
+            return 0
+        order = np.lexsort((self.keys, -self.counts))
+        dropped = int(self.counts[order[kept:]].sum())
+        keep = np.sort(order[:kept])
+        self.keys, self.counts = self.keys[keep], self.counts[keep]
+        self.lengths, self.stages = self.lengths[keep], self.stages[keep]
+        return dropped
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Paths) and all(
+            np.array_equal(getattr(self, f), getattr(other, f))
+            for f in ("keys", "counts", "lengths", "stages")
+        )
+
+
 class Tally:
     """Accumulated counts of ``n`` trajectories: one array per summed accumulator, read as an
-    attribute (``tally.reach_hist``, see ``ACCUMULATORS``), ``paths`` mapping a path hash to
-    ``[count, length, stage indices]`` and ``path_other``, the trajectories whose path did not
-    fit the per-chunk path table."""
+    attribute (``tally.reach_hist``, see ``ACCUMULATORS``), ``paths`` the distinct paths
+    (:class:`Paths`) and ``path_other``, the trajectories whose path did not fit the per-chunk
+    path table."""
 
     def __init__(self, n: int, arrays: dict[str, np.ndarray], paths=None, path_other: int = 0):
         self.n = n
         self.arrays = arrays
-        self.paths: dict[int, list] = {} if paths is None else paths
+        self.paths: Paths = Paths.empty() if paths is None else paths
         self.path_other = path_other
 
     def __getattr__(self, name: str) -> np.ndarray:
@@ -160,11 +215,7 @@ def add_tally(total: Tally, part: Tally) -> None:
         total.arrays[a.name] += part.arrays[a.name]
     total.n += part.n
     total.path_other += part.path_other
-    for key, (count, length, stages) in part.paths.items():
-        if key in total.paths:
-            total.paths[key][0] += count
-        else:
-            total.paths[key] = [count, length, stages]
+    total.paths = total.paths.merged(part.paths)
 
 
 def chunk_state(seed: int, chunk: int) -> np.ndarray:
@@ -193,20 +244,15 @@ class _Batch:
             rows = getattr(self.rows, a.name)[:chunks]
             # float sums: one add a chunk, in chunk order (cumsum is sequential)
             arrays[a.name] = rows.sum(axis=0) if a.merge == SUM else np.cumsum(rows, axis=0)[-1]
-        tally = Tally(n, arrays, path_other=int(self.rows.path_other[:chunks].sum()))
-        # paths: the batch's distinct keys (numpy), in order of first appearance (chunk, then
-        # slot), each with its stages
         r = self.rows
         rows, slots = np.nonzero(r.path_counts[:chunks])
-        keys = r.path_keys[rows, slots]
-        unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        counts = np.zeros(len(unique), np.int64)
-        np.add.at(counts, inverse, r.path_counts[rows, slots])
-        for u in np.argsort(first, kind="stable"):
-            b, slot = rows[first[u]], slots[first[u]]
-            length = int(r.path_lengths[b, slot])
-            stages = r.path_stages[b, slot, : min(length, PATH_LENGTH)]
-            tally.paths[int(unique[u])] = [int(counts[u]), length, stages.tolist()]
+        paths = Paths(
+            r.path_keys[rows, slots],
+            r.path_counts[rows, slots],
+            r.path_lengths[rows, slots],
+            r.path_stages[rows, slots],
+        ).merged()
+        tally = Tally(n, arrays, paths, path_other=int(r.path_other[:chunks].sum()))
         _trim_paths(tally)
         return tally
 
@@ -215,11 +261,7 @@ def _trim_paths(tally: Tally) -> None:
     """Keep memory flat on cyclic scenarios, whose distinct paths grow with n: beyond twice
     ``PATHS_KEPT``, drop the rarest. Batches are fixed, so what is dropped does not depend on
     threads or workers."""
-    if len(tally.paths) > 2 * PATHS_KEPT:
-        ranked = sorted(tally.paths.items(), key=lambda item: (-item[1][0], item[0]))
-        for key, entry in ranked[PATHS_KEPT:]:
-            tally.path_other += entry[0]
-            del tally.paths[key]
+    tally.path_other += tally.paths.trim(PATHS_KEPT, 2 * PATHS_KEPT)
 
 
 def run_trajectories(

@@ -494,13 +494,22 @@ def _curves(grid: np.ndarray, stage_names, reached: np.ndarray, occupancy: np.nd
 
 
 def _paths(tally: Tally, compiled: CompiledScenario) -> list[dict[str, Any]]:
+    """The ``TOP_PATHS`` most frequent paths (ties: in order of their stage names). Only paths
+    as frequent as the ``TOP_PATHS``-th get names: a cyclic scenario has tens of thousands."""
     names = compiled.stage_names
+    paths = tally.paths
+    counts = paths.counts
+    rows = np.arange(len(counts))
+    if len(counts) > TOP_PATHS:
+        least = np.partition(counts, len(counts) - TOP_PATHS)[len(counts) - TOP_PATHS]
+        rows = np.flatnonzero(counts >= least)
     entries = []
-    for count, length, stages in tally.paths.values():
-        path = [names[s] for s in stages]
-        if length > len(stages):
+    for row in rows:
+        length = int(paths.lengths[row])
+        path = [names[s] for s in paths.stages[row, : min(length, paths.stages.shape[1])]]
+        if length > paths.stages.shape[1]:
             path.append("…")
-        entries.append((count, path))
+        entries.append((int(counts[row]), path))
     entries.sort(key=lambda e: (-e[0], e[1]))
     out = []
     for count, path in entries[:TOP_PATHS]:
