@@ -23,6 +23,7 @@ _LAZY = {
     "Scenario": "escalate.scenario",
     "load": "escalate.scenario",
     "loads": "escalate.scenario",
+    "read_params": "escalate.scenario",
     "Result": "escalate.results",
     "simulate": "escalate.api",
     "solve": "escalate.api",

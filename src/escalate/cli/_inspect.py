@@ -59,10 +59,10 @@ def validate(scenarios: tuple[Path, ...]) -> None:
 @scenario_argument
 @set_option()
 @user_errors
-def show(scenario: Path, settings: tuple[str, ...]) -> None:
+def show(scenario: Path, settings: tuple[str, ...], params_file: Path | None) -> None:
     """Show a scenario: stages, transitions with effective rates, triggers, parameters."""
     model = load(scenario)
-    print_scenario(stdout(), model, resolve(model, parse_set(settings)))
+    print_scenario(stdout(), model, resolve(model, parse_set(settings, params_file, model)))
     err = stderr()
     for warning in model.warnings:
         err.print(str(warning), markup=False)

@@ -12,12 +12,16 @@ import functools
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from escalate.cli._jobs import Job
 from escalate.cli._render import stderr
 from escalate.errors import EscalateError, ScenarioError
+
+if TYPE_CHECKING:
+    from escalate.scenario import Scenario
 
 USAGE_ERROR = 2
 
@@ -88,8 +92,22 @@ resume_option = click.option(
 
 
 def set_option(help: str = "Override a parameter's point value (repeatable)."):
-    """``--set NAME=VALUE`` (repeatable), read by :func:`parse_set`."""
-    return click.option("--set", "settings", multiple=True, metavar="NAME=VALUE", help=help)
+    """``--set NAME=VALUE`` (repeatable) and ``--params FILE``, read by :func:`parse_set`."""
+
+    def decorate(func):
+        func = click.option(
+            "--params",
+            "params_file",
+            type=click.Path(path_type=Path),
+            metavar="FILE",
+            help="Parameter values from a YAML file (name: value), e.g. calibrate's "
+            "params.yaml; --set wins over it.",
+        )(func)
+        return click.option("--set", "settings", multiple=True, metavar="NAME=VALUE", help=help)(
+            func
+        )
+
+    return decorate
 
 
 def trajectories_option(default: str, help: str):
@@ -201,9 +219,16 @@ def debug_option(func):
 # --- values --------------------------------------------------------------------------------
 
 
-def parse_set(values: tuple[str, ...]) -> dict[str, float]:
-    """The ``--set NAME=VALUE`` options as overrides (parameter name -> value)."""
+def parse_set(
+    values: tuple[str, ...], params_file: Path | None = None, model: Scenario | None = None
+) -> dict[str, float]:
+    """The ``--params FILE`` values (read against ``model``), then the ``--set NAME=VALUE``
+    options over them, as overrides (parameter name -> value)."""
     overrides = {}
+    if params_file is not None:
+        from escalate.scenario._params import read_params
+
+        overrides.update(read_params(params_file, model))
     for item in values:
         name, sep, text = item.partition("=")
         if not sep or not name:

@@ -57,6 +57,7 @@ def run(
     n,
     seed,
     settings,
+    params_file,
     horizon,
     threads,
     precision,
@@ -72,7 +73,7 @@ def run(
     from escalate.api import exact_overlay, simulate
 
     model = load(scenario)
-    overrides = parse_set(settings)
+    overrides = parse_set(settings, params_file, model)
     if out is not None:
         check_output_folder(out, force=force)
     err = stderr()

@@ -31,12 +31,14 @@ from escalate.scenario import load
 @format_option
 @scheduler_option
 @user_errors
-def solve_command(scenario, settings, horizon, worlds, seed, output_format, scheduler) -> None:
+def solve_command(
+    scenario, settings, params_file, horizon, worlds, seed, output_format, scheduler
+) -> None:
     """Solve a memoryless scenario exactly (every timing exponential)."""
     model = load(scenario)
     if scheduler is not None and worlds is None:
         raise EscalateError("--scheduler goes with --worlds: one exact solve takes milliseconds")
-    overrides = parse_set(settings)
+    overrides = parse_set(settings, params_file, model)
     if worlds is not None:
         across_worlds(
             model,

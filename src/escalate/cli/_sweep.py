@@ -44,13 +44,13 @@ from escalate.scenario import load
 @set_option("Fix another parameter's value (repeatable).")
 @job_options("Write sweep.csv, sweep.json and the figure into this folder.")
 @user_errors
-def sweep_command(scenario, varies, metrics, n, seed, settings, job) -> None:
+def sweep_command(scenario, varies, metrics, n, seed, settings, params_file, job) -> None:
     """Metrics over a grid of one or two parameters (exact where the scenario allows)."""
     from escalate._sweep import parse_vary, sweep
 
     model = load(scenario)
     vary = dict(parse_vary(v) for v in varies)
-    overrides = parse_set(settings)
+    overrides = parse_set(settings, params_file, model)
     fingerprint = {
         "scenario_sha256": model.sha256,
         "vary": {name: [float(v) for v in values] for name, values in vary.items()},
