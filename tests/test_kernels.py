@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ from scipy import stats
 from escalate import _kernels
 from escalate._simulate import chunk_state
 from escalate.compile import EXPONENTIAL, FIXED, GAMMA, LOGNORMAL, UNIFORM, WEIBULL
+
+TUTORIAL = Path(__file__).parent.parent / "scenarios" / "tutorial.yaml"
 
 CASES = [
     (EXPONENTIAL, 0.5, 0.0, stats.expon(scale=2.0)),
@@ -131,7 +134,7 @@ def test_the_kernel_reads_the_accumulators_and_the_model_by_their_names():
     assert set(re.findall(r"\bacc\.(\w+)", source)) == set(Accumulators._fields)
     assert set(re.findall(r"\bmodel\.(\w+)", source)) == set(KernelModel._fields)
     assert list(inspect.signature(_kernels.run_batch.py_func).parameters) == [
-        "sizes", "states", "model", "acc",
+        "sizes", "states", "model", "acc", "switches_off",
     ]  # fmt: skip
 
 
@@ -202,3 +205,32 @@ def test_path_tables_merge_by_key_and_trim_the_rarest():
         key=lambda e: (-e[0], e[1]),
     )
     assert [(round(p["p"] * tally.n), p["path"]) for p in got] == full[:TOP_PATHS]
+
+
+@pytest.mark.parametrize("scenario", ["scenarios/venezuela.yaml", "benchmarks/cycles.yaml"])
+def test_the_kernel_without_switching_off_counts_as_the_general_one(scenario):
+    """A scenario whose triggers never switch off runs a kernel compiled without the
+    bookkeeping of triggers going off (``switches_off=None``): its counts equal the general
+    kernel's on the same chunks, to the bit (squares of time on to rounding: they add in
+    another order)."""
+    import escalate
+    from escalate._simulate import _Batch, chunk_state, kernel_model, switches_off
+    from escalate.compile import compile_scenario
+
+    compiled = compile_scenario(escalate.load(Path(__file__).parent.parent / scenario))
+    assert switches_off(compiled) is None
+    assert switches_off(compile_scenario(escalate.load(TUTORIAL))) is True  # it has an offset
+    sizes = np.array([20_000, 7_000], np.int64)
+    rows = {}
+    for mode in (None, True):
+        batch = _Batch(compiled, 2)
+        states = np.stack([chunk_state(3, b) for b in range(2)])
+        _kernels.run_batch(sizes, states, kernel_model(compiled), batch.rows, mode)
+        rows[mode] = batch.rows
+    for name in rows[None]._fields:
+        fast, general = getattr(rows[None], name), getattr(rows[True], name)
+        if name == "time_on_sq":
+            np.testing.assert_allclose(fast, general, rtol=1e-12, err_msg=name)
+        else:
+            np.testing.assert_array_equal(fast, general, err_msg=name)
+    assert rows[None].time_on.sum() > 0 and rows[None].on_at_horizon.sum() > 0

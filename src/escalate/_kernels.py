@@ -310,11 +310,24 @@ def _hazard_tables(model):
 
 
 @njit(inline="always", **_JIT)
-def _toggle(k, t, on, since, on_time, came_on, trajectory):
-    """Switch trigger ``k`` at time ``t`` (on if off, off if on), keeping the trajectory's time
-    on: ``since[k]`` when it last switched on, ``on_time[k]`` the time on before that, and
-    ``came_on[k]`` the last trajectory in which it was on. Returns the new ``on``."""
+def _toggle(k, t, on, trajectory, clocks, onset_counts, switches_off):
+    """Switch trigger ``k`` at time ``t`` (on if off, off if on); returns the new ``on``.
+
+    ``switches_off`` is None when no trigger of the scenario ever switches off (numba then
+    compiles this branch alone): an onset adds its time on to the horizon to ``onset_counts``
+    (time on, its square, the horizon, quanta per unit) at once, and the trajectory's end
+    only counts the triggers on. Otherwise the ``clocks`` keep the trajectory's time on:
+    ``since[k]`` when it last switched on, ``on_time[k]`` the time on before that, and
+    ``came_on[k]`` the last trajectory in which it was on; the end adds them up. Both give the
+    same figures, to the bit."""
     bit = _ONE << k
+    if switches_off is None:
+        time_on, time_on_sq, horizon, per_quantum = onset_counts
+        rest = horizon - t
+        time_on[k] += np.int64(rest * per_quantum + 0.5)
+        time_on_sq[k] += rest * rest
+        return on | bit
+    since, on_time, came_on = clocks
     if on & bit:
         on_time[k] += t - since[k]
         return on & ~bit
@@ -324,7 +337,7 @@ def _toggle(k, t, on, since, on_time, came_on, trajectory):
 
 
 @njit(inline="always", **_JIT)
-def _effects(j, t, on, since, on_time, came_on, trajectory, model, r0, r1, r2, r3):
+def _effects(j, t, on, trajectory, clocks, onset_counts, switches_off, model, r0, r1, r2, r3):
     """Apply the effects of transition ``j`` as it fires at ``t``, in order: off (value < 0),
     on (1), or on with probability p if off (one uniform draw). Returns (on, state)."""
     for e in range(model.effect_start[j], model.effect_start[j + 1]):
@@ -333,14 +346,14 @@ def _effects(j, t, on, since, on_time, came_on, trajectory, model, r0, r1, r2, r
         is_on = (on >> k) & 1
         if value < 0.0:
             if is_on:
-                on = _toggle(k, t, on, since, on_time, came_on, trajectory)
+                on = _toggle(k, t, on, trajectory, clocks, onset_counts, switches_off)
         elif not is_on and value > 0.0:
             switch = value >= 1.0
             if not switch:
                 u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
                 switch = u < value
             if switch:
-                on = _toggle(k, t, on, since, on_time, came_on, trajectory)
+                on = _toggle(k, t, on, trajectory, clocks, onset_counts, switches_off)
     return on, r0, r1, r2, r3
 
 
@@ -387,14 +400,14 @@ def _stay(s, duration, stay, time_in, time_in_sq, per_quantum):
 
 
 @njit(**_JIT)
-def _run_chunk(b, size, state, model, tables, acc):
+def _run_chunk(b, size, state, model, tables, acc, switches_off):
     """Run ``size`` trajectories and add their counts to the accumulators (DESIGN.md s. 2).
 
     The chunk is ``b``: it writes row ``b`` of every accumulator of ``acc`` (an
     ``escalate._simulate.Accumulators``) and reads the scenario from ``model`` (a
     ``KernelModel``) and the race ``tables`` of ``_hazard_tables``. A trajectory with more than
     ``MAX_EVENTS`` events before the horizon (a cycle far too fast for the horizon) stops the
-    chunk and sets ``stalled[0]``: the caller reports it.
+    chunk and sets ``stalled[0]``: the caller reports it. ``switches_off``: see ``_toggle``.
     """
     # this chunk's rows start from zero, here, on its own thread: a caller may hand the same
     # buffers to every batch (no fresh pages to fault in, no serial memset)
@@ -437,6 +450,20 @@ def _run_chunk(b, size, state, model, tables, acc):
     since = np.zeros(n_triggers)  # per trajectory: when each trigger last switched on
     on_time = np.zeros(n_triggers)  # ... and its time on before that
     came_on = np.full(n_triggers, -1, dtype=np.int64)  # the last trajectory it was on in
+    clocks = (since, on_time, came_on)
+    # at t = 0: the triggers on for certain (an `at` at or before 0), and those drawn, in order
+    sure_on = np.int64(0)
+    drawn = np.empty(n_triggers, dtype=np.int64)
+    n_drawn = 0
+    for k in range(n_triggers):
+        if onset_at[k] <= 0.0:
+            sure_on |= _ONE << k
+        elif initial[k] > 0.0:
+            drawn[n_drawn] = k
+            n_drawn += 1
+    # no trigger switching off: the trajectories in which each was on from t = 0 (each is on
+    # for the whole horizon, counted once the chunk ends)
+    on_from_start = np.zeros(n_triggers, dtype=np.int64)
     # per stage: the last trajectory that entered it (so nothing is reset between
     # trajectories) and that trajectory's time in it so far
     entered_by = np.full(n_stages, -1, dtype=np.int64)
@@ -452,6 +479,7 @@ def _run_chunk(b, size, state, model, tables, acc):
     # reciprocals: a multiplication costs a fraction of a division in the loop below
     per_quantum = 2.0**model.time_bits / horizon
     per_bin = bins / horizon
+    onset_counts = (time_on, time_on_sq, horizon, per_quantum)
 
     r0, r1, r2, r3 = state[0], state[1], state[2], state[3]  # the generator, in registers
     # The exponential of the next hazard race is drawn one race ahead: its logarithm then
@@ -484,16 +512,20 @@ def _run_chunk(b, size, state, model, tables, acc):
             s = 0
             while s < n_stages - 1 and u >= start_cdf[s]:
                 s += 1
+        # the triggers on at t = 0: those sure to be, and one draw for each that may be
+        on = sure_on
+        for i in range(n_drawn):
+            k = drawn[i]
+            u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
+            on |= np.int64(u < initial[k]) << k
+        started = on
         # a trigger's `since` is set as it comes on and its `on_time` is zeroed as the last
         # trajectory's was counted: nothing to reset here for those off at the start
-        on = np.int64(0)
-        for k in range(n_triggers):
-            switch = onset_at[k] <= 0.0
-            if not switch and initial[k] > 0.0:
-                u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
-                switch = u < initial[k]
-            if switch:
-                on = _toggle(k, 0.0, on, since, on_time, came_on, trajectory)
+        if switches_off is not None:
+            for k in range(n_triggers):
+                if (started >> k) & 1:
+                    since[k] = 0.0
+                    came_on[k] = trajectory
         t = 0.0
         g_enter = 0  # grid index of t: computed once per transition, at the exit
         h = _FNV_OFFSET
@@ -542,7 +574,9 @@ def _run_chunk(b, size, state, model, tables, acc):
                                 t_at, at_k = onset_at[k], k  # equal: a simultaneous `at`
                         if t_at <= t_next and t_at <= horizon:  # an `at` trigger comes first
                             t = t_at
-                            on = _toggle(at_k, t, on, since, on_time, came_on, trajectory)
+                            on = _toggle(
+                                at_k, t, on, trajectory, clocks, onset_counts, switches_off
+                            )
                             continue
                     if t_next > horizon:
                         break
@@ -555,7 +589,9 @@ def _run_chunk(b, size, state, model, tables, acc):
                             i += pick >= race_cumulative[row, m]
                     chosen = race_next[row, i]
                     if chosen < 0:  # a trigger switches (on, or off)
-                        on = _toggle(-chosen - 1, t, on, since, on_time, came_on, trajectory)
+                        on = _toggle(
+                            -chosen - 1, t, on, trajectory, clocks, onset_counts, switches_off
+                        )
                         continue
                     fire = chosen  # the next stage, or n_stages + a transition with effects
                     break
@@ -572,7 +608,18 @@ def _run_chunk(b, size, state, model, tables, acc):
                 if fire >= n_stages:
                     fire -= n_stages
                     on, r0, r1, r2, r3 = _effects(
-                        fire, t, on, since, on_time, came_on, trajectory, model, r0, r1, r2, r3
+                        fire,
+                        t,
+                        on,
+                        trajectory,
+                        clocks,
+                        onset_counts,
+                        switches_off,
+                        model,
+                        r0,
+                        r1,
+                        r2,
+                        r3,
                     )
                     s = target[fire]
                 continue
@@ -621,7 +668,7 @@ def _run_chunk(b, size, state, model, tables, acc):
                         remaining[j - first] -= speed[j - first] * dt
                 t = t_next
                 if t_trigger <= t_fire:  # a trigger switches (first, on a tie)
-                    on = _toggle(switch, t, on, since, on_time, came_on, trajectory)
+                    on = _toggle(switch, t, on, trajectory, clocks, onset_counts, switches_off)
                     # the new set changes the hazards of the trigger switches: redraw the
                     # switched trigger's clock, rescale the others' (memoryless)
                     state[0], state[1], state[2], state[3] = r0, r1, r2, r3
@@ -644,7 +691,18 @@ def _run_chunk(b, size, state, model, tables, acc):
                 occupancy_diff[s, g_enter] -= 1
                 if effect_start[fire + 1] > effect_start[fire]:
                     on, r0, r1, r2, r3 = _effects(
-                        fire, t, on, since, on_time, came_on, trajectory, model, r0, r1, r2, r3
+                        fire,
+                        t,
+                        on,
+                        trajectory,
+                        clocks,
+                        onset_counts,
+                        switches_off,
+                        model,
+                        r0,
+                        r1,
+                        r2,
+                        r3,
                     )
                 s = target[fire]
                 moved = True
@@ -655,16 +713,21 @@ def _run_chunk(b, size, state, model, tables, acc):
                 at_horizon[s] += 1
                 break
 
-        for k in range(n_triggers):
-            if came_on[k] == trajectory:  # on at some time: fired
-                fired[k] += 1
-                total_on = on_time[k]
-                if (on >> k) & 1:  # on to the horizon (or kept in a terminal stage)
-                    on_at_horizon[k] += 1
-                    total_on += horizon - since[k]
-                time_on[k] += np.int64(total_on * per_quantum + 0.5)
-                time_on_sq[k] += total_on * total_on
-                on_time[k] = 0.0
+        if switches_off is None:  # on once, on to the end: the onset counted its time on
+            for k in range(n_triggers):
+                fired[k] += (on >> k) & 1
+                on_from_start[k] += (started >> k) & 1
+        else:
+            for k in range(n_triggers):
+                if came_on[k] == trajectory:  # on at some time: fired
+                    fired[k] += 1
+                    total_on = on_time[k]
+                    if (on >> k) & 1:  # on to the horizon (or kept in a terminal stage)
+                        on_at_horizon[k] += 1
+                        total_on += horizon - since[k]
+                    time_on[k] += np.int64(total_on * per_quantum + 0.5)
+                    time_on_sq[k] += total_on * total_on
+                    on_time[k] = 0.0
         home = np.int64(h & path_mask)
         if path_keys[home] == h and path_counts[home] > 0:
             path_counts[home] += 1
@@ -680,14 +743,22 @@ def _run_chunk(b, size, state, model, tables, acc):
             paths_kept < path_room,
         ):
             paths_kept += 1
+    if switches_off is None:
+        whole = np.int64(horizon * per_quantum + 0.5)
+        for k in range(n_triggers):
+            time_on[k] += on_from_start[k] * whole
+            time_on_sq[k] += on_from_start[k] * (horizon * horizon)
+            on_at_horizon[k] = fired[k]  # every trigger that came on is on at the horizon
     state[0], state[1], state[2], state[3] = r0, r1, r2, r3
 
 
 @njit(parallel=True, **_JIT)
-def run_batch(sizes, states, model, acc):
+def run_batch(sizes, states, model, acc, switches_off):
     """Run one batch of chunks in parallel: chunk ``b`` runs ``sizes[b]`` trajectories from
     generator ``states[b]`` (advanced in place) and writes only row ``b`` of each array of
-    ``acc``. ``model`` and ``acc`` are the named tuples of ``escalate._simulate``."""
+    ``acc``. ``model`` and ``acc`` are the named tuples of ``escalate._simulate``;
+    ``switches_off`` is None when no trigger ever switches off (a kernel without the
+    bookkeeping of triggers going off: see ``_toggle``), else True."""
     tables = _hazard_tables(model)
     for b in prange(sizes.shape[0]):
-        _run_chunk(b, sizes[b], states[b], model, tables, acc)
+        _run_chunk(b, sizes[b], states[b], model, tables, acc, switches_off)

@@ -320,11 +320,18 @@ def run_trajectories(
 KERNEL_LOCK = threading.Lock()
 
 
+def switches_off(c: CompiledScenario) -> bool | None:
+    """True when some trigger of ``c`` can switch off (an offset, or an ``off`` effect), else
+    None: the kernel then compiles without the bookkeeping of triggers going off."""
+    can = bool((c.offset_rate > 0.0).any() or (c.effect_value < 0.0).any())
+    return True if can else None
+
+
 def launch(c: CompiledScenario, sizes: np.ndarray, states: np.ndarray, batch: _Batch) -> None:
     """Run chunks of ``sizes`` trajectories from generator ``states`` (advanced in place) into
     the rows of ``batch``: the one place the kernel is called."""
     with KERNEL_LOCK:
-        _kernels.run_batch(sizes, states, kernel_model(c), batch.rows)
+        _kernels.run_batch(sizes, states, kernel_model(c), batch.rows, switches_off(c))
 
 
 def _batch_task(
