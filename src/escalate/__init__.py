@@ -4,11 +4,11 @@ Public names are imported on first use (PEP 562), so ``import escalate`` and the
 start fast; numba, SALib and matplotlib load only when a call needs them.
 
 Modules: a step of the data flow that users may import from is public (``scenario``,
-``compile``, ``exact``, ``results``, ``uncertainty``, ``plots``, ``report``, ``api``, ``cli``,
-``errors``); plumbing no user calls is private (``_kernels``, ``_dask``, ``_checkpoint``,
-``_evaluate``, ``_format``), and so is a step whose module name is a public function here
-(``_simulate``, ``_sweep``, ``_sensitivity``: importing a module ``escalate.sweep`` would
-replace the function ``escalate.sweep``).
+``compile``, ``exact``, ``results``, ``uncertainty``, ``posterior``, ``plots``, ``report``,
+``api``, ``cli``, ``errors``); plumbing no user calls is private (``_kernels``, ``_dask``,
+``_checkpoint``, ``_evaluate``, ``_format``), and so is a step whose module name is a public
+function here (``_simulate``, ``_sweep``, ``_sensitivity``, ``_calibrate``: importing a module
+``escalate.sweep`` would replace the function ``escalate.sweep``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ _LAZY = {
     "sweep": "escalate._sweep",
     "SensitivityResult": "escalate._sensitivity",
     "sensitivity": "escalate._sensitivity",
+    "CalibrationResult": "escalate._calibrate",
+    "Target": "escalate._calibrate",
+    "calibrate": "escalate._calibrate",
+    "read_targets": "escalate._calibrate",
 }
 
 __all__ = ["EscalateError", "Issue", "ScenarioError", *_LAZY]

@@ -15,6 +15,7 @@ by uniformization, whose series gives the integral exactly term by term (no quad
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -109,6 +110,10 @@ class _Chain:
             visit(state)
         terminal, out_start = c.terminal.tolist(), c.out_start.tolist()
         p1, target = c.p1.tolist(), c.target.tolist()
+        # each entry of the generator: what it is (a transition j leaving mask for after, or
+        # a switch of trigger k in stage s), so that another parameter set reuses the states
+        # and recomputes only the rates (see with_rates)
+        kinds, which, stages_, masks_, afters = [], [], [], [], []
         i = 0
         while i < len(states):
             s, mask = states[i]
@@ -122,12 +127,22 @@ class _Chain:
                                 rows.append(i)
                                 cols.append(visit((target[j], after)))
                                 rates.append(rate * p)
+                                kinds.append(0)
+                                which.append(j)
+                                stages_.append(s)
+                                masks_.append(mask)
+                                afters.append(after)
                 for k in range(self._n_k):
                     rate = self.switch_hazard(k, s, mask)
                     if rate > 0.0:
                         rows.append(i)
                         cols.append(visit((s, mask ^ (1 << k))))
                         rates.append(rate)
+                        kinds.append(1)
+                        which.append(k)
+                        stages_.append(s)
+                        masks_.append(mask)
+                        afters.append(mask ^ (1 << k))
                 for bits in self.at_bits.values():
                     visit((s, mask | bits))
             i += 1
@@ -135,12 +150,11 @@ class _Chain:
         self.states = states
         self.index = index
         self.n = n
-        q = sparse.coo_matrix((rates, (rows, cols)), shape=(n, n)).tocsr()
-        q = q - sparse.diags(np.asarray(q.sum(axis=1)).ravel())
-        self.q = q.tocsr()
-        self.p0 = np.zeros(n)
-        for state, p in initial.items():
-            self.p0[index[state]] += p
+        self._rows, self._cols = np.array(rows, np.int64), np.array(cols, np.int64)
+        self._kind = np.array(kinds, np.int64)
+        self._which, self._stage = np.array(which, np.int64), np.array(stages_, np.int64)
+        self._mask, self._after = np.array(masks_, np.int64), np.array(afters, np.int64)
+        self._set_generator(np.array(rates, float), initial)
         self.stage_of = np.array([s for s, _ in states], dtype=np.int64)
         self.mask_of = np.array([m for _, m in states], dtype=np.int64)
         self.jumps = {}
@@ -150,6 +164,40 @@ class _Chain:
                 dtype=np.int64,
             )
             self.jumps[t] = moved
+
+    def _set_generator(self, rates: np.ndarray, initial: dict) -> None:
+        n = self.n
+        q = sparse.coo_matrix((rates, (self._rows, self._cols)), shape=(n, n)).tocsr()
+        q = q - sparse.diags(np.asarray(q.sum(axis=1)).ravel())
+        self.q = q.tocsr()
+        self.p0 = np.zeros(n)
+        for state, p in initial.items():
+            self.p0[self.index[state]] += p
+
+    def with_rates(self, c: CompiledScenario) -> _Chain:
+        """This chain's states and entries with the rates and start of ``c``: a scenario of
+        the same structure (:func:`structure_key`) and other numbers. Rebuilding the states
+        in Python is most of a small solve; this recomputes the rates with numpy."""
+        chain = copy.copy(self)
+        chain.c = c
+        bits = (self._mask[:, None] >> np.arange(c.n_triggers)) & 1  # (entries, K)
+        rates = np.empty(len(self._kind))
+        moves = self._kind == 0
+        j = self._which[moves]
+        ratios = np.where(bits[moves] == 1, c.ratio[j], 1.0)
+        rates[moves] = c.p1[j] * np.prod(ratios, axis=1)
+        if self._has_effects:
+            for e in np.flatnonzero(moves):
+                outcomes = chain.effects(int(self._which[e]), int(self._mask[e]))
+                rates[e] *= outcomes.get(int(self._after[e]), 0.0)
+        switches = ~moves
+        k, st, on = self._which[switches], self._stage[switches], bits[switches]
+        is_on = on[np.arange(len(k)), k] == 1
+        base = np.where(is_on, c.offset_rate[k, st], c.onset_rate[k, st])
+        table = np.where(is_on[:, None], c.offset_ratio[k, st], c.onset_ratio[k, st])
+        rates[switches] = base * np.prod(np.where(on == 1, table, 1.0), axis=1)
+        chain._set_generator(rates, chain._initial_distribution())
+        return chain
 
     def speed(self, j: int, mask: int) -> float:
         required = self._requires[j]
@@ -211,6 +259,38 @@ class _Chain:
             if start[s] > 0
             for mask, q in masks.items()
         }
+
+
+def structure_key(c: CompiledScenario) -> bytes:
+    """What decides the reachable states and the generator's entries of ``c``: the graph, and
+    which numbers are 0, 1 or in between (not their values). Two scenarios with one key share
+    their states; only their rates differ."""
+    at_times = sorted({float(t) for t in c.onset_at if 0.0 < t <= c.horizon})
+    parts = [
+        c.out_start, c.target, c.terminal, c.requires, c.effect_start, c.effect_trigger,
+        c.p1 > 0, c.ratio > 0, c.onset_rate > 0, c.offset_rate > 0, c.onset_ratio > 0,
+        c.offset_ratio > 0, c.effect_value > 0, c.effect_value >= 1, c.effect_value < 0,
+        c.initial > 0, c.initial >= 1, c.onset_at <= 0, np.diff(c.start_cdf, prepend=0.0) > 0,
+        np.array([c.onset_at[k] == t for k in range(c.n_triggers) for t in at_times]),
+    ]  # fmt: skip
+    return b"|".join(np.ascontiguousarray(p).tobytes() for p in parts) + repr(at_times).encode()
+
+
+_CHAINS: dict[bytes, _Chain] = {}  # a few recent structures (worlds share theirs)
+
+
+def chain_of(c: CompiledScenario) -> _Chain:
+    """The joint chain of ``c``, reusing the states of a recent scenario of the same structure
+    (thousands of worlds of one scenario build their states once)."""
+    key = structure_key(c)
+    template = _CHAINS.get(key)
+    if template is None:
+        template = _Chain(c)
+        if len(_CHAINS) >= 8:
+            _CHAINS.pop(next(iter(_CHAINS)))
+        _CHAINS[key] = template
+        return template
+    return template.with_rates(c)
 
 
 def _times_ratios_on(value: float, ratios: list[float], mask: int) -> float:
@@ -349,7 +429,7 @@ def solve_at_horizon(
     :mod:`escalate._uniformize`): for jobs that solve many parameter sets.
     """
     _memoryless(c)
-    chain = _Chain(c) if chain is None else chain
+    chain = chain_of(c) if chain is None else chain
     n_s, n_k, n, horizon = c.n_stages, c.n_triggers, chain.n, c.horizon
     # the chains to advance: None for the chain itself (occupancy), a stage index (first
     # entry), or ("fired", k) for a trigger that can switch off

@@ -15,6 +15,7 @@ import sys
 
 import click
 
+from escalate.cli._calibrate import calibrate_command
 from escalate.cli._inspect import schema, show, validate
 from escalate.cli._options import debug_option
 from escalate.cli._report import report
@@ -41,6 +42,7 @@ for _command in (
     solve_command,
     sweep_command,
     sensitivity_command,
+    calibrate_command,
     report,
 ):
     main.add_command(_command)

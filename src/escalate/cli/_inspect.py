@@ -26,7 +26,7 @@ from escalate.scenario.resolve import resolve
 @click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
 @user_errors
 def validate(scenarios: tuple[Path, ...]) -> None:
-    """Check scenario files; list every error of every file.
+    """Check scenario files (and calibrate's targets files); list every error of every file.
 
     Exit 0 when all are valid, 2 when any is invalid.
     """
@@ -34,6 +34,14 @@ def validate(scenarios: tuple[Path, ...]) -> None:
     invalid = 0
     for path in scenarios:
         try:
+            if _is_targets_file(path):
+                targets, against = _validate_targets(path)
+                out.print(
+                    f"{path}: valid targets file ({len(targets)} targets{against})",
+                    markup=False,
+                    highlight=False,
+                )
+                continue
             scenario = load(path)
         except ScenarioError as exc:
             invalid += 1
@@ -53,6 +61,31 @@ def validate(scenarios: tuple[Path, ...]) -> None:
         )
     if invalid:
         sys.exit(USAGE_ERROR)
+
+
+def _is_targets_file(path: Path) -> bool:
+    """A targets file (calibrate's statements), told from a scenario by its keys."""
+    from escalate.scenario._yaml import read_yaml
+
+    try:
+        doc = read_yaml(path)
+    except ScenarioError:
+        return False  # the scenario reader reports it
+    return isinstance(doc.data, dict) and "targets" in doc.data and "stages" not in doc.data
+
+
+def _validate_targets(path: Path) -> tuple[list, str]:
+    """Check a targets file, against its scenario when ``ID.yaml`` lies in its folder or the
+    one above (``scenario: ID``); else its form alone."""
+    from escalate._calibrate import read_targets
+    from escalate.scenario._yaml import read_yaml
+
+    scenario_id = read_yaml(path).data.get("scenario")
+    for folder in (path.parent, path.parent.parent):
+        candidate = folder / f"{scenario_id}.yaml"
+        if isinstance(scenario_id, str) and candidate.is_file():
+            return read_targets(path, load(candidate)), f", checked against {candidate}"
+    return read_targets(path, None), f"; no {scenario_id}.yaml found to check its names against"
 
 
 @click.command()

@@ -1,0 +1,435 @@
+"""``calibrate``: fit a scenario's uncertain parameters to analysts' statements about outcomes.
+
+A targets file states, for some model outputs, the analyst's 90% interval (DESIGN.md 8.1)::
+
+    scenario: venezuela
+    targets:
+      - metric: p_reached:full_scale_war@365
+        between: [15%, 25%]
+        source: "Panel judgment, Nov 2025"
+
+Each target is a noisy observation of its output on a scale g (logit for probabilities, log
+for times): g(output) ~ Normal(mu, sigma), mu the middle of g(lo) and g(hi), sigma their
+distance over 3.29. Worlds are weighted (and tempered, see :mod:`escalate.posterior`) by the
+product of these densities; outputs are exact per world where ``solve`` applies, else Monte
+Carlo with the same seed in every world, its variance added to sigma^2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from escalate._evaluate import evaluate
+from escalate.compile import compile_scenario
+from escalate.errors import EscalateError, Issue, ScenarioError
+from escalate.posterior import Posterior, fit_posterior, weighted_quantile
+from escalate.results import parse_metric
+from escalate.scenario import Scenario
+from escalate.scenario._yaml import Document, read_yaml
+from escalate.uncertainty import draw_worlds, uncertain_parameters
+
+__all__ = ["CalibrationResult", "Target", "calibrate", "read_targets"]
+
+PROBABILITY_KINDS = ("p_reached", "p_at_horizon", "p_fired", "p_on_at_horizon")
+Z90 = 3.29  # width of a normal's central 90% interval, in standard deviations
+TARGET_KEYS = ("metric", "between", "source")
+_PERCENT = re.compile(r"^\s*([0-9.eE+-]+)\s*%\s*$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One statement: ``metric`` lies in ``[low, high]`` with 90% confidence."""
+
+    metric: str
+    low: float
+    high: float
+    source: str | None = None
+
+    @property
+    def is_probability(self) -> bool:
+        return self.metric.split(":", 1)[0] in PROBABILITY_KINDS
+
+    def scale(self, x):
+        """g: logit for a probability, log otherwise (outputs clipped off 0 and 1)."""
+        x = np.asarray(x, float)
+        if self.is_probability:
+            x = np.clip(x, 1e-12, 1 - 1e-12)
+            return np.log(x) - np.log1p(-x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(np.where(x > 0, x, np.nan))
+
+    @property
+    def mu(self) -> float:
+        return float((self.scale(self.low) + self.scale(self.high)) / 2)
+
+    @property
+    def sigma(self) -> float:
+        return float((self.scale(self.high) - self.scale(self.low)) / Z90)
+
+
+def _number(value: Any) -> float | None:
+    """A number, or a percentage written ``15%``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        match = _PERCENT.match(value)
+        if match:
+            try:
+                return float(match.group(1)) / 100
+            except ValueError:
+                return None
+    return None
+
+
+def is_targets_file(doc: Document) -> bool:
+    """A YAML document that is a targets file (by its keys)."""
+    return isinstance(doc.data, dict) and "targets" in doc.data and "stages" not in doc.data
+
+
+def read_targets(path: str | Path, model: Scenario | None) -> list[Target]:
+    """The targets of a targets file, checked (against ``model`` when given).
+
+    Raises
+    ------
+    ScenarioError
+        Every problem located at its line and key: not a targets file, an unknown key, a
+        metric that does not parse or names an unknown stage or trigger, ``between`` not two
+        increasing numbers, a probability interval outside (0, 1), a time interval not
+        positive, or a ``scenario`` other than ``model``'s.
+    """
+    doc = read_yaml(path)
+    issues: list[Issue] = []
+    data = doc.data
+    if not isinstance(data, dict) or not isinstance(data.get("targets"), list):
+        raise ScenarioError(
+            [doc.issue((), "a targets file has `scenario: ID` and a list `targets:`")]
+        )
+    for key in data:
+        if key not in ("scenario", "targets", "title", "description"):
+            issues.append(doc.issue((key,), f"unknown key {key!r}", at_key=True))
+    scenario_id = data.get("scenario")
+    if not isinstance(scenario_id, str):
+        issues.append(doc.issue(("scenario",), "the scenario's id is required (`scenario: ID`)"))
+    elif model is not None and scenario_id != model.scenario:
+        issues.append(
+            doc.issue(
+                ("scenario",),
+                f"the targets are for scenario {scenario_id!r}, not {model.scenario!r}",
+            )
+        )
+    if not data["targets"]:
+        issues.append(doc.issue(("targets",), "no targets: state at least one"))
+    targets = []
+    for i, entry in enumerate(data["targets"]):
+        where = ("targets", i)
+        if not isinstance(entry, dict):
+            issues.append(doc.issue(where, "a target is a mapping with `metric` and `between`"))
+            continue
+        for key in entry:
+            if key not in TARGET_KEYS:
+                issues.append(
+                    doc.issue((*where, key), f"unknown key {key!r} (a target has "
+                              "metric, between, source)", at_key=True)
+                )  # fmt: skip
+        metric = entry.get("metric")
+        if not isinstance(metric, str):
+            issues.append(doc.issue((*where, "metric"), "required: a metric name"))
+            continue
+        try:
+            parse_metric(metric, model=model)
+        except EscalateError as exc:
+            issues.append(doc.issue((*where, "metric"), exc.naming({"metric": "metric"})))
+            continue
+        between = entry.get("between")
+        numbers = [_number(v) for v in between] if isinstance(between, list) else [None, None, None]
+        if len(numbers) != 2 or None in numbers:
+            issues.append(
+                doc.issue(
+                    (*where, "between"),
+                    "must be two numbers [low, high] (a probability may be written 15%)",
+                )
+            )
+            continue
+        low, high = numbers
+        if not low < high:
+            issues.append(
+                doc.issue((*where, "between"), f"must increase: {low:g} is not below {high:g}")
+            )
+            continue
+        target = Target(metric, low, high, entry.get("source"))
+        if target.is_probability and not (low > 0 and high < 1):
+            issues.append(
+                doc.issue(
+                    (*where, "between"),
+                    f"a probability interval lies strictly inside (0, 1), got [{low:g}, {high:g}]",
+                )
+            )
+            continue
+        if not target.is_probability and low <= 0:
+            issues.append(
+                doc.issue((*where, "between"), f"a time interval must be positive, got {low:g}")
+            )
+            continue
+        targets.append(target)
+    if issues:
+        raise ScenarioError(issues)
+    return targets
+
+
+def _outputs(
+    model: Scenario,
+    targets: list[Target],
+    overrides: dict[str, float],
+    n: int,
+    seed: int,
+) -> Callable[[pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]:
+    """A function of worlds giving each target's output and its Monte Carlo variance.
+
+    ``p_reached:S@T`` is the horizon metric ``p_reached:S`` of the scenario cut at T, so that
+    every target takes the fast exact path: one solve per distinct time point a world."""
+    groups: dict[float | None, list[tuple[int, str]]] = {}
+    for i, target in enumerate(targets):
+        kind, name, detail, at = parse_metric(target.metric, model=model)
+        plain = f"{kind}:{name}" + (f":{detail}" if detail else "")
+        groups.setdefault(at, []).append((i, plain))
+
+    def outputs(worlds: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        values = np.full((len(worlds), len(targets)), np.nan)
+        variances = np.zeros_like(values)
+        records = worlds.to_dict("records")
+        for w, world in enumerate(records):
+            for at, members in groups.items():
+                evaluation = evaluate(
+                    model,
+                    {**world, **overrides},
+                    [plain for _, plain in members],
+                    n=n,
+                    seed=seed,
+                    horizon=at,
+                    numba_series=True,
+                )
+                for i, plain in members:
+                    values[w, i] = evaluation.values[plain]
+                    se = evaluation.errors[plain]
+                    variances[w, i] = se * se if math.isfinite(se) else 0.0
+        columns = [t.metric for t in targets]
+        return pd.DataFrame(values, columns=columns), pd.DataFrame(variances, columns=columns)
+
+    return outputs
+
+
+def _log_likelihood(targets: list[Target], outputs_of):
+    def log_likelihood(worlds: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+        values, variances = outputs_of(worlds)
+        total = np.zeros(len(worlds))
+        for target in targets:
+            x = values[target.metric].to_numpy()
+            g = target.scale(x)
+            # a Monte Carlo output's variance, carried to the scale g by its derivative
+            slope = 1.0 / (x * (1.0 - x)) if target.is_probability else 1.0 / x
+            with np.errstate(invalid="ignore", divide="ignore"):
+                var = target.sigma**2 + variances[target.metric].to_numpy() * slope**2
+                term = -0.5 * (g - target.mu) ** 2 / var - 0.5 * np.log(2 * np.pi * var)
+            total += np.where(np.isfinite(term), term, -np.inf)
+        return total, values
+
+    return log_likelihood
+
+
+@dataclass
+class CalibrationResult:
+    """The posterior of a calibration: worlds and weights, and what they say.
+
+    ``targets()`` per statement its interval, the prior and posterior predictive medians and
+    90% intervals, whether the posterior honours it (``conflict``: its 90% interval misses
+    the statement's) and whether any uncertain parameter moves its output; ``parameters()``
+    per parameter prior and posterior median and 90% interval and the contraction
+    1 - var_post / var_prior; ``worlds`` the posterior worlds with a ``weight`` column;
+    ``params`` the posterior medians (a ``--params`` overlay).
+    """
+
+    scenario: str
+    method: str
+    seed: int
+    targets_list: list[Target]
+    posterior: Posterior
+    uncertain: list[str]
+    overrides: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def worlds(self) -> pd.DataFrame:
+        frame = self.posterior.worlds.reset_index(drop=True).copy()
+        frame["weight"] = self.posterior.weights
+        return frame
+
+    @property
+    def params(self) -> dict[str, float]:
+        p = self.posterior
+        return {
+            name: float(weighted_quantile(p.worlds[name], p.weights, 0.5))
+            for name in self.uncertain
+        }
+
+    def targets(self) -> pd.DataFrame:
+        p = self.posterior
+        equal = np.full(len(p.prior_outputs), 1.0 / len(p.prior_outputs))
+        rows = []
+        for t in self.targets_list:
+            prior = weighted_quantile(p.prior_outputs[t.metric], equal, [0.05, 0.5, 0.95])
+            post = weighted_quantile(p.outputs[t.metric], p.weights, [0.05, 0.5, 0.95])
+            spread = prior[2] - prior[0]
+            moved = bool(np.isfinite(spread) and spread > 1e-9 * max(1.0, abs(prior[1])))
+            rows.append(
+                {
+                    "metric": t.metric,
+                    "low": t.low,
+                    "high": t.high,
+                    "prior_p5": prior[0],
+                    "prior_median": prior[1],
+                    "prior_p95": prior[2],
+                    "posterior_p5": post[0],
+                    "posterior_median": post[1],
+                    "posterior_p95": post[2],
+                    "conflict": bool(post[2] < t.low or post[0] > t.high),
+                    "moved": moved,
+                    "source": t.source,
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def parameters(self) -> pd.DataFrame:
+        p = self.posterior
+        equal = np.full(len(p.prior_worlds), 1.0 / len(p.prior_worlds))
+        rows = []
+        for name in self.uncertain:
+            prior_x = p.prior_worlds[name].to_numpy(float)
+            post_x = p.worlds[name].to_numpy(float)
+            prior = weighted_quantile(prior_x, equal, [0.05, 0.5, 0.95])
+            post = weighted_quantile(post_x, p.weights, [0.05, 0.5, 0.95])
+            var_prior = np.var(prior_x)
+            mean_post = np.sum(p.weights * post_x)
+            var_post = np.sum(p.weights * (post_x - mean_post) ** 2)
+            rows.append(
+                {
+                    "parameter": name,
+                    "prior_p5": prior[0],
+                    "prior_median": prior[1],
+                    "prior_p95": prior[2],
+                    "posterior_p5": post[0],
+                    "posterior_median": post[1],
+                    "posterior_p95": post[2],
+                    "posterior_mean": mean_post,
+                    "contraction": 1.0 - var_post / var_prior if var_prior > 0 else 0.0,
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def summary(self) -> dict[str, Any]:
+        p = self.posterior
+        return {
+            "scenario": self.scenario,
+            "method": self.method,
+            "seed": self.seed,
+            "worlds": len(p.worlds),
+            "ess": p.ess,
+            "distinct_worlds": p.distinct,
+            "acceptance": p.acceptance,
+            "log_evidence": p.log_evidence,
+            "tempering_powers": p.powers,
+            "overrides": self.overrides,
+            "conflicts": [r["metric"] for r in self.targets().to_dict("records") if r["conflict"]],
+            "not_moved": [r["metric"] for r in self.targets().to_dict("records") if not r["moved"]],
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.summary(),
+            "targets": _records(self.targets()),
+            "parameters": _records(self.parameters()),
+            "params": self.params,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for row in frame.to_dict("records"):
+        out.append(
+            {
+                k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in row.items()
+            }
+        )
+    return out
+
+
+def calibrate(
+    scenario: Scenario,
+    targets: list[Target] | str | Path,
+    *,
+    worlds: int = 2000,
+    seed: int = 0,
+    moves: int = 3,
+    n: int = 20_000,
+    overrides: dict[str, float] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> CalibrationResult:
+    """Fit the uncertain parameters of ``scenario`` to ``targets`` (DESIGN.md 8.1).
+
+    Parameters
+    ----------
+    scenario : Scenario
+    targets : list of Target, or the path of a targets file
+    worlds : int
+        Prior worlds drawn (Latin hypercube) and carried through the update.
+    seed : int
+        Fixes the worlds, the resampling, the moves and (Monte Carlo scenarios) every
+        trajectory: the same seed gives the same posterior, bit for bit.
+    moves : int
+        Random-walk Metropolis steps per world after each tempering step.
+    n : int
+        Trajectories per world when the scenario needs simulation (same seed in every world).
+    overrides : dict, optional
+        Parameters fixed at a value (``--set``, ``--params``); a fixed parameter is not fitted.
+    progress : callable, optional
+        Called with a line of text as the update proceeds.
+
+    Returns
+    -------
+    CalibrationResult
+    """
+    if not isinstance(targets, list):
+        targets = read_targets(targets, scenario)
+    overrides = dict(overrides or {})
+    names = [name for name in uncertain_parameters(scenario) if name not in overrides]
+    if not names:
+        raise EscalateError(
+            f"{scenario.file}: no parameter left to fit: calibration needs uncertain "
+            "parameters (`uncertain:`) that --set or --params does not fix"
+        )
+    compiled = compile_scenario(scenario, overrides)
+    method = "exact" if compiled.is_markov else "monte-carlo"
+    prior = draw_worlds(scenario, worlds, seed)[names]
+    outputs_of = _outputs(scenario, targets, overrides, n, seed)
+    posterior = fit_posterior(
+        scenario,
+        prior,
+        _log_likelihood(targets, outputs_of),
+        seed=seed,
+        moves=moves,
+        progress=progress,
+    )
+    return CalibrationResult(scenario.scenario, method, seed, targets, posterior, names, overrides)

@@ -1,0 +1,169 @@
+"""``calibrate``: fit a scenario to analysts' statements about its outcomes (DESIGN.md 8.1)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from escalate.cli._options import (
+    format_option,
+    out_option,
+    parse_set,
+    random_seed,
+    scenario_argument,
+    seed_option,
+    set_option,
+    user_errors,
+    worlds_option,
+)
+from escalate.cli._render import stderr, stdout
+from escalate.results import check_output_folder, write_folder
+from escalate.scenario import load
+
+
+@click.command(name="calibrate")
+@scenario_argument
+@click.argument("targets", type=click.Path(path_type=Path))
+@worlds_option("Prior worlds drawn and weighted (default 2000).")
+@seed_option("Fixes the worlds, the resampling and the moves (default: random).")
+@click.option(
+    "--moves",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Metropolis steps per world after each tempering step.",
+)
+@set_option("Fix a parameter at a value; it is not fitted (repeatable).")
+@out_option("Write worlds.parquet, params.yaml, summary.json and manifest.json into this folder.")
+@format_option
+@user_errors
+def calibrate_command(
+    scenario, targets, worlds, seed, moves, settings, params_file, out, force, output_format
+) -> None:
+    """Fit the uncertain parameters to statements about outcomes (a targets file)."""
+    from escalate._calibrate import calibrate, read_targets
+
+    model = load(scenario)
+    overrides = parse_set(settings, params_file, model)
+    statements = read_targets(targets, model)
+    if out is not None:
+        check_output_folder(out, force=force)
+    err = stderr()
+    seed = random_seed(seed)
+    worlds = worlds or 2000
+    err.print(
+        f"calibrating {model.scenario}: {len(statements)} targets, {worlds} worlds, seed {seed}",
+        markup=False,
+        highlight=False,
+    )
+    result = calibrate(
+        model,
+        statements,
+        worlds=worlds,
+        seed=seed,
+        moves=moves,
+        overrides=overrides,
+        progress=lambda line: err.print(line, markup=False, highlight=False),
+    )
+    if out is not None:
+
+        def write(folder: Path) -> None:
+            import yaml
+
+            result.worlds.to_parquet(folder / "worlds.parquet", index=False)
+            params = {"scenario": model.scenario, **result.params}
+            (folder / "params.yaml").write_text(
+                "# posterior medians of a calibration: escalate ... --params params.yaml\n"
+                + yaml.safe_dump(params, sort_keys=False),
+                encoding="utf-8",
+            )
+            (folder / "summary.json").write_text(result.to_json() + "\n", encoding="utf-8")
+            manifest = {
+                "command": "calibrate",
+                "scenario": model.scenario,
+                "scenario_file": str(scenario),
+                "scenario_sha256": model.sha256,
+                "targets_file": str(targets),
+                "targets_sha256": _sha256(Path(targets)),
+                "worlds": worlds,
+                "seed": seed,
+                "moves": moves,
+                "overrides": overrides,
+            }
+            (folder / "manifest.json").write_text(
+                json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
+            )
+
+        write_folder(out, write, force=force)
+    if output_format == "json":
+        click.echo(result.to_json())
+    else:
+        print_calibration(stdout(), result)
+    if out is not None:
+        err.print(f"calibration written: {out}", markup=False, highlight=False)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def print_calibration(out, result) -> None:
+    """The targets and parameters tables of a calibration, and its diagnostics."""
+    from rich.table import Table
+
+    def fmt(x: float, probability: bool) -> str:
+        return f"{x:.1%}" if probability else f"{x:.4g}"
+
+    s = result.summary()
+    out.print(
+        f"{s['scenario']}: calibration over {s['worlds']} worlds ({s['method']}), "
+        f"ESS {s['ess']:.0f}, {s['distinct_worlds']} distinct worlds"
+        + (f", acceptance {s['acceptance']:.0%}" if s["acceptance"] is not None else "")
+        + f", log evidence {s['log_evidence']:.3f}",
+        markup=False,
+        highlight=False,
+    )
+    table = Table(title="Targets: the statement, and the model before and after (median [90%])")
+    for column in ("metric", "stated", "prior", "posterior", "honoured"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for row, target in zip(result.targets().to_dict("records"), result.targets_list, strict=True):
+        p = target.is_probability
+        verdict = (
+            "no parameter moves it"
+            if not row["moved"]
+            else "CONFLICT"
+            if row["conflict"]
+            else "yes"
+        )
+        table.add_row(
+            row["metric"],
+            f"{fmt(row['low'], p)} to {fmt(row['high'], p)}",
+            f"{fmt(row['prior_median'], p)} [{fmt(row['prior_p5'], p)}, "
+            f"{fmt(row['prior_p95'], p)}]",
+            f"{fmt(row['posterior_median'], p)} [{fmt(row['posterior_p5'], p)}, "
+            f"{fmt(row['posterior_p95'], p)}]",
+            verdict,
+        )
+    out.print(table)
+    table = Table(title="Parameters: prior and posterior (median [90%]), contraction")
+    for column in ("parameter", "prior", "posterior", "contraction"):
+        table.add_column(column, justify="left" if column == "parameter" else "right")
+    for row in result.parameters().to_dict("records"):
+        table.add_row(
+            row["parameter"],
+            f"{row['prior_median']:.4g} [{row['prior_p5']:.4g}, {row['prior_p95']:.4g}]",
+            f"{row['posterior_median']:.4g} [{row['posterior_p5']:.4g}, "
+            f"{row['posterior_p95']:.4g}]",
+            f"{row['contraction']:.0%}",
+        )
+    out.print(table)
+    if s["conflicts"]:
+        out.print(
+            "The statements marked CONFLICT cannot hold together in this model: the posterior's "
+            "90% interval misses them.",
+            markup=False,
+        )

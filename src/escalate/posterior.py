@@ -1,0 +1,265 @@
+"""A posterior over worlds, shared by calibrate and nowcast (DESIGN.md section 8).
+
+Start from W prior worlds (Latin hypercube) weighted by their likelihood. When the effective
+sample size (ESS = 1 / sum w^2) falls below W/2, start again by tempering: powers
+0 = phi_0 < ... < phi_K = 1 of the likelihood, each step chosen by bisection so that the ESS of
+its incremental weights is W/2; after each step the worlds are resampled (systematic) and moved
+by a few random-walk Metropolis steps on the unconstrained scale (log for positive parameters,
+logit for those in (0, 1)), the proposal's covariance that of the worlds times 2.38^2 / d.
+Every random number comes from the seed: the same seed gives the same posterior, bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from escalate.scenario import Scenario
+
+__all__ = ["Posterior", "fit_posterior", "weighted_quantile"]
+
+# log-likelihood of a set of worlds: (W,) values (-inf: impossible) and the outputs behind them
+LogLikelihood = Callable[[pd.DataFrame], tuple[np.ndarray, pd.DataFrame]]
+
+
+@dataclass
+class Posterior:
+    """Worlds and their weights after the update.
+
+    ``worlds``: one row per world (a column per uncertain parameter); ``weights`` sum to 1;
+    ``outputs``: what the likelihood computed in each world; ``prior_worlds`` and
+    ``prior_outputs``: the W prior worlds before any update. ``ess``: the effective sample size
+    of the last reweighting (before any resampling); ``distinct``: the distinct worlds in the
+    end; ``acceptance``: the Metropolis acceptance rate (None without tempering);
+    ``log_evidence``: log of the mean likelihood under the prior; ``powers``: the tempering
+    powers phi_1 .. phi_K (empty without tempering).
+    """
+
+    worlds: pd.DataFrame
+    weights: np.ndarray
+    outputs: pd.DataFrame
+    prior_worlds: pd.DataFrame
+    prior_outputs: pd.DataFrame
+    ess: float
+    distinct: int
+    acceptance: float | None
+    log_evidence: float
+    powers: list[float] = field(default_factory=list)
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q) -> np.ndarray:
+    """Quantiles ``q`` of ``values`` under ``weights`` (the inverse of the weighted CDF, with
+    each value at the middle of its weight: equal weights give numpy's 'hazen' quantiles)."""
+    values, weights = np.asarray(values, float), np.asarray(weights, float)
+    keep = np.isfinite(values) & (weights > 0)
+    values, weights = values[keep], weights[keep]
+    if len(values) == 0:
+        return np.full(np.shape(q), np.nan)
+    order = np.argsort(values, kind="stable")
+    values, weights = values[order], weights[order]
+    middle = (np.cumsum(weights) - weights / 2) / weights.sum()
+    return np.interp(q, middle, values)
+
+
+def ess_of(weights: np.ndarray) -> float:
+    """The effective sample size 1 / sum w^2 of normalized ``weights``."""
+    return float(1.0 / np.sum(weights**2))
+
+
+def _normalized(log_w: np.ndarray) -> tuple[np.ndarray, float]:
+    """Weights proportional to exp(log_w), and log of their mean (for the evidence)."""
+    top = np.max(log_w)
+    if not np.isfinite(top):
+        return np.full(len(log_w), np.nan), -math.inf
+    w = np.exp(log_w - top)
+    total = w.sum()
+    return w / total, float(top + math.log(total / len(log_w)))
+
+
+class _Scales:
+    """Each uncertain parameter's unconstrained scale: log on (0, inf), logit on (0, 1),
+    a scaled logit on (a, b), the identity on the real line; and the prior's log density
+    there (the parameter's density times the Jacobian)."""
+
+    def __init__(self, model: Scenario, names: list[str]):
+        self.names = names
+        self.dists = []
+        self.bounds = []
+        for name in names:
+            dist = model.parameters[name].uncertain
+            frozen = dist.scipy(dist.numbers())
+            self.dists.append(frozen)
+            self.bounds.append(tuple(float(x) for x in frozen.support()))
+
+    def to_free(self, worlds: pd.DataFrame) -> np.ndarray:
+        u = np.empty((len(worlds), len(self.names)))
+        for i, (name, (a, b)) in enumerate(zip(self.names, self.bounds, strict=True)):
+            x = worlds[name].to_numpy(float)
+            if math.isfinite(a) and math.isfinite(b):
+                y = (x - a) / (b - a)
+                u[:, i] = np.log(y) - np.log1p(-y)
+            elif math.isfinite(a):
+                u[:, i] = np.log(x - a)
+            elif math.isfinite(b):
+                u[:, i] = -np.log(b - x)
+            else:
+                u[:, i] = x
+        return u
+
+    def from_free(self, u: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+        """Parameter values of the points ``u``, and log |dx/du| of each point."""
+        columns, log_jacobian = {}, np.zeros(len(u))
+        for i, (name, (a, b)) in enumerate(zip(self.names, self.bounds, strict=True)):
+            v = u[:, i]
+            if math.isfinite(a) and math.isfinite(b):
+                y = 1.0 / (1.0 + np.exp(-v))
+                columns[name] = a + (b - a) * y
+                log_jacobian += math.log(b - a) - np.logaddexp(0.0, v) - np.logaddexp(0.0, -v)
+            elif math.isfinite(a):
+                columns[name] = a + np.exp(v)
+                log_jacobian += v
+            elif math.isfinite(b):
+                columns[name] = b - np.exp(-v)
+                log_jacobian += -v
+            else:
+                columns[name] = v
+        return pd.DataFrame(columns), log_jacobian
+
+    def log_prior(self, worlds: pd.DataFrame, log_jacobian: np.ndarray) -> np.ndarray:
+        total = log_jacobian.copy()
+        for name, frozen in zip(self.names, self.dists, strict=True):
+            total += frozen.logpdf(worlds[name].to_numpy(float))
+        return total
+
+
+def _systematic(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Indices of a systematic resampling of ``weights``."""
+    n = len(weights)
+    positions = (rng.random() + np.arange(n)) / n
+    edges = np.cumsum(weights)
+    edges[-1] = 1.0
+    return np.searchsorted(edges, positions, side="right")
+
+
+def _next_power(log_likelihood: np.ndarray, phi: float, target_ess: float) -> float:
+    """The largest power in (phi, 1] whose incremental weights keep ESS >= target_ess."""
+
+    def ess(step: float) -> float:
+        w, _ = _normalized(step * log_likelihood)
+        return ess_of(w)
+
+    if ess(1.0 - phi) >= target_ess:
+        return 1.0
+    low, high = 0.0, 1.0 - phi
+    for _ in range(60):
+        middle = (low + high) / 2
+        if ess(middle) >= target_ess:
+            low = middle
+        else:
+            high = middle
+    return phi + max(low, 1e-12)
+
+
+def fit_posterior(
+    model: Scenario,
+    prior_worlds: pd.DataFrame,
+    log_likelihood: LogLikelihood,
+    *,
+    seed: int,
+    moves: int = 3,
+    progress: Callable[[str], None] | None = None,
+) -> Posterior:
+    """Weight ``prior_worlds`` by ``log_likelihood``, tempering when the ESS falls below half.
+
+    Parameters
+    ----------
+    model : Scenario
+        Gives each parameter's prior (its ``uncertain`` distribution).
+    prior_worlds : pandas.DataFrame
+        W worlds drawn from the prior, a column per uncertain parameter.
+    log_likelihood : callable
+        ``log_likelihood(worlds) -> (values, outputs)``: the log-likelihood of each world
+        (-inf for an impossible one) and a frame of what it computed (one row a world).
+    seed : int
+        Fixes the resampling and the moves.
+    moves : int
+        Random-walk Metropolis steps per world after each tempering step.
+    progress : callable, optional
+        Called with a line of text after each step.
+
+    Returns
+    -------
+    Posterior
+    """
+    names = list(prior_worlds.columns)
+    n = len(prior_worlds)
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2**31 + 1,)))
+    log_l, outputs = log_likelihood(prior_worlds)
+    prior_outputs = outputs
+    weights, log_evidence = _normalized(log_l)
+    if not np.isfinite(log_evidence):
+        from escalate.errors import EscalateError
+
+        raise EscalateError(
+            "no prior world is consistent with the statements (every likelihood is 0)"
+        )
+    ess = ess_of(weights)
+    if ess >= n / 2:
+        return Posterior(
+            prior_worlds, weights, outputs, prior_worlds, prior_outputs, ess,
+            int(np.count_nonzero(weights > 0)), None, log_evidence,
+        )  # fmt: skip
+
+    scales = _Scales(model, names)
+    worlds = prior_worlds.reset_index(drop=True)
+    u = scales.to_free(worlds)
+    _, jac = scales.from_free(u)
+    log_p = scales.log_prior(worlds, jac)
+    phi, log_evidence, powers = 0.0, 0.0, []
+    accepted = proposed = 0
+    while phi < 1.0:
+        new_phi = _next_power(log_l, phi, n / 2)
+        weights, log_mean = _normalized((new_phi - phi) * log_l)
+        log_evidence += log_mean
+        ess = ess_of(weights)
+        phi = new_phi
+        powers.append(phi)
+        pick = _systematic(weights, rng)
+        u, log_l, log_p = u[pick], log_l[pick], log_p[pick]
+        outputs = outputs.iloc[pick].reset_index(drop=True)
+        worlds = worlds.iloc[pick].reset_index(drop=True)
+        cov = np.atleast_2d(np.cov(u, rowvar=False)) * (2.38**2 / len(names))
+        cov += np.eye(len(names)) * 1e-12
+        for _ in range(moves):
+            step = rng.multivariate_normal(np.zeros(len(names)), cov, size=n)
+            candidate_u = u + step
+            candidate, jac = scales.from_free(candidate_u)
+            candidate_p = scales.log_prior(candidate, jac)
+            ok = np.isfinite(candidate_p)
+            candidate_l = np.full(n, -np.inf)
+            candidate_out = outputs.copy()
+            if ok.any():
+                values, out = log_likelihood(candidate[ok].reset_index(drop=True))
+                candidate_l[ok] = values
+                candidate_out.loc[ok] = out.to_numpy()
+            with np.errstate(invalid="ignore"):
+                log_ratio = phi * (candidate_l - log_l) + candidate_p - log_p
+            accept = np.log(rng.random(n)) < np.nan_to_num(log_ratio, nan=-np.inf)
+            accepted += int(accept.sum())
+            proposed += n
+            u[accept], log_l[accept], log_p[accept] = (
+                candidate_u[accept], candidate_l[accept], candidate_p[accept]
+            )  # fmt: skip
+            worlds.loc[accept] = candidate.loc[accept].to_numpy()
+            outputs.loc[accept] = candidate_out.loc[accept].to_numpy()
+        if progress is not None:
+            progress(f"tempering: power {phi:.3g}, acceptance {accepted / max(proposed, 1):.0%}")
+    distinct = len(np.unique(u, axis=0))
+    return Posterior(
+        worlds, np.full(n, 1.0 / n), outputs, prior_worlds, prior_outputs, ess, distinct,
+        accepted / max(proposed, 1), log_evidence, powers,
+    )  # fmt: skip

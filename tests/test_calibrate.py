@@ -1,0 +1,188 @@
+"""`calibrate`: the checks of DESIGN.md 8.4, tempering at work, and the command as users run it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate
+
+import escalate
+from escalate._calibrate import Target, calibrate
+
+ROOT = Path(__file__).resolve().parent.parent
+ESCALATE = str(Path(sys.executable).parent / "escalate")
+ONE = """\
+scenario: one
+horizon: 100
+start: a
+parameters:
+  m: {value: 100, uncertain: {dist: lognormal, median: 100, p90: 300}}
+stages: {a: {}, b: {terminal: true}}
+triggers:
+  x: {initial: 0.3}  # on at the start or never: no parameter moves p_fired:x
+transitions:
+  - {from: a, to: b, mean: m}
+"""
+
+
+def _quadrature_mean(model, target: Target) -> float:
+    """The posterior mean of m by quadrature of prior x likelihood (p_reached:b@50 is
+    1 - exp(-50 / m) in closed form), on a fine grid in log m."""
+    dist = model.parameters["m"].uncertain
+    prior = dist.scipy(dist.numbers())
+    grid = np.exp(np.linspace(0.0, np.log(1e4), 200_001))
+    g = target.scale(1.0 - np.exp(-50.0 / grid))
+    density = prior.pdf(grid) * np.exp(-0.5 * ((g - target.mu) / target.sigma) ** 2)
+    return integrate.trapezoid(grid * density, grid) / integrate.trapezoid(density, grid)
+
+
+def _weighted_mean_and_se(result) -> tuple[float, float]:
+    p = result.posterior
+    x = p.worlds["m"].to_numpy()
+    mean = float(np.sum(p.weights * x))
+    sd = float(np.sqrt(np.sum(p.weights * (x - mean) ** 2)))
+    return mean, sd / np.sqrt(p.ess)
+
+
+@pytest.mark.slow
+def test_the_posterior_mean_is_the_quadrature_answer():
+    model = escalate.loads(ONE)
+    target = Target("p_reached:b@50", 0.3, 0.5)
+    result = calibrate(model, [target], worlds=2000, seed=1)
+    mean, se = _weighted_mean_and_se(result)
+    expected = _quadrature_mean(model, target)
+    assert abs(mean - expected) < 3 * se, (mean, expected, se)
+    assert result.method == "exact"
+    assert result.worlds["weight"].sum() == pytest.approx(1.0, abs=1e-12)
+    row = result.targets().iloc[0]
+    assert not row["conflict"] and row["moved"]
+    assert row["posterior_p5"] > row["prior_p5"] and row["posterior_p95"] < row["prior_p95"]
+    assert result.parameters().iloc[0]["contraction"] > 0.3
+
+
+@pytest.mark.slow
+def test_tempering_rescues_a_target_that_collapses_importance_weights():
+    """A target so tight that importance weights alone keep < 1% of the worlds: tempering ends
+    with ESS above W/4 and the quadrature answer."""
+    model = escalate.loads(ONE)
+    target = Target("p_reached:b@50", 0.400, 0.401)
+    worlds = 1000
+    prior = escalate.draw_worlds(model, worlds, 2)
+    from escalate._calibrate import _log_likelihood, _outputs
+    from escalate.posterior import _normalized, ess_of
+
+    log_l, _ = _log_likelihood([target], _outputs(model, [target], {}, 1000, 2))(prior)
+    assert ess_of(_normalized(log_l)[0]) < 0.01 * worlds  # plain importance weights collapse
+    result = calibrate(model, [target], worlds=worlds, seed=2)
+    assert len(result.posterior.powers) >= 3  # it tempered
+    assert result.posterior.ess > worlds / 4 and result.posterior.distinct > worlds / 4
+    mean, se = _weighted_mean_and_se(result)
+    expected = _quadrature_mean(model, target)
+    assert abs(mean - expected) < 3 * se, (mean, expected, se)
+    # reproducible to the bit
+    again = calibrate(model, [target], worlds=worlds, seed=2)
+    pd.testing.assert_frame_equal(result.worlds, again.worlds)
+
+
+def test_statements_that_cannot_hold_together_are_flagged():
+    """With one exponential transition P(by 100) = 1 - (1 - P(by 50))^2: 10-20% by day 50
+    and 80-90% by day 100 cannot both hold."""
+    model = escalate.loads(ONE)
+    targets = [Target("p_reached:b@50", 0.1, 0.2), Target("p_reached:b@100", 0.8, 0.9)]
+    result = calibrate(model, targets, worlds=1000, seed=3)
+    assert result.targets()["conflict"].any()
+    assert result.summary()["conflicts"]
+
+
+def test_a_target_no_parameter_moves_is_reported():
+    model = escalate.loads(ONE)
+    targets = [Target("p_reached:b@50", 0.3, 0.5), Target("p_fired:x", 0.4, 0.9)]
+    result = calibrate(model, targets, worlds=500, seed=4)
+    moved = dict(zip(result.targets()["metric"], result.targets()["moved"], strict=True))
+    assert moved == {"p_reached:b@50": True, "p_fired:x": False}
+    assert result.summary()["not_moved"] == ["p_fired:x"]
+
+
+def test_the_installed_command_writes_a_folder_others_read(tmp_path):
+    scenario = tmp_path / "one.yaml"
+    scenario.write_text(ONE)
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(
+        "scenario: one\ntargets:\n"
+        "  - {metric: 'p_reached:b@50', between: [30%, 50%], source: 'a test'}\n"
+    )
+    out = tmp_path / "cal"
+    done = subprocess.run(
+        [ESCALATE, "calibrate", scenario, targets, "--worlds", "400", "--seed", "5",
+         "--out", out, "--format", "json"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["worlds"] == 400 and summary["targets"][0]["metric"] == "p_reached:b@50"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "manifest.json", "params.yaml", "summary.json", "worlds.parquet",
+    ]  # fmt: skip
+    worlds = pd.read_parquet(out / "worlds.parquet")
+    assert list(worlds.columns) == ["m", "weight"] and len(worlds) == 400
+    assert worlds["weight"].sum() == pytest.approx(1.0)
+    # the posterior medians as a --params overlay
+    solved = subprocess.run(
+        [ESCALATE, "solve", scenario, "--params", out / "params.yaml", "--format", "json"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert solved.returncode == 0, solved.stderr
+    median = summary["params"]["m"]
+    p_reached = json.loads(solved.stdout)["stages"]["b"]["p_reached"]
+    assert p_reached == pytest.approx(1 - np.exp(-100 / median), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("scenario: one\ntargets:\n  - {metric: 'p_reached:c', between: [1%, 2%]}\n",
+         "targets.yaml:3:14: targets[0].metric: metric 'p_reached:c': unknown stage 'c'"),
+        ("scenario: one\ntargets:\n  - {metric: 'p_reached:b', between: [20%, 10%]}\n",
+         "targets.yaml:3:38: targets[0].between: must increase: 0.2 is not below 0.1"),
+        ("scenario: one\ntargets:\n  - {metric: 'p_fired:x', between: [0%, 10%]}\n",
+         "targets[0].between: a probability interval lies strictly inside (0, 1)"),
+        ("scenario: two\ntargets:\n  - {metric: 'p_fired:x', between: [1%, 10%]}\n",
+         "targets.yaml:1:11: scenario: the targets are for scenario 'two', not 'one'"),
+        ("scenario: one\ntargets:\n  - {metric: 'p_fired:y', between: [1%, 10%]}\n",
+         "unknown trigger 'y'"),
+        ("scenario: one\n", "targets.yaml:1:1: (document): a targets file has"),
+    ],
+)  # fmt: skip
+def test_a_bad_targets_file_gets_located_messages_and_exit_2(tmp_path, text, expected):
+    scenario = tmp_path / "one.yaml"
+    scenario.write_text(ONE)
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(text)
+    out = tmp_path / "cal"
+    done = subprocess.run(
+        [ESCALATE, "calibrate", scenario, targets, "--out", out], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert expected in done.stderr.replace(str(tmp_path) + "/", ""), done.stderr
+    assert "Traceback" not in done.stderr and not out.exists()
+    checked = subprocess.run([ESCALATE, "validate", targets], capture_output=True, text=True)
+    if "scenario: one\ntargets" in text:  # one.yaml beside it: its names are checked too
+        assert checked.returncode == 2 and expected in checked.stderr.replace(
+            str(tmp_path) + "/", ""
+        )
+
+
+def test_validate_recognizes_the_shipped_targets_file():
+    done = subprocess.run(
+        [ESCALATE, "validate", ROOT / "scenarios/forecasting/venezuela-targets.yaml"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "valid targets file (4 targets, checked against" in done.stdout
