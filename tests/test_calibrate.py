@@ -95,9 +95,13 @@ def test_statements_that_cannot_hold_together_are_flagged():
     and 80-90% by day 100 cannot both hold."""
     model = escalate.loads(ONE)
     targets = [Target("p_reached:b@50", 0.1, 0.2), Target("p_reached:b@100", 0.8, 0.9)]
-    result = calibrate(model, targets, worlds=1000, seed=3)
+    result = calibrate(model, targets, worlds=1000, seed=3, workers=2)
     assert result.targets()["conflict"].any()
     assert result.summary()["conflicts"]
+    # worlds split between two processes or evaluated here: the same posterior, to the bit
+    alone = calibrate(model, targets, worlds=1000, seed=3, workers=1)
+    pd.testing.assert_frame_equal(result.worlds, alone.worlds)
+    assert result.summary() == alone.summary()
 
 
 def test_a_target_no_parameter_moves_is_reported():

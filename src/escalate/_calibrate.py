@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,8 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from escalate._evaluate import evaluate
-from escalate.compile import compile_scenario
+from escalate._evaluate import evaluate_compiled
+from escalate.compile import compile_scenario, cut_at
 from escalate.errors import EscalateError, Issue, ScenarioError
 from escalate.posterior import Posterior, fit_posterior, weighted_quantile
 from escalate.results import parse_metric
@@ -193,11 +194,30 @@ def _outputs(
     overrides: dict[str, float],
     n: int,
     seed: int,
+    pool: Any = None,
 ) -> Callable[[pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]:
     """A function of worlds giving each target's output and its Monte Carlo variance.
 
     ``p_reached:S@T`` is the horizon metric ``p_reached:S`` of the scenario cut at T, so that
-    every target takes the fast exact path: one solve per distinct time point a world."""
+    every target takes the fast exact path: one solve per distinct time point a world. With a
+    process ``pool`` the worlds are split among its processes (the figures do not change)."""
+    if pool is not None:
+        workers = pool._max_workers
+
+        def pooled(worlds: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+            parts = np.array_split(np.arange(len(worlds)), workers)
+            tasks = [
+                pool.submit(_outputs_of, model, targets, overrides, n, seed, worlds.iloc[p])
+                for p in parts
+                if len(p)
+            ]
+            done = [task.result() for task in tasks]
+            return (
+                pd.concat([v for v, _ in done], ignore_index=True),
+                pd.concat([e for _, e in done], ignore_index=True),
+            )
+
+        return pooled
     groups: dict[float | None, list[tuple[int, str]]] = {}
     for i, target in enumerate(targets):
         kind, name, detail, at = parse_metric(target.metric, model=model)
@@ -209,14 +229,13 @@ def _outputs(
         variances = np.zeros_like(values)
         records = worlds.to_dict("records")
         for w, world in enumerate(records):
+            compiled = compile_scenario(model, {**world, **overrides})  # once for every time
             for at, members in groups.items():
-                evaluation = evaluate(
-                    model,
-                    {**world, **overrides},
+                evaluation = evaluate_compiled(
+                    compiled if at is None else cut_at(compiled, at),
                     [plain for _, plain in members],
                     n=n,
                     seed=seed,
-                    horizon=at,
                     numba_series=True,
                 )
                 for i, plain in members:
@@ -227,6 +246,22 @@ def _outputs(
         return pd.DataFrame(values, columns=columns), pd.DataFrame(variances, columns=columns)
 
     return outputs
+
+
+def _outputs_of(model, targets, overrides, n, seed, worlds):
+    """One process's share of the worlds (a task of the pool)."""
+    return _outputs(model, targets, overrides, n, seed)(worlds)
+
+
+def _process_pool(workers: int):
+    """A pool of ``workers`` forked processes, or None where forking is not available (the
+    worlds are then evaluated here, one after another)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
 
 
 def _log_likelihood(targets: list[Target], outputs_of):
@@ -385,6 +420,7 @@ def calibrate(
     moves: int = 3,
     n: int = 20_000,
     overrides: dict[str, float] | None = None,
+    workers: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> CalibrationResult:
     """Fit the uncertain parameters of ``scenario`` to ``targets`` (DESIGN.md 8.1).
@@ -404,6 +440,9 @@ def calibrate(
         Trajectories per world when the scenario needs simulation (same seed in every world).
     overrides : dict, optional
         Parameters fixed at a value (``--set``, ``--params``); a fixed parameter is not fitted.
+    workers : int, optional
+        Processes that evaluate exact worlds (default: the cores, at most 8); the figures are
+        the same for any number.
     progress : callable, optional
         Called with a line of text as the update proceeds.
 
@@ -423,13 +462,21 @@ def calibrate(
     compiled = compile_scenario(scenario, overrides)
     method = "exact" if compiled.is_markov else "monte-carlo"
     prior = draw_worlds(scenario, worlds, seed)[names]
-    outputs_of = _outputs(scenario, targets, overrides, n, seed)
-    posterior = fit_posterior(
-        scenario,
-        prior,
-        _log_likelihood(targets, outputs_of),
-        seed=seed,
-        moves=moves,
-        progress=progress,
-    )
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 8)
+    # exact worlds split among processes; simulated ones use every core in the kernel already
+    pool = _process_pool(workers) if method == "exact" and worlds >= 100 else None
+    try:
+        outputs_of = _outputs(scenario, targets, overrides, n, seed, pool)
+        posterior = fit_posterior(
+            scenario,
+            prior,
+            _log_likelihood(targets, outputs_of),
+            seed=seed,
+            moves=moves,
+            progress=progress,
+        )
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return CalibrationResult(scenario.scenario, method, seed, targets, posterior, names, overrides)

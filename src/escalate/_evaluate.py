@@ -81,6 +81,23 @@ def evaluate(
     """Values of ``metrics`` with the parameters set to ``overrides``; ``numba_series`` solves
     exact horizon metrics with the numba series (worth its loading for many evaluations)."""
     compiled = compile_scenario(model, overrides, horizon=horizon)
+    return evaluate_compiled(
+        compiled, metrics, engine=engine, n=n, seed=seed, threads=threads,
+        numba_series=numba_series,
+    )  # fmt: skip
+
+
+def evaluate_compiled(
+    compiled: CompiledScenario,
+    metrics: list[str],
+    *,
+    engine: str = "auto",
+    n: int = 100_000,
+    seed: int = 0,
+    threads: int | None = None,
+    numba_series: bool = False,
+) -> Evaluation:
+    """:func:`evaluate` on a scenario already compiled (one parameter set, one horizon)."""
     engine = choose_engine(compiled, engine)
     if engine == "exact" and all(_at_horizon(m) for m in metrics):
         stage = {name: i for i, name in enumerate(compiled.stage_names)}

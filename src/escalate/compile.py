@@ -7,6 +7,7 @@ arrays. Transitions are grouped by source stage (CSR layout: the outgoing transi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -136,6 +137,17 @@ def _timing_arrays(resolved: ResolvedScenario, index: int) -> tuple[int, float, 
             math.log(p["p90"] / p["median"]) / 1.2815515655446004,
         )
     raise AssertionError(f"unknown delay {delay!r}")  # pragma: no cover
+
+
+def cut_at(c: CompiledScenario, horizon: float) -> CompiledScenario:
+    """``c`` with another horizon (and its grid): what ``compile_scenario(..., horizon=)``
+    gives, without resolving the scenario again."""
+    if not (math.isfinite(horizon) and horizon > 0):
+        raise EscalateError(
+            f"horizon must be a positive number, got {horizon:g}", parameter="horizon"
+        )
+    step, grid = time_grid(horizon)
+    return dataclasses.replace(c, horizon=float(horizon), grid_step=step, grid=grid)
 
 
 def scenario_time(scenario: Scenario, point, parameter: str = "horizon") -> float:

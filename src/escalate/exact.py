@@ -155,6 +155,7 @@ class _Chain:
         self._which, self._stage = np.array(which, np.int64), np.array(stages_, np.int64)
         self._mask, self._after = np.array(masks_, np.int64), np.array(afters, np.int64)
         self._set_generator(np.array(rates, float), initial)
+        self._stacks: dict = {}  # stacked chains' patterns, shared by with_rates copies
         self.stage_of = np.array([s for s, _ in states], dtype=np.int64)
         self.mask_of = np.array([m for _, m in states], dtype=np.int64)
         self.jumps = {}
@@ -166,10 +167,21 @@ class _Chain:
             self.jumps[t] = moved
 
     def _set_generator(self, rates: np.ndarray, initial: dict) -> None:
+        """The generator from the entries' ``rates`` (the diagonal: minus each row's sum) and
+        the start distribution. The sparsity pattern is the chain's: computed once, it takes
+        each parameter set's values by one weighted count."""
         n = self.n
-        q = sparse.coo_matrix((rates, (self._rows, self._cols)), shape=(n, n)).tocsr()
-        q = q - sparse.diags(np.asarray(q.sum(axis=1)).ravel())
-        self.q = q.tocsr()
+        if not hasattr(self, "_slot"):
+            keys = np.concatenate([self._rows * n + self._cols, np.arange(n) * (n + 1)])
+            unique, self._slot = np.unique(keys, return_inverse=True)
+            self._pattern = sparse.csr_matrix(
+                (np.zeros(len(unique)), (unique // n, unique % n)), shape=(n, n)
+            )
+        out = np.bincount(self._rows, weights=rates, minlength=n)
+        values = np.concatenate([rates, -out])
+        q = self._pattern.copy()
+        q.data = np.bincount(self._slot, weights=values, minlength=len(q.data))
+        self.q = q
         self.p0 = np.zeros(n)
         for state, p in initial.items():
             self.p0[self.index[state]] += p
@@ -277,20 +289,31 @@ def structure_key(c: CompiledScenario) -> bytes:
 
 
 _CHAINS: dict[bytes, _Chain] = {}  # a few recent structures (worlds share theirs)
+_LAST: list = []  # the last chain given, with its structure and numbers
 
 
 def chain_of(c: CompiledScenario) -> _Chain:
     """The joint chain of ``c``, reusing the states of a recent scenario of the same structure
     (thousands of worlds of one scenario build their states once)."""
     key = structure_key(c)
+    numbers = b"|".join(
+        np.ascontiguousarray(a).tobytes()
+        for a in (c.p1, c.ratio, c.onset_rate, c.offset_rate, c.onset_ratio, c.offset_ratio,
+                  c.initial, c.effect_value, c.start_cdf)
+    )  # fmt: skip
+    if _LAST and _LAST[0] == key and _LAST[1] == numbers:
+        return _LAST[2]  # the same numbers again (one world cut at several horizons)
     template = _CHAINS.get(key)
     if template is None:
         template = _Chain(c)
         if len(_CHAINS) >= 8:
             _CHAINS.pop(next(iter(_CHAINS)))
         _CHAINS[key] = template
-        return template
-    return template.with_rates(c)
+        chain = template
+    else:
+        chain = template.with_rates(c)
+    _LAST[:] = [key, numbers, chain]
+    return chain
 
 
 def _times_ratios_on(value: float, ratios: list[float], mask: int) -> float:
@@ -450,15 +473,14 @@ def solve_at_horizon(
     fired: dict[int, float] = {}
     for first in range(0, len(jobs), group):
         part = jobs[first : first + group]
-        blocks = [chain.q if s is None else _absorbing(chain, _target(chain, s)) for s in part]
         v, area = _advance(
-            _Stacked(chain, len(blocks)),
-            _Uniformized(sparse.block_diag(blocks, format="csr"), numba_series=numba_series),
-            np.tile(chain.p0, len(blocks)),
+            _Stacked(chain, len(part)),
+            _stacked_uniformized(chain, part, numba_series),
+            np.tile(chain.p0, len(part)),
             0.0,
             horizon,
         )
-        v, area = v.reshape(len(blocks), n), area.reshape(len(blocks), n)
+        v, area = v.reshape(len(part), n), area.reshape(len(part), n)
         for b, s in enumerate(part):
             if s is None:
                 p_at_horizon = np.clip(
@@ -481,6 +503,38 @@ def solve_at_horizon(
     for k, value in fired.items():
         p_fired[k] = value
     return HorizonFigures(p_reached, p_at_horizon, time_in, mean, p_fired, p_on, time_on)
+
+
+def _stacked_uniformized(chain: _Chain, part: list, numba_series: bool) -> _Uniformized:
+    """The chains of ``part`` (see :func:`solve_at_horizon`) side by side, transposed, ready
+    to advance. Their sparsity pattern depends on the chain's structure alone: it is built
+    once per structure and set of chains (kept with the chain's template), and each parameter
+    set only fills in its values (absorbing rows as explicit zeros)."""
+    key = tuple(part)
+    stacks = chain._stacks
+    if key not in stacks:
+        q = chain.q
+        n, entries = chain.n, len(q.data)
+        rows = np.repeat(np.arange(n), np.diff(q.indptr))
+        blocks, keeps = [], []
+        for job in part:
+            keep = np.ones(entries) if job is None else (~_target(chain, job)[rows]).astype(float)
+            # data: the position of each entry in q.data, plus one (no explicit zero to drop)
+            blocks.append(sparse.csr_matrix((np.arange(1.0, entries + 1), q.indices, q.indptr)))
+            keeps.append(keep)
+        stacked = sparse.block_diag(blocks, format="csr").T.tocsr()
+        position = stacked.data.astype(np.int64) - 1
+        # each stacked entry's block, from its row: stacked row r belongs to block r // n
+        block = np.repeat(np.arange(stacked.shape[0]) // n, np.diff(stacked.indptr))
+        keep = np.stack(keeps)[block, position]
+        diagonal = np.repeat(np.arange(stacked.shape[0]), np.diff(stacked.indptr)) == (
+            stacked.indices
+        )
+        stacks[key] = (stacked, position, keep, diagonal)
+    stacked, position, keep, diagonal = stacks[key]
+    q_t = stacked.copy()
+    q_t.data = chain.q.data[position] * keep
+    return _Uniformized.transposed(q_t, numba_series=numba_series, diagonal=diagonal)
 
 
 def _target(chain: _Chain, job) -> np.ndarray:
@@ -516,6 +570,15 @@ class _Uniformized:
         self.q_t = q.T.tocsr()
         self.lam = float(-q.diagonal().min()) if q.shape[0] else 0.0
         self.numba_series = numba_series  # the series in one numba call (escalate._uniformize)
+
+    @classmethod
+    def transposed(cls, q_t: sparse.csr_matrix, *, numba_series: bool, diagonal: np.ndarray):
+        """From the transposed generator; ``diagonal`` marks its diagonal entries."""
+        self = cls.__new__(cls)
+        self.q_t = q_t
+        self.lam = float(-q_t.data[diagonal].min(initial=0.0)) if q_t.shape[0] else 0.0
+        self.numba_series = numba_series
+        return self
 
     def step(self, v: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
         if h <= 0.0:

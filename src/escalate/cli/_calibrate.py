@@ -35,12 +35,27 @@ from escalate.scenario import load
     show_default=True,
     help="Metropolis steps per world after each tempering step.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes that evaluate exact worlds (default: the cores, at most 8).",
+)
 @set_option("Fix a parameter at a value; it is not fitted (repeatable).")
 @out_option("Write worlds.parquet, params.yaml, summary.json and manifest.json into this folder.")
 @format_option
 @user_errors
 def calibrate_command(
-    scenario, targets, worlds, seed, moves, settings, params_file, out, force, output_format
+    scenario,
+    targets,
+    worlds,
+    seed,
+    moves,
+    workers,
+    settings,
+    params_file,
+    out,
+    force,
+    output_format,
 ) -> None:
     """Fit the uncertain parameters to statements about outcomes (a targets file)."""
     from escalate._calibrate import calibrate, read_targets
@@ -65,6 +80,7 @@ def calibrate_command(
         seed=seed,
         moves=moves,
         overrides=overrides,
+        workers=workers,
         progress=lambda line: err.print(line, markup=False, highlight=False),
     )
     if out is not None:
@@ -90,6 +106,7 @@ def calibrate_command(
                 "worlds": worlds,
                 "seed": seed,
                 "moves": moves,
+                "workers": workers,
                 "overrides": overrides,
             }
             (folder / "manifest.json").write_text(
