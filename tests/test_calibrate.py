@@ -131,7 +131,8 @@ def test_the_installed_command_writes_a_folder_others_read(tmp_path):
     summary = json.loads(done.stdout)
     assert summary["worlds"] == 400 and summary["targets"][0]["metric"] == "p_reached:b@50"
     assert sorted(p.name for p in out.iterdir()) == [
-        "manifest.json", "params.yaml", "summary.json", "worlds.parquet",
+        "manifest.json", "parameters.png", "parameters.svg", "params.yaml", "summary.json",
+        "targets.png", "targets.svg", "worlds.parquet",
     ]  # fmt: skip
     worlds = pd.read_parquet(out / "worlds.parquet")
     assert list(worlds.columns) == ["m", "weight"] and len(worlds) == 400

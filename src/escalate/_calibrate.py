@@ -370,6 +370,18 @@ class CalibrationResult:
             )
         return pd.DataFrame(rows)
 
+    def plot_targets(self):
+        """Each statement's interval against the prior and posterior predictive 90%."""
+        from escalate import plots
+
+        return plots.calibration_targets(self)
+
+    def plot_parameters(self, top: int = 12):
+        """Prior against posterior for the ``top`` parameters the statements moved most."""
+        from escalate import plots
+
+        return plots.calibration_parameters(self, top)
+
     def summary(self) -> dict[str, Any]:
         p = self.posterior
         return {

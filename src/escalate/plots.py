@@ -21,6 +21,8 @@ from matplotlib import ticker
 from escalate._format import Z95, compact_path, wilson_band
 
 __all__ = [
+    "calibration_parameters",
+    "calibration_targets",
     "fan",
     "occupancy",
     "paths",
@@ -441,4 +443,79 @@ def sensitivity(result):
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize="small", loc="best")
     ax.set_title(f"{result.scenario}: {what} for {result.metric}")
+    return fig
+
+
+def calibration_targets(result):
+    """Each statement's interval (a grey band) against the model's prior and posterior
+    predictive median and 90% interval: what the statements asked, and what the fitted model
+    gives. A statement the posterior cannot honour is marked."""
+    frame = result.targets()
+    fig, axes = plt.subplots(
+        len(frame), 1, figsize=(7.5, 1.15 * len(frame) + 1.2), layout="constrained", squeeze=False
+    )
+    for ax, row, target in zip(
+        axes[:, 0], frame.to_dict("records"), result.targets_list, strict=True
+    ):
+        ax.axvspan(row["low"], row["high"], color="0.85", label="stated 90% interval")
+        for y, which, colour, style in (
+            (1, "prior", "#4c72b0", "--"),
+            (0, "posterior", "#dd8452", "-"),
+        ):
+            ax.plot(
+                [row[f"{which}_p5"], row[f"{which}_p95"]],
+                [y, y],
+                color=colour,
+                ls=style,
+                lw=3,
+                label=f"{which} predictive 90%",
+            )
+            ax.plot(row[f"{which}_median"], y, "o", color=colour, ms=7)
+        verdict = (
+            "no parameter moves it" if not row["moved"] else "CONFLICT" if row["conflict"] else ""
+        )
+        ax.set_yticks([0, 1], ["posterior", "prior"])
+        ax.set_ylim(-0.7, 1.7)
+        ax.set_title(
+            f"{row['metric']}" + (f"  ({verdict})" if verdict else ""),
+            fontsize="medium",
+            loc="left",
+        )
+        if target.is_probability:
+            ax.xaxis.set_major_formatter(ticker.PercentFormatter(1.0))
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].legend(fontsize="small", loc="upper right", ncols=3, bbox_to_anchor=(1, 1.9))
+    fig.suptitle(f"{result.scenario}: statements against the calibrated model")
+    return fig
+
+
+def calibration_parameters(result, top: int = 12):
+    """Prior against posterior for the ``top`` parameters the statements moved most
+    (contraction 1 - var_post / var_prior), on a log axis where the values span a decade."""
+    frame = result.parameters().sort_values("contraction", ascending=False).head(top)
+    p = result.posterior
+    names = list(frame["parameter"])
+    cols = 3
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(9, 2.2 * rows + 0.8), layout="constrained",
+                             squeeze=False)  # fmt: skip
+    for ax, name, contraction in zip(axes.ravel(), names, frame["contraction"], strict=False):
+        prior = p.prior_worlds[name].to_numpy(float)
+        post = p.worlds[name].to_numpy(float)
+        log = bool(np.all(prior > 0) and np.quantile(prior, 0.95) > 10 * np.quantile(prior, 0.05))
+        both = np.concatenate([prior, post])
+        if log:
+            edges = np.geomspace(both.min(), both.max(), 31)
+            ax.set_xscale("log")
+        else:
+            edges = np.linspace(both.min(), both.max(), 31)
+        ax.hist(prior, bins=edges, density=True, color="#4c72b0", alpha=0.45, label="prior")
+        ax.hist(post, bins=edges, weights=p.weights, density=True, histtype="step", lw=2,
+                color="#dd8452", label="posterior")  # fmt: skip
+        ax.set_title(f"{name} ({contraction:.0%} narrower)", fontsize="small")
+        ax.set_yticks([])
+    for ax in axes.ravel()[len(names) :]:
+        ax.set_visible(False)
+    axes[0, 0].legend(fontsize="small")
+    fig.suptitle(f"{result.scenario}: what the statements say of the parameters (prior, posterior)")
     return fig

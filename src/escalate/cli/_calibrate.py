@@ -41,7 +41,10 @@ from escalate.scenario import load
     help="Processes that evaluate exact worlds (default: the cores, at most 8).",
 )
 @set_option("Fix a parameter at a value; it is not fitted (repeatable).")
-@out_option("Write worlds.parquet, params.yaml, summary.json and manifest.json into this folder.")
+@out_option(
+    "Write worlds.parquet, params.yaml, summary.json, the figures and manifest.json into "
+    "this folder."
+)
 @format_option
 @user_errors
 def calibrate_command(
@@ -96,6 +99,14 @@ def calibrate_command(
                 encoding="utf-8",
             )
             (folder / "summary.json").write_text(result.to_json() + "\n", encoding="utf-8")
+            for stem, figure in (
+                ("targets", result.plot_targets()),
+                ("parameters", result.plot_parameters()),
+            ):
+                for suffix in ("png", "svg"):
+                    figure.savefig(
+                        folder / f"{stem}.{suffix}", dpi=120 if suffix == "png" else None
+                    )
             manifest = {
                 "command": "calibrate",
                 "scenario": model.scenario,
