@@ -12,7 +12,11 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def test_the_notebooks_are_there():
-    assert {p.name for p in NOTEBOOKS} >= {"01-quickstart.ipynb", "02-sensitivity.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {
+        "01-quickstart.ipynb",
+        "02-sensitivity.ipynb",
+        "03-calibrate-and-nowcast.ipynb",
+    }
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
