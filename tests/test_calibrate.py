@@ -191,3 +191,33 @@ def test_validate_recognizes_the_shipped_targets_file():
     )
     assert done.returncode == 0, done.stderr
     assert "valid targets file (4 targets, checked against" in done.stdout
+
+
+def test_worlds_from_a_file_are_weighted(tmp_path):
+    """`solve --worlds-from`: two worlds weighted 1:3 give the weighted mean of their exact
+    answers as the pooled value; a bad worlds file is refused by name, exit 2."""
+    scenario = tmp_path / "one.yaml"
+    scenario.write_text(ONE)
+    worlds = tmp_path / "worlds.parquet"
+    pd.DataFrame({"m": [50.0, 200.0], "weight": [1.0, 3.0]}).to_parquet(worlds)
+    done = subprocess.run(
+        [ESCALATE, "solve", scenario, "--worlds-from", worlds, "--format", "json"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    block = json.loads(done.stdout)["worlds"]
+    assert block["count"] == 2 and block["sampling"] == "given"
+    expected = 0.25 * (1 - np.exp(-100 / 50)) + 0.75 * (1 - np.exp(-100 / 200))
+    assert block["metrics"]["p_reached:b"]["pooled"] == pytest.approx(expected, rel=1e-12)
+    assert block["metrics"]["p_reached:b"]["mean"] == pytest.approx(expected, rel=1e-12)
+    for frame, message in (
+        (pd.DataFrame({"m": [50.0]}), "no `weight` column"),
+        (pd.DataFrame({"q": [1.0], "weight": [1.0]}), "column 'q' names no parameter"),
+        (pd.DataFrame({"m": [1.0], "weight": [-1.0]}), "must be non-negative"),
+    ):
+        frame.to_parquet(worlds)
+        bad = subprocess.run(
+            [ESCALATE, "solve", scenario, "--worlds-from", worlds], capture_output=True, text=True
+        )
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr

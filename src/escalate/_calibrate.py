@@ -32,11 +32,11 @@ import pandas as pd
 from escalate._evaluate import evaluate_compiled
 from escalate.compile import compile_scenario, cut_at
 from escalate.errors import EscalateError, Issue, ScenarioError
-from escalate.posterior import Posterior, fit_posterior, weighted_quantile
+from escalate.posterior import Posterior, fit_posterior
 from escalate.results import parse_metric
 from escalate.scenario import Scenario
 from escalate.scenario._yaml import Document, read_yaml
-from escalate.uncertainty import draw_worlds, uncertain_parameters
+from escalate.uncertainty import draw_worlds, uncertain_parameters, weighted_quantile
 
 __all__ = ["CalibrationResult", "Target", "calibrate", "read_targets"]
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from escalate.scenario import Scenario
 
-__all__ = ["Posterior", "fit_posterior", "weighted_quantile"]
+__all__ = ["Posterior", "fit_posterior"]
 
 # log-likelihood of a set of worlds: (W,) values (-inf: impossible) and the outputs behind them
 LogLikelihood = Callable[[pd.DataFrame], tuple[np.ndarray, pd.DataFrame]]
@@ -49,20 +49,6 @@ class Posterior:
     acceptance: float | None
     log_evidence: float
     powers: list[float] = field(default_factory=list)
-
-
-def weighted_quantile(values: np.ndarray, weights: np.ndarray, q) -> np.ndarray:
-    """Quantiles ``q`` of ``values`` under ``weights`` (the inverse of the weighted CDF, with
-    each value at the middle of its weight: equal weights give numpy's 'hazen' quantiles)."""
-    values, weights = np.asarray(values, float), np.asarray(weights, float)
-    keep = np.isfinite(values) & (weights > 0)
-    values, weights = values[keep], weights[keep]
-    if len(values) == 0:
-        return np.full(np.shape(q), np.nan)
-    order = np.argsort(values, kind="stable")
-    values, weights = values[order], weights[order]
-    middle = (np.cumsum(weights) - weights / 2) / weights.sum()
-    return np.interp(q, middle, values)
 
 
 def ess_of(weights: np.ndarray) -> float:

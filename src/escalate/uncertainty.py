@@ -30,13 +30,29 @@ __all__ = [
     "WorldsResult",
     "draw_worlds",
     "reach_across_worlds",
+    "read_worlds",
     "run_worlds",
     "uncertain_parameters",
+    "weighted_quantile",
 ]
 
 SAMPLINGS = ("lhs", "random")
 # keep draws off the distributions' edges, where a ppf can return a bound (beta at 0)
 _EDGE = 1e-12
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q) -> np.ndarray:
+    """Quantiles ``q`` of ``values`` under ``weights`` (the inverse of the weighted CDF, with
+    each value at the middle of its weight: equal weights give numpy's 'hazen' quantiles)."""
+    values, weights = np.asarray(values, float), np.asarray(weights, float)
+    keep = np.isfinite(values) & (weights > 0)
+    values, weights = values[keep], weights[keep]
+    if len(values) == 0:
+        return np.full(np.shape(q), np.nan)
+    order = np.argsort(values, kind="stable")
+    values, weights = values[order], weights[order]
+    middle = (np.cumsum(weights) - weights / 2) / weights.sum()
+    return np.interp(q, middle, values)
 
 
 def uncertain_parameters(model: Scenario) -> list[str]:
@@ -107,6 +123,7 @@ class WorldsResult:
     pooled: dict[str, float]
     pooled_result: Result | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
+    weights: np.ndarray | None = None  # the worlds' weights (a worlds file); None: equal
 
     @property
     def worlds(self) -> int:
@@ -115,13 +132,22 @@ class WorldsResult:
     def summary(self) -> pd.DataFrame:
         """Per metric: the pooled value, and the mean and 5/50/95% quantiles across worlds."""
         v = self.values
+        if self.weights is None:
+            mean, quantiles = v.mean(), [v.quantile(q) for q in (0.05, 0.5, 0.95)]
+        else:  # weighted worlds: weighted mean and quantiles across them
+            w = self.weights
+            mean = pd.Series({m: float(np.nansum(w * v[m].to_numpy())) for m in v.columns})
+            quantiles = [
+                pd.Series({m: float(weighted_quantile(v[m], w, q)) for m in v.columns})
+                for q in (0.05, 0.5, 0.95)
+            ]
         frame = pd.DataFrame(
             {
                 "pooled": pd.Series(self.pooled),
-                "mean": v.mean(),
-                "p5": v.quantile(0.05),
-                "p50": v.quantile(0.5),
-                "p95": v.quantile(0.95),
+                "mean": mean,
+                "p5": quantiles[0],
+                "p50": quantiles[1],
+                "p95": quantiles[2],
             }
         )
         frame.index.name = "metric"
@@ -155,9 +181,49 @@ class WorldsResult:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
 
+def read_worlds(path, model: Scenario) -> pd.DataFrame:
+    """A worlds file (``worlds.parquet``, as calibrate writes it): a column per parameter of
+    ``model`` and ``weight``; the weights are returned normalized to sum to 1.
+
+    Raises
+    ------
+    EscalateError
+        Naming the file and the column: not readable as Parquet, no ``weight`` column, a column
+        that names no parameter, a value that is not finite, a negative weight, no world.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        frame = pd.read_parquet(path)
+    except FileNotFoundError:
+        raise EscalateError(f"{path}: no such file") from None
+    except Exception as exc:  # pyarrow's errors have no common base worth naming
+        raise EscalateError(f"{path}: not a worlds file (Parquet): {exc}") from None
+    if "weight" not in frame.columns:
+        raise EscalateError(f"{path}: no `weight` column (a worlds file has one per world)")
+    for column in frame.columns:
+        if column != "weight" and column not in model.parameters:
+            raise EscalateError(
+                f"{path}: column {column!r} names no parameter of scenario {model.scenario!r}"
+                f"{suggest(str(column), model.parameters)}"
+            )
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(float)
+        if not np.all(np.isfinite(values)):
+            raise EscalateError(f"{path}: column {column!r} has values that are not numbers")
+    if len(frame) == 0:
+        raise EscalateError(f"{path}: no world")
+    weights = frame["weight"].to_numpy(float)
+    if (weights < 0).any() or weights.sum() <= 0:
+        raise EscalateError(f"{path}: column 'weight' must be non-negative, not all zero")
+    frame = frame.astype(float)
+    frame["weight"] = weights / weights.sum()
+    return frame.reset_index(drop=True)
+
+
 def run_worlds(
     model: Scenario,
-    worlds: int,
+    worlds: int | None,
     *,
     seed: int,
     n: int | None = None,
@@ -168,6 +234,7 @@ def run_worlds(
     sampling: str = "lhs",
     progress: Callable[[int, int], None] | None = None,
     scheduler: Any = None,
+    given: pd.DataFrame | None = None,
 ) -> WorldsResult:
     """Evaluate every metric in ``worlds`` parameter sets drawn from the uncertain ranges.
 
@@ -185,13 +252,23 @@ def run_worlds(
         Parameters fixed at a value in every world (``--set``), replacing their draws.
     scheduler : str or dask.distributed.Client, optional
         Evaluate the worlds as tasks on this Dask cluster (identical figures).
+    given : pandas.DataFrame, optional
+        These worlds instead of drawn ones (``worlds`` is then ignored): a column per
+        parameter and ``weight`` (:func:`read_worlds`, e.g. calibrate's posterior). The
+        figures across worlds are then weighted, and the pooled value is the weighted mean.
 
     Returns
     -------
     WorldsResult
     """
     overrides = dict(overrides or {})
-    drawn = draw_worlds(model, worlds, seed, sampling=sampling)
+    weights = None
+    if given is not None:
+        weights = given["weight"].to_numpy(float)
+        drawn = given.drop(columns="weight").reset_index(drop=True)
+        worlds, sampling = len(drawn), "given"
+    else:
+        drawn = draw_worlds(model, worlds, seed, sampling=sampling)
     for name, value in overrides.items():
         if name in drawn:
             drawn[name] = value
@@ -221,7 +298,10 @@ def run_worlds(
                 progress(w + 1, worlds)
     values = pd.DataFrame(rows, columns=metrics)
     method = "monte-carlo" if pooled_tally is not None else "exact"
-    if pooled_tally is not None:
+    if weights is not None:  # weighted worlds: their weighted mean
+        pooled_result = None
+        pooled = {m: float(np.nansum(weights * values[m].to_numpy())) for m in metrics}
+    elif pooled_tally is not None:
         labels = {name: model.label(name) for name in (*model.stages, *model.triggers)}
         pooled_result = Result.from_tally(pooled_tally, compiled, seed=seed, labels=labels)
         pooled = {m: pooled_result.metric(m)[0] for m in metrics}
@@ -238,6 +318,7 @@ def run_worlds(
         values=values,
         pooled=pooled,
         pooled_result=pooled_result,
+        weights=weights,
     )
 
 

@@ -16,7 +16,6 @@ from escalate.cli._options import (
     seed_option,
     set_option,
     user_errors,
-    worlds_option,
 )
 from escalate.cli._render import stderr, stdout
 from escalate.results import check_output_folder, write_folder
@@ -26,7 +25,12 @@ from escalate.scenario import load
 @click.command(name="calibrate")
 @scenario_argument
 @click.argument("targets", type=click.Path(path_type=Path))
-@worlds_option("Prior worlds drawn and weighted (default 2000).")
+@click.option(
+    "--worlds",
+    type=click.IntRange(min=2),
+    metavar="W",
+    help="Prior worlds drawn and weighted (default 2000).",
+)
 @seed_option("Fixes the worlds, the resampling and the moves (default: random).")
 @click.option(
     "--moves",

@@ -133,7 +133,19 @@ def threads_option(help: str = "Numba threads."):
 
 
 def worlds_option(help: str):
-    return click.option("--worlds", type=click.IntRange(min=2), metavar="W", help=help)
+    """``--worlds W`` and ``--worlds-from FILE`` (weighted worlds, e.g. calibrate's)."""
+
+    def decorate(func):
+        func = click.option(
+            "--worlds-from",
+            "worlds_from",
+            type=click.Path(path_type=Path),
+            metavar="FILE",
+            help="Evaluate the weighted worlds of a worlds file (calibrate's worlds.parquet).",
+        )(func)
+        return click.option("--worlds", type=click.IntRange(min=2), metavar="W", help=help)(func)
+
+    return decorate
 
 
 def out_option(help: str):

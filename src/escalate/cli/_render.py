@@ -154,13 +154,17 @@ def print_worlds(out: Console, result) -> None:
         print_result(out, result.pooled_result)
     n = result.trajectories_per_world
     how = f"{n:,} trajectories each" if n else "each solved exactly"
-    table = Table(
-        title=(
+    if result.weights is not None:
+        title = (
+            f"Across {result.worlds:,} weighted worlds ({how}; read from a worlds file, "
+            f"{result.parameters.shape[1]} parameters; pooled = weighted mean)"
+        )
+    else:
+        title = (
             f"Across {result.worlds:,} worlds ({how}; {result.sampling} over "
             f"{result.parameters.shape[1]} uncertain parameters; seed {result.seed})"
-        ),
-        title_justify="left",
-    )
+        )
+    table = Table(title=title, title_justify="left")
     for col in ("metric", "pooled", "mean", "5%", "50%", "95%"):
         table.add_column(col, justify="left" if col == "metric" else "right", overflow="fold")
     for metric, row in result.summary().iterrows():

@@ -64,6 +64,7 @@ def run(
     metric,
     max_seconds,
     worlds,
+    worlds_from,
     out,
     force,
     output_format,
@@ -77,13 +78,14 @@ def run(
     if out is not None:
         check_output_folder(out, force=force)
     err = stderr()
-    if worlds is not None:
+    if worlds is not None or worlds_from is not None:
         if precision is not None or out is not None:
             raise EscalateError("--worlds does not combine with --precision or --out yet")
         across_worlds(
             model,
             worlds,
             output_format,
+            worlds_from=worlds_from,
             seed=random_seed(seed),
             n=n,
             engine="monte-carlo",
@@ -114,11 +116,20 @@ def run(
         err.print(f"run folder written: {out}", markup=False)
 
 
-def across_worlds(model, worlds: int, output_format: str, **options) -> None:
-    """``--worlds``: evaluate ``worlds`` parameter sets drawn from the uncertain ranges
-    (``options`` go to :func:`escalate.run_worlds`) and print the metrics across them."""
-    from escalate.uncertainty import run_worlds  # scipy.stats: only when worlds are asked for
+def across_worlds(
+    model, worlds: int | None, output_format: str, *, worlds_from=None, **options
+) -> None:
+    """``--worlds``: evaluate ``worlds`` parameter sets drawn from the uncertain ranges, or
+    ``--worlds-from``: the weighted worlds of a file (``options`` go to
+    :func:`escalate.run_worlds`), and print the metrics across them."""
+    from escalate.uncertainty import read_worlds, run_worlds  # scipy.stats: only when asked
 
+    given = None
+    if worlds_from is not None:
+        if worlds is not None:
+            raise EscalateError("--worlds and --worlds-from: give one of them")
+        given = read_worlds(worlds_from, model)
+        worlds = len(given)
     with progress(stderr(), worlds, unit="worlds") as advance:
-        result = run_worlds(model, worlds, progress=advance, **options)
+        result = run_worlds(model, worlds, progress=advance, given=given, **options)
     output(result, output_format, print_worlds)

@@ -32,18 +32,19 @@ from escalate.scenario import load
 @scheduler_option
 @user_errors
 def solve_command(
-    scenario, settings, params_file, horizon, worlds, seed, output_format, scheduler
+    scenario, settings, params_file, horizon, worlds, worlds_from, seed, output_format, scheduler
 ) -> None:
     """Solve a memoryless scenario exactly (every timing exponential)."""
     model = load(scenario)
-    if scheduler is not None and worlds is None:
+    if scheduler is not None and worlds is None and worlds_from is None:
         raise EscalateError("--scheduler goes with --worlds: one exact solve takes milliseconds")
     overrides = parse_set(settings, params_file, model)
-    if worlds is not None:
+    if worlds is not None or worlds_from is not None:
         across_worlds(
             model,
             worlds,
             output_format,
+            worlds_from=worlds_from,
             seed=random_seed(seed),
             engine="exact",
             overrides=overrides,
