@@ -146,6 +146,17 @@ def test_the_installed_command_writes_a_folder_others_read(tmp_path):
     median = summary["params"]["m"]
     p_reached = json.loads(solved.stdout)["stages"]["b"]["p_reached"]
     assert p_reached == pytest.approx(1 - np.exp(-100 / median), rel=1e-9)
+    # the report renders the folder: the answer first, well-formed, the figures embedded
+    reported = subprocess.run([ESCALATE, "report", out], capture_output=True, text=True)
+    assert reported.returncode == 0, reported.stderr
+    import xml.etree.ElementTree as ET
+
+    page = ET.parse(out / "report.html").getroot()
+    body = page.find("body")
+    assert body[0].tag == "h1" and body[1].get("id") == "headline"
+    assert "honours all 1 statements" in body[1].text
+    assert page.find(".//table[@id='targets']") is not None
+    assert len(page.findall(".//img")) == 2
 
 
 @pytest.mark.parametrize(

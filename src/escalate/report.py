@@ -1,9 +1,11 @@
 """One self-contained HTML report of a run folder: figures embedded, no network needed.
 
-The page is built from the files ``escalate run --out`` wrote (summary.json, manifest.json,
-stages.csv, paths.csv and the PNG figures), so a report can be made again at any time from the
-folder alone. The markup is also well-formed XML (every element closed, every text escaped), so
-strict parsers and browsers read it the same way.
+A calibration folder (``escalate calibrate --out``) gets its own page, the statements against
+the calibrated model first. The run page is built from the files ``escalate run --out``
+wrote (summary.json, manifest.json, stages.csv, paths.csv and the PNG figures), so a report
+can be made again at any time from the folder alone. The markup is also well-formed XML
+(every element closed, every text escaped), so strict parsers and browsers read it the same
+way.
 """
 
 from __future__ import annotations
@@ -158,9 +160,114 @@ def build_report(folder: str | Path) -> str:
         ) from None
 
 
-def _build(folder: Path) -> str:
+def _page(title: str, body: list[str]) -> str:
+    """A complete page around ``body``, with the image check the tests read."""
+    parts = [
+        "<!DOCTYPE html>",
+        "<html lang='en'><head><meta charset='utf-8'/>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'/>",
+        f"<title>{escape(title)} — escalate report</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        *body,
+        f"<p class='meta'>Report made {datetime.datetime.now().isoformat(timespec='seconds')} "
+        "by escalate from its folder alone.</p>",
+        "<script>window.addEventListener('load', function () { var i = document.images, ok = 0;"
+        " for (var k = 0; i.length > k; k++) { if (i[k].complete) { if (i[k].naturalWidth > 0)"
+        " { ok++; } } } document.body.setAttribute('data-images', ok + '/' + i.length); });"
+        "</script>",
+        "</body></html>",
+    ]
+    return "\n".join(p for p in parts if p) + "\n"
+
+
+def _calibration(folder: Path, manifest: dict[str, Any]) -> str:
+    """The page of a calibration folder (``escalate calibrate --out``): the statements against
+    the calibrated model first, then what they say of the parameters."""
     summary = _read_json(folder, "summary.json")
+    targets = summary["targets"]
+
+    def shown(x, metric: str) -> str:
+        probability = metric.split(":", 1)[0].startswith("p_")
+        return percent(x) if probability else number(x)
+
+    conflicts, unmoved = summary.get("conflicts") or [], summary.get("not_moved") or []
+    if conflicts:
+        headline = (
+            f"{len(conflicts)} of {len(targets)} statements cannot hold together with the others "
+            f"in this model: {', '.join(conflicts)}."
+        )
+    else:
+        headline = f"The calibrated model honours all {len(targets)} statements."
+    if unmoved:
+        headline += f" No uncertain parameter moves: {', '.join(unmoved)}."
+
+    def verdict(t) -> str:
+        return "no parameter moves it" if not t["moved"] else "CONFLICT" if t["conflict"] else "yes"
+
+    rows = "".join(
+        f"<tr><td class='text'>{escape(t['metric'])}</td>"
+        f"<td>{shown(t['low'], t['metric'])} – {shown(t['high'], t['metric'])}</td>"
+        f"<td>{shown(t['prior_median'], t['metric'])} ({shown(t['prior_p5'], t['metric'])} – "
+        f"{shown(t['prior_p95'], t['metric'])})</td>"
+        f"<td>{shown(t['posterior_median'], t['metric'])} "
+        f"({shown(t['posterior_p5'], t['metric'])} – {shown(t['posterior_p95'], t['metric'])})</td>"
+        f"<td class='text'>{verdict(t)}</td>"
+        f"<td class='text'>{escape(str(t.get('source') or ''))}</td></tr>"
+        for t in targets
+    )
+    table = (
+        "<table id='targets'><thead><tr><th class='text'>statement</th><th>stated 90%</th>"
+        "<th>model before: median (90%)</th><th>after</th><th class='text'>honoured</th>"
+        f"<th class='text'>source</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+    parameters = sorted(summary["parameters"], key=lambda r: -(r["contraction"] or 0))
+    rows = "".join(
+        f"<tr><td class='text'>{escape(r['parameter'])}</td>"
+        f"<td>{number(r['prior_median'])} ({number(r['prior_p5'])} – {number(r['prior_p95'])})</td>"
+        f"<td>{number(r['posterior_median'])} ({number(r['posterior_p5'])} – "
+        f"{number(r['posterior_p95'])})</td><td>{percent(r['contraction'])}</td></tr>"
+        for r in parameters
+    )
+    ptable = (
+        "<table id='parameters'><thead><tr><th class='text'>parameter</th><th>prior</th>"
+        f"<th>posterior</th><th>contraction</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+    acceptance = summary.get("acceptance")
+    meta = (
+        f"Scenario <code>{escape(str(summary['scenario']))}</code> "
+        f"({escape(str(manifest.get('scenario_file', '')))}); statements "
+        f"{escape(str(manifest.get('targets_file', '')))}; {summary['worlds']:,} worlds "
+        f"({escape(str(summary['method']))}), seed {summary['seed']}; ESS {summary['ess']:.0f}, "
+        f"{summary['distinct_worlds']:,} distinct worlds"
+        + (f", Metropolis acceptance {acceptance:.0%}" if acceptance is not None else "")
+        + f"; log evidence {summary['log_evidence']:.3f}."
+    )
+    title = f"{summary['scenario']}: calibration"
+    return _page(
+        title,
+        [
+            f"<h1>{escape(title)}</h1>",
+            f"<p class='note' id='headline'>{escape(headline)}</p>",
+            f"<p class='meta'>{meta}</p>",
+            "<h2>The statements and the model</h2>",
+            table,
+            _figure(folder, "targets", "Statements against the calibrated model"),
+            "<h2>What the statements say of the parameters</h2>",
+            "<p>Contraction: 1 - posterior variance / prior variance (near 0: the statements "
+            "say nothing of it).</p>",
+            ptable,
+            _figure(folder, "parameters", "Prior and posterior of the parameters moved most"),
+            "<h2>Manifest</h2>",
+            "<pre>" + escape(json.dumps(manifest, indent=2, default=str)) + "</pre>",
+        ],
+    )
+
+
+def _build(folder: Path) -> str:
     manifest = _read_json(folder, "manifest.json")
+    if manifest.get("command") == "calibrate":
+        return _calibration(folder, manifest)
+    summary = _read_json(folder, "summary.json")
     resolved = manifest.get("resolved_scenario") or {}
     unit = summary.get("time_unit") or "time unit"
     title = resolved.get("title") or summary.get("scenario", "scenario")
