@@ -17,6 +17,7 @@ Carlo with the same seed in every world, its variance added to sigma^2.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -195,12 +196,34 @@ def _outputs(
     n: int,
     seed: int,
     pool: Any = None,
+    client: Any = None,
 ) -> Callable[[pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]:
     """A function of worlds giving each target's output and its Monte Carlo variance.
 
     ``p_reached:S@T`` is the horizon metric ``p_reached:S`` of the scenario cut at T, so that
     every target takes the fast exact path: one solve per distinct time point a world. With a
-    process ``pool`` the worlds are split among its processes (the figures do not change)."""
+    process ``pool`` the worlds are split among its processes, with a Dask ``client`` among
+    the cluster's tasks, in order (the figures do not change)."""
+    if client is not None:
+        from escalate._dask import ordered_map, share
+
+        shared = share(client, model)
+        threads = sum(client.nthreads().values()) or 1
+
+        def on_cluster(worlds: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+            parts = np.array_split(
+                np.arange(len(worlds)), max(1, min(len(worlds) // 25, 4 * threads))
+            )
+            arguments = (
+                (shared, targets, overrides, n, seed, worlds.iloc[p]) for p in parts if len(p)
+            )
+            done = list(ordered_map(_outputs_of, arguments, client=client))
+            return (
+                pd.concat([v for v, _ in done], ignore_index=True),
+                pd.concat([e for _, e in done], ignore_index=True),
+            )
+
+        return on_cluster
     if pool is not None:
         workers = pool._max_workers
 
@@ -433,6 +456,7 @@ def calibrate(
     n: int = 20_000,
     overrides: dict[str, float] | None = None,
     workers: int | None = None,
+    scheduler: Any = None,
     progress: Callable[[str], None] | None = None,
 ) -> CalibrationResult:
     """Fit the uncertain parameters of ``scenario`` to ``targets`` (DESIGN.md 8.1).
@@ -455,6 +479,8 @@ def calibrate(
     workers : int, optional
         Processes that evaluate exact worlds (default: the cores, at most 8); the figures are
         the same for any number.
+    scheduler : str or dask.distributed.Client, optional
+        Evaluate the worlds as tasks on this Dask cluster instead (the same figures).
     progress : callable, optional
         Called with a line of text as the update proceeds.
 
@@ -476,10 +502,16 @@ def calibrate(
     prior = draw_worlds(scenario, worlds, seed)[names]
     if workers is None:
         workers = min(os.cpu_count() or 1, 8)
-    # exact worlds split among processes; simulated ones use every core in the kernel already
-    pool = _process_pool(workers) if method == "exact" and worlds >= 100 else None
-    try:
-        outputs_of = _outputs(scenario, targets, overrides, n, seed, pool)
+    from escalate._dask import connect
+
+    with connect(scheduler) as client, contextlib.ExitStack() as stack:
+        pool = None
+        # exact worlds split among processes (simulated ones use every core in the kernel)
+        if client is None and method == "exact" and worlds >= 100:
+            pool = _process_pool(workers)
+            if pool is not None:
+                stack.callback(pool.shutdown, cancel_futures=True)
+        outputs_of = _outputs(scenario, targets, overrides, n, seed, pool, client)
         posterior = fit_posterior(
             scenario,
             prior,
@@ -488,7 +520,4 @@ def calibrate(
             moves=moves,
             progress=progress,
         )
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
     return CalibrationResult(scenario.scenario, method, seed, targets, posterior, names, overrides)

@@ -13,6 +13,7 @@ from escalate.cli._options import (
     parse_set,
     random_seed,
     scenario_argument,
+    scheduler_option,
     seed_option,
     set_option,
     user_errors,
@@ -50,6 +51,7 @@ from escalate.scenario import load
     "this folder."
 )
 @format_option
+@scheduler_option
 @user_errors
 def calibrate_command(
     scenario,
@@ -63,6 +65,7 @@ def calibrate_command(
     out,
     force,
     output_format,
+    scheduler,
 ) -> None:
     """Fit the uncertain parameters to statements about outcomes (a targets file)."""
     from escalate._calibrate import calibrate, read_targets
@@ -88,6 +91,7 @@ def calibrate_command(
         moves=moves,
         overrides=overrides,
         workers=workers,
+        scheduler=scheduler,
         progress=lambda line: err.print(line, markup=False, highlight=False),
     )
     if out is not None:
@@ -122,6 +126,7 @@ def calibrate_command(
                 "seed": seed,
                 "moves": moves,
                 "workers": workers,
+                "scheduler": scheduler,
                 "overrides": overrides,
             }
             (folder / "manifest.json").write_text(
