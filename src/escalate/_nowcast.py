@@ -1,0 +1,165 @@
+"""The exact likelihood of what has happened, and the filtered state at as_of (DESIGN.md 8.2).
+
+The forward algorithm on the joint chain of (stage, triggers on): between observed events the
+distribution, restricted to the observed stage and to the trigger sets consistent with the
+observed triggers, evolves by the matrix exponential of that restricted generator (its
+diagonal keeps every way out, so the probability that nothing else happened is accounted for);
+an observed stage entry multiplies by the hazards of the transitions into that stage, an
+observed trigger switch by its onset or offset hazard; an ``at`` trigger jumps at its time.
+Unobserved triggers are marginalized: they switch freely inside the restricted chain.
+
+This module is the engine of ``nowcast`` (issue 18); the observations file, the command and
+the forecast from the filtered state are still to come.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import linalg
+
+from escalate.compile import CompiledScenario
+from escalate.errors import EscalateError
+from escalate.exact import chain_of
+
+__all__ = ["Filtered", "Observations", "forward"]
+
+
+@dataclass(frozen=True)
+class Observations:
+    """What happened up to ``as_of`` (times in the scenario's unit).
+
+    ``path``: every stage entry, in order, as (stage index, time); the first is the start stage
+    at time 0. ``switches``: for each observed trigger (index), its switches as (time, on),
+    in order; a time of 0 with ``on`` means on from the start. An observed trigger with no
+    switch was off throughout; a trigger not in ``switches`` is unobserved.
+    """
+
+    as_of: float
+    path: list[tuple[int, float]]
+    switches: dict[int, list[tuple[float, bool]]] = field(default_factory=dict)
+
+    def observed_mask(self) -> int:
+        return sum(1 << k for k in self.switches)
+
+    def known_bits(self, t: float, *, after: bool) -> int:
+        """The observed triggers on at time ``t`` (``after``: counting switches at ``t``)."""
+        bits = 0
+        for k, events in self.switches.items():
+            on = False
+            for time, state in events:
+                if time < t or (after and time == t) or time == 0.0:
+                    on = state
+            bits |= int(on) << k
+        return bits
+
+
+@dataclass
+class Filtered:
+    """The forward algorithm's answer: the log-likelihood of the observations and the
+    distribution over the chain's states at as_of given them (``chain.states`` order)."""
+
+    log_likelihood: float
+    distribution: np.ndarray
+    chain: object
+
+
+def forward(c: CompiledScenario, obs: Observations) -> Filtered:
+    """The exact log-likelihood of ``obs`` under ``c`` and the filtered state at as_of.
+
+    Raises
+    ------
+    EscalateError
+        When the scenario has a non-exponential timing (the forward algorithm needs a chain).
+    """
+    if not c.is_markov:
+        from escalate.compile import KIND_NAMES
+
+        names = sorted({KIND_NAMES[int(k)] for k in c.kind if k != 0})
+        raise EscalateError(
+            f"{c.name}: nowcast needs every timing exponential; this scenario has "
+            f"{', '.join(names)} timings"
+        )
+    chain = chain_of(c)
+    q = chain.q.tocsr()
+    stage_of, mask_of = chain.stage_of, chain.mask_of
+    observed = obs.observed_mask()
+    # the events in time order: stage entries after the first, trigger switches after 0, `at`
+    # jumps up to as_of; at one time, jumps first, then switches, then the stage entry
+    events: list[tuple[float, int, int]] = []
+    for stage, time in obs.path[1:]:
+        events.append((time, 2, stage))
+    for k, switches in obs.switches.items():
+        for time, _ in switches:
+            if time > 0.0:
+                events.append((time, 1, k))
+    for tau in chain.jumps:
+        if tau <= obs.as_of:
+            events.append((tau, 0, -1))
+    events.sort()
+
+    start_stage = obs.path[0][0]
+    known = obs.known_bits(0.0, after=True)
+    v = chain.p0 * ((stage_of == start_stage) & ((mask_of & observed) == known))
+    log_l = 0.0
+    total = v.sum()
+    if total <= 0.0:
+        return Filtered(-math.inf, v, chain)
+    log_l += math.log(total)
+    v = v / total
+    t, stage = 0.0, start_stage
+    for time, kind, what in events:
+        v = _evolve(q, v, stage, known, observed, stage_of, mask_of, time - t)
+        t = time
+        if kind == 0:  # an `at` jump: every trigger it names comes on
+            v = np.bincount(chain.jumps[time], weights=v, minlength=chain.n)
+            continue
+        after = obs.known_bits(time, after=True)
+        if kind == 1:  # an observed switch of trigger `what`
+            source = np.flatnonzero(v > 0)
+            target = np.array([chain.index.get((stage_of[i], mask_of[i] ^ (1 << what)), -1)
+                               for i in source])  # fmt: skip
+            moved = np.zeros(chain.n)
+            for i, j in zip(source, target, strict=True):
+                if j >= 0:
+                    moved[j] += v[i] * q[i, j]
+            v = moved
+        else:  # an observed entry into stage `what`
+            rows = q[np.flatnonzero(v > 0)]
+            moved = np.zeros(chain.n)
+            for i, row_start in zip(np.flatnonzero(v > 0), range(rows.shape[0]), strict=True):
+                row = rows.getrow(row_start)
+                for j, rate in zip(row.indices, row.data, strict=True):
+                    if stage_of[j] == what and j != i:
+                        moved[j] += v[i] * rate
+            v = moved
+            stage = what
+        known = after
+        v = v * ((mask_of & observed) == known)
+        total = v.sum()
+        if total <= 0.0:
+            return Filtered(-math.inf, v, chain)
+        log_l += math.log(total)
+        v = v / total
+    v = _evolve(q, v, stage, known, observed, stage_of, mask_of, obs.as_of - t)
+    total = v.sum()
+    if total <= 0.0:
+        return Filtered(-math.inf, v, chain)
+    return Filtered(log_l + math.log(total), v / total, chain)
+
+
+def _evolve(q, v, stage, known, observed, stage_of, mask_of, dt: float) -> np.ndarray:
+    """``v`` after ``dt`` in the chain restricted to ``stage`` and the observed triggers'
+    known values: sub-stochastic, the mass lost being the paths where something observed
+    would have happened."""
+    if dt <= 0.0:
+        return v
+    allowed = np.flatnonzero((stage_of == stage) & ((mask_of & observed) == known))
+    out = np.zeros_like(v)
+    if len(allowed) == 0:
+        return out
+    sub = q[allowed][:, allowed].toarray()
+    out[allowed] = v[allowed] @ linalg.expm(sub * dt)
+    return out
