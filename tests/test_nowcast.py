@@ -112,3 +112,65 @@ def test_non_exponential_scenarios_are_refused():
     model = escalate.load(Path(__file__).resolve().parent.parent / "scenarios" / "tutorial.yaml")
     with pytest.raises(escalate.EscalateError, match="every timing exponential"):
         forward(compile_scenario(model), Observations(10.0, [(0, 0.0)]))
+
+
+def test_with_everything_observed_the_forecast_is_solve_from_the_observed_state():
+    """Fixed parameters, every trigger observed: the forecast from as_of equals `solve` of
+    the scenario started in the observed state with the remaining horizon (1e-9)."""
+    from escalate._nowcast import forecast
+
+    text = """\
+scenario: f
+horizon: {horizon}
+start: {start}
+stages: {{a: {{}}, b: {{}}, war: {{terminal: true}}, calm: {{terminal: true}}}}
+triggers:
+  x: {{initial: {x}, onset: {{rate: 0.01}}}}
+  y: {{initial: {y}, onset: {{rate: 0.005}}, offset: {{rate: 0.02}}}}
+transitions:
+  - {{from: a, to: b, rate: 0.03}}
+  - {{from: a, to: calm, rate: 0.01}}
+  - {{from: b, to: war, rate: 0.01, when: {{x: 3, y: 0.5}}}}
+  - {{from: b, to: a, rate: 0.02}}
+"""
+    model = escalate.loads(text.format(horizon=100, start="a", x=0, y=0.5))
+    c = compile_scenario(model)
+    observations = Observations(
+        30.0, [(0, 0.0), (1, 20.0)], {0: [(10.0, True)], 1: [(0.0, True), (25.0, False)]}
+    )
+    filtered = forward(c, observations)
+    assert math.isfinite(filtered.log_likelihood)
+    got = forecast(c, filtered, observations)
+    restart = escalate.solve(escalate.loads(text.format(horizon=70, start="b", x=1, y=0)))
+    for name, s in restart.stages.items():
+        i = list(model.stages).index(name)
+        assert got.p_at_horizon[i] == pytest.approx(s.p_at_horizon, abs=1e-9), name
+        if name not in ("a", "b"):  # a and b were entered before as_of: reached already
+            assert got.p_reached[i] == pytest.approx(s.p_reached, abs=1e-9), name
+    for k, name in enumerate(model.triggers):
+        assert got.p_on_at_horizon[k] == pytest.approx(
+            restart.triggers[name]["p_on_at_horizon"], abs=1e-9
+        )
+    assert got.p_reached[0] == got.p_reached[1] == 1.0
+
+
+def test_the_filtered_trigger_agrees_with_rejection_sampling():
+    """P(x on at as_of | entered b at day 30), x unobserved: the forward algorithm's filtered
+    probability against trajectories simulated from the model and kept when they enter b
+    within half a day of day 30 (4 standard errors)."""
+    t_exit = 30.0
+    filtered = forward(_compiled(), Observations(50.0, [(A, 0.0), (B, t_exit)]))
+    chain = filtered.chain
+    exact = float(filtered.distribution[(chain.mask_of & 1) == 1].sum())
+    rng = np.random.default_rng(11)
+    n = 4_000_000
+    onset = rng.exponential(1 / C, n)
+    first = rng.exponential(1 / R, n)
+    x_on = first >= onset  # no exit before x came on: the rest of the wait runs at R * RHO
+    exit_time = np.where(x_on, onset + rng.exponential(1 / (R * RHO), n), first)
+    kept = np.abs(exit_time - t_exit) <= 0.5
+    p = x_on[kept].mean()
+    se = math.sqrt(p * (1 - p) / kept.sum())
+    assert kept.sum() > 10_000
+    assert abs(p - exact) < 4 * se, (p, exact, se)
+    assert 0.05 < exact < 0.95  # a case where the observation says something

@@ -163,3 +163,34 @@ def _evolve(q, v, stage, known, observed, stage_of, mask_of, dt: float) -> np.nd
     sub = q[allowed][:, allowed].toarray()
     out[allowed] = v[allowed] @ linalg.expm(sub * dt)
     return out
+
+
+def forecast(
+    c: CompiledScenario, filtered: Filtered, obs: Observations, horizon: float | None = None
+):
+    """Exact figures at ``horizon`` (absolute; default the scenario's) from the filtered state
+    at as_of: each state weighted by its filtered probability, ``at`` triggers at their
+    absolute times. Stages entered before as_of count as reached.
+
+    Returns the :class:`escalate.exact.HorizonFigures` of the span from as_of to ``horizon``
+    (its times, such as the mean time to reach, count from as_of).
+    """
+    import copy
+
+    from escalate.compile import cut_at
+    from escalate.exact import solve_at_horizon
+
+    end = c.horizon if horizon is None else horizon
+    if not end > obs.as_of:
+        raise EscalateError.about(
+            "{horizon} must come after as_of ({:g}), got {:g}", obs.as_of, end
+        )
+    chain = copy.copy(filtered.chain)
+    chain.p0 = filtered.distribution
+    chain.jumps = {
+        tau - obs.as_of: moved for tau, moved in filtered.chain.jumps.items() if tau > obs.as_of
+    }
+    figures = solve_at_horizon(cut_at(c, end - obs.as_of), chain=chain)
+    for stage, _ in obs.path:
+        figures.p_reached[stage] = 1.0
+    return figures
