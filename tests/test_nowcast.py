@@ -4,6 +4,8 @@ one-dimensional integrals, and the conjugate gamma check of DESIGN.md 8.4."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -174,3 +176,62 @@ def test_the_filtered_trigger_agrees_with_rejection_sampling():
     assert kept.sum() > 10_000
     assert abs(p - exact) < 4 * se, (p, exact, se)
     assert 0.05 < exact < 0.95  # a case where the observation says something
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_shipped_observations_file_reads_and_its_likelihood_is_exact():
+    from escalate._nowcast import read_observations
+
+    model = escalate.load(ROOT / "scenarios" / "venezuela.yaml")
+    obs = read_observations(ROOT / "scenarios" / "forecasting" / "venezuela-observed.yaml", model)
+    stages = list(model.stages)
+    assert obs.as_of == 40.0
+    assert obs.path == [(stages.index("interdiction_strikes"), 0.0),
+                        (stages.index("asset_seizure"), 26.0)]  # fmt: skip
+    triggers = list(model.triggers)
+    assert obs.switches == {
+        triggers.index("venezuela_mobilizes"): [(13.0, True)],
+        triggers.index("attack_on_us_assets"): [],
+    }
+    filtered = forward(compile_scenario(model), obs)
+    assert -30 < filtered.log_likelihood < 0
+    assert filtered.distribution.sum() == pytest.approx(1.0)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "escalate"), "validate",
+         ROOT / "scenarios" / "forecasting" / "venezuela-observed.yaml"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0 and "valid observations file" in done.stdout, done.stderr
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("path: [{stage: asset_seizure, at: start}]",
+         "path[0]: the path starts where the scenario does"),
+        ("path: [{stage: interdiction_strikes, at: start}, {stage: full_scale_war, at: 5}]",
+         "path[1].stage: no transition leads from 'interdiction_strikes' to 'full_scale_war'"),
+        ("path: [{stage: interdiction_strikes, at: start}, {stage: asset_seizure, at: 50}]",
+         "path[1].at: comes after as_of (40)"),
+        ("path: [{stage: interdiction_strikes, at: 2025-11-07}]", "needs start_date"),
+        ("path: [{stage: interdiction_strikes, at: start}]\n"
+         "triggers: {venezuela_mobilizes: {off: [5]}}", "switches off while already off"),
+        ("path: [{stage: interdiction_strikes, at: start}]\n"
+         "triggers: {venezuela_mobilizes: {on: [3], off: [5]}}",
+         "switches off, but the trigger has no offset"),
+        ("path: [{stage: interdiction_strikes, at: start}]\ntriggers: {mobilise: {on: []}}",
+         "unknown trigger 'mobilise'"),
+    ],
+)  # fmt: skip
+def test_bad_observations_are_located(tmp_path, body, expected):
+    from escalate._nowcast import read_observations
+
+    path = tmp_path / "observed.yaml"
+    path.write_text(f"scenario: venezuela\nas_of: 40\n{body}\n")
+    model = escalate.load(ROOT / "scenarios" / "venezuela.yaml")
+    with pytest.raises(escalate.ScenarioError) as caught:
+        read_observations(path, model)
+    text = str(caught.value)
+    assert expected in text and caught.value.issues[0].line >= 1, text

@@ -8,8 +8,9 @@ an observed stage entry multiplies by the hazards of the transitions into that s
 observed trigger switch by its onset or offset hazard; an ``at`` trigger jumps at its time.
 Unobserved triggers are marginalized: they switch freely inside the restricted chain.
 
-This module is the engine of ``nowcast`` (issue 18); the observations file, the command and
-the forecast from the filtered state are still to come.
+This module is the engine of ``nowcast`` (issue 18): the observations file, the likelihood,
+the filtered state and the forecast from it; the posterior over worlds, the command and its
+outputs are still to come.
 """
 
 from __future__ import annotations
@@ -194,3 +195,129 @@ def forecast(
     for stage, _ in obs.path:
         figures.p_reached[stage] = 1.0
     return figures
+
+
+OBSERVATION_KEYS = ("scenario", "as_of", "path", "triggers", "title", "description")
+
+
+def is_observations_file(data) -> bool:
+    """A YAML document that is an observations file (by its keys)."""
+    return isinstance(data, dict) and "as_of" in data and "stages" not in data
+
+
+def read_observations(path, model) -> Observations:
+    """The observations of a file (DESIGN.md 8.2), checked against ``model``.
+
+    Raises
+    ------
+    ScenarioError
+        Every problem at its line and key: an unknown key, stage or trigger; a time that is
+        neither a number nor a usable date (a date needs ``start_date``); a path that does not
+        start in a start stage at time 0, entries out of order or after ``as_of``, a step no
+        transition allows; switches that contradict each other (off while off, on while on);
+        a switch off for a trigger without an ``offset``; another scenario's id.
+    """
+    from escalate.compile import compile_scenario
+    from escalate.errors import ScenarioError, suggest
+    from escalate.scenario._yaml import read_yaml
+
+    doc = read_yaml(path)
+    data = doc.data
+    if not is_observations_file(data):
+        raise ScenarioError([doc.issue((), "an observations file has `as_of:` and `path:`")])
+    issues = []
+
+    def at(where, value) -> float | None:
+        if value == "start":
+            return 0.0
+        try:
+            return float(model.time_of(value)) if not isinstance(value, bool) else None
+        except (ValueError, TypeError) as exc:
+            issues.append(doc.issue(where, str(exc)))
+            return None
+
+    for key in data:
+        if key not in OBSERVATION_KEYS:
+            issues.append(doc.issue((key,), f"unknown key {key!r}", at_key=True))
+    if data.get("scenario") != model.scenario:
+        issues.append(
+            doc.issue(
+                ("scenario",),
+                f"the observations are for scenario {data.get('scenario')!r}, "
+                f"not {model.scenario!r}",
+            )
+        )
+    as_of = at(("as_of",), data["as_of"])
+    if as_of is not None and as_of < 0:
+        issues.append(doc.issue(("as_of",), "must not come before the start"))
+    stages = list(model.stages)
+    starts = np.diff(compile_scenario(model).start_cdf, prepend=0.0) > 0
+    allowed = {(t.from_, t.to) for t in model.transitions}
+    entries: list[tuple[int, float]] = []
+    raw_path = data.get("path")
+    if not isinstance(raw_path, list) or not raw_path:
+        issues.append(doc.issue(("path",), "the stage entries up to as_of, in order (at least "
+                                "the start)"))  # fmt: skip
+        raw_path = []
+    previous = None
+    for i, entry in enumerate(raw_path):
+        where = ("path", i)
+        if not isinstance(entry, dict) or "stage" not in entry or "at" not in entry:
+            issues.append(doc.issue(where, "an entry is {stage: NAME, at: TIME or DATE}"))
+            continue
+        name = entry["stage"]
+        if name not in model.stages:
+            issues.append(doc.issue((*where, "stage"), f"unknown stage {name!r}"
+                                    f"{suggest(str(name), model.stages)}"))  # fmt: skip
+            continue
+        time = at((*where, "at"), entry["at"])
+        if time is None:
+            continue
+        if i == 0 and (not starts[stages.index(name)] or time != 0.0):
+            message = (
+                "the path starts where the scenario does, at the start (t = 0) in a start "
+                f"stage; got {name!r} at {time:g}"
+            )
+            issues.append(doc.issue(where, message))
+        if previous is not None:
+            if time < previous[1]:
+                issues.append(doc.issue((*where, "at"), "entries must be in time order"))
+            if (previous[0], name) not in allowed:
+                issues.append(doc.issue((*where, "stage"), f"no transition leads from "
+                                        f"{previous[0]!r} to {name!r}"))  # fmt: skip
+        if as_of is not None and time > as_of:
+            issues.append(doc.issue((*where, "at"), f"comes after as_of ({as_of:g})"))
+        previous = (name, time)
+        entries.append((stages.index(name), time))
+    triggers = list(model.triggers)
+    switches: dict[int, list[tuple[float, bool]]] = {}
+    for name, seen in (data.get("triggers") or {}).items():
+        where = ("triggers", name)
+        if name not in model.triggers:
+            hint = suggest(str(name), model.triggers)
+            issues.append(doc.issue(where, f"unknown trigger {name!r}{hint}", at_key=True))
+            continue
+        if not isinstance(seen, dict) or not set(seen) <= {"on", "off"}:
+            issues.append(doc.issue(where, "a trigger observed is {on: [times], off: [times]}"))
+            continue
+        events = []
+        for state in ("on", "off"):
+            for j, value in enumerate(seen.get(state) or []):
+                time = at((*where, state, j), value)
+                if time is not None:
+                    events.append((time, state == "on", (*where, state, j)))
+        events.sort(key=lambda e: e[0])
+        on = False
+        for time, state, place in events:
+            if state == on:
+                issues.append(doc.issue(place, f"switches {'on' if state else 'off'} while "
+                                        f"already {'on' if on else 'off'}"))  # fmt: skip
+            if not state and not model.triggers[name].offset:
+                issues.append(doc.issue(place, "switches off, but the trigger has no offset"))
+            if as_of is not None and time > as_of:
+                issues.append(doc.issue(place, f"comes after as_of ({as_of:g})"))
+            on = state
+        switches[triggers.index(name)] = [(time, state) for time, state, _ in events]
+    if issues:
+        raise ScenarioError(issues)
+    return Observations(as_of, entries, switches)

@@ -34,6 +34,16 @@ def validate(scenarios: tuple[Path, ...]) -> None:
     invalid = 0
     for path in scenarios:
         try:
+            if _is_observations_file(path):
+                observations, against = _validate_observations(path)
+                out.print(
+                    f"{path}: valid observations file ({len(observations.path)} stage entries, "
+                    f"{len(observations.switches)} triggers observed, as_of "
+                    f"{observations.as_of:g}{against})",
+                    markup=False,
+                    highlight=False,
+                )
+                continue
             if _is_targets_file(path):
                 targets, against = _validate_targets(path)
                 out.print(
@@ -72,6 +82,35 @@ def _is_targets_file(path: Path) -> bool:
     except ScenarioError:
         return False  # the scenario reader reports it
     return isinstance(doc.data, dict) and "targets" in doc.data and "stages" not in doc.data
+
+
+def _is_observations_file(path: Path) -> bool:
+    """An observations file (nowcast's), told from a scenario by its keys."""
+    from escalate.scenario._yaml import read_yaml
+
+    try:
+        data = read_yaml(path).data
+    except ScenarioError:
+        return False
+    return isinstance(data, dict) and "as_of" in data and "stages" not in data
+
+
+def _validate_observations(path: Path):
+    """Check an observations file against its scenario (``ID.yaml`` in its folder or the one
+    above): its names, times and steps mean nothing without it."""
+    from escalate._nowcast import read_observations
+    from escalate.errors import Issue
+    from escalate.scenario._yaml import read_yaml
+
+    scenario_id = read_yaml(path).data.get("scenario")
+    for folder in (path.parent, path.parent.parent):
+        candidate = folder / f"{scenario_id}.yaml"
+        if isinstance(scenario_id, str) and candidate.is_file():
+            return read_observations(path, load(candidate)), f", checked against {candidate}"
+    raise ScenarioError(
+        [Issue(str(path), 1, 1, ("scenario",), f"no {scenario_id}.yaml beside this file or "
+               "in the folder above: an observations file is checked against its scenario")]
+    )  # fmt: skip
 
 
 def _validate_targets(path: Path) -> tuple[list, str]:
