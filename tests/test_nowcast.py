@@ -235,3 +235,27 @@ def test_bad_observations_are_located(tmp_path, body, expected):
         read_observations(path, model)
     text = str(caught.value)
     assert expected in text and caught.value.issues[0].line >= 1, text
+
+
+def test_empty_observations_at_the_start_reproduce_the_prior_forecast():
+    """Nothing observed at as_of = 0: every world keeps its weight and the forecast after the
+    news is the one before, exactly (DESIGN 8.4)."""
+    from escalate._nowcast import nowcast
+
+    model = escalate.loads(
+        "scenario: e\nhorizon: 100\nstart: a\n"
+        "parameters:\n  m: {value: 50, uncertain: {dist: lognormal, median: 50, p90: 150}}\n"
+        "stages: {a: {}, b: {}, war: {terminal: true}}\n"
+        "triggers:\n  x: {initial: 0.3, onset: {rate: 0.01}}\n"
+        "transitions:\n  - {from: a, to: b, mean: m}\n"
+        "  - {from: b, to: war, mean: m, when: {x: 2}}\n"
+    )
+    result = nowcast(model, Observations(0.0, [(0, 0.0)]), worlds=200, seed=1)
+    np.testing.assert_array_equal(result.after, result.before)
+    assert result.posterior.ess == pytest.approx(200)
+    assert result.triggers_on["x"] == pytest.approx(0.3, abs=1e-12)
+    exact = np.mean([
+        escalate.solve(model, overrides={"m": m}).stages["war"].p_reached
+        for m in result.posterior.worlds["m"]
+    ])  # fmt: skip
+    assert result.after[2] == pytest.approx(exact, rel=1e-9)

@@ -321,3 +321,115 @@ def read_observations(path, model) -> Observations:
     if issues:
         raise ScenarioError(issues)
     return Observations(as_of, entries, switches)
+
+
+@dataclass
+class NowcastResult:
+    """The forecast before and after the news, and what the news did.
+
+    ``before`` and ``after``: per stage, P(reached by the horizon), averaged over the prior
+    worlds from t = 0 and over the posterior worlds from their filtered state at as_of;
+    ``triggers_on``: per unobserved trigger, the posterior probability that it is on at as_of;
+    ``updates``: the forecast after each observed event in time order (importance weights on
+    the prior worlds, observations cut at that event); ``posterior``: the worlds and weights.
+    """
+
+    scenario: str
+    as_of: float
+    stage_names: tuple[str, ...]
+    before: np.ndarray
+    after: np.ndarray
+    triggers_on: dict[str, float]
+    updates: list[dict]
+    posterior: object
+
+    def summary(self):
+        import pandas as pd
+
+        frame = pd.DataFrame(
+            {"before": self.before, "after": self.after, "change": self.after - self.before},
+            index=pd.Index(self.stage_names, name="stage"),
+        )
+        return frame
+
+
+def _cut(obs: Observations, until: float) -> Observations:
+    """``obs`` as known at ``until``: the entries and switches up to then."""
+    return Observations(
+        until,
+        [(s, t) for s, t in obs.path if t <= until],
+        {k: [(t, on) for t, on in events if t <= until] for k, events in obs.switches.items()},
+    )
+
+
+def nowcast(model, observations: Observations, *, worlds: int = 2000, seed: int = 0,
+            overrides: dict | None = None, moves: int = 3):  # fmt: skip
+    """Update the scenario's worlds on ``observations`` and forecast from as_of (DESIGN 8.2).
+
+    Each prior world (Latin hypercube over the ``uncertain`` parameters) is weighted by the
+    exact likelihood of the observations (the forward algorithm), tempered and moved as
+    calibrate's are; each posterior world forecasts from its filtered state at as_of.
+    """
+    import pandas as pd
+
+    from escalate.compile import compile_scenario
+    from escalate.posterior import fit_posterior
+    from escalate.uncertainty import draw_worlds, uncertain_parameters
+
+    overrides = dict(overrides or {})
+    names = [n for n in uncertain_parameters(model) if n not in overrides]
+    prior = draw_worlds(model, worlds, seed)[names]
+    n_s = len(model.stages)
+
+    def evaluate(worlds_frame, obs):
+        log_l, reached, on = [], [], []
+        for world in worlds_frame.to_dict("records"):
+            c = compile_scenario(model, {**world, **overrides})
+            filtered = forward(c, obs)
+            log_l.append(filtered.log_likelihood)
+            if math.isfinite(filtered.log_likelihood):
+                figures = forecast(c, filtered, obs)
+                reached.append(figures.p_reached)
+                mask = filtered.chain.mask_of
+                on.append([filtered.distribution[(mask >> k) & 1 == 1].sum()
+                           for k in range(c.n_triggers)])  # fmt: skip
+            else:
+                reached.append(np.full(n_s, np.nan))
+                on.append(np.full(c.n_triggers, np.nan))
+        columns = [f"p_reached:{s}" for s in model.stages] + [f"on:{t}" for t in model.triggers]
+        out = pd.DataFrame(np.hstack([np.array(reached), np.array(on)]), columns=columns)
+        return np.array(log_l), out
+
+    start = Observations(0.0, observations.path[:1], _cut(observations, 0.0).switches)
+    _, prior_out = evaluate(prior, start)
+    cols = [f"p_reached:{s}" for s in model.stages]
+    equal = np.full(len(prior), 1.0 / len(prior))
+    before = np.nansum(prior_out[cols].to_numpy() * equal[:, None], axis=0)
+    posterior = fit_posterior(
+        model, prior, lambda w: evaluate(w, observations), seed=seed, moves=moves
+    )
+    weights = posterior.weights
+    after = np.nansum(posterior.outputs[cols].to_numpy() * weights[:, None], axis=0)
+    observed = set(observations.switches)
+    triggers_on = {
+        t: float(np.nansum(posterior.outputs[f"on:{t}"].to_numpy() * weights))
+        for k, t in enumerate(model.triggers)
+        if k not in observed
+    }
+    times = sorted(
+        {t for _, t in observations.path[1:]}
+        | {t for events in observations.switches.values() for t, _ in events if t > 0}
+    )
+    updates, previous = [], before
+    for t in times:
+        log_l, out = evaluate(prior, _cut(observations, t))
+        w = np.exp(log_l - np.max(log_l))
+        w /= w.sum()
+        now = np.nansum(out[cols].to_numpy() * w[:, None], axis=0)
+        updates.append({"time": t, "before": previous, "after": now,
+                        "ess": float(1 / np.sum(w**2))})  # fmt: skip
+        previous = now
+    return NowcastResult(
+        model.scenario, observations.as_of, tuple(model.stages), before, after, triggers_on,
+        updates, posterior,
+    )  # fmt: skip
