@@ -171,6 +171,8 @@ def _page(title: str, body: list[str]) -> str:
         *body,
         f"<p class='meta'>Report made {datetime.datetime.now().isoformat(timespec='seconds')} "
         "by escalate from its folder alone.</p>",
+        # marks on the page whether every figure decoded (read by tests in a headless browser)
+        # (no '<' or '&' inside: the script is raw text in HTML and parsed text in XML)
         "<script>window.addEventListener('load', function () { var i = document.images, ok = 0;"
         " for (var k = 0; i.length > k; k++) { if (i[k].complete) { if (i[k].naturalWidth > 0)"
         " { ok++; } } } document.body.setAttribute('data-images', ok + '/' + i.length); });"
@@ -285,11 +287,6 @@ def _build(folder: Path) -> str:
         f"{summary.get('horizon'):g} {escape(unit)}s{escape(dates)}; {escape(how)}."
     )
     parts = [
-        "<!DOCTYPE html>",
-        "<html lang='en'><head><meta charset='utf-8'/>",
-        "<meta name='viewport' content='width=device-width, initial-scale=1'/>",
-        f"<title>{escape(str(title))} — escalate report</title>",
-        f"<style>{_STYLE}</style></head><body>",
         f"<h1>{escape(str(title))}</h1>",
         f"<p class='meta'>{meta}</p>",
     ]
@@ -319,17 +316,8 @@ def _build(folder: Path) -> str:
             )
         )
         + "</pre>",
-        f"<p class='meta'>Report made {datetime.datetime.now().isoformat(timespec='seconds')} "
-        "by escalate from the run folder alone.</p>",
-        # marks on the page whether every figure decoded (read by tests in a headless browser)
-        # (no '<' or '&' inside: the script is raw text in HTML and parsed text in XML)
-        "<script>window.addEventListener('load', function () { var i = document.images, ok = 0;"
-        " for (var k = 0; i.length > k; k++) { if (i[k].complete) { if (i[k].naturalWidth > 0)"
-        " { ok++; } } } document.body.setAttribute('data-images', ok + '/' + i.length); });"
-        "</script>",
-        "</body></html>",
     ]
-    return "\n".join(p for p in parts if p) + "\n"
+    return _page(str(title), parts)
 
 
 def write_report(folder: str | Path, output: str | Path | None = None) -> Path:
