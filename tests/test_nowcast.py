@@ -259,3 +259,32 @@ def test_empty_observations_at_the_start_reproduce_the_prior_forecast():
         for m in result.posterior.worlds["m"]
     ])  # fmt: skip
     assert result.after[2] == pytest.approx(exact, rel=1e-9)
+
+
+def test_the_installed_nowcast_command(tmp_path):
+    """`escalate nowcast` as users run it: JSON with the forecast before and after and the
+    update per event; a non-exponential scenario is refused with the transitions named."""
+    escalate_exe = str(Path(sys.executable).parent / "escalate")
+    done = subprocess.run(
+        [escalate_exe, "nowcast", ROOT / "scenarios" / "venezuela.yaml",
+         ROOT / "scenarios" / "forecasting" / "venezuela-observed.yaml",
+         "--worlds", "60", "--seed", "2", "--format", "json"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    import json
+
+    result = json.loads(done.stdout)
+    assert result["as_of"] == 40.0 and result["worlds"] == 60
+    assert result["stages"]["asset_seizure"]["after"] == 1.0  # entered on day 26
+    assert [u["time"] for u in result["updates"]] == [13.0, 26.0]
+    war = result["stages"]["full_scale_war"]
+    assert war["after"] > war["before"]  # a seizure and a mobilization raise the odds
+    observed = tmp_path / "observed.yaml"
+    observed.write_text("scenario: tutorial\nas_of: 5\npath: [{stage: talks, at: start}]\n")
+    refused = subprocess.run(
+        [escalate_exe, "nowcast", ROOT / "scenarios" / "tutorial.yaml", observed],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "needs every timing exponential" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -17,6 +17,7 @@ import click
 
 from escalate.cli._calibrate import calibrate_command
 from escalate.cli._inspect import schema, show, validate
+from escalate.cli._nowcast import nowcast_command
 from escalate.cli._options import debug_option
 from escalate.cli._report import report
 from escalate.cli._run import run
@@ -43,6 +44,7 @@ for _command in (
     sweep_command,
     sensitivity_command,
     calibrate_command,
+    nowcast_command,
     report,
 ):
     main.add_command(_command)
