@@ -36,7 +36,7 @@ from escalate.errors import EscalateError, Issue, ScenarioError
 from escalate.posterior import Posterior, fit_posterior
 from escalate.results import parse_metric
 from escalate.scenario import Scenario
-from escalate.scenario._yaml import Document, read_yaml
+from escalate.scenario._yaml import document_kind, read_yaml
 from escalate.uncertainty import draw_worlds, uncertain_parameters, weighted_quantile
 
 __all__ = ["CalibrationResult", "Target", "calibrate", "read_targets"]
@@ -94,11 +94,6 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def is_targets_file(doc: Document) -> bool:
-    """A YAML document that is a targets file (by its keys)."""
-    return isinstance(doc.data, dict) and "targets" in doc.data and "stages" not in doc.data
-
-
 def read_targets(path: str | Path, model: Scenario | None) -> list[Target]:
     """The targets of a targets file, checked (against ``model`` when given).
 
@@ -113,7 +108,7 @@ def read_targets(path: str | Path, model: Scenario | None) -> list[Target]:
     doc = read_yaml(path)
     issues: list[Issue] = []
     data = doc.data
-    if not isinstance(data, dict) or not isinstance(data.get("targets"), list):
+    if document_kind(data) != "targets" or not isinstance(data["targets"], list):
         raise ScenarioError(
             [doc.issue((), "a targets file has `scenario: ID` and a list `targets:`")]
         )
@@ -197,13 +192,14 @@ def _outputs(
     seed: int,
     pool: Any = None,
     client: Any = None,
+    workers: int = 1,
 ) -> Callable[[pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]:
     """A function of worlds giving each target's output and its Monte Carlo variance.
 
     ``p_reached:S@T`` is the horizon metric ``p_reached:S`` of the scenario cut at T, so that
     every target takes the fast exact path: one solve per distinct time point a world. With a
-    process ``pool`` the worlds are split among its processes, with a Dask ``client`` among
-    the cluster's tasks, in order (the figures do not change)."""
+    process ``pool`` the worlds are split among its ``workers`` processes, with a Dask
+    ``client`` among the cluster's tasks, in order (the figures do not change)."""
     if client is not None:
         from escalate._dask import ordered_map, share
 
@@ -225,7 +221,6 @@ def _outputs(
 
         return on_cluster
     if pool is not None:
-        workers = pool._max_workers
 
         def pooled(worlds: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             parts = np.array_split(np.arange(len(worlds)), workers)
@@ -344,23 +339,19 @@ class CalibrationResult:
         equal = np.full(len(p.prior_outputs), 1.0 / len(p.prior_outputs))
         rows = []
         for t in self.targets_list:
-            prior = weighted_quantile(p.prior_outputs[t.metric], equal, [0.05, 0.5, 0.95])
-            post = weighted_quantile(p.outputs[t.metric], p.weights, [0.05, 0.5, 0.95])
-            spread = prior[2] - prior[0]
-            moved = bool(np.isfinite(spread) and spread > 1e-9 * max(1.0, abs(prior[1])))
+            spread = _spread(p.prior_outputs[t.metric], equal, p.outputs[t.metric], p.weights)
+            width = spread["prior_p95"] - spread["prior_p5"]
+            scale = max(1.0, abs(spread["prior_median"]))
             rows.append(
                 {
                     "metric": t.metric,
                     "low": t.low,
                     "high": t.high,
-                    "prior_p5": prior[0],
-                    "prior_median": prior[1],
-                    "prior_p95": prior[2],
-                    "posterior_p5": post[0],
-                    "posterior_median": post[1],
-                    "posterior_p95": post[2],
-                    "conflict": bool(post[2] < t.low or post[0] > t.high),
-                    "moved": moved,
+                    **spread,
+                    "conflict": bool(
+                        spread["posterior_p95"] < t.low or spread["posterior_p5"] > t.high
+                    ),
+                    "moved": bool(np.isfinite(width) and width > 1e-9 * scale),
                     "source": t.source,
                 }
             )
@@ -373,20 +364,13 @@ class CalibrationResult:
         for name in self.uncertain:
             prior_x = p.prior_worlds[name].to_numpy(float)
             post_x = p.worlds[name].to_numpy(float)
-            prior = weighted_quantile(prior_x, equal, [0.05, 0.5, 0.95])
-            post = weighted_quantile(post_x, p.weights, [0.05, 0.5, 0.95])
             var_prior = np.var(prior_x)
             mean_post = np.sum(p.weights * post_x)
             var_post = np.sum(p.weights * (post_x - mean_post) ** 2)
             rows.append(
                 {
                     "parameter": name,
-                    "prior_p5": prior[0],
-                    "prior_median": prior[1],
-                    "prior_p95": prior[2],
-                    "posterior_p5": post[0],
-                    "posterior_median": post[1],
-                    "posterior_p95": post[2],
+                    **_spread(prior_x, equal, post_x, p.weights),
                     "posterior_mean": mean_post,
                     "contraction": 1.0 - var_post / var_prior if var_prior > 0 else 0.0,
                 }
@@ -407,6 +391,7 @@ class CalibrationResult:
 
     def summary(self) -> dict[str, Any]:
         p = self.posterior
+        targets = self.targets().to_dict("records")
         return {
             "scenario": self.scenario,
             "method": self.method,
@@ -418,8 +403,8 @@ class CalibrationResult:
             "log_evidence": p.log_evidence,
             "tempering_powers": p.powers,
             "overrides": self.overrides,
-            "conflicts": [r["metric"] for r in self.targets().to_dict("records") if r["conflict"]],
-            "not_moved": [r["metric"] for r in self.targets().to_dict("records") if not r["moved"]],
+            "conflicts": [r["metric"] for r in targets if r["conflict"]],
+            "not_moved": [r["metric"] for r in targets if not r["moved"]],
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -432,6 +417,18 @@ class CalibrationResult:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+
+def _spread(prior, prior_weights, posterior, posterior_weights) -> dict[str, float]:
+    """Median and 5-95% of a quantity over the prior worlds and over the posterior ones."""
+    out = {}
+    for which, values, weights in (
+        ("prior", prior, prior_weights),
+        ("posterior", posterior, posterior_weights),
+    ):
+        q5, q50, q95 = weighted_quantile(values, weights, [0.05, 0.5, 0.95])
+        out |= {f"{which}_p5": q5, f"{which}_median": q50, f"{which}_p95": q95}
+    return out
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -511,7 +508,7 @@ def calibrate(
             pool = _process_pool(workers)
             if pool is not None:
                 stack.callback(pool.shutdown, cancel_futures=True)
-        outputs_of = _outputs(scenario, targets, overrides, n, seed, pool, client)
+        outputs_of = _outputs(scenario, targets, overrides, n, seed, pool, client, workers)
         posterior = fit_posterior(
             scenario,
             prior,

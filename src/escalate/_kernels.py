@@ -319,7 +319,7 @@ def _toggle(k, t, on, trajectory, clocks, onset_counts, switches_off):
     only counts the triggers on. Otherwise the ``clocks`` keep the trajectory's time on:
     ``since[k]`` when it last switched on, ``on_time[k]`` the time on before that, and
     ``came_on[k]`` the last trajectory in which it was on; the end adds them up. Both give the
-    same figures, to the bit."""
+    same counts (the sums of squared time on to rounding: they add in another order)."""
     bit = _ONE << k
     if switches_off is None:
         time_on, time_on_sq, horizon, per_quantum = onset_counts

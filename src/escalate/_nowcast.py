@@ -101,6 +101,14 @@ def forward(c: CompiledScenario, obs: Observations) -> Filtered:
             events.append((tau, 0, -1))
     events.sort()
 
+    # per entry of q: its row and column, and whether it flips only trigger k's bit
+    entry_rows = np.repeat(np.arange(chain.n), np.diff(q.indptr))
+    entry_cols = q.indices
+
+    def flips(k: int) -> np.ndarray:
+        same_stage = stage_of[entry_rows] == stage_of[entry_cols]
+        return same_stage & ((mask_of[entry_rows] ^ mask_of[entry_cols]) == (1 << k))
+
     start_stage = obs.path[0][0]
     known = obs.known_bits(0.0, after=True)
     v = chain.p0 * ((stage_of == start_stage) & ((mask_of & observed) == known))
@@ -118,25 +126,16 @@ def forward(c: CompiledScenario, obs: Observations) -> Filtered:
             v = np.bincount(chain.jumps[time], weights=v, minlength=chain.n)
             continue
         after = obs.known_bits(time, after=True)
-        if kind == 1:  # an observed switch of trigger `what`
-            source = np.flatnonzero(v > 0)
-            target = np.array([chain.index.get((stage_of[i], mask_of[i] ^ (1 << what)), -1)
-                               for i in source])  # fmt: skip
-            moved = np.zeros(chain.n)
-            for i, j in zip(source, target, strict=True):
-                if j >= 0:
-                    moved[j] += v[i] * q[i, j]
-            v = moved
-        else:  # an observed entry into stage `what`
-            rows = q[np.flatnonzero(v > 0)]
-            moved = np.zeros(chain.n)
-            for i, row_start in zip(np.flatnonzero(v > 0), range(rows.shape[0]), strict=True):
-                row = rows.getrow(row_start)
-                for j, rate in zip(row.indices, row.data, strict=True):
-                    if stage_of[j] == what and j != i:
-                        moved[j] += v[i] * rate
-            v = moved
+        # the probability flowing along each entry of the generator, kept for the entries
+        # that make the observed event: a switch of trigger `what` alone, in the same stage,
+        # or an entry into stage `what` (v lies in another stage: no diagonal term there)
+        if kind == 1:
+            flow = np.zeros(chain.n)
+            np.add.at(flow, entry_cols, v[entry_rows] * q.data * flips(what))
+        else:
+            flow = q.T @ v
             stage = what
+        v = flow * (stage_of == stage)
         known = after
         v = v * ((mask_of & observed) == known)
         total = v.sum()
@@ -200,11 +199,6 @@ def forecast(
 OBSERVATION_KEYS = ("scenario", "as_of", "path", "triggers", "title", "description")
 
 
-def is_observations_file(data) -> bool:
-    """A YAML document that is an observations file (by its keys)."""
-    return isinstance(data, dict) and "as_of" in data and "stages" not in data
-
-
 def read_observations(path, model) -> Observations:
     """The observations of a file (DESIGN.md 8.2), checked against ``model``.
 
@@ -219,11 +213,11 @@ def read_observations(path, model) -> Observations:
     """
     from escalate.compile import compile_scenario
     from escalate.errors import ScenarioError, suggest
-    from escalate.scenario._yaml import read_yaml
+    from escalate.scenario._yaml import document_kind, read_yaml
 
     doc = read_yaml(path)
     data = doc.data
-    if not is_observations_file(data):
+    if document_kind(data) != "observations":
         raise ScenarioError([doc.issue((), "an observations file has `as_of:` and `path:`")])
     issues = []
 
@@ -362,8 +356,15 @@ def _cut(obs: Observations, until: float) -> Observations:
     )
 
 
-def nowcast(model, observations: Observations, *, worlds: int = 2000, seed: int = 0,
-            overrides: dict | None = None, moves: int = 3):  # fmt: skip
+def nowcast(
+    model,
+    observations: Observations,
+    *,
+    worlds: int = 2000,
+    seed: int = 0,
+    overrides: dict | None = None,
+    moves: int = 3,
+):
     """Update the scenario's worlds on ``observations`` and forecast from as_of (DESIGN 8.2).
 
     Each prior world (Latin hypercube over the ``uncertain`` parameters) is weighted by the

@@ -323,8 +323,7 @@ KERNEL_LOCK = threading.Lock()
 def switches_off(c: CompiledScenario) -> bool | None:
     """True when some trigger of ``c`` can switch off (an offset, or an ``off`` effect), else
     None: the kernel then compiles without the bookkeeping of triggers going off."""
-    can = bool((c.offset_rate > 0.0).any() or (c.effect_value < 0.0).any())
-    return True if can else None
+    return True if any(c.can_switch_off(k) for k in range(c.n_triggers)) else None
 
 
 def launch(c: CompiledScenario, sizes: np.ndarray, states: np.ndarray, batch: _Batch) -> None:

@@ -11,10 +11,10 @@ from escalate.cli._options import (
     format_option,
     out_option,
     parse_set,
+    posterior_options,
     random_seed,
     scenario_argument,
     scheduler_option,
-    seed_option,
     set_option,
     user_errors,
 )
@@ -26,13 +26,7 @@ from escalate.scenario import load
 @click.command(name="calibrate")
 @scenario_argument
 @click.argument("targets", type=click.Path(path_type=Path))
-@click.option(
-    "--worlds",
-    type=click.IntRange(min=2),
-    metavar="W",
-    help="Prior worlds drawn and weighted (default 2000).",
-)
-@seed_option("Fixes the worlds, the resampling and the moves (default: random).")
+@posterior_options(2000, "Prior worlds drawn and weighted by the statements.")
 @click.option(
     "--moves",
     type=click.IntRange(min=1),
@@ -77,7 +71,6 @@ def calibrate_command(
         check_output_folder(out, force=force)
     err = stderr()
     seed = random_seed(seed)
-    worlds = worlds or 2000
     err.print(
         f"calibrating {model.scenario}: {len(statements)} targets, {worlds} worlds, seed {seed}",
         markup=False,

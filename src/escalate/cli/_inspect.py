@@ -34,8 +34,9 @@ def validate(scenarios: tuple[Path, ...]) -> None:
     invalid = 0
     for path in scenarios:
         try:
-            if _is_observations_file(path):
-                observations, against = _validate_observations(path)
+            kind, scenario_id = _kind_of(path)
+            if kind == "observations":
+                observations, against = _validate_observations(path, scenario_id)
                 out.print(
                     f"{path}: valid observations file ({len(observations.path)} stage entries, "
                     f"{len(observations.switches)} triggers observed, as_of "
@@ -44,8 +45,8 @@ def validate(scenarios: tuple[Path, ...]) -> None:
                     highlight=False,
                 )
                 continue
-            if _is_targets_file(path):
-                targets, against = _validate_targets(path)
+            if kind == "targets":
+                targets, against = _validate_targets(path, scenario_id)
                 out.print(
                     f"{path}: valid targets file ({len(targets)} targets{against})",
                     markup=False,
@@ -73,58 +74,52 @@ def validate(scenarios: tuple[Path, ...]) -> None:
         sys.exit(USAGE_ERROR)
 
 
-def _is_targets_file(path: Path) -> bool:
-    """A targets file (calibrate's statements), told from a scenario by its keys."""
-    from escalate.scenario._yaml import read_yaml
-
-    try:
-        doc = read_yaml(path)
-    except ScenarioError:
-        return False  # the scenario reader reports it
-    return isinstance(doc.data, dict) and "targets" in doc.data and "stages" not in doc.data
-
-
-def _is_observations_file(path: Path) -> bool:
-    """An observations file (nowcast's), told from a scenario by its keys."""
-    from escalate.scenario._yaml import read_yaml
+def _kind_of(path: Path) -> tuple[str, object]:
+    """What ``path`` holds (see :func:`document_kind`) and the scenario id it names; a file
+    that cannot be read is left to the scenario reader, which reports it."""
+    from escalate.scenario._yaml import document_kind, read_yaml
 
     try:
         data = read_yaml(path).data
     except ScenarioError:
-        return False
-    return isinstance(data, dict) and "as_of" in data and "stages" not in data
+        return "scenario", None
+    return document_kind(data), data.get("scenario") if isinstance(data, dict) else None
 
 
-def _validate_observations(path: Path):
+def _scenario_beside(path: Path, scenario_id) -> Path | None:
+    """``ID.yaml`` in the folder of ``path`` or the one above, if there is one."""
+    if not isinstance(scenario_id, str):
+        return None
+    for folder in (path.parent, path.parent.parent):
+        if (folder / f"{scenario_id}.yaml").is_file():
+            return folder / f"{scenario_id}.yaml"
+    return None
+
+
+def _validate_observations(path: Path, scenario_id):
     """Check an observations file against its scenario (``ID.yaml`` in its folder or the one
     above): its names, times and steps mean nothing without it."""
     from escalate._nowcast import read_observations
     from escalate.errors import Issue
-    from escalate.scenario._yaml import read_yaml
 
-    scenario_id = read_yaml(path).data.get("scenario")
-    for folder in (path.parent, path.parent.parent):
-        candidate = folder / f"{scenario_id}.yaml"
-        if isinstance(scenario_id, str) and candidate.is_file():
-            return read_observations(path, load(candidate)), f", checked against {candidate}"
-    raise ScenarioError(
-        [Issue(str(path), 1, 1, ("scenario",), f"no {scenario_id}.yaml beside this file or "
-               "in the folder above: an observations file is checked against its scenario")]
-    )  # fmt: skip
+    candidate = _scenario_beside(path, scenario_id)
+    if candidate is None:
+        raise ScenarioError(
+            [Issue(str(path), 1, 1, ("scenario",), f"no {scenario_id}.yaml beside this file or "
+                   "in the folder above: an observations file is checked against its scenario")]
+        )  # fmt: skip
+    return read_observations(path, load(candidate)), f", checked against {candidate}"
 
 
-def _validate_targets(path: Path) -> tuple[list, str]:
+def _validate_targets(path: Path, scenario_id) -> tuple[list, str]:
     """Check a targets file, against its scenario when ``ID.yaml`` lies in its folder or the
     one above (``scenario: ID``); else its form alone."""
     from escalate._calibrate import read_targets
-    from escalate.scenario._yaml import read_yaml
 
-    scenario_id = read_yaml(path).data.get("scenario")
-    for folder in (path.parent, path.parent.parent):
-        candidate = folder / f"{scenario_id}.yaml"
-        if isinstance(scenario_id, str) and candidate.is_file():
-            return read_targets(path, load(candidate)), f", checked against {candidate}"
-    return read_targets(path, None), f"; no {scenario_id}.yaml found to check its names against"
+    candidate = _scenario_beside(path, scenario_id)
+    if candidate is None:
+        return read_targets(path, None), f"; no {scenario_id}.yaml found to check its names against"
+    return read_targets(path, load(candidate)), f", checked against {candidate}"
 
 
 @click.command()

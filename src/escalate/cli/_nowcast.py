@@ -11,9 +11,9 @@ import click
 from escalate.cli._options import (
     format_option,
     parse_set,
+    posterior_options,
     random_seed,
     scenario_argument,
-    seed_option,
     set_option,
     user_errors,
 )
@@ -24,15 +24,7 @@ from escalate.scenario import load
 @click.command(name="nowcast")
 @scenario_argument
 @click.argument("observed", type=click.Path(path_type=Path))
-@click.option(
-    "--worlds",
-    type=click.IntRange(min=2),
-    default=1000,
-    show_default=True,
-    metavar="W",
-    help="Prior worlds drawn and weighted by the news.",
-)
-@seed_option("Fixes the worlds, the resampling and the moves (default: random).")
+@posterior_options(1000, "Prior worlds drawn and weighted by the news.")
 @set_option("Fix a parameter at a value; it is not updated (repeatable).")
 @format_option
 @user_errors

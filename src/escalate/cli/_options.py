@@ -132,6 +132,26 @@ def threads_option(help: str = "Numba threads."):
     return click.option("--threads", type=click.IntRange(min=1), help=help)
 
 
+def posterior_options(worlds: int, help: str):
+    """``--worlds W`` (prior worlds, default ``worlds``) and ``--seed``, for the commands that
+    weight worlds by what is known (calibrate, nowcast)."""
+
+    def decorate(func):
+        func = seed_option("Fixes the worlds, the resampling and the moves (default: random).")(
+            func
+        )
+        return click.option(
+            "--worlds",
+            type=click.IntRange(min=2),
+            default=worlds,
+            show_default=True,
+            metavar="W",
+            help=help,
+        )(func)
+
+    return decorate
+
+
 def worlds_option(help: str):
     """``--worlds W`` and ``--worlds-from FILE`` (weighted worlds, e.g. calibrate's)."""
 

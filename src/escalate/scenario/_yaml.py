@@ -107,6 +107,17 @@ class Document:
         return Issue(self.file, line, column, tuple(path), message, severity)
 
 
+def document_kind(data: Any) -> str:
+    """What a parsed file is, by its keys: ``"targets"`` (calibrate's statements),
+    ``"observations"`` (nowcast's events) or ``"scenario"`` (anything else, checked as one)."""
+    if isinstance(data, dict) and "stages" not in data:
+        if "targets" in data:
+            return "targets"
+        if "as_of" in data:
+            return "observations"
+    return "scenario"
+
+
 def read_yaml(path: str | Path) -> Document:
     """Read and parse the YAML file at ``path``.
 
