@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import integrate
 
@@ -28,6 +29,15 @@ transitions:
   - {{from: a, to: b, rate: {R}, when: {{x: {RHO}}}}}
 """
 A, B, X = 0, 1, 0
+
+GAMMA_SHAPE, GAMMA_RATE = 4.0, 200.0  # prior mean 0.02 a day, sd 0.01
+GAMMA = (
+    "scenario: g\nhorizon: 100\nstart: a\n"
+    "parameters:\n  lam: {value: 0.02, uncertain: {dist: gamma, "
+    f"mean: {GAMMA_SHAPE / GAMMA_RATE}, sd: {math.sqrt(GAMMA_SHAPE) / GAMMA_RATE}}}}}\n"
+    "stages: {a: {}, b: {terminal: true}}\n"
+    "transitions:\n  - {from: a, to: b, rate: lam}\n"
+)
 
 
 def _compiled():
@@ -78,14 +88,8 @@ def test_the_gamma_posterior_is_conjugate(exit_at):
     from escalate.posterior import fit_posterior
     from escalate.uncertainty import draw_worlds
 
-    shape, rate = 4.0, 200.0  # prior mean 0.02 a day, sd 0.01
-    model = escalate.loads(
-        "scenario: g\nhorizon: 100\nstart: a\n"
-        f"parameters:\n  lam: {{value: 0.02, uncertain: {{dist: gamma, mean: {shape / rate}, "
-        f"sd: {math.sqrt(shape) / rate}}}}}\n"
-        "stages: {a: {}, b: {terminal: true}}\n"
-        "transitions:\n  - {from: a, to: b, rate: lam}\n"
-    )
+    shape, rate = GAMMA_SHAPE, GAMMA_RATE
+    model = escalate.loads(GAMMA)
     as_of = 40.0
     path = [(A, 0.0)] + ([(B, exit_at)] if exit_at is not None else [])
     observations = Observations(as_of, path)
@@ -187,7 +191,7 @@ def test_the_shipped_observations_file_reads_and_its_likelihood_is_exact():
     model = escalate.load(ROOT / "scenarios" / "venezuela.yaml")
     obs = read_observations(ROOT / "scenarios" / "forecasting" / "venezuela-observed.yaml", model)
     stages = list(model.stages)
-    assert obs.as_of == 40.0
+    assert obs.as_of == 38.0  # 2025-12-15, days since start_date 2025-11-07
     assert obs.path == [(stages.index("interdiction_strikes"), 0.0),
                         (stages.index("asset_seizure"), 26.0)]  # fmt: skip
     triggers = list(model.triggers)
@@ -215,7 +219,9 @@ def test_the_shipped_observations_file_reads_and_its_likelihood_is_exact():
          "path[1].stage: no transition leads from 'interdiction_strikes' to 'full_scale_war'"),
         ("path: [{stage: interdiction_strikes, at: start}, {stage: asset_seizure, at: 50}]",
          "path[1].at: comes after as_of (40)"),
-        ("path: [{stage: interdiction_strikes, at: 2025-11-07}]", "needs start_date"),
+        ("path: [{stage: interdiction_strikes, at: 2025-11-01}]",
+         "path[0].at: the date 2025-11-01 is before start_date 2025-11-07"),
+        ("path: [{stage: interdiction_strikes, at: 2025-13-07}]", "is not a date"),
         ("path: [{stage: interdiction_strikes, at: start}]\n"
          "triggers: {venezuela_mobilizes: {off: [5]}}", "switches off while already off"),
         ("path: [{stage: interdiction_strikes, at: start}]\n"
@@ -261,29 +267,129 @@ def test_empty_observations_at_the_start_reproduce_the_prior_forecast():
     assert result.after[2] == pytest.approx(exact, rel=1e-9)
 
 
+def test_dates_need_a_start_date(tmp_path):
+    from escalate._nowcast import read_observations
+
+    path = tmp_path / "observed.yaml"
+    path.write_text("scenario: bf\nas_of: 2025-12-01\npath: [{stage: a, at: start}]\n")
+    with pytest.raises(escalate.ScenarioError) as caught:
+        read_observations(path, escalate.loads(SCENARIO))
+    assert "as_of: the date 2025-12-01 needs start_date" in str(caught.value)
+
+
+def test_nowcast_end_to_end_is_conjugate_and_forecasts_from_as_of():
+    """`escalate.nowcast` (worlds in two processes) on the gamma case with no exit by day 40:
+    the posterior mean of the rate is Gamma(shape, rate + 40)'s within 3 SE, and each world's
+    forecast is P(exit by 100 | none by 40) = 1 - exp(-lam 60), averaged with the weights."""
+    model = escalate.loads(GAMMA)
+    result = escalate.nowcast(model, Observations(40.0, [(A, 0.0)]), worlds=2000, seed=5)
+    p = result.posterior
+    lam = p.worlds["lam"].to_numpy()
+    mean = float(np.sum(p.weights * lam))
+    sd = float(np.sqrt(np.sum(p.weights * (lam - mean) ** 2)))
+    assert abs(mean - GAMMA_SHAPE / (GAMMA_RATE + 40.0)) < 3 * sd / math.sqrt(p.ess)
+    expected = np.sum(p.weights * -np.expm1(-lam * 60.0))
+    assert result.after[B] == pytest.approx(expected, rel=1e-9)
+    # before the news: the prior worlds from t = 0, P(exit by 100) = 1 - exp(-lam 100)
+    prior = p.prior_worlds["lam"].to_numpy()
+    assert result.before[B] == pytest.approx(np.mean(-np.expm1(-prior * 100.0)), rel=1e-9)
+    # one step of news (nothing by as_of), computed by reweighting the prior worlds
+    (step,) = result.steps
+    assert step["time"] == 40.0 and step["events"] == ["nothing else up to as_of"]
+    w = np.exp(-prior * 40.0)
+    w /= w.sum()
+    assert step["p_reached"][B] == pytest.approx(np.sum(w * -np.expm1(-prior * 60.0)), rel=1e-9)
+    assert step["ess"] == pytest.approx(1 / np.sum(w**2), rel=1e-9)
+
+
+def test_worlds_from_are_reweighted_by_the_news():
+    """Given weighted worlds, the posterior keeps them and multiplies each weight by its
+    likelihood exactly (no move: their density is unknown); an exit at day 10 seen."""
+    model = escalate.loads(GAMMA)
+    given = pd.DataFrame({"lam": [0.01, 0.03, 0.05], "weight": [0.5, 0.3, 0.2]})
+    result = escalate.nowcast(model, Observations(40.0, [(A, 0.0), (B, 10.0)]),
+                              worlds_from=given, seed=1)  # fmt: skip
+    lam = given["lam"].to_numpy()
+    expected = given["weight"].to_numpy() * lam * np.exp(-lam * 10.0)
+    np.testing.assert_allclose(result.posterior.weights, expected / expected.sum(), rtol=1e-9)
+    assert result.after[B] == 1.0 and result.posterior.acceptance is None
+    before = np.sum(given["weight"].to_numpy() * -np.expm1(-lam * 100.0))
+    assert result.before[B] == pytest.approx(before, rel=1e-9)
+    assert list(result.worlds.columns) == ["lam", "weight"]
+
+
 def test_the_installed_nowcast_command(tmp_path):
     """`escalate nowcast` as users run it: JSON with the forecast before and after and the
-    update per event; a non-exponential scenario is refused with the transitions named."""
+    update per step, dated; an --out folder that `escalate report` renders with the answer
+    first; calibrate's worlds as the starting point; bad options refused with exit 2."""
     escalate_exe = str(Path(sys.executable).parent / "escalate")
+    scenario = ROOT / "scenarios" / "venezuela.yaml"
+    observed = ROOT / "scenarios" / "forecasting" / "venezuela-observed.yaml"
+    out = tmp_path / "nowcast"
     done = subprocess.run(
-        [escalate_exe, "nowcast", ROOT / "scenarios" / "venezuela.yaml",
-         ROOT / "scenarios" / "forecasting" / "venezuela-observed.yaml",
-         "--worlds", "60", "--seed", "2", "--format", "json"],
+        [escalate_exe, "nowcast", scenario, observed, "--worlds", "60", "--seed", "2",
+         "--format", "json", "--out", out],
         capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     import json
 
     result = json.loads(done.stdout)
-    assert result["as_of"] == 40.0 and result["worlds"] == 60
-    assert result["stages"]["asset_seizure"]["after"] == 1.0  # entered on day 26
-    assert [u["time"] for u in result["updates"]] == [13.0, 26.0]
+    assert result["as_of"] == 38.0 and result["as_of_date"] == "2025-12-15"
+    assert result["worlds"] == 60 and result["horizon_date"] == "2027-11-07"
+    assert result["stages"]["asset_seizure"]["after"] == 1.0  # entered on Dec 3
+    assert [u["date"] for u in result["updates"]] == [
+        "2025-11-07", "2025-11-20", "2025-12-03", "2025-12-15"
+    ]  # fmt: skip
+    assert result["updates"][2]["news"] == ["reached Seizure of strategic assets"]
     war = result["stages"]["full_scale_war"]
     assert war["after"] > war["before"]  # a seizure and a mobilization raise the odds
-    observed = tmp_path / "observed.yaml"
-    observed.write_text("scenario: tutorial\nas_of: 5\npath: [{stage: talks, at: start}]\n")
+    assert set(result["triggers_on_at_as_of"]) == {"foreign_backing", "us_low_profile",
+                                                   "regional_pressure"}  # fmt: skip
+    written = {p.name for p in out.iterdir()}
+    assert {"worlds.parquet", "summary.json", "updates.csv", "update.png", "update.svg",
+            "parameters.png", "manifest.json"} <= written  # fmt: skip
+    assert json.loads((out / "summary.json").read_text()) == result
+    report = subprocess.run([escalate_exe, "report", out], capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr
+    html = (out / "report.html").read_text()
+    body = html[html.index("<body>") :]
+    assert body.index("id='headline'") < body.index("<table")
+    assert f"P(Full-scale war by 2027-11-07) = {war['after']:.2%}" in html
+    # calibrate, then nowcast from its worlds (the README's flow), to a date horizon
+    calibrated = tmp_path / "calibrated"
+    done = subprocess.run(
+        [escalate_exe, "calibrate", scenario,
+         ROOT / "scenarios" / "forecasting" / "venezuela-targets.yaml",
+         "--worlds", "60", "--seed", "1", "--out", calibrated],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run(
+        [escalate_exe, "nowcast", scenario, observed, "--worlds-from",
+         calibrated / "worlds.parquet", "--horizon", "2026-12-31", "--format", "json"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    from_calibration = json.loads(done.stdout)
+    assert from_calibration["worlds"] == 60 and from_calibration["acceptance"] is None
+    assert from_calibration["horizon_date"] == "2026-12-31"
+    assert from_calibration["worlds_from"] == str(calibrated / "worlds.parquet")
+    for args, message in (
+        (["--stage", "war"], "--stage: unknown stage 'war'"),
+        (["--worlds-from", tmp_path / "none.parquet"], "none.parquet: no such file"),
+        (["--horizon", "2025-12-01"], "must come after as_of"),
+    ):
+        refused = subprocess.run([escalate_exe, "nowcast", scenario, observed, *args],
+                                 capture_output=True, text=True)  # fmt: skip
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+    tutorial_observed = tmp_path / "observed.yaml"
+    tutorial_observed.write_text(
+        "scenario: tutorial\nas_of: 5\npath: [{stage: talks, at: start}]\n"
+    )
     refused = subprocess.run(
-        [escalate_exe, "nowcast", ROOT / "scenarios" / "tutorial.yaml", observed],
+        [escalate_exe, "nowcast", ROOT / "scenarios" / "tutorial.yaml", tutorial_observed],
         capture_output=True, text=True,
     )  # fmt: skip
     assert refused.returncode == 2 and "needs every timing exponential" in refused.stderr

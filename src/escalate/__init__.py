@@ -7,7 +7,7 @@ Modules: a step of the data flow that users may import from is public (``scenari
 ``compile``, ``exact``, ``results``, ``uncertainty``, ``posterior``, ``plots``, ``report``,
 ``api``, ``cli``, ``errors``); plumbing no user calls is private (``_kernels``, ``_dask``,
 ``_checkpoint``, ``_evaluate``, ``_format``), and so is a step whose module name is a public
-function here (``_simulate``, ``_sweep``, ``_sensitivity``, ``_calibrate``: importing a module
+function here (``_simulate``, ``_sweep``, ``_sensitivity``, ``_calibrate``, ``_nowcast``: importing a module
 ``escalate.sweep`` would replace the function ``escalate.sweep``).
 """
 
@@ -39,6 +39,10 @@ _LAZY = {
     "Target": "escalate._calibrate",
     "calibrate": "escalate._calibrate",
     "read_targets": "escalate._calibrate",
+    "NowcastResult": "escalate._nowcast",
+    "Observations": "escalate._nowcast",
+    "nowcast": "escalate._nowcast",
+    "read_observations": "escalate._nowcast",
 }
 
 __all__ = ["EscalateError", "Issue", "ScenarioError", *_LAZY]

@@ -33,7 +33,14 @@ import pandas as pd
 from escalate._evaluate import evaluate_compiled
 from escalate.compile import compile_scenario, cut_at
 from escalate.errors import EscalateError, Issue, ScenarioError
-from escalate.posterior import Posterior, fit_posterior
+from escalate.posterior import (
+    Posterior,
+    fit_posterior,
+    map_in_parts,
+    parameter_table,
+    process_pool,
+    spread,
+)
 from escalate.results import parse_metric
 from escalate.scenario import Scenario
 from escalate.scenario._yaml import document_kind, read_yaml
@@ -221,21 +228,9 @@ def _outputs(
 
         return on_cluster
     if pool is not None:
-
-        def pooled(worlds: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-            parts = np.array_split(np.arange(len(worlds)), workers)
-            tasks = [
-                pool.submit(_outputs_of, model, targets, overrides, n, seed, worlds.iloc[p])
-                for p in parts
-                if len(p)
-            ]
-            done = [task.result() for task in tasks]
-            return (
-                pd.concat([v for v, _ in done], ignore_index=True),
-                pd.concat([e for _, e in done], ignore_index=True),
-            )
-
-        return pooled
+        return lambda worlds: map_in_parts(
+            _outputs_of, worlds, pool, workers, model, targets, overrides, n, seed
+        )
     groups: dict[float | None, list[tuple[int, str]]] = {}
     for i, target in enumerate(targets):
         kind, name, detail, at = parse_metric(target.metric, model=model)
@@ -269,17 +264,6 @@ def _outputs(
 def _outputs_of(model, targets, overrides, n, seed, worlds):
     """One process's share of the worlds (a task of the pool)."""
     return _outputs(model, targets, overrides, n, seed)(worlds)
-
-
-def _process_pool(workers: int):
-    """A pool of ``workers`` forked processes, or None where forking is not available (the
-    worlds are then evaluated here, one after another)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return None
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
 
 
 def _log_likelihood(targets: list[Target], outputs_of):
@@ -336,20 +320,21 @@ class CalibrationResult:
 
     def targets(self) -> pd.DataFrame:
         p = self.posterior
-        equal = np.full(len(p.prior_outputs), 1.0 / len(p.prior_outputs))
         rows = []
         for t in self.targets_list:
-            spread = _spread(p.prior_outputs[t.metric], equal, p.outputs[t.metric], p.weights)
-            width = spread["prior_p95"] - spread["prior_p5"]
-            scale = max(1.0, abs(spread["prior_median"]))
+            figures = spread(
+                p.prior_outputs[t.metric], p.prior_weights, p.outputs[t.metric], p.weights
+            )
+            width = figures["prior_p95"] - figures["prior_p5"]
+            scale = max(1.0, abs(figures["prior_median"]))
             rows.append(
                 {
                     "metric": t.metric,
                     "low": t.low,
                     "high": t.high,
-                    **spread,
+                    **figures,
                     "conflict": bool(
-                        spread["posterior_p95"] < t.low or spread["posterior_p5"] > t.high
+                        figures["posterior_p95"] < t.low or figures["posterior_p5"] > t.high
                     ),
                     "moved": bool(np.isfinite(width) and width > 1e-9 * scale),
                     "source": t.source,
@@ -358,24 +343,7 @@ class CalibrationResult:
         return pd.DataFrame(rows)
 
     def parameters(self) -> pd.DataFrame:
-        p = self.posterior
-        equal = np.full(len(p.prior_worlds), 1.0 / len(p.prior_worlds))
-        rows = []
-        for name in self.uncertain:
-            prior_x = p.prior_worlds[name].to_numpy(float)
-            post_x = p.worlds[name].to_numpy(float)
-            var_prior = np.var(prior_x)
-            mean_post = np.sum(p.weights * post_x)
-            var_post = np.sum(p.weights * (post_x - mean_post) ** 2)
-            rows.append(
-                {
-                    "parameter": name,
-                    **_spread(prior_x, equal, post_x, p.weights),
-                    "posterior_mean": mean_post,
-                    "contraction": 1.0 - var_post / var_prior if var_prior > 0 else 0.0,
-                }
-            )
-        return pd.DataFrame(rows)
+        return parameter_table(self.posterior, self.uncertain)
 
     def plot_targets(self):
         """Each statement's interval against the prior and posterior predictive 90%."""
@@ -387,7 +355,7 @@ class CalibrationResult:
         """Prior against posterior for the ``top`` parameters the statements moved most."""
         from escalate import plots
 
-        return plots.calibration_parameters(self, top)
+        return plots.prior_posterior(self, top, "what the statements say of the parameters")
 
     def summary(self) -> dict[str, Any]:
         p = self.posterior
@@ -417,18 +385,6 @@ class CalibrationResult:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
-
-
-def _spread(prior, prior_weights, posterior, posterior_weights) -> dict[str, float]:
-    """Median and 5-95% of a quantity over the prior worlds and over the posterior ones."""
-    out = {}
-    for which, values, weights in (
-        ("prior", prior, prior_weights),
-        ("posterior", posterior, posterior_weights),
-    ):
-        q5, q50, q95 = weighted_quantile(values, weights, [0.05, 0.5, 0.95])
-        out |= {f"{which}_p5": q5, f"{which}_median": q50, f"{which}_p95": q95}
-    return out
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -505,7 +461,7 @@ def calibrate(
         pool = None
         # exact worlds split among processes (simulated ones use every core in the kernel)
         if client is None and method == "exact" and worlds >= 100:
-            pool = _process_pool(workers)
+            pool = process_pool(workers)
             if pool is not None:
                 stack.callback(pool.shutdown, cancel_futures=True)
         outputs_of = _outputs(scenario, targets, overrides, n, seed, pool, client, workers)

@@ -8,24 +8,37 @@ an observed stage entry multiplies by the hazards of the transitions into that s
 observed trigger switch by its onset or offset hazard; an ``at`` trigger jumps at its time.
 Unobserved triggers are marginalized: they switch freely inside the restricted chain.
 
-This module is the engine of ``nowcast`` (issue 18): the observations file, the likelihood,
-the filtered state and the forecast from it; the posterior over worlds, the command and its
-outputs are still to come.
+The posterior over worlds is calibrate's (:mod:`escalate.posterior`) with this likelihood;
+the news is also replayed one step at a time (the prior worlds reweighted on what was known at
+each step) to show which event moved the odds and by how much.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-from scipy import linalg
+import pandas as pd
 
 from escalate.compile import CompiledScenario
 from escalate.errors import EscalateError
-from escalate.exact import chain_of
+from escalate.exact import _Uniformized, chain_of
+from escalate.posterior import Posterior, parameter_table
 
-__all__ = ["Filtered", "Observations", "forward"]
+__all__ = [
+    "Filtered",
+    "NowcastResult",
+    "Observations",
+    "forecast",
+    "forward",
+    "nowcast",
+    "read_observations",
+]
 
 
 @dataclass(frozen=True)
@@ -111,13 +124,16 @@ def forward(c: CompiledScenario, obs: Observations) -> Filtered:
 
     start_stage = obs.path[0][0]
     known = obs.known_bits(0.0, after=True)
-    v = chain.p0 * ((stage_of == start_stage) & ((mask_of & observed) == known))
+    consistent = (stage_of == start_stage) & ((mask_of & observed) == known)
     log_l = 0.0
-    total = v.sum()
-    if total <= 0.0:
-        return Filtered(-math.inf, v, chain)
-    log_l += math.log(total)
-    v = v / total
+    v = chain.p0
+    if not np.all(consistent | (v == 0.0)):  # the start itself is news
+        v = v * consistent
+        total = v.sum()
+        if total <= 0.0:
+            return Filtered(-math.inf, v, chain)
+        log_l += math.log(total)
+        v = v / total
     t, stage = 0.0, start_stage
     for time, kind, what in events:
         v = _evolve(q, v, stage, known, observed, stage_of, mask_of, time - t)
@@ -153,27 +169,34 @@ def forward(c: CompiledScenario, obs: Observations) -> Filtered:
 def _evolve(q, v, stage, known, observed, stage_of, mask_of, dt: float) -> np.ndarray:
     """``v`` after ``dt`` in the chain restricted to ``stage`` and the observed triggers'
     known values: sub-stochastic, the mass lost being the paths where something observed
-    would have happened."""
+    would have happened (``v expm(Q_restricted dt)``, by uniformization)."""
     if dt <= 0.0:
         return v
     allowed = np.flatnonzero((stage_of == stage) & ((mask_of & observed) == known))
     out = np.zeros_like(v)
     if len(allowed) == 0:
         return out
-    sub = q[allowed][:, allowed].toarray()
-    out[allowed] = v[allowed] @ linalg.expm(sub * dt)
+    # uniformization in numba: exact to the Poisson tail (1e-17), and no BLAS call, whose
+    # threads contend with the worlds' processes on these small blocks
+    out[allowed] = _Uniformized(q[allowed][:, allowed], numba_series=True).step(v[allowed], dt)[0]
     return out
 
 
 def forecast(
-    c: CompiledScenario, filtered: Filtered, obs: Observations, horizon: float | None = None
+    c: CompiledScenario,
+    filtered: Filtered,
+    obs: Observations,
+    horizon: float | None = None,
+    *,
+    occupancy: bool = True,
 ):
     """Exact figures at ``horizon`` (absolute; default the scenario's) from the filtered state
     at as_of: each state weighted by its filtered probability, ``at`` triggers at their
-    absolute times. Stages entered before as_of count as reached.
+    absolute times. Stages entered before as_of count as reached (their chains are skipped).
 
     Returns the :class:`escalate.exact.HorizonFigures` of the span from as_of to ``horizon``
-    (its times, such as the mean time to reach, count from as_of).
+    (its times, such as the mean time to reach, count from as_of; ``occupancy=False`` leaves
+    the occupancy figures nan, as :func:`escalate.exact.solve_at_horizon` does).
     """
     import copy
 
@@ -190,8 +213,15 @@ def forecast(
     chain.jumps = {
         tau - obs.as_of: moved for tau, moved in filtered.chain.jumps.items() if tau > obs.as_of
     }
-    figures = solve_at_horizon(cut_at(c, end - obs.as_of), chain=chain)
-    for stage, _ in obs.path:
+    entered = {stage for stage, _ in obs.path}
+    figures = solve_at_horizon(
+        cut_at(c, end - obs.as_of),
+        chain=chain,
+        occupancy=occupancy,
+        reach=[s for s in range(c.n_stages) if s not in entered],
+        numba_series=True,
+    )
+    for stage in entered:
         figures.p_reached[stage] = 1.0
     return figures
 
@@ -317,36 +347,6 @@ def read_observations(path, model) -> Observations:
     return Observations(as_of, entries, switches)
 
 
-@dataclass
-class NowcastResult:
-    """The forecast before and after the news, and what the news did.
-
-    ``before`` and ``after``: per stage, P(reached by the horizon), averaged over the prior
-    worlds from t = 0 and over the posterior worlds from their filtered state at as_of;
-    ``triggers_on``: per unobserved trigger, the posterior probability that it is on at as_of;
-    ``updates``: the forecast after each observed event in time order (importance weights on
-    the prior worlds, observations cut at that event); ``posterior``: the worlds and weights.
-    """
-
-    scenario: str
-    as_of: float
-    stage_names: tuple[str, ...]
-    before: np.ndarray
-    after: np.ndarray
-    triggers_on: dict[str, float]
-    updates: list[dict]
-    posterior: object
-
-    def summary(self):
-        import pandas as pd
-
-        frame = pd.DataFrame(
-            {"before": self.before, "after": self.after, "change": self.after - self.before},
-            index=pd.Index(self.stage_names, name="stage"),
-        )
-        return frame
-
-
 def _cut(obs: Observations, until: float) -> Observations:
     """``obs`` as known at ``until``: the entries and switches up to then."""
     return Observations(
@@ -356,81 +356,412 @@ def _cut(obs: Observations, until: float) -> Observations:
     )
 
 
-def nowcast(
-    model,
-    observations: Observations,
-    *,
-    worlds: int = 2000,
-    seed: int = 0,
-    overrides: dict | None = None,
-    moves: int = 3,
-):
-    """Update the scenario's worlds on ``observations`` and forecast from as_of (DESIGN 8.2).
+def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, worlds_frame):
+    """Per world: the log-likelihood of ``obs`` and (``ahead``) the forecast from its as_of
+    to ``horizon`` (absolute; None: the scenario's). ``obs`` None is the prior forecast from
+    t = 0, log-likelihood 0. The forecast's columns: ``p_reached:STAGE`` and ``on:TRIGGER``
+    (the probability that the trigger is on at as_of); without ``ahead`` it has no columns
+    (the likelihood alone is several times faster)."""
+    from escalate.compile import compile_scenario
 
-    Each prior world (Latin hypercube over the ``uncertain`` parameters) is weighted by the
-    exact likelihood of the observations (the forward algorithm), tempered and moved as
-    calibrate's are; each posterior world forecasts from its filtered state at as_of.
+    n_s, n_k = len(model.stages), len(model.triggers)
+    log_l = np.zeros(len(worlds_frame))
+    rows = np.full((len(worlds_frame), n_s + n_k), np.nan)
+    for w, world in enumerate(worlds_frame.to_dict("records")):
+        c = compile_scenario(model, {**world, **overrides})
+        if obs is None:
+            chain = chain_of(c)
+            distribution = chain.p0
+            starts = np.unique(chain.stage_of[distribution > 0])  # one: reached for certain
+            certain = [(int(starts[0]), 0.0)] if len(starts) == 1 else []
+            figures = forecast(c, Filtered(0.0, distribution, chain),
+                               Observations(0.0, certain), horizon, occupancy=False)  # fmt: skip
+        else:
+            filtered = forward(c, obs)
+            log_l[w] = filtered.log_likelihood
+            if not ahead or not math.isfinite(filtered.log_likelihood):
+                continue
+            chain, distribution = filtered.chain, filtered.distribution
+            figures = forecast(c, filtered, obs, horizon, occupancy=False)
+        rows[w, :n_s] = figures.p_reached
+        rows[w, n_s:] = [distribution[(chain.mask_of >> k) & 1 == 1].sum() for k in range(n_k)]
+    if not ahead:
+        return log_l, pd.DataFrame(index=range(len(worlds_frame)))
+    columns = [f"p_reached:{s}" for s in model.stages] + [f"on:{t}" for t in model.triggers]
+    return log_l, pd.DataFrame(rows, columns=columns)
+
+
+def _evaluator(model, overrides, horizon, pool, workers):
+    """``evaluate(worlds, obs) -> (log-likelihood, forecast)``, here or split among the
+    processes of ``pool`` (in order: the figures do not depend on the split)."""
+    from escalate.posterior import map_in_parts
+
+    def evaluate(worlds_frame, obs, ahead=True):
+        return map_in_parts(
+            _evaluate, worlds_frame, pool, workers, model, overrides, obs, horizon, ahead
+        )
+
+    return evaluate
+
+
+@dataclass
+class NowcastResult:
+    """The forecast before and after the news, and what each piece of news did.
+
+    ``before``: per stage, P(reached by the horizon) over the prior worlds from t = 0;
+    ``after``: the same over the posterior worlds, each from its filtered state at as_of;
+    ``triggers_on``: per unobserved trigger, the posterior probability that it is on at as_of;
+    ``steps``: the news in time order, one step per time at which something was observed
+    (and a last one at as_of for what did not happen since): its time, what happened, and
+    P(reached) per stage given everything up to then (the prior worlds reweighted);
+    ``posterior``: the worlds and weights.
     """
-    import pandas as pd
+
+    scenario: str
+    as_of: float
+    horizon: float
+    time_unit: str
+    start_date: str | None
+    stage_names: tuple[str, ...]
+    stage_labels: tuple[str, ...]
+    headline: int
+    before: np.ndarray
+    after: np.ndarray
+    triggers_on: dict[str, float]
+    steps: list[dict]
+    posterior: Posterior
+    uncertain: list[str]
+    seed: int
+    overrides: dict[str, float] = field(default_factory=dict)
+    worlds_from: str | None = None
+
+    def date(self, time: float) -> str | None:
+        """The ISO date in which ``time`` falls (None without a start_date)."""
+        from escalate.scenario.model import date_of
+
+        day = date_of(time, self.start_date, self.time_unit)
+        return None if day is None else day.isoformat()
+
+    def when(self, time: float) -> str:
+        """A time as the reader wants it: its date with start_date, else the time."""
+        return self.date(time) or f"{self.time_unit} {time:g}"
+
+    def _stage(self, stage: str | None) -> int:
+        if stage is None:
+            return self.headline
+        if stage not in self.stage_names:
+            from escalate.errors import suggest
+
+            raise EscalateError(f"unknown stage {stage!r}{suggest(stage, self.stage_names)}")
+        return self.stage_names.index(stage)
+
+    @property
+    def worlds(self) -> pd.DataFrame:
+        """The posterior worlds, a column per updated parameter and ``weight``."""
+        frame = self.posterior.worlds.reset_index(drop=True).copy()
+        frame["weight"] = self.posterior.weights
+        return frame
+
+    def summary(self) -> pd.DataFrame:
+        """Per stage, P(reached by the horizon) before the news, after it, and the change."""
+        return pd.DataFrame(
+            {"before": self.before, "after": self.after, "change": self.after - self.before},
+            index=pd.Index(self.stage_names, name="stage"),
+        )
+
+    def updates(self, stage: str | None = None) -> pd.DataFrame:
+        """The news one step at a time: per step its time (and date), what happened, and
+        P(``stage`` reached by the horizon) before and after it, with the ESS of the
+        reweighted prior worlds behind the figure. ``stage`` defaults to the headline stage
+        (the first war, else the last stage)."""
+        s = self._stage(stage)
+        rows, previous = [], self.before[s]
+        for step in self.steps:
+            now = step["p_reached"][s]
+            rows.append(
+                {
+                    "time": step["time"],
+                    "date": self.date(step["time"]),
+                    "news": "; ".join(step["events"]),
+                    "before": previous,
+                    "after": now,
+                    "change": now - previous,
+                    "ess": step["ess"],
+                }
+            )
+            previous = now
+        return pd.DataFrame(rows)
+
+    def parameters(self) -> pd.DataFrame:
+        """Per updated parameter: prior and posterior median and 90% interval, contraction."""
+        return parameter_table(self.posterior, self.uncertain)
+
+    def plot_update(self, stage: str | None = None):
+        """A waterfall: P(``stage`` by the horizon) before the news, each step's change, and
+        the figure after it."""
+        from escalate import plots
+
+        return plots.nowcast_waterfall(self, self._stage(stage))
+
+    def plot_parameters(self, top: int = 12):
+        """Prior against posterior for the ``top`` parameters the news moved most."""
+        from escalate import plots
+
+        return plots.prior_posterior(self, top, "what the news says of the parameters")
+
+    def to_dict(self) -> dict[str, Any]:
+        p = self.posterior
+        return {
+            "scenario": self.scenario,
+            "as_of": self.as_of,
+            "as_of_date": self.date(self.as_of),
+            "horizon": self.horizon,
+            "horizon_date": self.date(self.horizon),
+            "start_date": self.start_date,
+            "seed": self.seed,
+            "worlds": len(p.worlds),
+            "worlds_from": self.worlds_from,
+            "ess": p.ess,
+            "distinct_worlds": p.distinct,
+            "acceptance": p.acceptance,
+            "log_evidence": p.log_evidence,
+            "tempering_powers": p.powers,
+            "overrides": self.overrides,
+            "headline": self.stage_names[self.headline],
+            "stage_labels": dict(zip(self.stage_names, self.stage_labels, strict=True)),
+            "stages": {
+                name: {"before": _clean(b), "after": _clean(a)}
+                for name, b, a in zip(self.stage_names, self.before, self.after, strict=True)
+            },
+            "updates": [
+                {
+                    "time": step["time"],
+                    "date": self.date(step["time"]),
+                    "news": step["events"],
+                    "ess": step["ess"],
+                    "p_reached": {
+                        name: _clean(x)
+                        for name, x in zip(self.stage_names, step["p_reached"], strict=True)
+                    },
+                }
+                for step in self.steps
+            ],
+            "triggers_on_at_as_of": self.triggers_on,
+            "parameters": _records(self.parameters()),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+
+def _clean(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {k: (_clean(v) if isinstance(v, float) else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
+
+
+def _at_start(model, obs: Observations) -> str:
+    """The state observed at t = 0, in words."""
+    triggers = list(model.triggers)
+    known = obs.known_bits(0.0, after=True)
+    states = [f"{model.label(triggers[k])}: {'on' if known >> k & 1 else 'off'}"
+              for k in sorted(obs.switches)]  # fmt: skip
+    start = model.label(list(model.stages)[obs.path[0][0]])
+    return "; ".join([f"started in {start}", *states])
+
+
+def _news(model, obs: Observations) -> dict[float, list[str]]:
+    """What was observed at each time after the start, in words, by time."""
+    stages, triggers = list(model.stages), list(model.triggers)
+    news: dict[float, list[str]] = {}
+    for stage, time in obs.path[1:]:
+        news.setdefault(time, []).append(f"reached {model.label(stages[stage])}")
+    for k, events in obs.switches.items():
+        for time, on in events:
+            if time > 0.0:
+                news.setdefault(time, []).append(
+                    f"{model.label(triggers[k])}: {'on' if on else 'off'}"
+                )
+    return news
+
+
+def nowcast(
+    scenario,
+    observations: Observations | str | Path,
+    *,
+    worlds: int = 1000,
+    seed: int = 0,
+    moves: int = 3,
+    overrides: dict[str, float] | None = None,
+    worlds_from: pd.DataFrame | str | Path | None = None,
+    horizon: float | None = None,
+    workers: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> NowcastResult:
+    """Update the scenario on what has happened and forecast from as_of (DESIGN.md 8.2).
+
+    Parameters
+    ----------
+    scenario : Scenario
+        Every timing must be exponential (the likelihood is exact).
+    observations : Observations, or the path of an observations file
+    worlds : int
+        Prior worlds drawn (Latin hypercube over the ``uncertain`` parameters).
+    seed : int
+        Fixes the worlds, the resampling and the moves: the same seed, the same figures.
+    moves : int
+        Random-walk Metropolis steps per world after each tempering step.
+    overrides : dict, optional
+        Parameters fixed at a value (``--set``, ``--params``); they are not updated.
+    worlds_from : DataFrame or path, optional
+        Weighted worlds to start from instead of the prior (calibrate's ``worlds.parquet``):
+        they are reweighted by the news, not moved (their density is not known).
+    horizon : float, optional
+        The absolute time the forecast runs to (default the scenario's horizon).
+    workers : int, optional
+        Processes that evaluate the worlds (default: the cores, at most 8); the figures are
+        the same for any number.
+    progress : callable, optional
+        Called with a line of text as the update proceeds.
+
+    Returns
+    -------
+    NowcastResult
+    """
+    import contextlib
+    import os
 
     from escalate.compile import compile_scenario
-    from escalate.posterior import fit_posterior
-    from escalate.uncertainty import draw_worlds, uncertain_parameters
+    from escalate.posterior import fit_posterior, process_pool
+    from escalate.uncertainty import draw_worlds, read_worlds, uncertain_parameters
 
-    overrides = dict(overrides or {})
-    names = [n for n in uncertain_parameters(model) if n not in overrides]
-    prior = draw_worlds(model, worlds, seed)[names]
-    n_s = len(model.stages)
-
-    def evaluate(worlds_frame, obs):
-        log_l, reached, on = [], [], []
-        for world in worlds_frame.to_dict("records"):
-            c = compile_scenario(model, {**world, **overrides})
-            filtered = forward(c, obs)
-            log_l.append(filtered.log_likelihood)
-            if math.isfinite(filtered.log_likelihood):
-                figures = forecast(c, filtered, obs)
-                reached.append(figures.p_reached)
-                mask = filtered.chain.mask_of
-                on.append([filtered.distribution[(mask >> k) & 1 == 1].sum()
-                           for k in range(c.n_triggers)])  # fmt: skip
-            else:
-                reached.append(np.full(n_s, np.nan))
-                on.append(np.full(c.n_triggers, np.nan))
-        columns = [f"p_reached:{s}" for s in model.stages] + [f"on:{t}" for t in model.triggers]
-        out = pd.DataFrame(np.hstack([np.array(reached), np.array(on)]), columns=columns)
-        return np.array(log_l), out
-
-    start = Observations(0.0, observations.path[:1], _cut(observations, 0.0).switches)
-    _, prior_out = evaluate(prior, start)
-    cols = [f"p_reached:{s}" for s in model.stages]
-    equal = np.full(len(prior), 1.0 / len(prior))
-    before = np.nansum(prior_out[cols].to_numpy() * equal[:, None], axis=0)
-    posterior = fit_posterior(
-        model, prior, lambda w: evaluate(w, observations), seed=seed, moves=moves
+    model = scenario
+    obs = (
+        observations
+        if isinstance(observations, Observations)
+        else read_observations(observations, model)
     )
-    weights = posterior.weights
-    after = np.nansum(posterior.outputs[cols].to_numpy() * weights[:, None], axis=0)
-    observed = set(observations.switches)
+    overrides = dict(overrides or {})
+    compile_scenario(model, overrides)  # a bad override fails here, before any work
+    end = float(model.horizon_time if horizon is None else horizon)
+    if not end > obs.as_of:
+        raise EscalateError(f"the horizon ({end:g}) must come after as_of ({obs.as_of:g})")
+    prior_weights, source = None, None
+    if worlds_from is not None:
+        if not isinstance(worlds_from, pd.DataFrame):
+            source = str(worlds_from)
+            worlds_from = read_worlds(worlds_from, model)
+        names = [n for n in worlds_from.columns if n != "weight" and n not in overrides]
+        prior = worlds_from[names].reset_index(drop=True)
+        prior_weights = worlds_from["weight"].to_numpy(float)
+    else:
+        names = [n for n in uncertain_parameters(model) if n not in overrides]
+        prior = draw_worlds(model, worlds, seed)[names]
+    say = progress or (lambda line: None)
+    news = _news(model, obs)
+    initial = _cut(obs, 0.0)
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 8)
+    with contextlib.ExitStack() as stack:
+        pool = process_pool(workers) if len(prior) >= 100 else None
+        if pool is not None:
+            stack.callback(pool.shutdown, cancel_futures=True)
+        evaluate = _evaluator(model, overrides, end, pool, workers)
+        say(f"the prior forecast: {len(prior)} worlds")
+        _, prior_out = evaluate(prior, None)
+        weights0 = (
+            np.full(len(prior), 1.0 / len(prior))
+            if prior_weights is None
+            else prior_weights / prior_weights.sum()
+        )
+        before = _weighted_stages(prior_out, model, weights0)
+        say("the update on everything observed")
+        posterior = fit_posterior(
+            model,
+            prior,
+            lambda w: evaluate(w, obs, ahead=False),
+            seed=seed,
+            moves=moves,
+            progress=say,
+            prior_weights=prior_weights,
+        )
+        say("the forecast from as_of")
+        _, posterior.prior_outputs = evaluate(prior, obs)
+        if posterior.powers:  # moved worlds: forecast each distinct one once
+            distinct, where = np.unique(posterior.worlds.to_numpy(float), axis=0,
+                                        return_inverse=True)  # fmt: skip
+            _, out = evaluate(pd.DataFrame(distinct, columns=posterior.worlds.columns), obs)
+            posterior.outputs = out.iloc[where.ravel()].reset_index(drop=True)
+        else:
+            posterior.outputs = posterior.prior_outputs
+        steps = []
+        times = sorted(news)
+        log_l0, out0 = evaluate(prior, initial)
+        if np.any(np.abs(log_l0) > 1e-12):  # the start itself was news (observed triggers)
+            times = [0.0, *times]
+            news[0.0] = [_at_start(model, obs)]
+        if obs.as_of not in news:
+            times.append(obs.as_of)
+            news[obs.as_of] = ["nothing else up to as_of"]
+        for t in times:
+            say(f"the news up to {t:g}")
+            if t == obs.as_of:
+                log_l, out = posterior.prior_log_likelihood, posterior.prior_outputs
+            elif t == 0.0:
+                log_l, out = log_l0, out0
+            else:
+                log_l, out = evaluate(prior, _cut(obs, t))
+            with np.errstate(divide="ignore"):
+                w, _ = _normalize(log_l + np.log(weights0))
+            steps.append(
+                {
+                    "time": t,
+                    "events": news[t],
+                    "p_reached": _weighted_stages(out, model, w),
+                    "ess": float(1.0 / np.sum(w**2)),
+                }
+            )
+    p = posterior
+    after = _weighted_stages(p.outputs, model, p.weights)
+    observed = set(obs.switches)
     triggers_on = {
-        t: float(np.nansum(posterior.outputs[f"on:{t}"].to_numpy() * weights))
+        t: float(np.nansum(p.outputs[f"on:{t}"].to_numpy() * p.weights))
         for k, t in enumerate(model.triggers)
         if k not in observed
     }
-    times = sorted(
-        {t for _, t in observations.path[1:]}
-        | {t for events in observations.switches.values() for t, _ in events if t > 0}
-    )
-    updates, previous = [], before
-    for t in times:
-        log_l, out = evaluate(prior, _cut(observations, t))
-        w = np.exp(log_l - np.max(log_l))
-        w /= w.sum()
-        now = np.nansum(out[cols].to_numpy() * w[:, None], axis=0)
-        updates.append({"time": t, "before": previous, "after": now,
-                        "ess": float(1 / np.sum(w**2))})  # fmt: skip
-        previous = now
     return NowcastResult(
-        model.scenario, observations.as_of, tuple(model.stages), before, after, triggers_on,
-        updates, posterior,
-    )  # fmt: skip
+        scenario=model.scenario,
+        as_of=obs.as_of,
+        horizon=end,
+        time_unit=model.time_unit,
+        start_date=None if model.start_date is None else str(model.start_date),
+        stage_names=tuple(model.stages),
+        stage_labels=tuple(model.label(s) for s in model.stages),
+        headline=model.headline_stage(),
+        before=before,
+        after=after,
+        triggers_on=triggers_on,
+        steps=steps,
+        posterior=posterior,
+        uncertain=names,
+        seed=seed,
+        overrides=overrides,
+        worlds_from=source,
+    )
+
+
+def _normalize(log_w: np.ndarray) -> tuple[np.ndarray, float]:
+    top = np.max(log_w)
+    w = np.exp(log_w - top)
+    return w / w.sum(), top
+
+
+def _weighted_stages(outputs: pd.DataFrame, model, weights: np.ndarray) -> np.ndarray:
+    """Per stage, the weighted mean of P(reached) (worlds that cannot be carry no weight)."""
+    cols = [f"p_reached:{s}" for s in model.stages]
+    return np.nansum(outputs[cols].to_numpy() * weights[:, None], axis=0)

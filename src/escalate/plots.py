@@ -21,11 +21,12 @@ from matplotlib import ticker
 from escalate._format import Z95, compact_path, wilson_band
 
 __all__ = [
-    "calibration_parameters",
     "calibration_targets",
     "fan",
+    "nowcast_waterfall",
     "occupancy",
     "paths",
+    "prior_posterior",
     "reached",
     "save_run_figures",
     "sensitivity",
@@ -489,9 +490,11 @@ def calibration_targets(result):
     return fig
 
 
-def calibration_parameters(result, top: int = 12):
-    """Prior against posterior for the ``top`` parameters the statements moved most
-    (contraction 1 - var_post / var_prior), on a log axis where the values span a decade."""
+def prior_posterior(result, top: int = 12, what: str = "prior and posterior"):
+    """Prior against posterior for the ``top`` parameters the update moved most
+    (contraction 1 - var_post / var_prior), on a log axis where the values span a decade.
+    ``result`` is a calibration or a nowcast (anything with ``parameters()`` and
+    ``posterior``)."""
     frame = result.parameters().sort_values("contraction", ascending=False).head(top)
     p = result.posterior
     names = list(frame["parameter"])
@@ -509,7 +512,8 @@ def calibration_parameters(result, top: int = 12):
             ax.set_xscale("log")
         else:
             edges = np.linspace(both.min(), both.max(), 31)
-        ax.hist(prior, bins=edges, density=True, color="#4c72b0", alpha=0.45, label="prior")
+        ax.hist(prior, bins=edges, weights=p.prior_weights, density=True, color="#4c72b0",
+                alpha=0.45, label="prior")  # fmt: skip
         ax.hist(post, bins=edges, weights=p.weights, density=True, histtype="step", lw=2,
                 color="#dd8452", label="posterior")  # fmt: skip
         ax.set_title(f"{name} ({contraction:.0%} narrower)", fontsize="small")
@@ -517,5 +521,44 @@ def calibration_parameters(result, top: int = 12):
     for ax in axes.ravel()[len(names) :]:
         ax.set_visible(False)
     axes[0, 0].legend(fontsize="small")
-    fig.suptitle(f"{result.scenario}: what the statements say of the parameters (prior, posterior)")
+    fig.suptitle(f"{result.scenario}: {what} (prior, posterior)")
+    return fig
+
+
+def nowcast_waterfall(result, stage: int):
+    """P(``stage`` reached by the horizon) before the news, then one bar per step of news
+    (up in red, down in blue, labelled with the change), then the figure after it."""
+    label = result.stage_labels[stage]
+    steps = result.steps
+    values = [result.before[stage]] + [step["p_reached"][stage] for step in steps]
+    names = ["before the news"]
+    for step in steps:
+        day = result.date(step["time"])
+        when = day if day else f"{result.time_unit} {step['time']:g}"
+        names.append(_wrap(f"{when}: {'; '.join(step['events'])}", 22))
+    names.append("after the news")
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.5 * len(names) + 1), 4.6), layout="constrained")
+    x = np.arange(len(names))
+    ax.bar(x[0], values[0], color="0.55", width=0.6)
+    for i in range(1, len(values)):
+        low, high = sorted((values[i - 1], values[i]))
+        up = values[i] >= values[i - 1]
+        ax.bar(x[i], max(high - low, 1e-4), bottom=low, width=0.6,
+               color="#c44e52" if up else "#4c72b0")  # fmt: skip
+        ax.annotate(f"{(values[i] - values[i - 1]) * 100:+.1f} pts", (x[i], high), xytext=(0, 3),
+                    textcoords="offset points", ha="center", fontsize=9)  # fmt: skip
+        ax.plot([x[i - 1] - 0.3, x[i] + 0.3], [values[i - 1]] * 2, color="0.3", lw=0.8)
+    ax.bar(x[-1], result.after[stage], color="0.25", width=0.6)
+    for i, value in ((0, values[0]), (len(names) - 1, result.after[stage])):
+        ax.annotate(f"{value:.1%}", (x[i], value), xytext=(0, 3), textcoords="offset points",
+                    ha="center", fontsize=9, fontweight="bold")  # fmt: skip
+    ax.set_xticks(x, names, fontsize=9)
+    ax.yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
+    ax.set_ylim(0, min(1.0, max(*values, result.after[stage]) * 1.2 + 0.02))
+    ax.set_ylabel(f"P({label} by {result.when(result.horizon)})")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(_title(result, f"the news one step at a time, as of {result.when(result.as_of)}"))
+    fig.supxlabel("Each step: the prior worlds reweighted on what was known by then. After the "
+                  "news: the updated worlds (the two differ by Monte Carlo error).",
+                  fontsize=8, color="0.35")  # fmt: skip
     return fig

@@ -19,8 +19,16 @@ import numpy as np
 import pandas as pd
 
 from escalate.scenario import Scenario
+from escalate.uncertainty import weighted_quantile
 
-__all__ = ["Posterior", "fit_posterior"]
+__all__ = [
+    "Posterior",
+    "fit_posterior",
+    "map_in_parts",
+    "parameter_table",
+    "process_pool",
+    "spread",
+]
 
 # log-likelihood of a set of worlds: (W,) values (-inf: impossible) and the outputs behind them
 LogLikelihood = Callable[[pd.DataFrame], tuple[np.ndarray, pd.DataFrame]]
@@ -32,7 +40,9 @@ class Posterior:
 
     ``worlds``: one row per world (a column per uncertain parameter); ``weights`` sum to 1;
     ``outputs``: what the likelihood computed in each world; ``prior_worlds`` and
-    ``prior_outputs``: the W prior worlds before any update. ``ess``: the effective sample size
+    ``prior_outputs``: the W prior worlds before any update, ``prior_weights`` theirs (equal
+    unless given) and ``prior_log_likelihood`` their log-likelihood. ``ess``: the effective
+    sample size
     of the last reweighting (before any resampling); ``distinct``: the distinct worlds in the
     end; ``acceptance``: the Metropolis acceptance rate (None without tempering);
     ``log_evidence``: log of the mean likelihood under the prior; ``powers``: the tempering
@@ -49,6 +59,12 @@ class Posterior:
     acceptance: float | None
     log_evidence: float
     powers: list[float] = field(default_factory=list)
+    prior_weights: np.ndarray | None = None
+    prior_log_likelihood: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.prior_weights is None:
+            self.prior_weights = np.full(len(self.prior_worlds), 1.0 / len(self.prior_worlds))
 
 
 def ess_of(weights: np.ndarray) -> float:
@@ -158,6 +174,7 @@ def fit_posterior(
     seed: int,
     moves: int = 3,
     progress: Callable[[str], None] | None = None,
+    prior_weights: np.ndarray | None = None,
 ) -> Posterior:
     """Weight ``prior_worlds`` by ``log_likelihood``, tempering when the ESS falls below half.
 
@@ -176,6 +193,10 @@ def fit_posterior(
         Random-walk Metropolis steps per world after each tempering step.
     progress : callable, optional
         Called with a line of text after each step.
+    prior_weights : numpy.ndarray, optional
+        Weights of ``prior_worlds`` when they are not draws of the prior (the posterior of an
+        earlier update, read with ``--worlds-from``). Their density is unknown, so the worlds
+        cannot be moved: the posterior is these worlds reweighted, however low its ESS.
 
     Returns
     -------
@@ -185,8 +206,15 @@ def fit_posterior(
     n = len(prior_worlds)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2**31 + 1,)))
     log_l, outputs = log_likelihood(prior_worlds)
-    prior_outputs = outputs
-    weights, log_evidence = _normalized(log_l)
+    prior_outputs, prior_log_l = outputs, log_l.copy()
+    given = prior_weights is not None
+    if given:
+        prior_weights = np.asarray(prior_weights, float) / np.sum(prior_weights)
+        with np.errstate(divide="ignore"):
+            weights, log_evidence = _normalized(log_l + np.log(prior_weights))
+        log_evidence += math.log(n)  # the mean under the given weights, not a plain mean
+    else:
+        weights, log_evidence = _normalized(log_l)
     if not np.isfinite(log_evidence):
         from escalate.errors import EscalateError
 
@@ -194,10 +222,11 @@ def fit_posterior(
             "no prior world is consistent with the statements (every likelihood is 0)"
         )
     ess = ess_of(weights)
-    if ess >= n / 2:
+    if ess >= n / 2 or given:
         return Posterior(
             prior_worlds, weights, outputs, prior_worlds, prior_outputs, ess,
             int(np.count_nonzero(weights > 0)), None, log_evidence,
+            prior_weights=prior_weights, prior_log_likelihood=prior_log_l,
         )  # fmt: skip
 
     scales = _Scales(model, names)
@@ -247,5 +276,68 @@ def fit_posterior(
     distinct = len(np.unique(u, axis=0))
     return Posterior(
         worlds, np.full(n, 1.0 / n), outputs, prior_worlds, prior_outputs, ess, distinct,
-        accepted / max(proposed, 1), log_evidence, powers,
+        accepted / max(proposed, 1), log_evidence, powers, prior_log_likelihood=prior_log_l,
     )  # fmt: skip
+
+
+def spread(prior, prior_weights, posterior, posterior_weights) -> dict[str, float]:
+    """Median and 5-95% of a quantity over the prior worlds and over the posterior ones."""
+    out = {}
+    for which, values, weights in (
+        ("prior", prior, prior_weights),
+        ("posterior", posterior, posterior_weights),
+    ):
+        q5, q50, q95 = weighted_quantile(values, weights, [0.05, 0.5, 0.95])
+        out |= {f"{which}_p5": q5, f"{which}_median": q50, f"{which}_p95": q95}
+    return out
+
+
+def parameter_table(posterior: Posterior, names: list[str]) -> pd.DataFrame:
+    """Per parameter: prior and posterior median and 5-95%, the posterior mean, and the
+    contraction 1 - var_post / var_prior (how much the update narrowed it)."""
+    p = posterior
+    rows = []
+    for name in names:
+        prior_x = p.prior_worlds[name].to_numpy(float)
+        post_x = p.worlds[name].to_numpy(float)
+        mean_prior = np.sum(p.prior_weights * prior_x)
+        var_prior = np.sum(p.prior_weights * (prior_x - mean_prior) ** 2)
+        mean_post = np.sum(p.weights * post_x)
+        var_post = np.sum(p.weights * (post_x - mean_post) ** 2)
+        rows.append(
+            {
+                "parameter": name,
+                **spread(prior_x, p.prior_weights, post_x, p.weights),
+                "posterior_mean": mean_post,
+                "contraction": 1.0 - var_post / var_prior if var_prior > 0 else 0.0,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def map_in_parts(function, worlds: pd.DataFrame, pool, workers: int, *arguments):
+    """``function(*arguments, part)`` over ``workers`` consecutive parts of ``worlds`` in the
+    processes of ``pool`` (here when ``pool`` is None), its results joined in order: each
+    element of the returned tuple is a frame or an array, one row per world."""
+    if pool is None:
+        return function(*arguments, worlds)
+    parts = [p for p in np.array_split(np.arange(len(worlds)), workers) if len(p)]
+    done = [task.result() for task in
+            [pool.submit(function, *arguments, worlds.iloc[p]) for p in parts]]  # fmt: skip
+    return tuple(
+        pd.concat(pieces, ignore_index=True)
+        if isinstance(pieces[0], pd.DataFrame)
+        else np.concatenate(pieces)
+        for pieces in zip(*done, strict=True)
+    )
+
+
+def process_pool(workers: int):
+    """A pool of ``workers`` forked processes, or None where forking is not available (the
+    worlds are then evaluated here, one after another)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))

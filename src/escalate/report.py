@@ -1,7 +1,8 @@
 """One self-contained HTML report of a run folder: figures embedded, no network needed.
 
 A calibration folder (``escalate calibrate --out``) gets its own page, the statements against
-the calibrated model first. The run page is built from the files ``escalate run --out``
+the calibrated model first; so does a nowcast folder (``escalate nowcast --out``), the odds
+after the news first. The run page is built from the files ``escalate run --out``
 wrote (summary.json, manifest.json, stages.csv, paths.csv and the PNG figures), so a report
 can be made again at any time from the folder alone. The markup is also well-formed XML
 (every element closed, every text escaped), so strict parsers and browsers read it the same
@@ -222,18 +223,7 @@ def _calibration(folder: Path, manifest: dict[str, Any]) -> str:
         "<th>model before: median (90%)</th><th>after</th><th class='text'>honoured</th>"
         f"<th class='text'>source</th></tr></thead><tbody>{rows}</tbody></table>"
     )
-    parameters = sorted(summary["parameters"], key=lambda r: -(r["contraction"] or 0))
-    rows = "".join(
-        f"<tr><td class='text'>{escape(r['parameter'])}</td>"
-        f"<td>{number(r['prior_median'])} ({number(r['prior_p5'])} – {number(r['prior_p95'])})</td>"
-        f"<td>{number(r['posterior_median'])} ({number(r['posterior_p5'])} – "
-        f"{number(r['posterior_p95'])})</td><td>{percent(r['contraction'])}</td></tr>"
-        for r in parameters
-    )
-    ptable = (
-        "<table id='parameters'><thead><tr><th class='text'>parameter</th><th>prior</th>"
-        f"<th>posterior</th><th>contraction</th></tr></thead><tbody>{rows}</tbody></table>"
-    )
+    ptable = _parameters_table(summary["parameters"])
     acceptance = summary.get("acceptance")
     meta = (
         f"Scenario <code>{escape(str(summary['scenario']))}</code> "
@@ -265,10 +255,124 @@ def _calibration(folder: Path, manifest: dict[str, Any]) -> str:
     )
 
 
+def _parameters_table(parameters: list[dict[str, Any]]) -> str:
+    """Per parameter: prior and posterior median (90%) and contraction, most moved first."""
+    rows = "".join(
+        f"<tr><td class='text'>{escape(r['parameter'])}</td>"
+        f"<td>{number(r['prior_median'])} ({number(r['prior_p5'])} – {number(r['prior_p95'])})</td>"
+        f"<td>{number(r['posterior_median'])} ({number(r['posterior_p5'])} – "
+        f"{number(r['posterior_p95'])})</td><td>{percent(r['contraction'])}</td></tr>"
+        for r in sorted(parameters, key=lambda r: -(r["contraction"] or 0))
+    )
+    return (
+        "<table id='parameters'><thead><tr><th class='text'>parameter</th><th>prior</th>"
+        f"<th>posterior</th><th>contraction</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _nowcast(folder: Path, manifest: dict[str, Any]) -> str:
+    """The page of a nowcast folder (``escalate nowcast --out``): the odds after the news
+    first, then the news one step at a time, then the rest."""
+    summary = _read_json(folder, "summary.json")
+    labels = summary.get("stage_labels") or {}
+    headline_stage = summary["headline"]
+    label = labels.get(headline_stage, headline_stage)
+    as_of = summary.get("as_of_date") or f"time {summary['as_of']:g}"
+    horizon = summary.get("horizon_date") or f"time {summary['horizon']:g}"
+    war = summary["stages"][headline_stage]
+    headline = (
+        f"As of {as_of}, P({label} by {horizon}) = {percent(war['after'])}, "
+        f"{'up' if war['after'] >= war['before'] else 'down'} from {percent(war['before'])} "
+        "before the news."
+    )
+    rows = "".join(
+        f"<tr><td class='text'>{escape(labels.get(name, name))}</td>"
+        f"<td>{percent(s['before'])}</td><td>{percent(s['after'])}</td>"
+        f"<td>{(s['after'] - s['before']) * 100:+.1f} pts</td></tr>"
+        for name, s in summary["stages"].items()
+    )
+    stages = (
+        "<table id='stages'><thead><tr><th class='text'>stage</th><th>before the news</th>"
+        f"<th>after</th><th>change</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+    previous, rows = war["before"], []
+    for u in summary["updates"]:
+        now = u["p_reached"][headline_stage]
+        when = u.get("date") or f"{u['time']:g}"
+        rows.append(
+            f"<tr><td class='text'>{escape(when)}</td>"
+            f"<td class='text'>{escape('; '.join(u['news']))}</td><td>{percent(previous)}</td>"
+            f"<td>{percent(now)}</td><td>{(now - previous) * 100:+.1f} pts</td>"
+            f"<td>{u['ess']:.0f}</td></tr>"
+        )
+        previous = now
+    updates = (
+        "<table id='updates'><thead><tr><th class='text'>when</th><th class='text'>news</th>"
+        f"<th>before</th><th>after</th><th>change</th><th>ESS</th></tr></thead><tbody>"
+        f"{''.join(rows)}</tbody></table>"
+    )
+    triggers = summary.get("triggers_on_at_as_of") or {}
+    trigger_rows = "".join(
+        f"<tr><td class='text'>{escape(name)}</td><td>{percent(p)}</td></tr>"
+        for name, p in triggers.items()
+    )
+    acceptance = summary.get("acceptance")
+    meta = (
+        f"Scenario <code>{escape(str(summary['scenario']))}</code> "
+        f"({escape(str(manifest.get('scenario_file', '')))}); observations "
+        f"{escape(str(manifest.get('observations_file', '')))}; {summary['worlds']:,} worlds"
+        + (
+            f" from {escape(str(summary['worlds_from']))}"
+            if summary.get("worlds_from")
+            else f" drawn from the prior, seed {summary['seed']}"
+        )
+        + f"; ESS {summary['ess']:.0f}"
+        + (f", Metropolis acceptance {acceptance:.0%}" if acceptance is not None else "")
+        + f"; log evidence {summary['log_evidence']:.3f}."
+    )
+    title = f"{summary['scenario']}: nowcast as of {as_of}"
+    return _page(
+        title,
+        [
+            f"<h1>{escape(title)}</h1>",
+            f"<p class='note' id='headline'>{escape(headline)}</p>",
+            f"<p class='meta'>{meta}</p>",
+            "<h2>The news one step at a time</h2>",
+            f"<p>P({escape(label)} by {escape(horizon)}) given everything known up to each "
+            "step, what did not happen included (the prior worlds reweighted; the ESS says "
+            "how many worlds carry the figure). The figure after the news comes from the "
+            "updated worlds.</p>",
+            updates,
+            _figure(folder, "update", "What each piece of news did"),
+            "<h2>Every stage, before the news and after it</h2>",
+            f"<p>P(reached by {escape(horizon)}).</p>",
+            stages,
+            "<h2>Triggers not observed</h2>",
+            (
+                "<p>The probability that each is on as of "
+                f"{escape(as_of)}, given the news.</p><table id='triggers'><thead><tr>"
+                "<th class='text'>trigger</th><th>P(on)</th></tr></thead><tbody>"
+                f"{trigger_rows}</tbody></table>"
+                if triggers
+                else "<p>Every trigger was observed.</p>"
+            ),
+            "<h2>What the news says of the parameters</h2>",
+            "<p>Contraction: 1 - posterior variance / prior variance (near 0: the news says "
+            "nothing of it).</p>",
+            _parameters_table(summary.get("parameters") or []),
+            _figure(folder, "parameters", "Prior and posterior of the parameters moved most"),
+            "<h2>Manifest</h2>",
+            "<pre>" + escape(json.dumps(manifest, indent=2, default=str)) + "</pre>",
+        ],
+    )
+
+
 def _build(folder: Path) -> str:
     manifest = _read_json(folder, "manifest.json")
     if manifest.get("command") == "calibrate":
         return _calibration(folder, manifest)
+    if manifest.get("command") == "nowcast":
+        return _nowcast(folder, manifest)
     summary = _read_json(folder, "summary.json")
     resolved = manifest.get("resolved_scenario") or {}
     unit = summary.get("time_unit") or "time unit"

@@ -114,7 +114,7 @@ def calibrate_command(
                 "scenario_file": str(scenario),
                 "scenario_sha256": model.sha256,
                 "targets_file": str(targets),
-                "targets_sha256": _sha256(Path(targets)),
+                "targets_sha256": sha256_of(Path(targets)),
                 "worlds": worlds,
                 "seed": seed,
                 "moves": moves,
@@ -135,7 +135,7 @@ def calibrate_command(
         err.print(f"calibration written: {out}", markup=False, highlight=False)
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -179,10 +179,23 @@ def print_calibration(out, result) -> None:
             verdict,
         )
     out.print(table)
+    print_parameters(out, result.parameters())
+    if s["conflicts"]:
+        out.print(
+            "The statements marked CONFLICT cannot hold together in this model: the posterior's "
+            "90% interval misses them.",
+            markup=False,
+        )
+
+
+def print_parameters(out, frame) -> None:
+    """Per parameter: prior and posterior median [90%] and the contraction."""
+    from rich.table import Table
+
     table = Table(title="Parameters: prior and posterior (median [90%]), contraction")
     for column in ("parameter", "prior", "posterior", "contraction"):
         table.add_column(column, justify="left" if column == "parameter" else "right")
-    for row in result.parameters().to_dict("records"):
+    for row in frame.to_dict("records"):
         table.add_row(
             row["parameter"],
             f"{row['prior_median']:.4g} [{row['prior_p5']:.4g}, {row['prior_p95']:.4g}]",
@@ -191,9 +204,3 @@ def print_calibration(out, result) -> None:
             f"{row['contraction']:.0%}",
         )
     out.print(table)
-    if s["conflicts"]:
-        out.print(
-            "The statements marked CONFLICT cannot hold together in this model: the posterior's "
-            "90% interval misses them.",
-            markup=False,
-        )

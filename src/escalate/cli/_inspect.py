@@ -36,11 +36,11 @@ def validate(scenarios: tuple[Path, ...]) -> None:
         try:
             kind, scenario_id = _kind_of(path)
             if kind == "observations":
-                observations, against = _validate_observations(path, scenario_id)
+                observations, model, against = _validate_observations(path, scenario_id)
                 out.print(
                     f"{path}: valid observations file ({len(observations.path)} stage entries, "
                     f"{len(observations.switches)} triggers observed, as_of "
-                    f"{observations.as_of:g}{against})",
+                    f"{model.when(observations.as_of)}{against})",
                     markup=False,
                     highlight=False,
                 )
@@ -108,7 +108,8 @@ def _validate_observations(path: Path, scenario_id):
             [Issue(str(path), 1, 1, ("scenario",), f"no {scenario_id}.yaml beside this file or "
                    "in the folder above: an observations file is checked against its scenario")]
         )  # fmt: skip
-    return read_observations(path, load(candidate)), f", checked against {candidate}"
+    model = load(candidate)
+    return read_observations(path, model), model, f", checked against {candidate}"
 
 
 def _validate_targets(path: Path, scenario_id) -> tuple[list, str]:

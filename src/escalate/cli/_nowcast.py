@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import click
 
+from escalate.cli._calibrate import print_parameters, sha256_of
 from escalate.cli._options import (
     format_option,
+    out_option,
     parse_set,
     posterior_options,
     random_seed,
@@ -18,6 +19,7 @@ from escalate.cli._options import (
     user_errors,
 )
 from escalate.cli._render import stderr, stdout
+from escalate.results import check_output_folder, write_folder
 from escalate.scenario import load
 
 
@@ -25,18 +27,64 @@ from escalate.scenario import load
 @scenario_argument
 @click.argument("observed", type=click.Path(path_type=Path))
 @posterior_options(1000, "Prior worlds drawn and weighted by the news.")
+@click.option(
+    "--worlds-from",
+    "worlds_from",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Start from these weighted worlds (calibrate's worlds.parquet) instead of the prior: "
+    "they are reweighted by the news.",
+)
+@click.option(
+    "--horizon",
+    metavar="T|DATE",
+    help="Forecast to this date (YYYY-MM-DD, with start_date), or for T time units after "
+    "as_of (default: the scenario's horizon).",
+)
+@click.option(
+    "--stage",
+    metavar="STAGE",
+    help="The stage the update table and figure follow (default: the first war, else the "
+    "last stage).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes that evaluate the worlds (default: the cores, at most 8).",
+)
 @set_option("Fix a parameter at a value; it is not updated (repeatable).")
+@out_option(
+    "Write worlds.parquet, summary.json, updates.csv, the figures and manifest.json into "
+    "this folder."
+)
 @format_option
 @user_errors
-def nowcast_command(scenario, observed, worlds, seed, settings, params_file, output_format):
+def nowcast_command(
+    scenario,
+    observed,
+    worlds,
+    seed,
+    worlds_from,
+    horizon,
+    stage,
+    workers,
+    settings,
+    params_file,
+    out,
+    force,
+    output_format,
+):
     """Update the odds on what has happened up to as_of (an observations file)."""
     from escalate._nowcast import nowcast, read_observations
     from escalate.compile import compile_scenario
-    from escalate.errors import EscalateError
+    from escalate.errors import EscalateError, suggest
+    from escalate.scenario.model import looks_like_date
 
     model = load(scenario)
     overrides = parse_set(settings, params_file, model)
     observations = read_observations(observed, model)
+    if stage is not None and stage not in model.stages:
+        raise EscalateError(f"--stage: unknown stage {stage!r}{suggest(stage, model.stages)}")
     compiled = compile_scenario(model, overrides)
     if not compiled.is_markov:
         slow = [
@@ -48,84 +96,125 @@ def nowcast_command(scenario, observed, worlds, seed, settings, params_file, out
             f"{scenario}: nowcast is exact and needs every timing exponential; these are not: "
             + ", ".join(slow)
         )
+    end = None
+    if horizon is not None:
+        try:
+            end = model.time_of(horizon)
+        except ValueError as exc:
+            raise EscalateError(f"--horizon: {exc}") from None
+        if not looks_like_date(horizon):  # a span from as_of
+            end += observations.as_of
+    given = click.get_current_context().get_parameter_source("worlds")
+    if worlds_from is not None and given == click.core.ParameterSource.COMMANDLINE:
+        raise EscalateError("--worlds and --worlds-from: give one of them")
+    if out is not None:
+        check_output_folder(out, force=force)
     seed = random_seed(seed)
-    stderr().print(
-        f"nowcasting {model.scenario} as of {observations.as_of:g}: {worlds} worlds, seed {seed}",
+    err = stderr()
+    err.print(
+        f"nowcasting {model.scenario} as of {model.when(observations.as_of)}: "
+        + (f"the worlds of {worlds_from}" if worlds_from else f"{worlds} worlds")
+        + f", seed {seed}",
         markup=False,
         highlight=False,
     )
-    result = nowcast(model, observations, worlds=worlds, seed=seed, overrides=overrides)
-    if output_format == "json":
-        click.echo(json.dumps(_as_dict(result, seed), indent=2, allow_nan=False))
-        return
-    _print(stdout(), result, model)
+    result = nowcast(
+        model,
+        observations,
+        worlds=worlds,
+        seed=seed,
+        overrides=overrides,
+        worlds_from=worlds_from,
+        horizon=end,
+        workers=workers,
+        progress=lambda line: err.print(line, markup=False, highlight=False),
+    )
+    if out is not None:
 
-
-def _as_dict(result, seed: int) -> dict:
-    def clean(x):
-        return None if not math.isfinite(x) else float(x)
-
-    p = result.posterior
-    return {
-        "scenario": result.scenario,
-        "as_of": result.as_of,
-        "seed": seed,
-        "worlds": len(p.worlds),
-        "ess": p.ess,
-        "log_evidence": p.log_evidence,
-        "stages": {
-            name: {"before": clean(b), "after": clean(a)}
-            for name, b, a in zip(result.stage_names, result.before, result.after, strict=True)
-        },
-        "updates": [
-            {
-                "time": u["time"],
-                "ess": u["ess"],
-                "p_reached": {
-                    name: {"before": clean(b), "after": clean(a)}
-                    for name, b, a in zip(result.stage_names, u["before"], u["after"], strict=True)
-                },
+        def write(folder: Path) -> None:
+            result.worlds.to_parquet(folder / "worlds.parquet", index=False)
+            (folder / "summary.json").write_text(result.to_json() + "\n", encoding="utf-8")
+            result.updates(stage).to_csv(folder / "updates.csv", index=False)
+            for stem, figure in (
+                ("update", result.plot_update(stage)),
+                ("parameters", result.plot_parameters()),
+            ):
+                for suffix in ("png", "svg"):
+                    figure.savefig(
+                        folder / f"{stem}.{suffix}", dpi=120 if suffix == "png" else None
+                    )
+            manifest = {
+                "command": "nowcast",
+                "scenario": model.scenario,
+                "scenario_file": str(scenario),
+                "scenario_sha256": model.sha256,
+                "observations_file": str(observed),
+                "observations_sha256": sha256_of(Path(observed)),
+                "worlds": None if worlds_from else worlds,
+                "worlds_from": None if worlds_from is None else str(worlds_from),
+                "worlds_from_sha256": None if worlds_from is None else sha256_of(worlds_from),
+                "seed": seed,
+                "horizon": result.horizon,
+                "stage": stage,
+                "workers": workers,
+                "overrides": overrides,
             }
-            for u in result.updates
-        ],
-        "triggers_on_at_as_of": result.triggers_on,
-    }
+            (folder / "manifest.json").write_text(
+                json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
+            )
+
+        write_folder(out, write, force=force)
+    if output_format == "json":
+        click.echo(result.to_json())
+    else:
+        print_nowcast(stdout(), result, stage)
+    if out is not None:
+        err.print(f"nowcast written: {out}", markup=False, highlight=False)
 
 
-def _print(out, result, model) -> None:
+def print_nowcast(out, result, stage: str | None = None) -> None:
+    """The forecast before and after the news, the update per step, the unobserved
+    triggers and the parameters."""
     from rich.table import Table
 
     p = result.posterior
     out.print(
-        f"{result.scenario} as of {result.as_of:g} {model.time_unit}s: {len(p.worlds)} worlds, "
-        f"ESS {p.ess:.0f}, log evidence {p.log_evidence:.3f}",
+        f"{result.scenario} as of {result.when(result.as_of)}, to {result.when(result.horizon)}:"
+        f" {len(p.worlds)} worlds"
+        + (f" from {result.worlds_from}" if result.worlds_from else "")
+        + f", ESS {p.ess:.0f}"
+        + (f", acceptance {p.acceptance:.0%}" if p.acceptance is not None else "")
+        + f", log evidence {p.log_evidence:.3f}",
         markup=False,
         highlight=False,
     )
     table = Table(title="P(reached by the horizon): before the news, after it")
     for column in ("stage", "before", "after", "change"):
         table.add_column(column, justify="left" if column == "stage" else "right")
-    for name, b, a in zip(result.stage_names, result.before, result.after, strict=True):
-        table.add_row(model.label(name), f"{b:.1%}", f"{a:.1%}", f"{a - b:+.1%}")
+    for label, b, a in zip(result.stage_labels, result.before, result.after, strict=True):
+        table.add_row(label, f"{b:.1%}", f"{a:.1%}", f"{a - b:+.1%}")
     out.print(table)
-    # the stage the update table follows: the first named as a war, else the last
-    wars = [i for i, name in enumerate(result.stage_names) if "war" in name]
-    worst = wars[0] if wars else len(result.stage_names) - 1
-    table = Table(
-        title=f"The news one event at a time: P({model.label(result.stage_names[worst])})"
-    )
-    for column in ("time", "before", "after", "ESS"):
-        table.add_column(column, justify="right")
-    for u in result.updates:
+    updates = result.updates(stage)
+    followed = result.stage_labels[result._stage(stage)]
+    table = Table(title=f"The news one step at a time: P({followed} by the horizon)")
+    for column in ("when", "news", "before", "after", "change", "ESS"):
+        table.add_column(column, justify="left" if column in ("when", "news") else "right")
+    for row in updates.to_dict("records"):
         table.add_row(
-            f"{u['time']:g}", f"{u['before'][worst]:.1%}", f"{u['after'][worst]:.1%}",
-            f"{u['ess']:.0f}",
-        )  # fmt: skip
+            result.when(row["time"]),
+            row["news"],
+            f"{row['before']:.1%}",
+            f"{row['after']:.1%}",
+            f"{row['change']:+.1%}",
+            f"{row['ess']:.0f}",
+        )
     out.print(table)
     if result.triggers_on:
         out.print(
             "Unobserved triggers, P(on at as_of): "
-            + ", ".join(f"{model.label(k)} {v:.0%}" for k, v in result.triggers_on.items()),
+            + ", ".join(f"{k} {v:.0%}" for k, v in result.triggers_on.items()),
             markup=False,
             highlight=False,
         )
+    if result.uncertain:
+        print_parameters(out, result.parameters())

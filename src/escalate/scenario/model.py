@@ -109,7 +109,7 @@ def time_of(point: float | date | str, start_date: date | str | None, time_unit:
     ``start_date``. Raises ValueError with the reason when it is neither, or when a date
     cannot be used: no start_date, month or year units, a date before start_date."""
     if isinstance(point, str):
-        if not _looks_like_date(point):
+        if not looks_like_date(point):
             try:
                 return float(point)
             except ValueError:
@@ -142,7 +142,7 @@ def date_of(time: float | None, start_date: date | str | None, time_unit: str) -
     return date.fromordinal(start_date.toordinal() + math.floor(days + 1e-9))
 
 
-def _looks_like_date(value: Any) -> bool:
+def looks_like_date(value: Any) -> bool:
     return isinstance(value, str) and bool(_DATE_LIKE.match(value))
 
 
@@ -160,7 +160,7 @@ def _date(value: Any) -> date:
 
 
 def _time_point(value: Any) -> float | date:
-    if _looks_like_date(value) or isinstance(value, date):
+    if looks_like_date(value) or isinstance(value, date):
         return _date(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PydanticCustomError(
@@ -172,7 +172,7 @@ def _time_point(value: Any) -> float | date:
 
 
 def _time_point_or_name(value: Any) -> float | str | date:
-    if _looks_like_date(value) or isinstance(value, date):
+    if looks_like_date(value) or isinstance(value, date):
         return _date(value)
     return _number_or_name(value)
 
@@ -791,6 +791,20 @@ class Scenario(_Model):
             return self.time_of(self.horizon)
         except ValueError:  # reported by the rules at load time
             return math.nan
+
+    def when(self, time: float) -> str:
+        """A time as a reader wants it: its ISO date with ``start_date``, else ``day 38``."""
+        day = self.date_of(time)
+        return day.isoformat() if day is not None else f"{self.time_unit} {time:g}"
+
+    def headline_stage(self) -> int:
+        """The stage headline figures follow: the first whose key or label names a war,
+        else the last stage (the top of the ladder, as scenarios list their stages)."""
+        names = list(self.stages)
+        for i, name in enumerate(names):
+            if "war" in f"{name} {self.label(name)}".lower().replace("_", " ").split():
+                return i
+        return len(names) - 1
 
     def point_values(self, overrides: dict[str, float] | None = None) -> dict[str, float]:
         """Each parameter's point value, with ``overrides`` applied (names are not checked)."""
