@@ -219,6 +219,11 @@ def test_the_shipped_observations_file_reads_and_its_likelihood_is_exact():
          "path[1].stage: no transition leads from 'interdiction_strikes' to 'full_scale_war'"),
         ("path: [{stage: interdiction_strikes, at: start}, {stage: asset_seizure, at: 50}]",
          "path[1].at: comes after as_of (40)"),
+        ("path: [{stage: interdiction_strikes, at: start}, {stage: asset_seizure, at: 30},"
+         " {stage: invasion, at: 20}]", "path[2].at: entries must be in time order"),
+        ("path: [{stage: interdiction_strikes, at: start}]\ntriggers:\n"
+         "  venezuela_mobilizes: {on: [3]}\n  venezuela_mobilizes: {on: [5]}",
+         "duplicate key 'venezuela_mobilizes'"),
         ("path: [{stage: interdiction_strikes, at: 2025-11-01}]",
          "path[0].at: the date 2025-11-01 is before start_date 2025-11-07"),
         ("path: [{stage: interdiction_strikes, at: 2025-13-07}]", "is not a date"),
@@ -384,6 +389,14 @@ def test_the_installed_nowcast_command(tmp_path):
                                  capture_output=True, text=True)  # fmt: skip
         assert refused.returncode == 2 and message in refused.stderr, refused.stderr
         assert "Traceback" not in refused.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("scenario: venezuela\nas_of: 2025-12-15\npath:\n"
+                   "  - {stage: interdiction_strikes, at: start}\n"
+                   "  - {stage: full_scale_war, at: 2025-12-01}\n")  # fmt: skip
+    refused = subprocess.run([escalate_exe, "nowcast", scenario, bad], capture_output=True,
+                             text=True)  # fmt: skip
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert f"{bad}:5:" in refused.stderr and "no transition leads from" in refused.stderr
     tutorial_observed = tmp_path / "observed.yaml"
     tutorial_observed.write_text(
         "scenario: tutorial\nas_of: 5\npath: [{stage: talks, at: start}]\n"

@@ -7,8 +7,8 @@ Modules: a step of the data flow that users may import from is public (``scenari
 ``compile``, ``exact``, ``results``, ``uncertainty``, ``posterior``, ``plots``, ``report``,
 ``api``, ``cli``, ``errors``); plumbing no user calls is private (``_kernels``, ``_dask``,
 ``_checkpoint``, ``_evaluate``, ``_format``), and so is a step whose module name is a public
-function here (``_simulate``, ``_sweep``, ``_sensitivity``, ``_calibrate``, ``_nowcast``: importing a module
-``escalate.sweep`` would replace the function ``escalate.sweep``).
+function here (``_simulate``, ``_sweep``, ``_sensitivity``, ``_calibrate``, ``_nowcast``:
+importing a module ``escalate.sweep`` would replace the function ``escalate.sweep``).
 """
 
 from __future__ import annotations

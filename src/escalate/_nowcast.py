@@ -27,7 +27,7 @@ import pandas as pd
 
 from escalate.compile import CompiledScenario
 from escalate.errors import EscalateError
-from escalate.exact import _Uniformized, chain_of
+from escalate.exact import chain_of, propagate
 from escalate.posterior import Posterior, parameter_table
 
 __all__ = [
@@ -176,9 +176,7 @@ def _evolve(q, v, stage, known, observed, stage_of, mask_of, dt: float) -> np.nd
     out = np.zeros_like(v)
     if len(allowed) == 0:
         return out
-    # uniformization in numba: exact to the Poisson tail (1e-17), and no BLAS call, whose
-    # threads contend with the worlds' processes on these small blocks
-    out[allowed] = _Uniformized(q[allowed][:, allowed], numba_series=True).step(v[allowed], dt)[0]
+    out[allowed] = propagate(q[allowed][:, allowed], v[allowed], dt)
     return out
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "ExactSolution",
     "HorizonFigures",
     "NotMemoryless",
+    "propagate",
     "solve_at_horizon",
     "solve_chain",
 ]
@@ -615,6 +616,13 @@ class _Uniformized:
             out = out + term * weight
             integral = integral + term * max(tail, 0.0)
         return np.maximum(out, 0.0), integral / self.lam
+
+
+def propagate(q: sparse.csr_matrix, v: np.ndarray, dt: float) -> np.ndarray:
+    """``v expm(q dt)`` for a (sub-)generator ``q``: uniformization in numba, exact to the
+    Poisson tail (1e-17) and free of BLAS calls (whose threads contend with worlds evaluated
+    in several processes). ``q`` may leak mass (a chain restricted to some states)."""
+    return _Uniformized(q, numba_series=True).step(v, dt)[0]
 
 
 def _propagate(chain, stepper, v, t0, t1):

@@ -42,6 +42,7 @@ h2 { font-size: 1.2rem; margin-top: 2.2rem; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; font-size: 0.88rem; margin: 0.6rem 0; }
 th, td { border: 1px solid #d0d0d0; padding: 0.25rem 0.55rem; text-align: right; }
 th { background: #f2f2f2; } td.text, th.text { text-align: left; }
+td.nowrap { white-space: nowrap; }
 figure { margin: 1rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 dt { font-weight: 600; margin-top: 0.5rem; } dd { margin-left: 1rem; }
 pre { background: #f7f7f7; padding: 0.6rem; overflow-x: auto; font-size: 0.8rem; }
@@ -270,6 +271,11 @@ def _parameters_table(parameters: list[dict[str, Any]]) -> str:
     )
 
 
+def _points(change: float) -> str:
+    """A change of probability in percentage points, ``+20.4 pts`` (no ``-0.0``)."""
+    return f"{round(change * 100, 1) + 0.0:+.1f} pts"
+
+
 def _nowcast(folder: Path, manifest: dict[str, Any]) -> str:
     """The page of a nowcast folder (``escalate nowcast --out``): the odds after the news
     first, then the news one step at a time, then the rest."""
@@ -288,7 +294,7 @@ def _nowcast(folder: Path, manifest: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><td class='text'>{escape(labels.get(name, name))}</td>"
         f"<td>{percent(s['before'])}</td><td>{percent(s['after'])}</td>"
-        f"<td>{(s['after'] - s['before']) * 100:+.1f} pts</td></tr>"
+        f"<td class='nowrap'>{_points(s['after'] - s['before'])}</td></tr>"
         for name, s in summary["stages"].items()
     )
     stages = (
@@ -300,9 +306,9 @@ def _nowcast(folder: Path, manifest: dict[str, Any]) -> str:
         now = u["p_reached"][headline_stage]
         when = u.get("date") or f"{u['time']:g}"
         rows.append(
-            f"<tr><td class='text'>{escape(when)}</td>"
+            f"<tr><td class='text nowrap'>{escape(when)}</td>"
             f"<td class='text'>{escape('; '.join(u['news']))}</td><td>{percent(previous)}</td>"
-            f"<td>{percent(now)}</td><td>{(now - previous) * 100:+.1f} pts</td>"
+            f"<td>{percent(now)}</td><td class='nowrap'>{_points(now - previous)}</td>"
             f"<td>{u['ess']:.0f}</td></tr>"
         )
         previous = now
