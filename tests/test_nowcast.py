@@ -295,6 +295,10 @@ def test_nowcast_end_to_end_is_conjugate_and_forecasts_from_as_of():
     assert abs(mean - GAMMA_SHAPE / (GAMMA_RATE + 40.0)) < 3 * sd / math.sqrt(p.ess)
     expected = np.sum(p.weights * -np.expm1(-lam * 60.0))
     assert result.after[B] == pytest.approx(expected, rel=1e-9)
+    at_before, at_after = result.ahead["p_at_horizon"]
+    assert at_before[B] == pytest.approx(result.before[B], rel=1e-12)
+    assert at_after[B] == pytest.approx(expected, rel=1e-9)  # b is terminal: there at 100
+    assert at_after[A] == pytest.approx(1 - expected, rel=1e-9)
     # before the news: the prior worlds from t = 0, P(exit by 100) = 1 - exp(-lam 100)
     prior = p.prior_worlds["lam"].to_numpy()
     assert result.before[B] == pytest.approx(np.mean(-np.expm1(-prior * 100.0)), rel=1e-9)

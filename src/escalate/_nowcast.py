@@ -355,16 +355,18 @@ def _cut(obs: Observations, until: float) -> Observations:
 
 
 def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, worlds_frame):
-    """Per world: the log-likelihood of ``obs`` and (``ahead``) the forecast from its as_of
-    to ``horizon`` (absolute; None: the scenario's). ``obs`` None is the prior forecast from
-    t = 0, log-likelihood 0. The forecast's columns: ``p_reached:STAGE`` and ``on:TRIGGER``
-    (the probability that the trigger is on at as_of); without ``ahead`` it has no columns
-    (the likelihood alone is several times faster)."""
+    """Per world: the log-likelihood of ``obs`` and the forecast from its as_of to
+    ``horizon`` (absolute; None: the scenario's). ``obs`` None is the prior forecast from
+    t = 0, log-likelihood 0. ``ahead``: "none" (the likelihood alone, several times faster:
+    no columns), "reach" (``p_reached:STAGE`` and ``on:TRIGGER``, the probability that the
+    trigger is on at as_of) or "all" (also ``p_at_horizon:STAGE`` and
+    ``p_on_at_horizon:TRIGGER``)."""
     from escalate.compile import compile_scenario
 
     n_s, n_k = len(model.stages), len(model.triggers)
     log_l = np.zeros(len(worlds_frame))
-    rows = np.full((len(worlds_frame), n_s + n_k), np.nan)
+    rows = np.full((len(worlds_frame), 2 * (n_s + n_k)), np.nan)
+    occupancy = ahead == "all"
     for w, world in enumerate(worlds_frame.to_dict("records")):
         c = compile_scenario(model, {**world, **overrides})
         if obs is None:
@@ -372,21 +374,29 @@ def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, worlds
             distribution = chain.p0
             starts = np.unique(chain.stage_of[distribution > 0])  # one: reached for certain
             certain = [(int(starts[0]), 0.0)] if len(starts) == 1 else []
-            figures = forecast(c, Filtered(0.0, distribution, chain),
-                               Observations(0.0, certain), horizon, occupancy=False)  # fmt: skip
+            start = Filtered(0.0, distribution, chain)
+            figures = forecast(c, start, Observations(0.0, certain), horizon, occupancy=occupancy)
         else:
             filtered = forward(c, obs)
             log_l[w] = filtered.log_likelihood
-            if not ahead or not math.isfinite(filtered.log_likelihood):
+            if ahead == "none" or not math.isfinite(filtered.log_likelihood):
                 continue
             chain, distribution = filtered.chain, filtered.distribution
-            figures = forecast(c, filtered, obs, horizon, occupancy=False)
-        rows[w, :n_s] = figures.p_reached
-        rows[w, n_s:] = [distribution[(chain.mask_of >> k) & 1 == 1].sum() for k in range(n_k)]
-    if not ahead:
+            figures = forecast(c, filtered, obs, horizon, occupancy=occupancy)
+        on_now = [distribution[(chain.mask_of >> k) & 1 == 1].sum() for k in range(n_k)]
+        rows[w] = np.concatenate(
+            [figures.p_reached, on_now, figures.p_at_horizon, figures.p_on_at_horizon]
+        )
+    if ahead == "none":
         return log_l, pd.DataFrame(index=range(len(worlds_frame)))
-    columns = [f"p_reached:{s}" for s in model.stages] + [f"on:{t}" for t in model.triggers]
-    return log_l, pd.DataFrame(rows, columns=columns)
+    columns = (
+        [f"p_reached:{s}" for s in model.stages]
+        + [f"on:{t}" for t in model.triggers]
+        + [f"p_at_horizon:{s}" for s in model.stages]
+        + [f"p_on_at_horizon:{t}" for t in model.triggers]
+    )
+    frame = pd.DataFrame(rows, columns=columns)
+    return log_l, frame if occupancy else frame[columns[: n_s + n_k]]
 
 
 def _evaluator(model, overrides, horizon, pool, workers):
@@ -394,7 +404,7 @@ def _evaluator(model, overrides, horizon, pool, workers):
     processes of ``pool`` (in order: the figures do not depend on the split)."""
     from escalate.posterior import map_in_parts
 
-    def evaluate(worlds_frame, obs, ahead=True):
+    def evaluate(worlds_frame, obs, ahead="reach"):
         return map_in_parts(
             _evaluate, worlds_frame, pool, workers, model, overrides, obs, horizon, ahead
         )
@@ -408,6 +418,8 @@ class NowcastResult:
 
     ``before``: per stage, P(reached by the horizon) over the prior worlds from t = 0;
     ``after``: the same over the posterior worlds, each from its filtered state at as_of;
+    ``ahead``: the same pair for ``p_at_horizon`` (per stage) and ``p_on_at_horizon`` (per
+    trigger);
     ``triggers_on``: per unobserved trigger, the posterior probability that it is on at as_of;
     ``steps``: the news in time order, one step per time at which something was observed
     (and a last one at as_of for what did not happen since): its time, what happened, and
@@ -422,9 +434,11 @@ class NowcastResult:
     start_date: str | None
     stage_names: tuple[str, ...]
     stage_labels: tuple[str, ...]
+    trigger_names: tuple[str, ...]
     headline: int
     before: np.ndarray
     after: np.ndarray
+    ahead: dict[str, tuple[np.ndarray, np.ndarray]]
     triggers_on: dict[str, float]
     steps: list[dict]
     posterior: Posterior
@@ -461,9 +475,17 @@ class NowcastResult:
         return frame
 
     def summary(self) -> pd.DataFrame:
-        """Per stage, P(reached by the horizon) before the news, after it, and the change."""
+        """Per stage, P(reached by the horizon) before the news, after it, and the change;
+        and P(in the stage at the horizon) before and after."""
+        at_before, at_after = self.ahead["p_at_horizon"]
         return pd.DataFrame(
-            {"before": self.before, "after": self.after, "change": self.after - self.before},
+            {
+                "before": self.before,
+                "after": self.after,
+                "change": self.after - self.before,
+                "at_horizon_before": at_before,
+                "at_horizon_after": at_after,
+            },
             index=pd.Index(self.stage_names, name="stage"),
         )
 
@@ -509,6 +531,8 @@ class NowcastResult:
 
     def to_dict(self) -> dict[str, Any]:
         p = self.posterior
+        at_before, at_after = self.ahead["p_at_horizon"]
+        on_before, on_after = self.ahead["p_on_at_horizon"]
         return {
             "scenario": self.scenario,
             "as_of": self.as_of,
@@ -528,8 +552,22 @@ class NowcastResult:
             "headline": self.stage_names[self.headline],
             "stage_labels": dict(zip(self.stage_names, self.stage_labels, strict=True)),
             "stages": {
-                name: {"before": _clean(b), "after": _clean(a)}
-                for name, b, a in zip(self.stage_names, self.before, self.after, strict=True)
+                name: {
+                    "before": _clean(self.before[i]),
+                    "after": _clean(self.after[i]),
+                    "p_at_horizon": {"before": _clean(at_before[i]), "after": _clean(at_after[i])},
+                }
+                for i, name in enumerate(self.stage_names)
+            },
+            "triggers": {
+                name: {
+                    "p_on_at_horizon": {
+                        "before": _clean(on_before[k]),
+                        "after": _clean(on_after[k]),
+                    },
+                    "p_on_at_as_of": self.triggers_on.get(name),
+                }
+                for k, name in enumerate(self.trigger_names)
             },
             "updates": [
                 {
@@ -671,29 +709,33 @@ def nowcast(
             stack.callback(pool.shutdown, cancel_futures=True)
         evaluate = _evaluator(model, overrides, end, pool, workers)
         say(f"the prior forecast: {len(prior)} worlds")
-        _, prior_out = evaluate(prior, None)
+        _, prior_out = evaluate(prior, None, "all")
         weights0 = (
             np.full(len(prior), 1.0 / len(prior))
             if prior_weights is None
             else prior_weights / prior_weights.sum()
         )
         before = _weighted_stages(prior_out, model, weights0)
+        ahead_before = {
+            metric: _weighted_stages(prior_out, model, weights0, metric)
+            for metric in ("p_at_horizon", "p_on_at_horizon")
+        }
         say("the update on everything observed")
         posterior = fit_posterior(
             model,
             prior,
-            lambda w: evaluate(w, obs, ahead=False),
+            lambda w: evaluate(w, obs, "none"),
             seed=seed,
             moves=moves,
             progress=say,
             prior_weights=prior_weights,
         )
         say("the forecast from as_of")
-        _, posterior.prior_outputs = evaluate(prior, obs)
+        _, posterior.prior_outputs = evaluate(prior, obs, "all")
         if posterior.powers:  # moved worlds: forecast each distinct one once
             distinct, where = np.unique(posterior.worlds.to_numpy(float), axis=0,
                                         return_inverse=True)  # fmt: skip
-            _, out = evaluate(pd.DataFrame(distinct, columns=posterior.worlds.columns), obs)
+            _, out = evaluate(pd.DataFrame(distinct, columns=posterior.worlds.columns), obs, "all")
             posterior.outputs = out.iloc[where.ravel()].reset_index(drop=True)
         else:
             posterior.outputs = posterior.prior_outputs
@@ -726,6 +768,10 @@ def nowcast(
             )
     p = posterior
     after = _weighted_stages(p.outputs, model, p.weights)
+    ahead = {
+        metric: (values, _weighted_stages(p.outputs, model, p.weights, metric))
+        for metric, values in ahead_before.items()
+    }
     observed = set(obs.switches)
     triggers_on = {
         t: float(np.nansum(p.outputs[f"on:{t}"].to_numpy() * p.weights))
@@ -740,9 +786,11 @@ def nowcast(
         start_date=None if model.start_date is None else str(model.start_date),
         stage_names=tuple(model.stages),
         stage_labels=tuple(model.label(s) for s in model.stages),
+        trigger_names=tuple(model.triggers),
         headline=model.headline_stage(),
         before=before,
         after=after,
+        ahead=ahead,
         triggers_on=triggers_on,
         steps=steps,
         posterior=posterior,
@@ -759,7 +807,11 @@ def _normalize(log_w: np.ndarray) -> tuple[np.ndarray, float]:
     return w / w.sum(), top
 
 
-def _weighted_stages(outputs: pd.DataFrame, model, weights: np.ndarray) -> np.ndarray:
-    """Per stage, the weighted mean of P(reached) (worlds that cannot be carry no weight)."""
-    cols = [f"p_reached:{s}" for s in model.stages]
+def _weighted_stages(
+    outputs: pd.DataFrame, model, weights: np.ndarray, metric: str = "p_reached"
+) -> np.ndarray:
+    """Per stage (per trigger for a trigger metric), the weighted mean of ``metric`` (worlds
+    that cannot be carry no weight)."""
+    names = model.triggers if metric == "p_on_at_horizon" else model.stages
+    cols = [f"{metric}:{name}" for name in names]
     return np.nansum(outputs[cols].to_numpy() * weights[:, None], axis=0)

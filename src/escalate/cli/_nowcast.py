@@ -188,11 +188,15 @@ def print_nowcast(out, result, stage: str | None = None) -> None:
         markup=False,
         highlight=False,
     )
-    table = Table(title="P(reached by the horizon): before the news, after it")
-    for column in ("stage", "before", "after", "change"):
+    table = Table(title="P(reached by the horizon) and P(in it at the horizon): before the "
+                  "news, after it")  # fmt: skip
+    for column in ("stage", "reached: before", "after", "change", "at horizon: before", "after"):
         table.add_column(column, justify="left" if column == "stage" else "right")
-    for label, b, a in zip(result.stage_labels, result.before, result.after, strict=True):
-        table.add_row(label, f"{b:.1%}", f"{a:.1%}", f"{a - b:+.1%}")
+    at_before, at_after = result.ahead["p_at_horizon"]
+    for i, label in enumerate(result.stage_labels):
+        b, a = result.before[i], result.after[i]
+        table.add_row(label, f"{b:.1%}", f"{a:.1%}", f"{round(a - b, 3) + 0.0:+.1%}",
+                      f"{at_before[i]:.1%}", f"{at_after[i]:.1%}")  # fmt: skip
     out.print(table)
     updates = result.updates(stage)
     followed = result.stage_labels[result._stage(stage)]
