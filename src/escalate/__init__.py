@@ -7,7 +7,8 @@ Modules: a step of the data flow that users may import from is public (``scenari
 ``compile``, ``exact``, ``results``, ``uncertainty``, ``posterior``, ``plots``, ``report``,
 ``api``, ``cli``, ``errors``); plumbing no user calls is private (``_kernels``, ``_dask``,
 ``_checkpoint``, ``_evaluate``, ``_format``), and so is a step whose module name is a public
-function here (``_simulate``, ``_sweep``, ``_sensitivity``, ``_calibrate``, ``_nowcast``:
+function here (``_simulate``, ``_sweep``, ``_sensitivity``, ``_calibrate``, ``_nowcast``,
+``_compare``:
 importing a module ``escalate.sweep`` would replace the function ``escalate.sweep``).
 """
 
@@ -43,6 +44,9 @@ _LAZY = {
     "Observations": "escalate._nowcast",
     "nowcast": "escalate._nowcast",
     "read_observations": "escalate._nowcast",
+    "CompareResult": "escalate._compare",
+    "compare": "escalate._compare",
+    "read_variants": "escalate._compare",
 }
 
 __all__ = ["EscalateError", "Issue", "ScenarioError", *_LAZY]

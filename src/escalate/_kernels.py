@@ -38,6 +38,9 @@ _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 _ONE = np.int64(1)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment
+_MIX_A, _MIX_B = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 
 
 def _exponential_ziggurat() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -90,6 +93,28 @@ def _next(s0, s1, s2, s3):
     loop keeps its generator in locals. Returns the double and the new state."""
     bits, s0, s1, s2, s3 = _next_bits(s0, s1, s2, s3)
     return (bits >> _MANTISSA_SHIFT) * _TO_UNIT, s0, s1, s2, s3
+
+
+@njit(inline="always", **_JIT)
+def _splitmix(x):
+    """splitmix64: the next output and state (the seeding generator xoshiro's authors give)."""
+    x = x + _GOLDEN
+    z = x
+    z = (z ^ (z >> _S30)) * _MIX_A
+    z = (z ^ (z >> _S27)) * _MIX_B
+    return z ^ (z >> _S31), x
+
+
+@njit(inline="always", **_JIT)
+def _trajectory_state(state, trajectory):
+    """A generator of its own for trajectory ``trajectory`` of the chunk whose first state is
+    ``state``: four splitmix64 outputs from the chunk's words and the trajectory's index."""
+    x = state[0] ^ (np.uint64(trajectory) * _MIX_B) ^ _rotl(state[1], _SHIFT)
+    r0, x = _splitmix(x)
+    r1, x = _splitmix(x ^ state[2])
+    r2, x = _splitmix(x ^ state[3])
+    r3, x = _splitmix(x)
+    return r0, r1, r2, r3
 
 
 @njit(inline="always", **_JIT)
@@ -458,7 +483,9 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
     for k in range(n_triggers):
         if onset_at[k] <= 0.0:
             sure_on |= _ONE << k
-        elif initial[k] > 0.0:
+        elif initial[k] > 0.0 or model.trajectory_streams:
+            # own streams: one draw per trigger whatever its chance, so that a variant that
+            # sets a chance to 0 keeps the rest of each trajectory on the same numbers
             drawn[n_drawn] = k
             n_drawn += 1
     # no trigger switching off: the trajectories in which each was on from t = 0 (each is on
@@ -501,7 +528,12 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
     if sure_start >= 0:  # every trajectory's first entry at t = 0, counted once for all
         reach_hist[sure_start, 0] += size
         quantile_hist[sure_start, 0] += size
+    own_streams = model.trajectory_streams
+    first_state = state.copy()
     for trajectory in range(size):
+        if own_streams:  # paired runs: a trajectory's draws do not depend on the others'
+            r0, r1, r2, r3 = _trajectory_state(first_state, trajectory)
+            pending, r0, r1, r2, r3 = _next_exponential(r0, r1, r2, r3)
         # t = 0: the start stage, and the triggers already on
         s = sure_start
         if s >= 0:
@@ -546,6 +578,14 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
                 seq[length] = s
             length += 1
             entered = t
+            if own_streams and length > 1:
+                # a fresh generator at each stage entry, from the trajectory and how many
+                # stages it has entered: variants whose triggers switched a different number
+                # of times inside a stage fall back onto the same numbers at the next one
+                r0, r1, r2, r3 = _trajectory_state(
+                    first_state, trajectory | (np.int64(length) << np.int64(24))
+                )
+                pending, r0, r1, r2, r3 = _next_exponential(r0, r1, r2, r3)
             if terminal[s]:
                 _stay(s, horizon - t, stay, time_in, time_in_sq, per_quantum)
                 occupancy_diff[s, g_enter] += 1

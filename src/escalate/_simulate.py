@@ -112,7 +112,7 @@ KernelModel = namedtuple(
     "KernelModel",
     "start_cdf terminal out_start target kind p1 p2 ratio requires initial onset_rate onset_at "
     "onset_ratio offset_rate offset_ratio effect_start effect_trigger effect_value "
-    "horizon step n_grid time_bits",
+    "horizon step n_grid time_bits trajectory_streams",
 )
 
 

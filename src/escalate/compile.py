@@ -78,6 +78,10 @@ class CompiledScenario:
     grid_step: float
     grid: np.ndarray = field(repr=False)  # (G,) float64: 0, step, 2 step, ..., horizon
     start_date: str | None = None  # ISO date of t = 0, for outputs
+    # each trajectory draws from a generator of its own, seeded from its chunk's and its
+    # index (compare's paired runs: variants stay on the same random numbers trajectory by
+    # trajectory); off, a chunk's trajectories share one stream (the faster default)
+    trajectory_streams: bool = False
 
     def can_switch_off(self, k: int) -> bool:
         """Whether trigger ``k`` can switch off once on (an offset, or an effect ``off``)."""

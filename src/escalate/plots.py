@@ -22,6 +22,7 @@ from escalate._format import Z95, compact_path, wilson_band
 
 __all__ = [
     "calibration_targets",
+    "compare_forest",
     "fan",
     "nowcast_waterfall",
     "occupancy",
@@ -561,4 +562,40 @@ def nowcast_waterfall(result, stage: int):
     fig.supxlabel("Each step: the prior worlds reweighted on what was known by then. After the "
                   "news: the updated worlds (the two differ by Monte Carlo error).",
                   fontsize=8, color="0.35")  # fmt: skip
+    return fig
+
+
+def compare_forest(result):
+    """A forest plot of a comparison: per metric a panel, per variant its difference from
+    the baseline (a dot) with its 95% interval (a line) and, with worlds, the 5-95% of the
+    difference across worlds (a wide pale bar); a vertical line at no difference."""
+    frame = result.summary()
+    metrics = list(dict.fromkeys(frame["metric"]))
+    names = list(dict.fromkeys(frame["variant"]))
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(4.2 * len(metrics) + 2.2, 0.55 * len(names) + 1.6),
+        layout="constrained", squeeze=False, sharey=True,
+    )  # fmt: skip
+    y = np.arange(len(names))[::-1]
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        rows = frame[frame["metric"] == metric].set_index("variant").loc[names]
+        probability = metric.split(":", 1)[0].startswith("p_")
+        scale = 100.0 if probability else 1.0
+        if "p5" in rows:
+            ax.barh(y, (rows["p95"] - rows["p5"]) * scale, left=rows["p5"] * scale, height=0.5,
+                    color="#4c72b0", alpha=0.18, label="5-95% across worlds")  # fmt: skip
+        ax.errorbar(rows["difference"] * scale, y,
+                    xerr=[(rows["difference"] - rows["low"]) * scale,
+                          (rows["high"] - rows["difference"]) * scale],
+                    fmt="o", color="#c44e52", ecolor="0.2", capsize=4, ms=6,
+                    label="difference, 95% interval")  # fmt: skip
+        ax.axvline(0.0, color="0.4", lw=1, ls="--")
+        ax.set_title(metric, fontsize="medium")
+        ax.set_xlabel("change (percentage points)" if probability else "change")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].set_yticks(y, names)
+    axes[0, 0].legend(fontsize="small", loc="best")
+    how = {"exact": "exact", "replicates": "paired Monte Carlo",
+           "worlds": f"paired over {len(result.weights)} worlds"}[result.mode]  # fmt: skip
+    fig.suptitle(_title(result, f"each variant against the baseline ({how})"))
     return fig

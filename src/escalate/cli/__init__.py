@@ -16,6 +16,7 @@ import sys
 import click
 
 from escalate.cli._calibrate import calibrate_command
+from escalate.cli._compare import compare_command
 from escalate.cli._inspect import schema, show, validate
 from escalate.cli._nowcast import nowcast_command
 from escalate.cli._options import debug_option
@@ -45,6 +46,7 @@ for _command in (
     sensitivity_command,
     calibrate_command,
     nowcast_command,
+    compare_command,
     report,
 ):
     main.add_command(_command)

@@ -26,7 +26,7 @@ from escalate.scenario.resolve import resolve
 @click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
 @user_errors
 def validate(scenarios: tuple[Path, ...]) -> None:
-    """Check scenario files (and calibrate's targets files); list every error of every file.
+    """Check scenario files (and targets, observations and variants files); list every error.
 
     Exit 0 when all are valid, 2 when any is invalid.
     """
@@ -41,6 +41,15 @@ def validate(scenarios: tuple[Path, ...]) -> None:
                     f"{path}: valid observations file ({len(observations.path)} stage entries, "
                     f"{len(observations.switches)} triggers observed, as_of "
                     f"{model.when(observations.as_of)}{against})",
+                    markup=False,
+                    highlight=False,
+                )
+                continue
+            if kind == "variants":
+                variants, against = _validate_variants(path, scenario_id)
+                out.print(
+                    f"{path}: valid variants file ({len(variants.variants)} variants, "
+                    f"{len(variants.metrics)} metrics{against})",
                     markup=False,
                     highlight=False,
                 )
@@ -110,6 +119,21 @@ def _validate_observations(path: Path, scenario_id):
         )  # fmt: skip
     model = load(candidate)
     return read_observations(path, model), model, f", checked against {candidate}"
+
+
+def _validate_variants(path: Path, scenario_id):
+    """Check a variants file against its scenario (``ID.yaml`` in its folder or the one
+    above): a variant is a change of that scenario."""
+    from escalate._compare import read_variants
+    from escalate.errors import Issue
+
+    candidate = _scenario_beside(path, scenario_id)
+    if candidate is None:
+        raise ScenarioError(
+            [Issue(str(path), 1, 1, ("scenario",), f"no {scenario_id}.yaml beside this file or "
+                   "in the folder above: a variants file is checked against its scenario")]
+        )  # fmt: skip
+    return read_variants(path, load(candidate)), f", checked against {candidate}"
 
 
 def _validate_targets(path: Path, scenario_id) -> tuple[list, str]:

@@ -17,7 +17,7 @@ from escalate.scenario._rules import value_problems
 from escalate.scenario._yaml import read_yaml
 from escalate.scenario.model import Scenario
 
-__all__ = ["read_params"]
+__all__ = ["check_values", "read_params"]
 
 
 def read_params(path: str | Path, scenario: Scenario) -> dict[str, float]:
@@ -55,18 +55,31 @@ def read_params(path: str | Path, scenario: Scenario) -> dict[str, float]:
             ]
         )
     issues: list[Issue] = []
+    mapping = dict(doc.data)
+    if "scenario" in mapping and mapping.pop("scenario") != scenario.scenario:
+        issues.append(
+            doc.issue(
+                ("scenario",),
+                f"the file is for scenario {doc.data['scenario']!r}, not {scenario.scenario!r}",
+            )
+        )
+    values, problems = check_values(doc, (), mapping, scenario)
+    issues += problems
+    if issues:
+        raise ScenarioError(issues)
+    return values
+
+
+def check_values(
+    doc, where: tuple, mapping: dict, scenario: Scenario
+) -> tuple[dict[str, float], list[Issue]]:
+    """Parameter values given in ``mapping`` (at ``where`` in ``doc``), checked against
+    ``scenario``: each unknown name (with a suggestion), value that is not a finite number, or
+    value outside its parameter's range becomes an issue at its key."""
+    issues: list[Issue] = []
     values: dict[str, float] = {}
-    for name, value in doc.data.items():
-        key = (name,)
-        if name == "scenario":
-            if value != scenario.scenario:
-                issues.append(
-                    doc.issue(
-                        key,
-                        f"the file is for scenario {value!r}, not {scenario.scenario!r}",
-                    )
-                )
-            continue
+    for name, value in mapping.items():
+        key = (*where, name)
         if not isinstance(name, str) or name not in scenario.parameters:
             known = ", ".join(sorted(scenario.parameters)) or "none"
             hint = suggest(str(name), scenario.parameters) or f" (its parameters: {known})"
@@ -82,12 +95,10 @@ def read_params(path: str | Path, scenario: Scenario) -> dict[str, float]:
         if number is None:
             issues.append(doc.issue(key, f"must be a finite number, got {value!r}"))
             continue
-        for where, message in value_problems(scenario, scenario.point_values({name: number})):
-            issues.append(doc.issue(key, f"{format_path(where)} {message}"))
+        for at, message in value_problems(scenario, scenario.point_values({name: number})):
+            issues.append(doc.issue(key, f"{format_path(at)} {message}"))
         values[name] = number
-    if issues:
-        raise ScenarioError(issues)
-    return values
+    return values, issues
 
 
 def _number(value: Any) -> float | None:

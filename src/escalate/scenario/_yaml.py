@@ -109,12 +109,15 @@ class Document:
 
 def document_kind(data: Any) -> str:
     """What a parsed file is, by its keys: ``"targets"`` (calibrate's statements),
-    ``"observations"`` (nowcast's events) or ``"scenario"`` (anything else, checked as one)."""
+    ``"observations"`` (nowcast's events), ``"variants"`` (compare's options) or
+    ``"scenario"`` (anything else, checked as one)."""
     if isinstance(data, dict) and "stages" not in data:
         if "targets" in data:
             return "targets"
         if "as_of" in data:
             return "observations"
+        if "variants" in data:
+            return "variants"
     return "scenario"
 
 

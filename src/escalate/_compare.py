@@ -1,0 +1,533 @@
+"""Compare variants of a scenario: what each option changes, with its error (DESIGN.md 8.3).
+
+A variant is the scenario with parameter overrides (``set``) and trigger overrides
+(``initial``, ``onset``, ``offset``, ``at``). Every variant is evaluated on the same footing
+as the baseline, so that the noise of the two cancels in their difference:
+
+- exact, where every timing is exponential: the difference is exact;
+- Monte Carlo: every variant on the same random numbers, trajectory by trajectory (each
+  trajectory draws from a generator of its own, seeded from its index, so a trajectory that
+  takes another path in one variant leaves the others' draws alone), in ``replicates``
+  independent replicates whose paired differences give the standard error;
+- with worlds: every variant on the same worlds (and in each, the same random numbers):
+  the mean difference, its spread across worlds and P(difference > 0).
+
+The pairing's gain is measured, not assumed: beside each paired standard error stands the one
+two independent runs would have had (from the runs' own standard errors, or across worlds
+from each variant's own spread), and their squared ratio (the variance reduction).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from escalate._evaluate import choose_engine, evaluate_compiled
+from escalate.compile import compile_scenario
+from escalate.errors import EscalateError, Issue, ScenarioError, suggest
+from escalate.results import parse_metric
+from escalate.scenario import Scenario
+from escalate.scenario._yaml import Document, parse_yaml, read_yaml
+
+__all__ = ["CompareResult", "Variant", "Variants", "compare", "read_variants"]
+
+FILE_KEYS = ("scenario", "title", "description", "metrics", "variants")
+VARIANT_KEYS = ("set", "triggers", "source", "description")
+TRIGGER_OVERRIDES = ("initial", "onset", "offset", "at")
+DEFAULT_METRIC = "p_reached:{stage}"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One option: its name, the parameter values it sets (``settings``, the file's ``set``),
+    the trigger overrides as written, the scenario with them applied, and why it is plausible
+    (``source``)."""
+
+    name: str
+    settings: dict[str, float]
+    triggers: dict[str, dict[str, Any]]
+    scenario: Scenario
+    source: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Variants:
+    """A variants file: the metrics compared and the variants, in the file's order."""
+
+    metrics: list[str]
+    variants: list[Variant]
+    file: str = "<variants>"
+
+
+def read_variants(path: str | Path, scenario: Scenario) -> Variants:
+    """The variants of a file (DESIGN.md 8.3), checked against ``scenario``.
+
+    Raises
+    ------
+    ScenarioError
+        Every problem at its line and key: unknown keys, another scenario's id, a metric that
+        does not parse or names nothing, an unknown parameter or trigger (with a suggestion),
+        a value outside its domain, a trigger override the scenario language refuses, a
+        duplicate variant name.
+    """
+    return _read(read_yaml(path), scenario)
+
+
+def variants_from_mapping(data: dict, scenario: Scenario) -> Variants:
+    """Variants given in Python as a mapping ``name -> {set: ..., triggers: ...}`` (or a
+    whole file's mapping with ``variants:``), checked as a file is."""
+    import yaml
+
+    if "variants" not in data:
+        data = {"variants": data}
+    text = yaml.safe_dump({"scenario": scenario.scenario, **data}, sort_keys=False)
+    return _read(parse_yaml(text, "<variants>"), scenario)
+
+
+def _read(doc: Document, scenario: Scenario) -> Variants:
+    from escalate.scenario._params import check_values
+
+    data = doc.data
+    if not isinstance(data, dict) or "variants" not in data:
+        raise ScenarioError(
+            [doc.issue((), "a variants file is a mapping with `scenario:` and `variants:`")]
+        )
+    issues: list[Issue] = []
+    for key in data:
+        if key not in FILE_KEYS:
+            hint = suggest(str(key), FILE_KEYS)
+            issues.append(doc.issue((key,), f"unknown key {key!r}{hint}", at_key=True))
+    if data.get("scenario") != scenario.scenario:
+        issues.append(
+            doc.issue(
+                ("scenario",),
+                f"the variants are for scenario {data.get('scenario')!r}, not "
+                f"{scenario.scenario!r}",
+            )
+        )
+    metrics = data.get("metrics")
+    if metrics is None:
+        metrics = [DEFAULT_METRIC.format(stage=list(scenario.stages)[scenario.headline_stage()])]
+    elif not isinstance(metrics, list) or not metrics:
+        issues.append(doc.issue(("metrics",), "a list of metrics, e.g. [p_reached:war]"))
+        metrics = []
+    for i, metric in enumerate(metrics):
+        try:
+            parse_metric(str(metric), model=scenario)
+        except EscalateError as exc:
+            issues.append(doc.issue(("metrics", i), str(exc)))
+    found: list[Variant] = []
+    raw = data.get("variants")
+    if not isinstance(raw, dict) or not raw:
+        issues.append(doc.issue(("variants",), "a mapping of variant names to their changes"))
+        raw = {}
+    for name, spec in raw.items():
+        where = ("variants", name)
+        if name == "baseline":
+            issues.append(doc.issue(where, "'baseline' names the scenario itself", at_key=True))
+            continue
+        if not isinstance(spec, dict):
+            issues.append(doc.issue(where, "a variant is a mapping with `set:` and/or "
+                                    "`triggers:`"))  # fmt: skip
+            continue
+        for key in spec:
+            if key not in VARIANT_KEYS:
+                hint = suggest(str(key), VARIANT_KEYS)
+                issues.append(doc.issue((*where, key), f"unknown key {key!r}{hint}", at_key=True))
+        settings: dict[str, float] = {}
+        if spec.get("set") is not None:
+            if isinstance(spec["set"], dict):
+                settings, problems = check_values(doc, (*where, "set"), spec["set"], scenario)
+                issues += problems
+            else:
+                issues.append(doc.issue((*where, "set"), "a mapping of parameter: value"))
+        overrides = spec.get("triggers") or {}
+        if not isinstance(overrides, dict):
+            issues.append(doc.issue((*where, "triggers"), "a mapping of trigger: overrides"))
+            overrides = {}
+        usable = True
+        for trigger, change in overrides.items():
+            at = (*where, "triggers", trigger)
+            if trigger not in scenario.triggers:
+                hint = suggest(str(trigger), scenario.triggers)
+                issues.append(doc.issue(at, f"unknown trigger {trigger!r}{hint}", at_key=True))
+                usable = False
+                continue
+            if not isinstance(change, dict) or not change:
+                issues.append(doc.issue(at, "overrides of initial, onset, offset or at"))
+                usable = False
+                continue
+            for key in change:
+                if key not in TRIGGER_OVERRIDES:
+                    hint = suggest(str(key), TRIGGER_OVERRIDES)
+                    issues.append(doc.issue((*at, key), f"unknown key {key!r}{hint} (a "
+                                            "variant overrides initial, onset, offset or at)",
+                                            at_key=True))  # fmt: skip
+                    usable = False
+            if "at" in change and "onset" in change:
+                issues.append(doc.issue((*at, "at"), "give `at` or `onset`, not both"))
+                usable = False
+        changed = scenario
+        if usable and overrides:
+            try:
+                changed = _with_triggers(scenario, overrides)
+            except ScenarioError as exc:
+                issues += [_relocated(issue, doc, where, overrides) for issue in exc.issues]
+                continue
+        found.append(
+            Variant(
+                str(name), settings, overrides, changed, spec.get("source"),
+                spec.get("description"),
+            )
+        )  # fmt: skip
+    if issues:
+        raise ScenarioError(issues)
+    return Variants([str(m) for m in metrics], found, doc.file)
+
+
+def _with_triggers(scenario: Scenario, overrides: dict[str, dict[str, Any]]) -> Scenario:
+    """``scenario`` with its triggers' ``initial``, ``onset``, ``offset`` replaced (``none``
+    removes an onset or offset; ``at: T`` makes the onset a fixed time), validated by the
+    scenario language's own checks."""
+    from escalate.scenario._load import _validate
+
+    document = scenario._document
+    data = copy.deepcopy(document.data)
+    for trigger, change in overrides.items():
+        spec = data["triggers"].setdefault(trigger, {}) or {}
+        data["triggers"][trigger] = spec
+        for key, value in change.items():
+            target = "onset" if key == "at" else key
+            if value is None or value == "none":
+                spec.pop(target, None)
+            elif key == "at":
+                spec["onset"] = {"at": value}
+            else:
+                spec[key] = value
+    changed = _validate(Document(document.file, data, document.value_marks, document.key_marks))
+    changed._sha256 = scenario.sha256
+    return changed
+
+
+def _relocated(issue: Issue, doc: Document, where: tuple, overrides: dict) -> Issue:
+    """An issue the scenario language found in a variant, placed in the variants file: at
+    the override it comes from, or at the variant's ``triggers`` with its path."""
+    from escalate.errors import format_path
+
+    path = tuple(issue.path)
+    if len(path) >= 3 and path[0] == "triggers" and path[1] in overrides:
+        change = overrides[path[1]]
+        key = "at" if path[2] == "onset" and "at" in change else path[2]
+        if key in change:
+            rest = path[4:] if key == "at" else path[3:]
+            return doc.issue((*where, "triggers", path[1], key, *rest), issue.message)
+    return doc.issue((*where, "triggers"), f"in the changed scenario, {format_path(path)} "
+                     f"{issue.message}")  # fmt: skip
+
+
+def _unit_seed(seed: int, unit: int) -> int:
+    """The seed of replicate or world ``unit``: the same for every variant (the pairing)."""
+    return int(np.random.SeedSequence(seed, spawn_key=(2**31 + 7, unit)).generate_state(1)[0])
+
+
+def _evaluate_unit(
+    scenarios: list[Scenario],
+    settings: list[dict[str, float]],
+    metrics: list[str],
+    engine: str,
+    n: int,
+    seed: int,
+    world: dict[str, float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """One replicate or world: each variant's (the baseline first) metric values and
+    standard errors, on the same random numbers (``seed``) and the same ``world``."""
+    values = np.empty((len(scenarios), len(metrics)))
+    errors = np.empty_like(values)
+    for v, (scenario, own) in enumerate(zip(scenarios, settings, strict=True)):
+        compiled = compile_scenario(scenario, {**world, **own})
+        if engine == "monte-carlo":
+            compiled = dataclasses.replace(compiled, trajectory_streams=True)
+        evaluation = evaluate_compiled(
+            compiled, metrics, engine=engine, n=n, seed=seed, numba_series=True
+        )
+        values[v] = [evaluation.values[m] for m in metrics]
+        errors[v] = [evaluation.errors[m] for m in metrics]
+    return values, errors
+
+
+def _evaluate_units(arguments: list[tuple]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Several units in one task (a process of the pool)."""
+    return [_evaluate_unit(*a) for a in arguments]
+
+
+@dataclass
+class CompareResult:
+    """Each variant against the baseline, per metric, with the error of the difference.
+
+    ``values``: per unit (a replicate, a world, or the one exact solve), variant (the
+    baseline first) and metric; ``errors`` their standard errors; ``weights`` the units'.
+    ``summary()`` is the table; ``plot()`` the forest plot.
+    """
+
+    scenario: str
+    engine: str
+    metrics: list[str]
+    names: list[str]
+    sources: list[str | None]
+    values: np.ndarray
+    errors: np.ndarray
+    weights: np.ndarray
+    mode: str  # "exact", "replicates" or "worlds"
+    seed: int
+    n: int
+    worlds_from: str | None = None
+    settings: list[dict[str, float]] = field(default_factory=list)
+
+    def summary(self) -> pd.DataFrame:
+        """One row per variant and metric: its value, the baseline's, the difference with
+        its standard error and 95% interval; with worlds also the 5/50/95% of the difference
+        across worlds and P(difference > 0); the standard error two independent runs would
+        have had, and the pairing's variance reduction (their squared ratio)."""
+        from scipy import stats
+
+        rows = []
+        w = self.weights
+        # replicates: Student's t with their degrees of freedom (the SE is itself estimated)
+        z = stats.t.ppf(0.975, len(w) - 1) if self.mode == "replicates" else stats.norm.ppf(0.975)
+        for m, metric in enumerate(self.metrics):
+            base = self.values[:, 0, m]
+            for v in range(1, len(self.names)):
+                own = self.values[:, v, m]
+                d = own - base
+                mean = float(np.sum(w * d))
+                row = {
+                    "variant": self.names[v],
+                    "metric": metric,
+                    "baseline": float(np.sum(w * base)),
+                    "value": float(np.sum(w * own)),
+                    "difference": mean,
+                }
+                if self.mode == "exact":
+                    se = independent = 0.0
+                elif self.mode == "replicates":
+                    units = len(d)
+                    se = float(np.std(d, ddof=1) / math.sqrt(units))
+                    own_se = np.sqrt(np.sum(self.errors[:, :, m] ** 2, axis=0)) / units
+                    independent = math.hypot(own_se[0], own_se[v])
+                else:
+                    se = _weighted_se(d, w)
+                    independent = math.hypot(_weighted_se(base, w), _weighted_se(own, w))
+                row |= {"se": se, "low": mean - z * se, "high": mean + z * se}
+                if self.mode == "worlds":
+                    from escalate.uncertainty import weighted_quantile
+
+                    q5, q50, q95 = weighted_quantile(d, w, [0.05, 0.5, 0.95])
+                    row |= {"p5": q5, "p50": q50, "p95": q95,
+                            "p_positive": float(np.sum(w * (d > 0)))}  # fmt: skip
+                row |= {
+                    "se_independent": independent,
+                    "variance_reduction": (independent / se) ** 2 if se > 0 else math.nan,
+                    "source": self.sources[v],
+                }
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+    def plot(self):
+        """A forest plot: per metric, each variant's difference from the baseline with its
+        95% interval (and, with worlds, its 5-95% across worlds)."""
+        from escalate import plots
+
+        return plots.compare_forest(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        frame = self.summary()
+        records = [
+            {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+             for k, v in row.items()}
+            for row in frame.to_dict("records")
+        ]  # fmt: skip
+        return {
+            "scenario": self.scenario,
+            "engine": self.engine,
+            "mode": self.mode,
+            "seed": self.seed,
+            "n": self.n,
+            "units": len(self.weights),
+            "worlds_from": self.worlds_from,
+            "metrics": self.metrics,
+            "variants": self.names[1:],
+            "settings": dict(zip(self.names[1:], self.settings[1:], strict=True)),
+            "rows": records,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+
+def _weighted_se(x: np.ndarray, w: np.ndarray) -> float:
+    """The standard error of the weighted mean of ``x`` (weights sum to 1): the spread of
+    ``x`` over the effective number of units."""
+    mean = np.sum(w * x)
+    return float(math.sqrt(np.sum(w**2 * (x - mean) ** 2)))
+
+
+def compare(
+    scenario: Scenario,
+    variants: Variants | dict | str | Path,
+    *,
+    metrics: list[str] | None = None,
+    n: int = 1_000_000,
+    worlds: int | None = None,
+    worlds_from: pd.DataFrame | str | Path | None = None,
+    seed: int = 0,
+    engine: str = "auto",
+    replicates: int = 32,
+    overrides: dict[str, float] | None = None,
+    scheduler: Any = None,
+    workers: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> CompareResult:
+    """Evaluate the baseline and every variant on the same footing and compare them.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    variants : Variants, mapping, or the path of a variants file
+        A mapping is ``name -> {set: {...}, triggers: {...}}``, checked as a file is.
+    metrics : list of str, optional
+        Instead of the file's (default: P(reached) of the first war stage, else the last).
+    n : int
+        Monte Carlo trajectories in all (split among the replicates), or per world.
+    worlds, worlds_from : optional
+        Compare on W worlds drawn from the ``uncertain`` distributions, or on the weighted
+        worlds of a worlds file (calibrate's ``worlds.parquet``) or frame.
+    seed : int
+        Fixes every figure.
+    engine : {"auto", "exact", "monte-carlo"}
+        ``auto`` is exact wherever every timing is exponential.
+    replicates : int
+        Independent replicates of a Monte Carlo comparison without worlds (the paired
+        differences' spread gives the standard error).
+    overrides : dict, optional
+        Parameter values for the baseline and every variant (a variant's ``set`` wins).
+    scheduler : str or dask.distributed.Client, optional
+        Evaluate the replicates or worlds as tasks on this Dask cluster (the same figures).
+    workers : int, optional
+        Processes for exact worlds (default: the cores, at most 8; the same figures).
+    progress : callable, optional
+        Called with a line of text as the work proceeds.
+
+    Returns
+    -------
+    CompareResult
+    """
+    import contextlib
+    import os
+
+    from escalate._dask import connect, ordered_map
+    from escalate.posterior import process_pool
+    from escalate.uncertainty import draw_worlds, read_worlds, uncertain_parameters
+
+    if isinstance(variants, dict):
+        variants = variants_from_mapping(variants, scenario)
+    elif not isinstance(variants, Variants):
+        variants = read_variants(variants, scenario)
+    metrics = list(metrics or variants.metrics)
+    for metric in metrics:
+        parse_metric(metric, model=scenario)
+    overrides = dict(overrides or {})
+    scenarios = [scenario] + [v.scenario for v in variants.variants]
+    settings = [dict(overrides)] + [{**overrides, **v.settings} for v in variants.variants]
+    kinds = {
+        choose_engine(compile_scenario(s, own), engine)
+        for s, own in zip(scenarios, settings, strict=True)
+    }
+    chosen = "monte-carlo" if "monte-carlo" in kinds else "exact"
+    source = None
+    if worlds is not None and worlds_from is not None:
+        raise EscalateError("give worlds or worlds_from, not both")
+    if worlds_from is not None:
+        if not isinstance(worlds_from, pd.DataFrame):
+            source = str(worlds_from)
+            worlds_from = read_worlds(worlds_from, scenario)
+        frame = worlds_from.drop(columns="weight")
+        weights = worlds_from["weight"].to_numpy(float)
+        mode = "worlds"
+    elif worlds is not None:
+        names = [p for p in uncertain_parameters(scenario) if p not in overrides]
+        frame = draw_worlds(scenario, worlds, seed)[names]
+        weights = np.full(len(frame), 1.0 / len(frame))
+        mode = "worlds"
+    else:
+        units = 1 if chosen == "exact" else replicates
+        if units < 2 and chosen != "exact":
+            raise EscalateError("a Monte Carlo comparison needs at least 2 replicates")
+        frame = pd.DataFrame(index=range(units))
+        weights = np.full(units, 1.0 / units)
+        mode = "exact" if chosen == "exact" else "replicates"
+    per_unit = n if mode == "worlds" else max(1, -(-n // len(frame)))
+    worlds_list = [{k: float(v) for k, v in world.items()} for world in frame.to_dict("records")]
+    arguments = [
+        (scenarios, settings, metrics, chosen, per_unit, _unit_seed(seed, u), world)
+        for u, world in enumerate(worlds_list)
+    ]
+    say = progress or (lambda line: None)
+    units_said = "" if mode == "exact" else f", {len(arguments)} {mode}"
+    say(f"{len(scenarios) - 1} variants and the baseline, {chosen}{units_said}")
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 8)
+    with connect(scheduler) as client, contextlib.ExitStack() as stack:
+        if client is not None:
+            from escalate._dask import share
+
+            shared = share(client, scenarios)
+            done = list(
+                ordered_map(
+                    _evaluate_unit,
+                    ((shared, *a[1:]) for a in arguments),
+                    client=client,
+                )
+            )
+        elif chosen == "exact" and len(arguments) >= 50:
+            pool = process_pool(workers)
+            if pool is not None:
+                stack.callback(pool.shutdown, cancel_futures=True)
+                parts = [list(p) for p in np.array_split(np.arange(len(arguments)), workers)]
+                tasks = [pool.submit(_evaluate_units, [arguments[i] for i in p])
+                         for p in parts if p]  # fmt: skip
+                done = [unit for task in tasks for unit in task.result()]
+            else:
+                done = _evaluate_units(arguments)
+        else:
+            done = []
+            for u, a in enumerate(arguments):
+                done.append(_evaluate_unit(*a))
+                if len(arguments) > 1 and (u + 1) % max(1, len(arguments) // 8) == 0:
+                    say(f"{u + 1} of {len(arguments)} done")
+    values = np.stack([v for v, _ in done])
+    errors = np.stack([e for _, e in done])
+    return CompareResult(
+        scenario=scenario.scenario,
+        engine=chosen,
+        metrics=metrics,
+        names=["baseline"] + [v.name for v in variants.variants],
+        sources=[None] + [v.source for v in variants.variants],
+        values=values,
+        errors=errors,
+        weights=weights / weights.sum(),
+        mode=mode,
+        seed=seed,
+        n=n,
+        worlds_from=source,
+        settings=settings,
+    )
