@@ -189,3 +189,20 @@ def test_calibrate_is_identical_on_the_cluster(cluster):
     assert there.stdout == here.stdout  # the same posterior, to the bit
     assert "Traceback" not in there.stderr and "distributed" not in there.stderr
     assert json.loads(there.stdout)["worlds"] == 300
+
+
+def test_compare_is_identical_on_the_cluster(cluster):
+    """Paired Monte Carlo replicates and worlds as Dask tasks: the same figures, to the bit."""
+    variants = ROOT / "scenarios" / "forecasting" / "venezuela-variants.yaml"
+    for options, mode in (
+        (("--engine", "monte-carlo", "-n", "40000", "--replicates", "4"), "replicates"),
+        (("--worlds", "6"), "worlds"),
+    ):
+        args = ("compare", VENEZUELA, variants, *options, "--seed", "2", "--format", "json")
+        here = escalate(*args)
+        there = escalate(*args, "--scheduler", cluster.address)
+        assert here.returncode == 0, here.stderr
+        assert there.returncode == 0, there.stderr
+        assert there.stdout == here.stdout
+        assert "Traceback" not in there.stderr and "distributed" not in there.stderr
+        assert json.loads(there.stdout)["mode"] == mode

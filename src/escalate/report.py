@@ -1,12 +1,12 @@
 """One self-contained HTML report of a run folder: figures embedded, no network needed.
 
 A calibration folder (``escalate calibrate --out``) gets its own page, the statements against
-the calibrated model first; so does a nowcast folder (``escalate nowcast --out``), the odds
-after the news first. The run page is built from the files ``escalate run --out``
-wrote (summary.json, manifest.json, stages.csv, paths.csv and the PNG figures), so a report
-can be made again at any time from the folder alone. The markup is also well-formed XML
-(every element closed, every text escaped), so strict parsers and browsers read it the same
-way.
+the calibrated model first; so do a nowcast folder (``escalate nowcast --out``), the odds
+after the news first, and a comparison folder (``escalate compare --out``). The run page is
+built from the files ``escalate run --out`` wrote (summary.json, manifest.json, stages.csv,
+paths.csv and the PNG figures), so a report can be made again at any time from the folder
+alone. The markup is also well-formed XML (every element closed, every text escaped), so
+strict parsers and browsers read it the same way.
 """
 
 from __future__ import annotations
@@ -373,8 +373,86 @@ def _nowcast(folder: Path, manifest: dict[str, Any]) -> str:
     )
 
 
+def _comparison(folder: Path, manifest: dict[str, Any]) -> str:
+    """The page of a comparison folder (``escalate compare --out``): the option that moves
+    the first metric most, then every difference with its error, then the forest plot."""
+    summary = _read_json(folder, "summary.json")
+    rows = summary["rows"]
+    metric = summary["metrics"][0]
+    first = [r for r in rows if r["metric"] == metric]
+    probability = metric.split(":", 1)[0].startswith("p_")
+
+    def shown(x, signed: bool = False) -> str:
+        if x is None:
+            return "—"
+        if probability:
+            return _points(x) if signed else percent(x)
+        return f"{x:+.4g}" if signed else number(x)
+
+    how = {
+        "exact": "exact: every timing is exponential",
+        "replicates": f"paired Monte Carlo over {summary['units']} replicates",
+        "worlds": f"paired over {summary['units']} worlds",
+    }[summary["mode"]]
+    if first:
+        top = max(first, key=lambda r: abs(r["difference"] or 0))
+        headline = (
+            f"{top['variant']} moves {metric} the most: {shown(top['baseline'])} -> "
+            f"{shown(top['value'])} ({shown(top['difference'], True)}; {how})."
+        )
+    else:  # pragma: no cover - a comparison has a variant
+        headline = "No variant."
+    body_rows = "".join(
+        f"<tr><td class='text'>{escape(r['variant'])}</td><td class='text'>"
+        f"{escape(r['metric'])}</td><td>{shown(r['value'])}</td>"
+        f"<td class='nowrap'>{shown(r['difference'], True)}</td>"
+        f"<td class='nowrap'>{shown(r['low'], True)} .. {shown(r['high'], True)}</td>"
+        + (
+            f"<td>{r['variance_reduction']:.1f}</td>"
+            if r.get("variance_reduction") is not None
+            else "<td>—</td>"
+        )
+        + "</tr>"
+        for r in rows
+    )
+    sources = {r["variant"]: r.get("source") for r in rows}
+    reasons = "".join(
+        f"<dt>{escape(name)}</dt><dd>{escape(str(source or 'no source given'))}</dd>"
+        for name, source in sources.items()
+    )
+    table = (
+        "<table id='differences'><thead><tr><th class='text'>variant</th>"
+        "<th class='text'>metric</th><th>value</th><th>difference</th><th>95% interval</th>"
+        "<th>variance ÷ pairing</th></tr></thead>"
+        f"<tbody>{body_rows}</tbody></table>"
+    )
+    title = f"{summary['scenario']}: options compared"
+    return _page(
+        title,
+        [
+            f"<h1>{escape(title)}</h1>",
+            f"<p class='note' id='headline'>{escape(headline)}</p>",
+            f"<p class='meta'>Scenario <code>{escape(str(summary['scenario']))}</code> "
+            f"({escape(str(manifest.get('scenario_file', '')))}); variants "
+            f"{escape(str(manifest.get('variants_file', '')))}; {escape(how)}, seed "
+            f"{summary['seed']}.</p>",
+            _figure(folder, "forest", "Each variant against the baseline"),
+            "<h2>Every difference</h2>",
+            "<p>Variance ÷ pairing: the variance two independent runs' difference would have "
+            "had, over the paired one's.</p>",
+            table,
+            "<h2>Why each option</h2>",
+            f"<dl>{reasons}</dl>",
+            "<h2>Manifest</h2>",
+            "<pre>" + escape(json.dumps(manifest, indent=2, default=str)) + "</pre>",
+        ],
+    )
+
+
 def _build(folder: Path) -> str:
     manifest = _read_json(folder, "manifest.json")
+    if manifest.get("command") == "compare":
+        return _comparison(folder, manifest)
     if manifest.get("command") == "calibrate":
         return _calibration(folder, manifest)
     if manifest.get("command") == "nowcast":
