@@ -584,12 +584,18 @@ def compare_forest(result):
         if "p5" in rows:
             ax.barh(y, (rows["p95"] - rows["p5"]) * scale, left=rows["p5"] * scale, height=0.5,
                     color="#4c72b0", alpha=0.18, label="5-95% across worlds")  # fmt: skip
+        exact = result.mode == "exact"
         ax.errorbar(rows["difference"] * scale, y,
-                    xerr=[(rows["difference"] - rows["low"]) * scale,
-                          (rows["high"] - rows["difference"]) * scale],
+                    xerr=None if exact else [(rows["difference"] - rows["low"]) * scale,
+                                             (rows["high"] - rows["difference"]) * scale],
                     fmt="o", color="#c44e52", ecolor="0.2", capsize=4, ms=6,
-                    label="difference, 95% interval")  # fmt: skip
+                    label="exact difference" if exact else "difference, 95% interval")  # fmt: skip
+        for x, at in zip(rows["difference"] * scale, y, strict=True):
+            ax.annotate(f"{x:+.1f}" if probability else f"{x:+.3g}", (x, at), xytext=(0, 7),
+                        textcoords="offset points", ha="center", fontsize=9)  # fmt: skip
         ax.axvline(0.0, color="0.4", lw=1, ls="--")
+        ax.margins(x=0.12)
+        ax.set_ylim(-0.6, len(names) - 0.2)  # room for the labels above the top row
         ax.set_title(metric, fontsize="medium")
         ax.set_xlabel("change (percentage points)" if probability else "change")
         ax.grid(axis="x", alpha=0.3)
