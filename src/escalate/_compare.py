@@ -436,7 +436,7 @@ def compare(
 
     from escalate._dask import connect, ordered_map
     from escalate.posterior import process_pool
-    from escalate.uncertainty import draw_worlds, read_worlds, uncertain_parameters
+    from escalate.uncertainty import worlds_to_weigh
 
     if isinstance(variants, dict):
         variants = variants_from_mapping(variants, scenario)
@@ -454,19 +454,8 @@ def compare(
     }
     chosen = "monte-carlo" if "monte-carlo" in kinds else "exact"
     source = None
-    if worlds is not None and worlds_from is not None:
-        raise EscalateError("give worlds or worlds_from, not both")
-    if worlds_from is not None:
-        if not isinstance(worlds_from, pd.DataFrame):
-            source = str(worlds_from)
-            worlds_from = read_worlds(worlds_from, scenario)
-        frame = worlds_from.drop(columns="weight")
-        weights = worlds_from["weight"].to_numpy(float)
-        mode = "worlds"
-    elif worlds is not None:
-        names = [p for p in uncertain_parameters(scenario) if p not in overrides]
-        frame = draw_worlds(scenario, worlds, seed)[names]
-        weights = np.full(len(frame), 1.0 / len(frame))
+    if worlds is not None or worlds_from is not None:
+        frame, weights, source = worlds_to_weigh(scenario, worlds, worlds_from, seed, overrides)
         mode = "worlds"
     else:
         units = 1 if chosen == "exact" else replicates

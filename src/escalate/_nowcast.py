@@ -541,13 +541,8 @@ class NowcastResult:
             "horizon_date": self.date(self.horizon),
             "start_date": self.start_date,
             "seed": self.seed,
-            "worlds": len(p.worlds),
+            **p.diagnostics(),
             "worlds_from": self.worlds_from,
-            "ess": p.ess,
-            "distinct_worlds": p.distinct,
-            "acceptance": p.acceptance,
-            "log_evidence": p.log_evidence,
-            "tempering_powers": p.powers,
             "overrides": self.overrides,
             "headline": self.stage_names[self.headline],
             "stage_labels": dict(zip(self.stage_names, self.stage_labels, strict=True)),
@@ -674,7 +669,7 @@ def nowcast(
 
     from escalate.compile import compile_scenario
     from escalate.posterior import fit_posterior, process_pool
-    from escalate.uncertainty import draw_worlds, read_worlds, uncertain_parameters
+    from escalate.uncertainty import worlds_to_weigh
 
     model = scenario
     obs = (
@@ -687,17 +682,11 @@ def nowcast(
     end = float(model.horizon_time if horizon is None else horizon)
     if not end > obs.as_of:
         raise EscalateError(f"the horizon ({end:g}) must come after as_of ({obs.as_of:g})")
-    prior_weights, source = None, None
-    if worlds_from is not None:
-        if not isinstance(worlds_from, pd.DataFrame):
-            source = str(worlds_from)
-            worlds_from = read_worlds(worlds_from, model)
-        names = [n for n in worlds_from.columns if n != "weight" and n not in overrides]
-        prior = worlds_from[names].reset_index(drop=True)
-        prior_weights = worlds_from["weight"].to_numpy(float)
-    else:
-        names = [n for n in uncertain_parameters(model) if n not in overrides]
-        prior = draw_worlds(model, worlds, seed)[names]
+    prior, weights0, source = worlds_to_weigh(
+        model, None if worlds_from is not None else worlds, worlds_from, seed, overrides
+    )
+    names = list(prior.columns)
+    prior_weights = weights0 if worlds_from is not None else None
     say = progress or (lambda line: None)
     news = _news(model, obs)
     initial = _cut(obs, 0.0)
@@ -710,11 +699,6 @@ def nowcast(
         evaluate = _evaluator(model, overrides, end, pool, workers)
         say(f"the prior forecast: {len(prior)} worlds")
         _, prior_out = evaluate(prior, None, "all")
-        weights0 = (
-            np.full(len(prior), 1.0 / len(prior))
-            if prior_weights is None
-            else prior_weights / prior_weights.sum()
-        )
         before = _weighted_stages(prior_out, model, weights0)
         ahead_before = {
             metric: _weighted_stages(prior_out, model, weights0, metric)

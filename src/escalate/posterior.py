@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,6 +66,18 @@ class Posterior:
     def __post_init__(self):
         if self.prior_weights is None:
             self.prior_weights = np.full(len(self.prior_worlds), 1.0 / len(self.prior_worlds))
+
+    def diagnostics(self) -> dict[str, Any]:
+        """What a reader checks first: worlds, ESS, distinct worlds, Metropolis acceptance,
+        log evidence and tempering powers."""
+        return {
+            "worlds": len(self.worlds),
+            "ess": self.ess,
+            "distinct_worlds": self.distinct,
+            "acceptance": self.acceptance,
+            "log_evidence": self.log_evidence,
+            "tempering_powers": self.powers,
+        }
 
 
 def ess_of(weights: np.ndarray) -> float:

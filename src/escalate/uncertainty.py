@@ -14,6 +14,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -179,6 +180,32 @@ class WorldsResult:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+
+def worlds_to_weigh(
+    model: Scenario,
+    worlds: int | None,
+    worlds_from: pd.DataFrame | str | Path | None,
+    seed: int,
+    overrides: dict[str, float],
+) -> tuple[pd.DataFrame, np.ndarray, str | None]:
+    """The worlds a forecasting command works on: drawn from the ``uncertain`` parameters
+    not fixed by ``overrides`` (equal weights), or read from a worlds file or frame (its
+    weights, its fixed parameters dropped). Returns the worlds (a column per parameter), their
+    weights (summing to 1) and the file they came from (None when drawn or given as a frame)."""
+    if worlds is not None and worlds_from is not None:
+        raise EscalateError("give worlds or worlds_from, not both")
+    source = None
+    if worlds_from is not None:
+        if not isinstance(worlds_from, pd.DataFrame):
+            source = str(worlds_from)
+            worlds_from = read_worlds(worlds_from, model)
+        names = [n for n in worlds_from.columns if n != "weight" and n not in overrides]
+        weights = worlds_from["weight"].to_numpy(float)
+        return worlds_from[names].reset_index(drop=True), weights / weights.sum(), source
+    names = [n for n in uncertain_parameters(model) if n not in overrides]
+    frame = draw_worlds(model, worlds, seed)[names]
+    return frame, np.full(len(frame), 1.0 / len(frame)), None
 
 
 def read_worlds(path, model: Scenario) -> pd.DataFrame:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from escalate.cli._jobs import write_outputs
 from escalate.cli._options import (
     format_option,
     out_option,
@@ -19,7 +19,7 @@ from escalate.cli._options import (
     user_errors,
 )
 from escalate.cli._render import stderr, stdout
-from escalate.results import check_output_folder, write_folder
+from escalate.results import check_output_folder
 from escalate.scenario import load
 
 
@@ -89,7 +89,7 @@ def calibrate_command(
     )
     if out is not None:
 
-        def write(folder: Path) -> None:
+        def extra(folder: Path) -> None:
             import yaml
 
             result.worlds.to_parquet(folder / "worlds.parquet", index=False)
@@ -99,46 +99,32 @@ def calibrate_command(
                 + yaml.safe_dump(params, sort_keys=False),
                 encoding="utf-8",
             )
-            (folder / "summary.json").write_text(result.to_json() + "\n", encoding="utf-8")
-            for stem, figure in (
-                ("targets", result.plot_targets()),
-                ("parameters", result.plot_parameters()),
-            ):
-                for suffix in ("png", "svg"):
-                    figure.savefig(
-                        folder / f"{stem}.{suffix}", dpi=120 if suffix == "png" else None
-                    )
-            manifest = {
-                "command": "calibrate",
-                "scenario": model.scenario,
-                "scenario_file": str(scenario),
-                "scenario_sha256": model.sha256,
-                "targets_file": str(targets),
-                "targets_sha256": sha256_of(Path(targets)),
+
+        write_outputs(
+            out,
+            force=force,
+            command="calibrate",
+            model=model,
+            scenario_file=scenario,
+            inputs={"targets": Path(targets)},
+            summary_json=result.to_json(),
+            figures={"targets": result.plot_targets(), "parameters": result.plot_parameters()},
+            manifest={
                 "worlds": worlds,
                 "seed": seed,
                 "moves": moves,
                 "workers": workers,
                 "scheduler": scheduler,
                 "overrides": overrides,
-            }
-            (folder / "manifest.json").write_text(
-                json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
-            )
-
-        write_folder(out, write, force=force)
+            },
+            extra=extra,
+        )
     if output_format == "json":
         click.echo(result.to_json())
     else:
         print_calibration(stdout(), result)
     if out is not None:
         err.print(f"calibration written: {out}", markup=False, highlight=False)
-
-
-def sha256_of(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def print_calibration(out, result) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import functools
-import json
 import math
 from pathlib import Path
 
 import click
 
-from escalate.cli._calibrate import sha256_of
+from escalate.cli._jobs import write_outputs
 from escalate.cli._options import (
     format_option,
     out_option,
@@ -24,7 +23,7 @@ from escalate.cli._options import (
     worlds_option,
 )
 from escalate.cli._render import stderr, stdout
-from escalate.results import check_output_folder, write_folder
+from escalate.results import check_output_folder
 from escalate.scenario import load
 
 
@@ -101,34 +100,26 @@ def compare_command(
         ),
     )
     if out is not None:
-
-        def write(folder: Path) -> None:
-            (folder / "summary.json").write_text(result.to_json() + "\n", encoding="utf-8")
-            result.summary().to_csv(folder / "differences.csv", index=False)
-            figure = result.plot()
-            for suffix in ("png", "svg"):
-                figure.savefig(folder / f"forest.{suffix}", dpi=120 if suffix == "png" else None)
-            manifest = {
-                "command": "compare",
-                "scenario": model.scenario,
-                "scenario_file": str(scenario),
-                "scenario_sha256": model.sha256,
-                "variants_file": str(variants_file),
-                "variants_sha256": sha256_of(Path(variants_file)),
+        write_outputs(
+            out,
+            force=force,
+            command="compare",
+            model=model,
+            scenario_file=scenario,
+            inputs={"variants": Path(variants_file), "worlds_from": worlds_from},
+            summary_json=result.to_json(),
+            figures={"forest": result.plot()},
+            manifest={
                 "engine": result.engine,
                 "n": n,
                 "worlds": worlds,
-                "worlds_from": None if worlds_from is None else str(worlds_from),
                 "seed": seed,
                 "replicates": replicates,
                 "scheduler": scheduler,
                 "overrides": overrides,
-            }
-            (folder / "manifest.json").write_text(
-                json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
-            )
-
-        write_folder(out, write, force=force)
+            },
+            extra=lambda folder: result.summary().to_csv(folder / "differences.csv", index=False),
+        )
     if output_format == "json":
         click.echo(result.to_json())
     else:

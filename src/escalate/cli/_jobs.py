@@ -1,8 +1,10 @@
 """A checkpointed job (sweep, sensitivity): its checkpoint beside ``--out``, the folder it
-writes, and what an interruption keeps."""
+writes, and what an interruption keeps; and the ``--out`` folder of the forecasting commands
+(calibrate, nowcast, compare)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,6 +123,48 @@ def _interrupted_job(checkpoint, total: int | None) -> None:
             markup=False,
         )
     sys.exit(130)
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file's bytes (manifests name their inputs by it)."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def write_outputs(
+    out: Path,
+    *,
+    force: bool,
+    command: str,
+    model,
+    scenario_file: Path,
+    inputs: dict[str, Path | None],
+    summary_json: str,
+    figures: dict[str, Any],
+    manifest: dict[str, Any],
+    extra: Callable[[Path], None] | None = None,
+) -> None:
+    """The ``--out`` folder of a forecasting command, whole or not at all: ``summary.json``,
+    each figure as PNG and SVG, ``extra(folder)``'s files, and ``manifest.json`` (the command,
+    the scenario and each input file with its SHA-256, then ``manifest``)."""
+
+    def write(folder: Path) -> None:
+        (folder / "summary.json").write_text(summary_json + "\n", encoding="utf-8")
+        for stem, figure in figures.items():
+            _save_figure(figure, folder / stem)
+        if extra is not None:
+            extra(folder)
+        named = {"command": command, "scenario": model.scenario,
+                 "scenario_file": str(scenario_file), "scenario_sha256": model.sha256}  # fmt: skip
+        for name, path in inputs.items():
+            named[f"{name}_file"] = None if path is None else str(path)
+            named[f"{name}_sha256"] = None if path is None else sha256_of(path)
+        (folder / "manifest.json").write_text(
+            json.dumps({**named, **manifest}, indent=2, default=str) + "\n", encoding="utf-8"
+        )
+
+    write_folder(out, write, force=force)
 
 
 def _save_figure(fig, stem: Path) -> None:

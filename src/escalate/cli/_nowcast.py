@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from escalate.cli._calibrate import print_parameters, sha256_of
+from escalate.cli._calibrate import print_parameters
+from escalate.cli._jobs import write_outputs
 from escalate.cli._options import (
     format_option,
     out_option,
@@ -19,7 +19,7 @@ from escalate.cli._options import (
     user_errors,
 )
 from escalate.cli._render import stderr, stdout
-from escalate.results import check_output_folder, write_folder
+from escalate.results import check_output_folder
 from escalate.scenario import load
 
 
@@ -131,39 +131,29 @@ def nowcast_command(
     )
     if out is not None:
 
-        def write(folder: Path) -> None:
+        def extra(folder: Path) -> None:
             result.worlds.to_parquet(folder / "worlds.parquet", index=False)
-            (folder / "summary.json").write_text(result.to_json() + "\n", encoding="utf-8")
             result.updates(stage).to_csv(folder / "updates.csv", index=False)
-            for stem, figure in (
-                ("update", result.plot_update(stage)),
-                ("parameters", result.plot_parameters()),
-            ):
-                for suffix in ("png", "svg"):
-                    figure.savefig(
-                        folder / f"{stem}.{suffix}", dpi=120 if suffix == "png" else None
-                    )
-            manifest = {
-                "command": "nowcast",
-                "scenario": model.scenario,
-                "scenario_file": str(scenario),
-                "scenario_sha256": model.sha256,
-                "observations_file": str(observed),
-                "observations_sha256": sha256_of(Path(observed)),
+
+        write_outputs(
+            out,
+            force=force,
+            command="nowcast",
+            model=model,
+            scenario_file=scenario,
+            inputs={"observations": Path(observed), "worlds_from": worlds_from},
+            summary_json=result.to_json(),
+            figures={"update": result.plot_update(stage), "parameters": result.plot_parameters()},
+            manifest={
                 "worlds": None if worlds_from else worlds,
-                "worlds_from": None if worlds_from is None else str(worlds_from),
-                "worlds_from_sha256": None if worlds_from is None else sha256_of(worlds_from),
                 "seed": seed,
                 "horizon": result.horizon,
                 "stage": stage,
                 "workers": workers,
                 "overrides": overrides,
-            }
-            (folder / "manifest.json").write_text(
-                json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
-            )
-
-        write_folder(out, write, force=force)
+            },
+            extra=extra,
+        )
     if output_format == "json":
         click.echo(result.to_json())
     else:
