@@ -217,3 +217,27 @@ def test_the_installed_compare_command(tmp_path):
         capture_output=True, text=True,
     )  # fmt: skip
     assert refused.returncode == 2 and "give one of them" in refused.stderr
+
+
+def test_a_few_worlds_get_a_student_t_interval():
+    """Four worlds: the SE is the sample standard deviation of the differences over 2, and
+    the 95% interval uses Student's t with 3 degrees of freedom."""
+    from scipy import stats
+
+    model = escalate.loads(LADDER)
+    result = escalate.compare(model, {"slower": {"set": {"up": 55.0}}},
+                              metrics=["p_reached:war"], worlds=4, seed=2)  # fmt: skip
+    (row,) = result.summary().to_dict("records")
+    d = result.values[:, 1, 0] - result.values[:, 0, 0]
+    assert row["se"] == pytest.approx(d.std(ddof=1) / 2, rel=1e-12)
+    assert row["high"] - row["difference"] == pytest.approx(stats.t.ppf(0.975, 3) * row["se"])
+
+
+def test_a_worlds_file_value_outside_its_domain_is_named(tmp_path):
+    from escalate.uncertainty import read_worlds
+
+    path = tmp_path / "worlds.parquet"
+    pd.DataFrame({"mobilization_initial": [0.2, 5.0], "weight": [1, 1]}).to_parquet(path)
+    with pytest.raises(escalate.EscalateError, match=r"column 'mobilization_initial', row 1: "
+                       r"triggers.venezuela_mobilizes.initial must be a probability"):  # fmt: skip
+        read_worlds(path, escalate.load(VENEZUELA))

@@ -80,6 +80,39 @@ def test_nothing_happened_and_an_observed_switch():
     )
 
 
+@pytest.mark.parametrize("p", [1.0, 0.7])
+def test_a_switch_made_by_a_transition_s_effect(p):
+    """b entered at T and x seen switching on at that instant: the transition's effect, so
+    the likelihood is e^-RT R p (x has no onset of its own); x seen never on: e^-RT R (1-p)."""
+    model = escalate.loads(
+        "scenario: fx\nhorizon: 100\nstart: a\nstages: {a: {}, b: {terminal: true}}\n"
+        "triggers: {x: {}}\n"
+        f"transitions:\n  - {{from: a, to: b, rate: {R}, effects: {{x: {p}}}}}\n"
+    )
+    c, t_exit = compile_scenario(model), 30.0
+    seen = Observations(50.0, [(A, 0.0), (B, t_exit)], {X: [(t_exit, True)]})
+    expected = math.log(math.exp(-R * t_exit) * R * p)
+    assert forward(c, seen).log_likelihood == pytest.approx(expected, abs=1e-12)
+    if p < 1:
+        never = Observations(50.0, [(A, 0.0), (B, t_exit)], {X: []})
+        expected = math.log(math.exp(-R * t_exit) * R * (1 - p))
+        assert forward(c, never).log_likelihood == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_trigger_seen_on_at_its_at_time():
+    """x comes on at day 10 by `at`, seen so; no exit by day 20 with a -> b at R, doubled
+    while x is on: e^-(10 R + 10 2R)."""
+    model = escalate.loads(
+        "scenario: at\nhorizon: 100\nstart: a\nstages: {a: {}, b: {terminal: true}}\n"
+        "triggers: {x: {onset: {at: 10}}}\n"
+        f"transitions:\n  - {{from: a, to: b, rate: {R}, when: {{x: 2}}}}\n"
+    )
+    seen = Observations(20.0, [(A, 0.0)], {X: [(10.0, True)]})
+    expected = -(10 * R + 10 * 2 * R)
+    got = forward(compile_scenario(model), seen).log_likelihood
+    assert got == pytest.approx(expected, abs=1e-12)
+
+
 @pytest.mark.parametrize("exit_at", [None, 25.0])
 def test_the_gamma_posterior_is_conjugate(exit_at):
     """One exponential transition whose rate has a gamma prior, watched for T: with n exits
@@ -232,6 +265,15 @@ def test_the_shipped_observations_file_reads_and_its_likelihood_is_exact():
         ("path: [{stage: interdiction_strikes, at: start}]\n"
          "triggers: {venezuela_mobilizes: {on: [3], off: [5]}}",
          "switches off, but the trigger has no offset"),
+        ("path: [{stage: interdiction_strikes, at: start}]\ntriggers: [a, b]",
+         "triggers: a mapping of trigger"),
+        ("path: [{stage: interdiction_strikes, at: start}]\n"
+         "triggers: {venezuela_mobilizes: {on: 5}}", "(lists, [] for never)"),
+        ("path: [{stage: interdiction_strikes, at: start}]\n"
+         "triggers: {venezuela_mobilizes: {on: [-3]}}", "-3 is not a time at or after the start"),
+        ("path: [{stage: interdiction_strikes, at: start}, {stage: asset_seizure, at: true}]",
+         "path[1].at: True is not a time"),
+        ("path: [{stage: [a], at: 3}]", "path[0].stage: unknown stage"),
         ("path: [{stage: interdiction_strikes, at: start}]\ntriggers: {mobilise: {on: []}}",
          "unknown trigger 'mobilise'"),
     ],

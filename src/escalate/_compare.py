@@ -182,7 +182,11 @@ def _read(doc: Document, scenario: Scenario) -> Variants:
             try:
                 changed = _with_triggers(scenario, overrides)
             except ScenarioError as exc:
-                issues += [_relocated(issue, doc, where, overrides) for issue in exc.issues]
+                issues += [
+                    _relocated(issue, doc, where, overrides)
+                    for issue in exc.issues
+                    if issue.severity == "error"  # a warning of the scenario is not the variant's
+                ]
                 continue
         found.append(
             Variant(
@@ -302,8 +306,10 @@ class CompareResult:
 
         rows = []
         w = self.weights
-        # replicates: Student's t with their degrees of freedom (the SE is itself estimated)
-        z = stats.t.ppf(0.975, len(w) - 1) if self.mode == "replicates" else stats.norm.ppf(0.975)
+        # the SE is itself estimated: Student's t with the replicates' or worlds' (effective)
+        # degrees of freedom
+        units = len(w) if self.mode == "replicates" else 1.0 / np.sum(w**2)
+        z = stats.t.ppf(0.975, max(units - 1.0, 1.0)) if self.mode != "exact" else 0.0
         for m, metric in enumerate(self.metrics):
             base = self.values[:, 0, m]
             for v in range(1, len(self.names)):
@@ -336,7 +342,9 @@ class CompareResult:
                             "p_positive": float(np.sum(w * (d > 0)))}  # fmt: skip
                 row |= {
                     "se_independent": independent,
-                    "variance_reduction": (independent / se) ** 2 if se > 0 else math.nan,
+                    "variance_reduction": (
+                        (independent / se) ** 2 if se > 0 and math.isfinite(se) else math.nan
+                    ),
                     "source": self.sources[v],
                 }
                 rows.append(row)
@@ -376,9 +384,13 @@ class CompareResult:
 
 def _weighted_se(x: np.ndarray, w: np.ndarray) -> float:
     """The standard error of the weighted mean of ``x`` (weights sum to 1): the spread of
-    ``x`` over the effective number of units."""
+    ``x`` over the effective number of units, with Bessel's correction for that number
+    (equal weights: the sample standard deviation over sqrt(W))."""
     mean = np.sum(w * x)
-    return float(math.sqrt(np.sum(w**2 * (x - mean) ** 2)))
+    ess = 1.0 / np.sum(w**2)
+    if ess <= 1.0:
+        return math.nan
+    return float(math.sqrt(np.sum(w**2 * (x - mean) ** 2) * ess / (ess - 1.0)))
 
 
 def compare(

@@ -106,12 +106,14 @@ def _splitmix(x):
 
 
 @njit(inline="always", **_JIT)
-def _trajectory_state(state, trajectory):
-    """A generator of its own for trajectory ``trajectory`` of the chunk whose first state is
-    ``state``: four splitmix64 outputs from the chunk's words and the trajectory's index."""
+def _trajectory_state(state, trajectory, part):
+    """A generator of its own for part ``part`` (the stages entered so far) of trajectory
+    ``trajectory`` of the chunk whose first state is ``state``: four splitmix64 outputs from
+    the chunk's words, the trajectory's index and the part, each mixed in as a word of its own
+    (distinct for any chunk size and any number of stages)."""
     x = state[0] ^ (np.uint64(trajectory) * _MIX_B) ^ _rotl(state[1], _SHIFT)
     r0, x = _splitmix(x)
-    r1, x = _splitmix(x ^ state[2])
+    r1, x = _splitmix(x ^ state[2] ^ (np.uint64(part) * _MIX_A))
     r2, x = _splitmix(x ^ state[3])
     r3, x = _splitmix(x)
     return r0, r1, r2, r3
@@ -532,7 +534,7 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
     first_state = state.copy()
     for trajectory in range(size):
         if own_streams:  # paired runs: a trajectory's draws do not depend on the others'
-            r0, r1, r2, r3 = _trajectory_state(first_state, trajectory)
+            r0, r1, r2, r3 = _trajectory_state(first_state, trajectory, 0)
             pending, r0, r1, r2, r3 = _next_exponential(r0, r1, r2, r3)
         # t = 0: the start stage, and the triggers already on
         s = sure_start
@@ -582,9 +584,7 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
                 # a fresh generator at each stage entry, from the trajectory and how many
                 # stages it has entered: variants whose triggers switched a different number
                 # of times inside a stage fall back onto the same numbers at the next one
-                r0, r1, r2, r3 = _trajectory_state(
-                    first_state, trajectory | (np.int64(length) << np.int64(24))
-                )
+                r0, r1, r2, r3 = _trajectory_state(first_state, trajectory, length)
                 pending, r0, r1, r2, r3 = _next_exponential(r0, r1, r2, r3)
             if terminal[s]:
                 _stay(s, horizon - t, stay, time_in, time_in_sq, per_quantum)

@@ -19,6 +19,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -100,19 +101,19 @@ def forward(c: CompiledScenario, obs: Observations) -> Filtered:
     q = chain.q.tocsr()
     stage_of, mask_of = chain.stage_of, chain.mask_of
     observed = obs.observed_mask()
-    # the events in time order: stage entries after the first, trigger switches after 0, `at`
-    # jumps up to as_of; at one time, jumps first, then switches, then the stage entry
-    events: list[tuple[float, int, int]] = []
-    for stage, time in obs.path[1:]:
-        events.append((time, 2, stage))
+    # what happens at each instant, in time order: `at` jumps (up to as_of), a stage entry,
+    # trigger switches. Events at one instant are one event: a switch at the instant of a stage
+    # entry is that transition's effect, one at a trigger's `at` time is that jump (two
+    # independent events never share an instant in continuous time)
+    entries = {time: stage for stage, time in obs.path[1:]}
+    switched: dict[float, list[int]] = {}
     for k, switches in obs.switches.items():
         for time, _ in switches:
             if time > 0.0:
-                events.append((time, 1, k))
-    for tau in chain.jumps:
-        if tau <= obs.as_of:
-            events.append((tau, 0, -1))
-    events.sort()
+                switched.setdefault(time, []).append(k)
+    instants = sorted(
+        set(entries) | set(switched) | {tau for tau in chain.jumps if tau <= obs.as_of}
+    )
 
     # per entry of q: its row and column, and whether it flips only trigger k's bit
     entry_rows = np.repeat(np.arange(chain.n), np.diff(q.indptr))
@@ -135,24 +136,25 @@ def forward(c: CompiledScenario, obs: Observations) -> Filtered:
         log_l += math.log(total)
         v = v / total
     t, stage = 0.0, start_stage
-    for time, kind, what in events:
+    for time in instants:
         v = _evolve(q, v, stage, known, observed, stage_of, mask_of, time - t)
         t = time
-        if kind == 0:  # an `at` jump: every trigger it names comes on
+        if time in chain.jumps:  # an `at` jump: every trigger it names comes on
             v = np.bincount(chain.jumps[time], weights=v, minlength=chain.n)
-            continue
-        after = obs.known_bits(time, after=True)
         # the probability flowing along each entry of the generator, kept for the entries
-        # that make the observed event: a switch of trigger `what` alone, in the same stage,
-        # or an entry into stage `what` (v lies in another stage: no diagonal term there)
-        if kind == 1:
+        # that make the observed event: an entry into the stage (with its effects), or a
+        # switch of one trigger alone in the same stage; a switch the jump made costs nothing
+        unexplained = [k for k in switched.get(time, []) if c.onset_at[k] != time]
+        if time in entries:
+            stage = entries[time]
+            v = (q.T @ v) * (stage_of == stage)
+        elif len(unexplained) == 1:
             flow = np.zeros(chain.n)
-            np.add.at(flow, entry_cols, v[entry_rows] * q.data * flips(what))
-        else:
-            flow = q.T @ v
-            stage = what
-        v = flow * (stage_of == stage)
-        known = after
+            np.add.at(flow, entry_cols, v[entry_rows] * q.data * flips(unexplained[0]))
+            v = flow * (stage_of == stage)
+        elif unexplained:  # two triggers switching at one instant with no transition
+            return Filtered(-math.inf, v * 0.0, chain)
+        known = obs.known_bits(time, after=True)
         v = v * ((mask_of & observed) == known)
         total = v.sum()
         if total <= 0.0:
@@ -253,7 +255,12 @@ def read_observations(path, model) -> Observations:
         if value == "start":
             return 0.0
         try:
-            return float(model.time_of(value)) if not isinstance(value, bool) else None
+            if isinstance(value, bool) or not isinstance(value, int | float | str | date):
+                raise ValueError(f"{value!r} is not a time: a number, a date YYYY-MM-DD or start")
+            time = float(model.time_of(value))
+            if not math.isfinite(time) or time < 0:
+                raise ValueError(f"{value!r} is not a time at or after the start")
+            return time
         except (ValueError, TypeError) as exc:
             issues.append(doc.issue(where, str(exc)))
             return None
@@ -288,7 +295,7 @@ def read_observations(path, model) -> Observations:
             issues.append(doc.issue(where, "an entry is {stage: NAME, at: TIME or DATE}"))
             continue
         name = entry["stage"]
-        if name not in model.stages:
+        if not isinstance(name, str) or name not in model.stages:
             issues.append(doc.issue((*where, "stage"), f"unknown stage {name!r}"
                                     f"{suggest(str(name), model.stages)}"))  # fmt: skip
             continue
@@ -313,14 +320,24 @@ def read_observations(path, model) -> Observations:
         entries.append((stages.index(name), time))
     triggers = list(model.triggers)
     switches: dict[int, list[tuple[float, bool]]] = {}
-    for name, seen in (data.get("triggers") or {}).items():
+    observed = data.get("triggers") or {}
+    if not isinstance(observed, dict):
+        issues.append(doc.issue(("triggers",), "a mapping of trigger: {on: [times], off: "
+                                "[times]}"))  # fmt: skip
+        observed = {}
+    for name, seen in observed.items():
         where = ("triggers", name)
-        if name not in model.triggers:
+        if not isinstance(name, str) or name not in model.triggers:
             hint = suggest(str(name), model.triggers)
             issues.append(doc.issue(where, f"unknown trigger {name!r}{hint}", at_key=True))
             continue
-        if not isinstance(seen, dict) or not set(seen) <= {"on", "off"}:
-            issues.append(doc.issue(where, "a trigger observed is {on: [times], off: [times]}"))
+        if (
+            not isinstance(seen, dict)
+            or not set(seen) <= {"on", "off"}
+            or not all(isinstance(seen[state] or [], list) for state in seen)
+        ):
+            issues.append(doc.issue(where, "a trigger observed is {on: [times], off: [times]} "
+                                    "(lists, [] for never)"))  # fmt: skip
             continue
         events = []
         for state in ("on", "off"):
@@ -713,6 +730,8 @@ def nowcast(
             moves=moves,
             progress=say,
             prior_weights=prior_weights,
+            evidence="the observations (events at one instant are taken as one transition "
+            "and its effects: give independent events different times)",
         )
         say("the forecast from as_of")
         _, posterior.prior_outputs = evaluate(prior, obs, "all")

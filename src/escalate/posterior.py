@@ -188,6 +188,7 @@ def fit_posterior(
     moves: int = 3,
     progress: Callable[[str], None] | None = None,
     prior_weights: np.ndarray | None = None,
+    evidence: str = "the statements",
 ) -> Posterior:
     """Weight ``prior_worlds`` by ``log_likelihood``, tempering when the ESS falls below half.
 
@@ -210,6 +211,8 @@ def fit_posterior(
         Weights of ``prior_worlds`` when they are not draws of the prior (the posterior of an
         earlier update, read with ``--worlds-from``). Their density is unknown, so the worlds
         cannot be moved: the posterior is these worlds reweighted, however low its ESS.
+    evidence : str
+        What the likelihood weighs, for the message when no world is consistent with it.
 
     Returns
     -------
@@ -231,9 +234,7 @@ def fit_posterior(
     if not np.isfinite(log_evidence):
         from escalate.errors import EscalateError
 
-        raise EscalateError(
-            "no prior world is consistent with the statements (every likelihood is 0)"
-        )
+        raise EscalateError(f"no prior world is consistent with {evidence} (every likelihood is 0)")
     ess = ess_of(weights)
     if ess >= n / 2 or given:
         return Posterior(

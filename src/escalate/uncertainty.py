@@ -216,7 +216,8 @@ def read_worlds(path, model: Scenario) -> pd.DataFrame:
     ------
     EscalateError
         Naming the file and the column: not readable as Parquet, no ``weight`` column, a column
-        that names no parameter, a value that is not finite, a negative weight, no world.
+        that names no parameter, a value that is not finite or outside its parameter's domain
+        (with its row), a negative weight, no world.
     """
     from pathlib import Path
 
@@ -243,9 +244,19 @@ def read_worlds(path, model: Scenario) -> pd.DataFrame:
     weights = frame["weight"].to_numpy(float)
     if (weights < 0).any() or weights.sum() <= 0:
         raise EscalateError(f"{path}: column 'weight' must be non-negative, not all zero")
-    frame = frame.astype(float)
+    frame = frame.astype(float).reset_index(drop=True)
+    from escalate.errors import format_path
+    from escalate.scenario._rules import value_problems
+
+    for column in frame.columns.drop("weight"):
+        for row in (frame[column].idxmin(), frame[column].idxmax()):  # domains are intervals
+            value = frame.at[row, column]
+            for where, message in value_problems(model, model.point_values({column: value})):
+                raise EscalateError(
+                    f"{path}: column {column!r}, row {row}: {format_path(where)} {message}"
+                )
     frame["weight"] = weights / weights.sum()
-    return frame.reset_index(drop=True)
+    return frame
 
 
 def run_worlds(

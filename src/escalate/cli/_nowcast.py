@@ -103,6 +103,10 @@ def nowcast_command(
         except ValueError as exc:
             raise EscalateError(f"--horizon: {exc}") from None
         if not looks_like_date(horizon):  # a span from as_of
+            if not end > 0:
+                raise EscalateError(
+                    f"--horizon: a span after as_of must be positive, got {horizon}"
+                )
             end += observations.as_of
     given = click.get_current_context().get_parameter_source("worlds")
     if worlds_from is not None and given == click.core.ParameterSource.COMMANDLINE:
