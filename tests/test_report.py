@@ -3,9 +3,12 @@ is well-formed, self-contained, and renders with every image in a headless brows
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -20,6 +23,7 @@ from .conftest import ROOT
 
 VENEZUELA = ROOT / "scenarios" / "venezuela.yaml"
 TUTORIAL = ROOT / "scenarios" / "tutorial.yaml"
+ESCALATE = Path(sys.executable).parent / "escalate"
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +149,29 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     pixels = plt.imread(shot)[..., :3]
     assert pixels.std() > 0.05  # not a blank page
     assert (pixels.mean(axis=2) < 0.5).mean() > 0.01  # dark text and lines are drawn
+
+
+def test_the_report_and_the_table_open_with_the_answer(report, model, result):
+    """The headline stage's odds by the horizon, its interval and median date, and the odds
+    by each year's end, before anything else on the page and first in `run`'s table."""
+    body = report.read_text(encoding="utf-8").split("<body>", 1)[1]
+    headline = body.index("id='headline'")
+    assert headline < body.index("<table") and headline < body.index("<img")
+    assert "P(Full-scale war by 2027-11-07) = " in body[headline : headline + 200]
+    answer = result.headline()
+    assert answer["stage"] == "full_scale_war"
+    assert answer["p_reached"] == result.stages["full_scale_war"].p_reached
+    assert list(answer["by_date"]) == ["2025-12-31", "2026-12-31"]
+    reached = answer["by_date"]["2026-12-31"]
+    assert reached == result.metric("p_reached:full_scale_war@2026-12-31")[0]
+    assert 0 < answer["by_date"]["2025-12-31"] < reached < answer["p_reached"]
+    exact = escalate.solve(model).headline()
+    assert abs(exact["p_reached"] - answer["p_reached"]) < 4 * math.sqrt(
+        exact["p_reached"] * (1 - exact["p_reached"]) / 100_000
+    )
+    done = subprocess.run(
+        [str(ESCALATE), "solve", VENEZUELA], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines()[1].startswith(
+        f"P(Full-scale war by 2027-11-07) = {exact['p_reached']:.1%} (exact)"
+    )

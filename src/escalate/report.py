@@ -474,12 +474,13 @@ def _build(folder: Path) -> str:
         f"{escape(str(manifest.get('scenario_sha256', ''))[:12])}…); horizon "
         f"{summary.get('horizon'):g} {escape(unit)}s{escape(dates)}; {escape(how)}."
     )
-    parts = [
-        f"<h1>{escape(str(title))}</h1>",
-        f"<p class='meta'>{meta}</p>",
-    ]
+    parts = [f"<h1>{escape(str(title))}</h1>"]
+    headline = (summary.get("headline") or {}).get("text")
+    if headline:  # the answer first (folders of older versions have none)
+        parts.append(f"<p class='note' id='headline'>{escape(headline)}</p>")
+    parts.append(f"<p class='meta'>{meta}</p>")
     if resolved.get("description"):
-        parts.append(f"<p class='note'>{escape(str(resolved['description']))}</p>")
+        parts.append(f"<p>{escape(str(resolved['description']))}</p>")
     parts += [
         "<h2>Summary</h2>",
         "<p>Probabilities with 95% Wilson intervals; times in "

@@ -23,7 +23,7 @@ import numpy as np
 from escalate._format import Z95, wilson
 from escalate.compile import QUANTILE_BINS, TIME_BITS, CompiledScenario
 from escalate.errors import EscalateError, suggest
-from escalate.scenario.model import date_of, days_per, time_of
+from escalate.scenario.model import date_of, days_per, headline_stage, time_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -287,6 +287,48 @@ class Result:
                     rows[-1][f"time_to_reach_{key}_date"] = self.date(ttr[key])
         return pd.DataFrame(rows).set_index("stage")
 
+    def headline(self) -> dict[str, Any]:
+        """The answer first: the headline stage (the first war, else the last stage), its
+        probability of being reached by the horizon with the 95% interval, its median time
+        to reach (and date), and, with a start_date, P(reached) by each Dec 31 before the
+        horizon."""
+        names = list(self.stages)
+        stage = names[headline_stage(names, [self.labels.get(n, n) for n in names])]
+        s = self.stages[stage]
+        median = s.time_to_reach.get("p50")
+        answer = {
+            "stage": stage,
+            "label": self.labels.get(stage, stage),
+            "p_reached": s.p_reached,
+            "p_reached_ci": list(s.p_reached_ci),
+            "median_time": median,
+            "median_date": self.date(median),
+            "by_date": {},
+        }
+        if self.start_date is not None:
+            first = date_of(0.0, self.start_date, self.time_unit)
+            last = date_of(self.horizon, self.start_date, self.time_unit)
+            for year in range(first.year, last.year):
+                day = f"{year}-12-31"
+                answer["by_date"][day] = self.metric(f"p_reached:{stage}@{day}")[0]
+        return answer
+
+    def headline_text(self) -> str:
+        """The headline as a sentence: what the user asked, answered."""
+        h = self.headline()
+        lo, hi = h["p_reached_ci"]
+        by = self.date(self.horizon) or f"{self.time_unit} {self.horizon:g}"
+        exact = self.method == "exact"
+        text = f"P({h['label']} by {by}) = {h['p_reached']:.1%}" + (
+            " (exact)" if exact else f" (95% interval {lo:.1%} to {hi:.1%})"
+        )
+        if h["median_time"] is not None:
+            when = h["median_date"] or f"{self.time_unit} {h['median_time']:.0f}"
+            text += f"; half of the trajectories that reach it do so by {when}"
+        if h["by_date"]:
+            text += "; by " + ", ".join(f"{d}: {p:.1%}" for d, p in h["by_date"].items())
+        return text + "."
+
     def to_dict(self) -> dict[str, Any]:
         """The machine-readable summary of DESIGN.md section 3 (exact: without paths)."""
         summary = {
@@ -308,6 +350,7 @@ class Result:
         }
         if self.method == "exact":
             del summary["paths"]
+        summary["headline"] = {**self.headline(), "text": self.headline_text()}
         if self.start_date is not None:
             summary["start_date"] = self.start_date
             summary["horizon_date"] = self.date(self.horizon)

@@ -95,6 +95,7 @@ def print_result(out: Console, result: Result) -> None:
             header += f"; the kernel compiled first, once, in {m['kernel_load_s']:.1f} s"
         header += ")"
     out.print(header, markup=False, highlight=False)
+    out.print(result.headline_text(), markup=False, highlight=False, style="bold")
     table = Table(
         title=f"Stages (times in {unit}s; ± is the 95% interval half-width)",
         title_justify="left",

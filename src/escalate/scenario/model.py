@@ -104,6 +104,16 @@ def days_per(time_unit: str) -> float:
     return 7.0 if time_unit == "week" else 1.0
 
 
+def headline_stage(names: list[str], labels: list[str]) -> int:
+    """The stage headline figures follow: the first whose key or label names a war, else the
+    last stage (the top of the ladder, as scenarios list their stages)."""
+    for i, (name, label) in enumerate(zip(names, labels, strict=True)):
+        words = f"{name} {label}".lower().replace("_", " ").replace("-", " ").split()
+        if "war" in words:
+            return i
+    return len(names) - 1
+
+
 def time_of(point: float | date | str, start_date: date | str | None, time_unit: str) -> float:
     """A time point (a number, or a date ``YYYY-MM-DD``) as a number of ``time_unit`` since
     ``start_date``. Raises ValueError with the reason when it is neither, or when a date
@@ -798,13 +808,8 @@ class Scenario(_Model):
         return day.isoformat() if day is not None else f"{self.time_unit} {time:g}"
 
     def headline_stage(self) -> int:
-        """The stage headline figures follow: the first whose key or label names a war,
-        else the last stage (the top of the ladder, as scenarios list their stages)."""
-        names = list(self.stages)
-        for i, name in enumerate(names):
-            if "war" in f"{name} {self.label(name)}".lower().replace("_", " ").split():
-                return i
-        return len(names) - 1
+        """The stage headline figures follow (see :func:`headline_stage`)."""
+        return headline_stage(list(self.stages), [self.label(n) for n in self.stages])
 
     def point_values(self, overrides: dict[str, float] | None = None) -> dict[str, float]:
         """Each parameter's point value, with ``overrides`` applied (names are not checked)."""
