@@ -30,6 +30,32 @@ def test_shipped_scenario_validates(cli, path):
     assert "warning" not in result.stderr
 
 
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
+def test_every_shipped_scenario_runs_and_where_memoryless_solves(path):
+    """Each shipped scenario simulates; where every timing is exponential it also solves,
+    and the two agree on the headline figure within 4 standard errors."""
+    from escalate.compile import compile_scenario
+
+    model = escalate.load(path)
+    simulated = escalate.simulate(model, 100_000, seed=3)
+    answer = simulated.headline()
+    assert 0.0 < answer["p_reached"] < 1.0, answer
+    if compile_scenario(model).is_markov:
+        exact = escalate.solve(model).headline()["p_reached"]
+        se = math.sqrt(exact * (1 - exact) / 100_000)
+        assert abs(answer["p_reached"] - exact) < 4 * se, (answer, exact)
+
+
+def test_the_readme_gallery_is_current():
+    """The gallery is what `python scripts/gallery.py` makes from the shipped scenarios now."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "gallery.py"), "--check"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
 def test_validate_all_shipped_at_once(cli):
     assert cli("validate", *SCENARIOS).exit_code == 0
 
