@@ -66,8 +66,9 @@ def test_paths_bars_and_the_stage_graph(model, result):
     ax = plots.paths(result, top=8).axes[0]
     assert len(ax.patches) == 8
     assert ax.get_xlabel() == "share of trajectories (95% interval)"
-    ax = plots.stage_graph(model).axes[0]
-    texts = " ".join(t.get_text().replace("\n", " ") for t in ax.texts)
+    fig = plots.stage_graph(model)
+    ax = fig.axes[0]
+    texts = " ".join(" ".join(t.get_text().split()) for t in [*ax.texts, *fig.texts])
     for name in model.stages:
         assert model.label(name) in texts
     assert len(ax.patches) == len(model.transitions)  # one arrow per transition
@@ -175,3 +176,29 @@ def test_the_report_and_the_table_open_with_the_answer(report, model, result):
     assert done.stdout.splitlines()[1].startswith(
         f"P(Full-scale war by 2027-11-07) = {exact['p_reached']:.1%} (exact)"
     )
+
+
+@pytest.mark.parametrize("path", [VENEZUELA, TUTORIAL], ids=lambda p: p.name)
+def test_the_stage_graph_is_legible(path):
+    """Every piece of type at 9 pt or more on a figure the report shows unscaled (at most
+    8.8 in at 120 dpi: 1,056 px, the page's width), and, as drawn, no label overlapping
+    another label or a stage."""
+    model = escalate.load(path)
+    fig = plots.stage_graph(model)
+    assert fig.get_size_inches()[0] <= 8.8
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    texts = [*ax.texts, *fig.texts]
+    assert all(t.get_fontsize() >= 9 for t in texts)
+    labels = [t for t in ax.texts if t.get_text().strip()]
+    assert len(labels) == len(model.stages) + len(model.transitions)
+
+    def drawn(t):
+        patch = t.get_bbox_patch()
+        return (patch if patch is not None else t).get_window_extent(renderer)
+
+    boxes = [drawn(t) for t in labels] + [t.get_window_extent(renderer) for t in fig.texts]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b), (a, b)
