@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -99,9 +100,10 @@ def _scenario_beside(path: Path, scenario_id) -> Path | None:
     """``ID.yaml`` in the folder of ``path`` or the one above, if there is one."""
     if not isinstance(scenario_id, str):
         return None
-    for folder in (path.parent, path.parent.parent):
+    here = path.parent
+    for folder in (here, here / ".."):  # "..", not .parent: `dir/x.yaml` or plain `x.yaml`
         if (folder / f"{scenario_id}.yaml").is_file():
-            return folder / f"{scenario_id}.yaml"
+            return Path(os.path.normpath(folder / f"{scenario_id}.yaml"))
     return None
 
 
