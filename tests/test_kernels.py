@@ -207,7 +207,7 @@ def test_path_tables_merge_by_key_and_trim_the_rarest():
     assert [(round(p["p"] * tally.n), p["path"]) for p in got] == full[:TOP_PATHS]
 
 
-@pytest.mark.parametrize("scenario", ["scenarios/venezuela.yaml", "benchmarks/cycles.yaml"])
+@pytest.mark.parametrize("scenario", ["benchmarks/reference.yaml", "benchmarks/cycles.yaml"])
 def test_the_kernel_without_switching_off_counts_as_the_general_one(scenario):
     """A scenario whose triggers never switch off runs a kernel compiled without the
     bookkeeping of triggers going off (``switches_off=None``): its counts equal the general

@@ -46,6 +46,33 @@ def test_every_shipped_scenario_runs_and_where_memoryless_solves(path):
         assert abs(answer["p_reached"] - exact) < 4 * se, (answer, exact)
 
 
+def _features(model) -> set[str]:
+    """The language features a scenario uses, beyond stages, transitions and triggers."""
+    found = {f"time_unit {model.time_unit}"}
+    for trigger in model.triggers.values():
+        onset = trigger.onset
+        timings = (
+            [] if onset is None else list(onset.values()) if isinstance(onset, dict) else [onset]
+        )
+        found |= {"onset at" for t in timings if hasattr(t, "at")}
+        found |= {"onset when" for t in timings if getattr(t, "when", None)}
+        if trigger.offset is not None:
+            found.add("offset")
+    for transition in model.transitions:
+        found |= {"effects"} if transition.effects else set()
+        found |= {f"after {transition.after.dist}"} if transition.after is not None else set()
+    return found
+
+
+@pytest.mark.parametrize("name", ["taiwan", "india-pakistan", "essequibo"])
+def test_each_ladder_uses_triggers_and_something_venezuela_does_not(name):
+    """The ladders beside the Venezuela file prove the language general: each has triggers
+    and at least one feature the Venezuela file does not use."""
+    model = escalate.load(ROOT / "scenarios" / f"{name}.yaml")
+    assert len(model.triggers) >= 2
+    assert _features(model) - _features(escalate.load(ROOT / "scenarios" / "venezuela.yaml"))
+
+
 def test_the_readme_gallery_is_current():
     """The gallery is what `python scripts/gallery.py` makes from the shipped scenarios now."""
     import subprocess
