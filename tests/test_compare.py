@@ -175,7 +175,10 @@ def test_the_installed_compare_command(tmp_path):
     done = subprocess.run([ESCALATE, "compare", VENEZUELA, VARIANTS], capture_output=True,
                           text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "the differences are exact" in done.stdout and "-7.28 pts" in done.stdout
+    low = escalate.compare(escalate.load(VENEZUELA), VARIANTS).summary().iloc[0]
+    assert low["variant"] == "low_profile_from_day_one" and low["difference"] < 0
+    assert "the differences are exact" in done.stdout
+    assert f"{low['difference'] * 100:+.2f} pts" in done.stdout
     out = tmp_path / "options"
     done = subprocess.run(
         [ESCALATE, "compare", VENEZUELA, VARIANTS, "--engine", "monte-carlo", "-n", "64000",

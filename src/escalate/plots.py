@@ -104,7 +104,7 @@ def occupancy(result):
     values = np.vstack([curves[curves.stage == n].value.to_numpy() for n in names])
     fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
     colors = plt.get_cmap("tab10").colors
-    hatches = ["", "//", "..", "\\\\", "xx", "--", "++", "oo"]
+    hatches = ["", "//", "..", "\\\\", "xx", "--", "++", "oo", "||", "**", "OO", "/.", "\\\\."]
     polys = ax.stackplot(
         t, values, labels=[result.labels.get(n, n) for n in names], colors=colors, alpha=0.85
     )
@@ -181,16 +181,20 @@ def stage_graph(model, overrides=None):
     n_cols = max(columns.values()) + 1
     members = {c: [n for n in names if columns[n] == c] for c in range(n_cols)}
     members = _ordered_rows(members, resolved)
-    notes = [t for t in resolved.transitions if t.when or t.requires]
+    notes = [t for t in resolved.transitions if t.when or t.requires or t.effects]
     lines = []
     for i, t in enumerate(notes, start=1):
         effects = [f"×{r:g} when {k} is on" for k, r in t.when.items()]
         effects += [f"only once {k} is on" for k in t.requires]
-        lines += textwrap.wrap(f"[{i}] {t.source} → {t.target}: {'; '.join(effects)}", 96,
+        effects += [
+            f"then {k} {'off' if v < 0 else 'on' if v >= 1 else f'on with p {v:g}'}"
+            for k, v in t.effects
+        ]
+        lines += textwrap.wrap(f"[{i}] {t.source} → {t.target}: {'; '.join(effects)}", 92,
                                subsequent_indent="     ")  # fmt: skip
     tallest = max(len(m) for m in members.values())
     graph_h = 1.5 * tallest + 0.9
-    notes_h = 0.19 * (len(lines) + 1) if lines else 0.0
+    notes_h = 0.17 * (len(lines) + 1) if lines else 0.0
     fig = plt.figure(figsize=(GRAPH_WIDTH_IN, graph_h + notes_h + 0.6))
     top = 1 - 0.45 / (graph_h + notes_h + 0.6)
     bottom = notes_h / (graph_h + notes_h + 0.6)
@@ -316,6 +320,17 @@ def _place_arc_labels(fig, ax, nodes, arcs) -> None:
                     break
             if best_overlap == 0:
                 break
+        if best_overlap:  # nowhere along the arc: the nearest free spot around its middle
+            middle = 0.25 * p0 + 0.5 * control + 0.25 * p1
+            for radius in np.arange(12.0, 240.0, 12.0):
+                for angle in np.linspace(0, 2 * np.pi, 16, endpoint=False):
+                    spot = middle + radius * np.array([np.cos(angle), np.sin(angle)])
+                    label.set_position(to_data.transform(spot))
+                    if not any(_overlap_area(box(label), other) for other in taken):
+                        best, best_overlap = label.get_position(), 0.0
+                        break
+                if not best_overlap:
+                    break
         label.set_position(best)
         taken.append(box(label))
 
