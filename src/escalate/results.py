@@ -308,9 +308,13 @@ class Result:
         if self.start_date is not None:
             first = date_of(0.0, self.start_date, self.time_unit)
             last = date_of(self.horizon, self.start_date, self.time_unit)
+            # from the curve arrays, as metric() reads the curves frame: no pandas at start-up
+            grid, stage_names, reached = self.curve_arrays[:3]
+            row = reached[list(stage_names).index(stage)]
             for year in range(first.year, last.year):
                 day = f"{year}-12-31"
-                answer["by_date"][day] = self.metric(f"p_reached:{stage}@{day}")[0]
+                upto = np.searchsorted(grid, self.time_of(day) + 1e-9, side="right")
+                answer["by_date"][day] = float(row[upto - 1]) if upto else 0.0
         return answer
 
     def headline_text(self) -> str:
