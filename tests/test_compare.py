@@ -206,7 +206,11 @@ def test_the_installed_compare_command(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)["rows"]
-    assert all(0.0 <= r["p_positive"] <= 1.0 and r["p5"] <= r["p95"] for r in rows)
+    assert all(r["p5"] <= r["p50"] <= r["p95"] for r in rows)
+    signs = {(r["variant"], r["metric"]): r["p_positive"] for r in rows}
+    for metric in ("p_reached:full_scale_war", "p_reached:invasion"):
+        assert signs["regional_pressure_fades", metric] == 1.0  # more war in every world
+        assert signs["mobilization_deterred", metric] == 0.0  # less war in every world
     validated = subprocess.run([ESCALATE, "validate", VARIANTS], capture_output=True, text=True)
     assert validated.returncode == 0 and "valid variants file (4 variants" in validated.stdout
     bad = tmp_path / "bad.yaml"

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from escalate._evaluate import evaluate_compiled
+from escalate._format import json_records
 from escalate.compile import compile_scenario, cut_at
 from escalate.errors import EscalateError, Issue, ScenarioError
 from escalate.posterior import (
@@ -373,25 +374,13 @@ class CalibrationResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.summary(),
-            "targets": _records(self.targets()),
-            "parameters": _records(self.parameters()),
+            "targets": json_records(self.targets()),
+            "parameters": json_records(self.parameters()),
             "params": self.params,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for row in frame.to_dict("records"):
-        out.append(
-            {
-                k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                for k, v in row.items()
-            }
-        )
-    return out
 
 
 def calibrate(

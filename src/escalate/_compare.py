@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from escalate._evaluate import choose_engine, evaluate_compiled
+from escalate._format import json_records
 from escalate.compile import compile_scenario
 from escalate.errors import EscalateError, Issue, ScenarioError, suggest
 from escalate.results import parse_metric
@@ -44,6 +45,7 @@ FILE_KEYS = ("scenario", "title", "description", "metrics", "variants")
 VARIANT_KEYS = ("set", "triggers", "source", "description")
 TRIGGER_OVERRIDES = ("initial", "onset", "offset", "at")
 DEFAULT_METRIC = "p_reached:{stage}"
+SEED_COLUMN = "__seed__"  # a unit's seed beside its parameters (no parameter name starts so)
 
 
 @dataclass(frozen=True)
@@ -244,34 +246,31 @@ def _unit_seed(seed: int, unit: int) -> int:
     return int(np.random.SeedSequence(seed, spawn_key=(2**31 + 7, unit)).generate_state(1)[0])
 
 
-def _evaluate_unit(
+def _evaluate_units(
     scenarios: list[Scenario],
     settings: list[dict[str, float]],
     metrics: list[str],
     engine: str,
     n: int,
-    seed: int,
-    world: dict[str, float],
+    units: pd.DataFrame,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One replicate or world: each variant's (the baseline first) metric values and
-    standard errors, on the same random numbers (``seed``) and the same ``world``."""
-    values = np.empty((len(scenarios), len(metrics)))
+    """Replicates or worlds (one row each: parameter values and ``SEED_COLUMN``): each
+    variant's (the baseline first) metric values and standard errors, shape (units,
+    variants, metrics), every variant on the unit's random numbers and world."""
+    values = np.empty((len(units), len(scenarios), len(metrics)))
     errors = np.empty_like(values)
-    for v, (scenario, own) in enumerate(zip(scenarios, settings, strict=True)):
-        compiled = compile_scenario(scenario, {**world, **own})
-        if engine == "monte-carlo":
-            compiled = dataclasses.replace(compiled, trajectory_streams=True)
-        evaluation = evaluate_compiled(
-            compiled, metrics, engine=engine, n=n, seed=seed, numba_series=True
-        )
-        values[v] = [evaluation.values[m] for m in metrics]
-        errors[v] = [evaluation.errors[m] for m in metrics]
+    for u, unit in enumerate(units.to_dict("records")):
+        seed = int(unit.pop(SEED_COLUMN))
+        for v, (scenario, own) in enumerate(zip(scenarios, settings, strict=True)):
+            compiled = compile_scenario(scenario, {**unit, **own})
+            if engine == "monte-carlo":
+                compiled = dataclasses.replace(compiled, trajectory_streams=True)
+            evaluation = evaluate_compiled(
+                compiled, metrics, engine=engine, n=n, seed=seed, numba_series=True
+            )
+            values[u, v] = [evaluation.values[m] for m in metrics]
+            errors[u, v] = [evaluation.errors[m] for m in metrics]
     return values, errors
-
-
-def _evaluate_units(arguments: list[tuple]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Several units in one task (a process of the pool)."""
-    return [_evaluate_unit(*a) for a in arguments]
 
 
 @dataclass
@@ -358,12 +357,6 @@ class CompareResult:
         return plots.compare_forest(self)
 
     def to_dict(self) -> dict[str, Any]:
-        frame = self.summary()
-        records = [
-            {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-             for k, v in row.items()}
-            for row in frame.to_dict("records")
-        ]  # fmt: skip
         return {
             "scenario": self.scenario,
             "engine": self.engine,
@@ -375,7 +368,7 @@ class CompareResult:
             "metrics": self.metrics,
             "variants": self.names[1:],
             "settings": dict(zip(self.names[1:], self.settings[1:], strict=True)),
-            "rows": records,
+            "rows": json_records(self.summary()),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -447,7 +440,7 @@ def compare(
     import os
 
     from escalate._dask import connect, ordered_map
-    from escalate.posterior import process_pool
+    from escalate.posterior import map_in_parts, process_pool
     from escalate.uncertainty import worlds_to_weigh
 
     if isinstance(variants, dict):
@@ -477,14 +470,14 @@ def compare(
         weights = np.full(units, 1.0 / units)
         mode = "exact" if chosen == "exact" else "replicates"
     per_unit = n if mode == "worlds" else max(1, -(-n // len(frame)))
-    worlds_list = [{k: float(v) for k, v in world.items()} for world in frame.to_dict("records")]
-    arguments = [
-        (scenarios, settings, metrics, chosen, per_unit, _unit_seed(seed, u), world)
-        for u, world in enumerate(worlds_list)
-    ]
+    # one row a unit (a replicate or a world): its parameter values and its seed, the same
+    # for every variant (the pairing)
+    units = frame.astype(float).assign(**{SEED_COLUMN: [_unit_seed(seed, u) for u in
+                                                        range(len(frame))]})  # fmt: skip
     say = progress or (lambda line: None)
-    units_said = "" if mode == "exact" else f", {len(arguments)} {mode}"
+    units_said = "" if mode == "exact" else f", {len(units)} {mode}"
     say(f"{len(scenarios) - 1} variants and the baseline, {chosen}{units_said}")
+    common = (settings, metrics, chosen, per_unit)
     if workers is None:
         workers = min(os.cpu_count() or 1, 8)
     with connect(scheduler) as client, contextlib.ExitStack() as stack:
@@ -492,31 +485,22 @@ def compare(
             from escalate._dask import share
 
             shared = share(client, scenarios)
-            done = list(
-                ordered_map(
-                    _evaluate_unit,
-                    ((shared, *a[1:]) for a in arguments),
-                    client=client,
-                )
-            )
-        elif chosen == "exact" and len(arguments) >= 50:
-            pool = process_pool(workers)
+            arguments = ((shared, *common, units.iloc[[u]]) for u in range(len(units)))
+            done = list(ordered_map(_evaluate_units, arguments, client=client))
+        else:
+            # exact worlds split among processes; simulated ones use every core in the kernel
+            pool = process_pool(workers) if chosen == "exact" and len(units) >= 50 else None
             if pool is not None:
                 stack.callback(pool.shutdown, cancel_futures=True)
-                parts = [list(p) for p in np.array_split(np.arange(len(arguments)), workers)]
-                tasks = [pool.submit(_evaluate_units, [arguments[i] for i in p])
-                         for p in parts if p]  # fmt: skip
-                done = [unit for task in tasks for unit in task.result()]
-            else:
-                done = _evaluate_units(arguments)
-        else:
             done = []
-            for u, a in enumerate(arguments):
-                done.append(_evaluate_unit(*a))
-                if len(arguments) > 1 and (u + 1) % max(1, len(arguments) // 8) == 0:
-                    say(f"{u + 1} of {len(arguments)} done")
-    values = np.stack([v for v, _ in done])
-    errors = np.stack([e for _, e in done])
+            batches = np.array_split(np.arange(len(units)), min(8, len(units)))
+            for batch in batches:  # in a few batches, to say how far it got
+                done.append(map_in_parts(_evaluate_units, units.iloc[batch], pool, workers,
+                                         scenarios, *common))  # fmt: skip
+                if len(batches) > 1:
+                    say(f"{batch[-1] + 1} of {len(units)} done")
+    values = np.concatenate([v for v, _ in done])
+    errors = np.concatenate([e for _, e in done])
     return CompareResult(
         scenario=scenario.scenario,
         engine=chosen,

@@ -7,7 +7,18 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["MISSING", "Z95", "compact_path", "number", "percent", "wilson", "wilson_band"]
+__all__ = [
+    "MISSING",
+    "Z95",
+    "compact_path",
+    "finite_or_none",
+    "json_records",
+    "number",
+    "percent",
+    "points",
+    "wilson",
+    "wilson_band",
+]
 
 Z95 = 1.959963984540054  # scipy.special.ndtri(0.975): the two-sided 95% normal quantile
 MISSING = "—"  # a value that does not exist (a stage never reached has no median time)
@@ -47,6 +58,25 @@ def wilson_band(p, n: int):
 def percent(p: float | None) -> str:
     """``0.1995`` -> ``19.95%``."""
     return MISSING if p is None else f"{100 * float(p):.2f}%"
+
+
+def points(change: float | None, digits: int = 1) -> str:
+    """A change of probability in percentage points, ``+20.4 pts`` (never ``-0.0``)."""
+    if change is None or not math.isfinite(change):
+        return MISSING
+    return f"{round(change * 100, digits) + 0.0:+.{digits}f} pts"
+
+
+def finite_or_none(x):
+    """``x`` for JSON: a float that is not finite becomes None (JSON has no NaN)."""
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def json_records(rows) -> list[dict]:
+    """A table's rows (a DataFrame, or dicts) for JSON: each non-finite float None."""
+    if hasattr(rows, "to_dict"):
+        rows = rows.to_dict("records")
+    return [{k: finite_or_none(v) for k, v in row.items()} for row in rows]
 
 
 def number(x: float | None, digits: int = 4) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from escalate._format import finite_or_none, json_records
 from escalate.compile import CompiledScenario
 from escalate.errors import EscalateError
 from escalate.exact import chain_of, propagate
@@ -81,6 +82,23 @@ class Filtered:
     chain: object
 
 
+def require_memoryless(c: CompiledScenario) -> None:
+    """Refuse, naming them, the transitions whose timing is not exponential: the likelihood
+    of what happened is exact on a Markov chain only."""
+    if c.is_markov:
+        return
+    sources = np.repeat(np.arange(c.n_stages), np.diff(c.out_start))
+    slow = [
+        f"{c.stage_names[sources[j]]} -> {c.stage_names[c.target[j]]}"
+        for j in range(len(c.kind))
+        if c.kind[j] != 0
+    ]
+    raise EscalateError(
+        f"{c.name}: nowcast is exact and needs every timing exponential; these are not: "
+        + ", ".join(slow)
+    )
+
+
 def forward(c: CompiledScenario, obs: Observations) -> Filtered:
     """The exact log-likelihood of ``obs`` under ``c`` and the filtered state at as_of.
 
@@ -89,14 +107,7 @@ def forward(c: CompiledScenario, obs: Observations) -> Filtered:
     EscalateError
         When the scenario has a non-exponential timing (the forward algorithm needs a chain).
     """
-    if not c.is_markov:
-        from escalate.compile import KIND_NAMES
-
-        names = sorted({KIND_NAMES[int(k)] for k in c.kind if k != 0})
-        raise EscalateError(
-            f"{c.name}: nowcast needs every timing exponential; this scenario has "
-            f"{', '.join(names)} timings"
-        )
+    require_memoryless(c)
     chain = chain_of(c)
     q = chain.q.tocsr()
     stage_of, mask_of = chain.stage_of, chain.mask_of
@@ -473,7 +484,9 @@ class NowcastResult:
 
     def when(self, time: float) -> str:
         """A time as the reader wants it: its date with start_date, else the time."""
-        return self.date(time) or f"{self.time_unit} {time:g}"
+        from escalate.scenario.model import when
+
+        return when(time, self.start_date, self.time_unit)
 
     def _stage(self, stage: str | None) -> int:
         if stage is None:
@@ -565,17 +578,20 @@ class NowcastResult:
             "stage_labels": dict(zip(self.stage_names, self.stage_labels, strict=True)),
             "stages": {
                 name: {
-                    "before": _clean(self.before[i]),
-                    "after": _clean(self.after[i]),
-                    "p_at_horizon": {"before": _clean(at_before[i]), "after": _clean(at_after[i])},
+                    "before": finite_or_none(self.before[i]),
+                    "after": finite_or_none(self.after[i]),
+                    "p_at_horizon": {
+                        "before": finite_or_none(at_before[i]),
+                        "after": finite_or_none(at_after[i]),
+                    },
                 }
                 for i, name in enumerate(self.stage_names)
             },
             "triggers": {
                 name: {
                     "p_on_at_horizon": {
-                        "before": _clean(on_before[k]),
-                        "after": _clean(on_after[k]),
+                        "before": finite_or_none(on_before[k]),
+                        "after": finite_or_none(on_after[k]),
                     },
                     "p_on_at_as_of": self.triggers_on.get(name),
                 }
@@ -588,29 +604,18 @@ class NowcastResult:
                     "news": step["events"],
                     "ess": step["ess"],
                     "p_reached": {
-                        name: _clean(x)
+                        name: finite_or_none(x)
                         for name, x in zip(self.stage_names, step["p_reached"], strict=True)
                     },
                 }
                 for step in self.steps
             ],
             "triggers_on_at_as_of": self.triggers_on,
-            "parameters": _records(self.parameters()),
+            "parameters": json_records(self.parameters()),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
-
-
-def _clean(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [
-        {k: (_clean(v) if isinstance(v, float) else v) for k, v in row.items()}
-        for row in frame.to_dict("records")
-    ]
 
 
 def _at_start(model, obs: Observations) -> str:
@@ -695,7 +700,8 @@ def nowcast(
         else read_observations(observations, model)
     )
     overrides = dict(overrides or {})
-    compile_scenario(model, overrides)  # a bad override fails here, before any work
+    # a bad override or a timing that is not exponential fails here, before any work
+    require_memoryless(compile_scenario(model, overrides))
     end = float(model.horizon_time if horizon is None else horizon)
     if not end > obs.as_of:
         raise EscalateError(f"the horizon ({end:g}) must come after as_of ({obs.as_of:g})")

@@ -626,9 +626,7 @@ def nowcast_waterfall(result, stage: int):
     values = [result.before[stage]] + [step["p_reached"][stage] for step in steps]
     names = ["before the news"]
     for step in steps:
-        day = result.date(step["time"])
-        when = day if day else f"{result.time_unit} {step['time']:g}"
-        names.append(_wrap(f"{when}: {'; '.join(step['events'])}", 22))
+        names.append(_wrap(f"{result.when(step['time'])}: {'; '.join(step['events'])}", 22))
     names.append("after the news")
     fig, ax = plt.subplots(figsize=(max(6.5, 1.5 * len(names) + 1), 4.6), layout="constrained")
     x = np.arange(len(names))

@@ -19,7 +19,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from escalate._format import Z95, number, percent
+from escalate._format import Z95, number, percent, points
 from escalate.errors import EscalateError
 
 __all__ = ["FIGURES", "build_report", "write_report"]
@@ -225,15 +225,11 @@ def _calibration(folder: Path, manifest: dict[str, Any]) -> str:
         f"<th class='text'>source</th></tr></thead><tbody>{rows}</tbody></table>"
     )
     ptable = _parameters_table(summary["parameters"])
-    acceptance = summary.get("acceptance")
     meta = (
         f"Scenario <code>{escape(str(summary['scenario']))}</code> "
         f"({escape(str(manifest.get('scenario_file', '')))}); statements "
         f"{escape(str(manifest.get('targets_file', '')))}; {summary['worlds']:,} worlds "
-        f"({escape(str(summary['method']))}), seed {summary['seed']}; ESS {summary['ess']:.0f}, "
-        f"{summary['distinct_worlds']:,} distinct worlds"
-        + (f", Metropolis acceptance {acceptance:.0%}" if acceptance is not None else "")
-        + f"; log evidence {summary['log_evidence']:.3f}."
+        f"({escape(str(summary['method']))}), seed {summary['seed']}; {_diagnostics(summary)}"
     )
     title = f"{summary['scenario']}: calibration"
     return _page(
@@ -256,6 +252,16 @@ def _calibration(folder: Path, manifest: dict[str, Any]) -> str:
     )
 
 
+def _diagnostics(summary: dict[str, Any]) -> str:
+    """A posterior's diagnostics in words: ESS, distinct worlds, acceptance, log evidence."""
+    acceptance = summary.get("acceptance")
+    return (
+        f"ESS {summary['ess']:.0f}, {summary['distinct_worlds']:,} distinct worlds"
+        + (f", Metropolis acceptance {acceptance:.0%}" if acceptance is not None else "")
+        + f"; log evidence {summary['log_evidence']:.3f}."
+    )
+
+
 def _parameters_table(parameters: list[dict[str, Any]]) -> str:
     """Per parameter: prior and posterior median (90%) and contraction, most moved first."""
     rows = "".join(
@@ -269,11 +275,6 @@ def _parameters_table(parameters: list[dict[str, Any]]) -> str:
         "<table id='parameters'><thead><tr><th class='text'>parameter</th><th>prior</th>"
         f"<th>posterior</th><th>contraction</th></tr></thead><tbody>{rows}</tbody></table>"
     )
-
-
-def _points(change: float) -> str:
-    """A change of probability in percentage points, ``+20.4 pts`` (no ``-0.0``)."""
-    return f"{round(change * 100, 1) + 0.0:+.1f} pts"
 
 
 def _nowcast(folder: Path, manifest: dict[str, Any]) -> str:
@@ -294,7 +295,7 @@ def _nowcast(folder: Path, manifest: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><td class='text'>{escape(labels.get(name, name))}</td>"
         f"<td>{percent(s['before'])}</td><td>{percent(s['after'])}</td>"
-        f"<td class='nowrap'>{_points(s['after'] - s['before'])}</td></tr>"
+        f"<td class='nowrap'>{points(s['after'] - s['before'])}</td></tr>"
         for name, s in summary["stages"].items()
     )
     stages = (
@@ -308,7 +309,7 @@ def _nowcast(folder: Path, manifest: dict[str, Any]) -> str:
         rows.append(
             f"<tr><td class='text nowrap'>{escape(when)}</td>"
             f"<td class='text'>{escape('; '.join(u['news']))}</td><td>{percent(previous)}</td>"
-            f"<td>{percent(now)}</td><td class='nowrap'>{_points(now - previous)}</td>"
+            f"<td>{percent(now)}</td><td class='nowrap'>{points(now - previous)}</td>"
             f"<td>{u['ess']:.0f}</td></tr>"
         )
         previous = now
@@ -322,7 +323,6 @@ def _nowcast(folder: Path, manifest: dict[str, Any]) -> str:
         f"<tr><td class='text'>{escape(name)}</td><td>{percent(p)}</td></tr>"
         for name, p in triggers.items()
     )
-    acceptance = summary.get("acceptance")
     meta = (
         f"Scenario <code>{escape(str(summary['scenario']))}</code> "
         f"({escape(str(manifest.get('scenario_file', '')))}); observations "
@@ -332,9 +332,7 @@ def _nowcast(folder: Path, manifest: dict[str, Any]) -> str:
             if summary.get("worlds_from")
             else f" drawn from the prior, seed {summary['seed']}"
         )
-        + f"; ESS {summary['ess']:.0f}"
-        + (f", Metropolis acceptance {acceptance:.0%}" if acceptance is not None else "")
-        + f"; log evidence {summary['log_evidence']:.3f}."
+        + f"; {_diagnostics(summary)}"
     )
     title = f"{summary['scenario']}: nowcast as of {as_of}"
     return _page(
@@ -386,7 +384,7 @@ def _comparison(folder: Path, manifest: dict[str, Any]) -> str:
         if x is None:
             return "—"
         if probability:
-            return _points(x) if signed else percent(x)
+            return points(x) if signed else percent(x)
         return f"{x:+.4g}" if signed else number(x)
 
     how = {

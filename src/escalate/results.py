@@ -23,7 +23,7 @@ import numpy as np
 from escalate._format import Z95, wilson
 from escalate.compile import QUANTILE_BINS, TIME_BITS, CompiledScenario
 from escalate.errors import EscalateError, suggest
-from escalate.scenario.model import date_of, days_per, headline_stage, time_of
+from escalate.scenario.model import date_of, days_per, headline_stage, time_of, when
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -321,14 +321,14 @@ class Result:
         """The headline as a sentence: what the user asked, answered."""
         h = self.headline()
         lo, hi = h["p_reached_ci"]
-        by = self.date(self.horizon) or f"{self.time_unit} {self.horizon:g}"
+        by = when(self.horizon, self.start_date, self.time_unit)
         exact = self.method == "exact"
         text = f"P({h['label']} by {by}) = {h['p_reached']:.1%}" + (
             " (exact)" if exact else f" (95% interval {lo:.1%} to {hi:.1%})"
         )
         if h["median_time"] is not None:
-            when = h["median_date"] or f"{self.time_unit} {h['median_time']:.0f}"
-            text += f"; half of the trajectories that reach it do so by {when}"
+            median = h["median_date"] or f"{self.time_unit} {h['median_time']:.0f}"
+            text += f"; half of the trajectories that reach it do so by {median}"
         if h["by_date"]:
             text += "; by " + ", ".join(f"{d}: {p:.1%}" for d, p in h["by_date"].items())
         return text + "."

@@ -194,7 +194,7 @@ def worlds_to_weigh(
     weights, its fixed parameters dropped). Returns the worlds (a column per parameter), their
     weights (summing to 1) and the file they came from (None when drawn or given as a frame)."""
     if worlds is not None and worlds_from is not None:
-        raise EscalateError("give worlds or worlds_from, not both")
+        raise EscalateError.about("{worlds} and {worlds_from}: give one of them")
     source = None
     if worlds_from is not None:
         if not isinstance(worlds_from, pd.DataFrame):

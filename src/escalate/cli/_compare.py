@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from escalate._format import points
 from escalate.cli._jobs import write_outputs
 from escalate.cli._options import (
     format_option,
@@ -73,13 +74,10 @@ def compare_command(
 ) -> None:
     """Compare variants of a scenario (a variants file) with the baseline, paired."""
     from escalate._compare import compare, read_variants
-    from escalate.errors import EscalateError
 
     model = load(scenario)
     overrides = parse_set(settings, params_file, model)
     variants = read_variants(variants_file, model)
-    if worlds is not None and worlds_from is not None:
-        raise EscalateError("--worlds and --worlds-from: give one of them")
     if out is not None:
         check_output_folder(out, force=force)
     seed = random_seed(seed)
@@ -192,7 +190,7 @@ def _shown(x: float, signed: bool = False, *, probability: bool) -> str:
     if not math.isfinite(x):
         return "—"
     if probability:
-        return f"{x * 100:+.2f} pts" if signed else f"{x:.2%}"
+        return points(x, 2) if signed else f"{x:.2%}"
     return f"{x:+.4g}" if signed else f"{x:.4g}"
 
 

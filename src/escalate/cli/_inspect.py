@@ -36,32 +36,8 @@ def validate(scenarios: tuple[Path, ...]) -> None:
     for path in scenarios:
         try:
             kind, scenario_id = _kind_of(path)
-            if kind == "observations":
-                observations, model, against = _validate_observations(path, scenario_id)
-                out.print(
-                    f"{path}: valid observations file ({len(observations.path)} stage entries, "
-                    f"{len(observations.switches)} triggers observed, as_of "
-                    f"{model.when(observations.as_of)}{against})",
-                    markup=False,
-                    highlight=False,
-                )
-                continue
-            if kind == "variants":
-                variants, against = _validate_variants(path, scenario_id)
-                out.print(
-                    f"{path}: valid variants file ({len(variants.variants)} variants, "
-                    f"{len(variants.metrics)} metrics{against})",
-                    markup=False,
-                    highlight=False,
-                )
-                continue
-            if kind == "targets":
-                targets, against = _validate_targets(path, scenario_id)
-                out.print(
-                    f"{path}: valid targets file ({len(targets)} targets{against})",
-                    markup=False,
-                    highlight=False,
-                )
+            if kind != "scenario":
+                out.print(_companion(path, kind, scenario_id), markup=False, highlight=False)
                 continue
             scenario = load(path)
         except ScenarioError as exc:
@@ -107,46 +83,39 @@ def _scenario_beside(path: Path, scenario_id) -> Path | None:
     return None
 
 
-def _validate_observations(path: Path, scenario_id):
-    """Check an observations file against its scenario (``ID.yaml`` in its folder or the one
-    above): its names, times and steps mean nothing without it."""
+def _companion(path: Path, kind: str, scenario_id) -> str:
+    """Check a targets, observations or variants file against its scenario (``ID.yaml`` in
+    its folder or the one above) and describe it in a line. Observations and variants mean
+    nothing without their scenario; a targets file without one is checked for form alone."""
+    from escalate._calibrate import read_targets
+    from escalate._compare import read_variants
     from escalate._nowcast import read_observations
     from escalate.errors import Issue
 
     candidate = _scenario_beside(path, scenario_id)
-    if candidate is None:
+    if candidate is None and kind != "targets":
+        article = "an" if kind == "observations" else "a"
         raise ScenarioError(
             [Issue(str(path), 1, 1, ("scenario",), f"no {scenario_id}.yaml beside this file or "
-                   "in the folder above: an observations file is checked against its scenario")]
+                   f"in the folder above: {article} {kind} file is checked against its scenario")]
         )  # fmt: skip
-    model = load(candidate)
-    return read_observations(path, model), model, f", checked against {candidate}"
-
-
-def _validate_variants(path: Path, scenario_id):
-    """Check a variants file against its scenario (``ID.yaml`` in its folder or the one
-    above): a variant is a change of that scenario."""
-    from escalate._compare import read_variants
-    from escalate.errors import Issue
-
-    candidate = _scenario_beside(path, scenario_id)
+    model = None if candidate is None else load(candidate)
     if candidate is None:
-        raise ScenarioError(
-            [Issue(str(path), 1, 1, ("scenario",), f"no {scenario_id}.yaml beside this file or "
-                   "in the folder above: a variants file is checked against its scenario")]
-        )  # fmt: skip
-    return read_variants(path, load(candidate)), f", checked against {candidate}"
-
-
-def _validate_targets(path: Path, scenario_id) -> tuple[list, str]:
-    """Check a targets file, against its scenario when ``ID.yaml`` lies in its folder or the
-    one above (``scenario: ID``); else its form alone."""
-    from escalate._calibrate import read_targets
-
-    candidate = _scenario_beside(path, scenario_id)
-    if candidate is None:
-        return read_targets(path, None), f"; no {scenario_id}.yaml found to check its names against"
-    return read_targets(path, load(candidate)), f", checked against {candidate}"
+        against = f"; no {scenario_id}.yaml found to check its names against"
+    else:
+        against = f", checked against {candidate}"
+    if kind == "targets":
+        what = f"{len(read_targets(path, model))} targets"
+    elif kind == "observations":
+        seen = read_observations(path, model)
+        what = (
+            f"{len(seen.path)} stage entries, {len(seen.switches)} triggers observed, as_of "
+            f"{model.when(seen.as_of)}"
+        )
+    else:
+        variants = read_variants(path, model)
+        what = f"{len(variants.variants)} variants, {len(variants.metrics)} metrics"
+    return f"{path}: valid {kind} file ({what}{against})"
 
 
 @click.command()

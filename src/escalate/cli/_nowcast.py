@@ -17,6 +17,7 @@ from escalate.cli._options import (
     scenario_argument,
     set_option,
     user_errors,
+    worlds_from_option,
 )
 from escalate.cli._render import stderr, stdout
 from escalate.results import check_output_folder
@@ -27,13 +28,9 @@ from escalate.scenario import load
 @scenario_argument
 @click.argument("observed", type=click.Path(path_type=Path))
 @posterior_options(1000, "Prior worlds drawn and weighted by the news.")
-@click.option(
-    "--worlds-from",
-    "worlds_from",
-    type=click.Path(path_type=Path),
-    metavar="FILE",
-    help="Start from these weighted worlds (calibrate's worlds.parquet) instead of the prior: "
-    "they are reweighted by the news.",
+@worlds_from_option(
+    "Start from these weighted worlds (calibrate's worlds.parquet) instead of the prior: "
+    "they are reweighted by the news."
 )
 @click.option(
     "--horizon",
@@ -75,7 +72,7 @@ def nowcast_command(
     output_format,
 ):
     """Update the odds on what has happened up to as_of (an observations file)."""
-    from escalate._nowcast import nowcast, read_observations
+    from escalate._nowcast import nowcast, read_observations, require_memoryless
     from escalate.compile import compile_scenario
     from escalate.errors import EscalateError, suggest
     from escalate.scenario.model import looks_like_date
@@ -85,17 +82,7 @@ def nowcast_command(
     observations = read_observations(observed, model)
     if stage is not None and stage not in model.stages:
         raise EscalateError(f"--stage: unknown stage {stage!r}{suggest(stage, model.stages)}")
-    compiled = compile_scenario(model, overrides)
-    if not compiled.is_markov:
-        slow = [
-            f"{model.transitions[int(j)].from_} -> {model.transitions[int(j)].to}"
-            for j, kind in zip(compiled.order, compiled.kind, strict=True)
-            if kind != 0
-        ]
-        raise EscalateError(
-            f"{scenario}: nowcast is exact and needs every timing exponential; these are not: "
-            + ", ".join(slow)
-        )
+    require_memoryless(compile_scenario(model, overrides))  # before any other work
     end = None
     if horizon is not None:
         try:

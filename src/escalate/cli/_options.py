@@ -38,6 +38,7 @@ FLAGS = {
     "metrics": "--metric",
     "max_seconds": "--max-seconds",
     "worlds": "--worlds",
+    "worlds_from": "--worlds-from",
     "method": "--method",
     "samples": "--samples",
     "vary": "--vary",
@@ -152,17 +153,20 @@ def posterior_options(worlds: int, help: str):
     return decorate
 
 
+def worlds_from_option(
+    help: str = "Evaluate the weighted worlds of a worlds file (calibrate's worlds.parquet).",
+):
+    """``--worlds-from FILE``: weighted worlds, e.g. calibrate's ``worlds.parquet``."""
+    return click.option(
+        "--worlds-from", "worlds_from", type=click.Path(path_type=Path), metavar="FILE", help=help
+    )
+
+
 def worlds_option(help: str):
     """``--worlds W`` and ``--worlds-from FILE`` (weighted worlds, e.g. calibrate's)."""
 
     def decorate(func):
-        func = click.option(
-            "--worlds-from",
-            "worlds_from",
-            type=click.Path(path_type=Path),
-            metavar="FILE",
-            help="Evaluate the weighted worlds of a worlds file (calibrate's worlds.parquet).",
-        )(func)
+        func = worlds_from_option()(func)
         return click.option("--worlds", type=click.IntRange(min=2), metavar="W", help=help)(func)
 
     return decorate

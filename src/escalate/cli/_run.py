@@ -122,13 +122,12 @@ def across_worlds(
     """``--worlds``: evaluate ``worlds`` parameter sets drawn from the uncertain ranges, or
     ``--worlds-from``: the weighted worlds of a file (``options`` go to
     :func:`escalate.run_worlds`), and print the metrics across them."""
-    from escalate.uncertainty import read_worlds, run_worlds  # scipy.stats: only when asked
+    from escalate.uncertainty import run_worlds, worlds_to_weigh  # scipy: only when asked
 
     given = None
     if worlds_from is not None:
-        if worlds is not None:
-            raise EscalateError("--worlds and --worlds-from: give one of them")
-        given = read_worlds(worlds_from, model)
+        frame, weights, _ = worlds_to_weigh(model, worlds, worlds_from, 0, {})
+        given = frame.assign(weight=weights)
         worlds = len(given)
     with progress(stderr(), worlds, unit="worlds") as advance:
         result = run_worlds(model, worlds, progress=advance, given=given, **options)

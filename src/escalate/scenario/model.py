@@ -152,6 +152,12 @@ def date_of(time: float | None, start_date: date | str | None, time_unit: str) -
     return date.fromordinal(start_date.toordinal() + math.floor(days + 1e-9))
 
 
+def when(time: float, start_date: date | str | None, time_unit: str) -> str:
+    """A time as a reader wants it: its ISO date with ``start_date``, else ``day 38``."""
+    day = date_of(time, start_date, time_unit)
+    return day.isoformat() if day is not None else f"{time_unit} {time:g}"
+
+
 def looks_like_date(value: Any) -> bool:
     return isinstance(value, str) and bool(_DATE_LIKE.match(value))
 
@@ -803,9 +809,8 @@ class Scenario(_Model):
             return math.nan
 
     def when(self, time: float) -> str:
-        """A time as a reader wants it: its ISO date with ``start_date``, else ``day 38``."""
-        day = self.date_of(time)
-        return day.isoformat() if day is not None else f"{self.time_unit} {time:g}"
+        """A time as a reader wants it (see :func:`when`)."""
+        return when(time, self.start_date, self.time_unit)
 
     def headline_stage(self) -> int:
         """The stage headline figures follow (see :func:`headline_stage`)."""
