@@ -75,10 +75,10 @@ def test_tempering_rescues_a_target_that_collapses_importance_weights():
     worlds = 1000
     prior = escalate.draw_worlds(model, worlds, 2)
     from escalate._calibrate import _log_likelihood, _outputs
-    from escalate.posterior import _normalized, ess_of
+    from escalate.posterior import ess_of, normalized
 
     log_l, _ = _log_likelihood([target], _outputs(model, [target], {}, 1000, 2))(prior)
-    assert ess_of(_normalized(log_l)[0]) < 0.01 * worlds  # plain importance weights collapse
+    assert ess_of(normalized(log_l)[0]) < 0.01 * worlds  # plain importance weights collapse
     result = calibrate(model, [target], worlds=worlds, seed=2)
     assert len(result.posterior.powers) >= 3  # it tempered
     assert result.posterior.ess > worlds / 4 and result.posterior.distinct > worlds / 4

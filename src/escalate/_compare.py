@@ -35,6 +35,7 @@ from escalate._evaluate import choose_engine, evaluate_compiled
 from escalate._format import json_records
 from escalate.compile import compile_scenario
 from escalate.errors import EscalateError, Issue, ScenarioError, suggest
+from escalate.posterior import ess_of
 from escalate.results import parse_metric
 from escalate.scenario import Scenario
 from escalate.scenario._yaml import Document, parse_yaml, read_yaml
@@ -307,7 +308,7 @@ class CompareResult:
         w = self.weights
         # the SE is itself estimated: Student's t with the replicates' or worlds' (effective)
         # degrees of freedom
-        units = len(w) if self.mode == "replicates" else 1.0 / np.sum(w**2)
+        units = len(w) if self.mode == "replicates" else ess_of(w)
         z = stats.t.ppf(0.975, max(units - 1.0, 1.0)) if self.mode != "exact" else 0.0
         for m, metric in enumerate(self.metrics):
             base = self.values[:, 0, m]
@@ -380,7 +381,7 @@ def _weighted_se(x: np.ndarray, w: np.ndarray) -> float:
     ``x`` over the effective number of units, with Bessel's correction for that number
     (equal weights: the sample standard deviation over sqrt(W))."""
     mean = np.sum(w * x)
-    ess = 1.0 / np.sum(w**2)
+    ess = ess_of(w)
     if ess <= 1.0:
         return math.nan
     return float(math.sqrt(np.sum(w**2 * (x - mean) ** 2) * ess / (ess - 1.0)))

@@ -30,7 +30,7 @@ from escalate._format import finite_or_none, json_records
 from escalate.compile import CompiledScenario
 from escalate.errors import EscalateError
 from escalate.exact import chain_of, propagate
-from escalate.posterior import Posterior, parameter_table
+from escalate.posterior import Posterior, ess_of, normalized, parameter_table
 
 __all__ = [
     "Filtered",
@@ -766,13 +766,13 @@ def nowcast(
             else:
                 log_l, out = evaluate(prior, _cut(obs, t))
             with np.errstate(divide="ignore"):
-                w, _ = _normalize(log_l + np.log(weights0))
+                w, _ = normalized(log_l + np.log(weights0))
             steps.append(
                 {
                     "time": t,
                     "events": news[t],
                     "p_reached": _weighted_stages(out, model, w),
-                    "ess": float(1.0 / np.sum(w**2)),
+                    "ess": ess_of(w),
                 }
             )
     p = posterior
@@ -808,12 +808,6 @@ def nowcast(
         overrides=overrides,
         worlds_from=source,
     )
-
-
-def _normalize(log_w: np.ndarray) -> tuple[np.ndarray, float]:
-    top = np.max(log_w)
-    w = np.exp(log_w - top)
-    return w / w.sum(), top
 
 
 def _weighted_stages(

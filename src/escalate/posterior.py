@@ -24,8 +24,10 @@ from escalate.uncertainty import weighted_quantile
 
 __all__ = [
     "Posterior",
+    "ess_of",
     "fit_posterior",
     "map_in_parts",
+    "normalized",
     "parameter_table",
     "process_pool",
     "spread",
@@ -85,7 +87,7 @@ def ess_of(weights: np.ndarray) -> float:
     return float(1.0 / np.sum(weights**2))
 
 
-def _normalized(log_w: np.ndarray) -> tuple[np.ndarray, float]:
+def normalized(log_w: np.ndarray) -> tuple[np.ndarray, float]:
     """Weights proportional to exp(log_w), and log of their mean (for the evidence)."""
     top = np.max(log_w)
     if not np.isfinite(top):
@@ -164,7 +166,7 @@ def _next_power(log_likelihood: np.ndarray, phi: float, target_ess: float) -> fl
     """The largest power in (phi, 1] whose incremental weights keep ESS >= target_ess."""
 
     def ess(step: float) -> float:
-        w, _ = _normalized(step * log_likelihood)
+        w, _ = normalized(step * log_likelihood)
         return ess_of(w)
 
     if ess(1.0 - phi) >= target_ess:
@@ -227,10 +229,10 @@ def fit_posterior(
     if given:
         prior_weights = np.asarray(prior_weights, float) / np.sum(prior_weights)
         with np.errstate(divide="ignore"):
-            weights, log_evidence = _normalized(log_l + np.log(prior_weights))
+            weights, log_evidence = normalized(log_l + np.log(prior_weights))
         log_evidence += math.log(n)  # the mean under the given weights, not a plain mean
     else:
-        weights, log_evidence = _normalized(log_l)
+        weights, log_evidence = normalized(log_l)
     if not np.isfinite(log_evidence):
         from escalate.errors import EscalateError
 
@@ -252,7 +254,7 @@ def fit_posterior(
     accepted = proposed = 0
     while phi < 1.0:
         new_phi = _next_power(log_l, phi, n / 2)
-        weights, log_mean = _normalized((new_phi - phi) * log_l)
+        weights, log_mean = normalized((new_phi - phi) * log_l)
         log_evidence += log_mean
         ess = ess_of(weights)
         phi = new_phi
