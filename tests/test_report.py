@@ -3,6 +3,7 @@ is well-formed, self-contained, and renders with every image in a headless brows
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import subprocess
@@ -13,13 +14,14 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from matplotlib.patches import FancyArrowPatch
 
 import escalate
 from escalate import plots
 from escalate.report import FIGURES
 from escalate.uncertainty import reach_across_worlds
 
-from .conftest import ROOT
+from .conftest import ROOT, SCENARIOS
 
 VENEZUELA = ROOT / "scenarios" / "venezuela.yaml"
 TUTORIAL = ROOT / "scenarios" / "tutorial.yaml"
@@ -178,11 +180,11 @@ def test_the_report_and_the_table_open_with_the_answer(report, model, result):
     )
 
 
-@pytest.mark.parametrize("path", [VENEZUELA, TUTORIAL], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
 def test_the_stage_graph_is_legible(path):
     """Every piece of type at 9 pt or more on a figure the report shows unscaled (at most
     8.8 in at 120 dpi: 1,056 px, the page's width), and, as drawn, no label overlapping
-    another label or a stage."""
+    another label or a stage, and no arrow (its head included) inside a stage's box."""
     model = escalate.load(path)
     fig = plots.stage_graph(model)
     assert fig.get_size_inches()[0] <= 8.8
@@ -202,3 +204,64 @@ def test_the_stage_graph_is_legible(path):
     for i, a in enumerate(boxes):
         for b in boxes[i + 1 :]:
             assert not a.overlaps(b), (a, b)
+    fig.set_dpi(120)  # as the run folder saves it: the arrows are clipped at any resolution
+    fig.canvas.draw()
+    stages = [t.get_bbox_patch().get_window_extent(renderer).padded(-1.0) for t in labels
+              if t.get_bbox_patch().get_boxstyle().__class__.__name__ == "Round"]  # fmt: skip
+    assert len(stages) == len(model.stages)
+    arrows = [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
+    assert len(arrows) == len(model.transitions)
+    for arrow in arrows:
+        for polygon in arrow.get_path().to_polygons(closed_only=False):
+            points = ax.transData.transform(polygon)
+            for stage in stages:
+                inside = (
+                    (points[:, 0] > stage.x0) & (points[:, 0] < stage.x1)
+                    & (points[:, 1] > stage.y0) & (points[:, 1] < stage.y1)
+                )  # fmt: skip
+                assert not inside.any(), (path.name, stage)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+def test_the_report_says_what_drives_the_answer(tmp_path):
+    """The installed commands as a user chains them: a run across worlds and a tornado
+    written inside its folder; the report names, in its headline, what moves the answer
+    across the worlds and in the tornado, and shows both, every image decoded."""
+    folder = tmp_path / "worlds"
+    run = [str(ESCALATE), "run", VENEZUELA, "--worlds", "16", "-n", "2000", "--seed", "2"]
+    subprocess.run([*run, "--out", folder], capture_output=True, check=True)
+    for name in ("world_metrics.parquet", "worlds.parquet", "drivers.png", "stages.png"):
+        assert (folder / name).exists(), name
+    worlds_file = ["--worlds-from", folder / "worlds.parquet"]
+    reread = subprocess.run([*run[:3], "-n", "2000", "--seed", "2", *worlds_file],
+                            capture_output=True, text=True)  # fmt: skip
+    assert reread.returncode == 0 and "Across 16 weighted worlds" in reread.stdout
+    refused = subprocess.run(
+        [*run[:3], *worlds_file, "--out", tmp_path / "x"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "--worlds-from does not combine with --out" in refused.stderr
+    assert not (tmp_path / "x").exists()
+    subprocess.run([str(ESCALATE), "sensitivity", VENEZUELA, "--method", "oat",
+                    "--out", folder / "tornado"], capture_output=True, check=True)  # fmt: skip
+    subprocess.run([str(ESCALATE), "report", folder], capture_output=True, check=True)
+    summary = json.loads((folder / "summary.json").read_text())
+    metric = summary["worlds"]["drivers"]["metric"]
+    first = next(iter(summary["worlds"]["drivers"]["parameters"]))
+    tornado = json.loads((folder / "tornado" / "sensitivity.json").read_text())
+    assert metric == tornado["metric"] == "p_reached:full_scale_war"
+    text = (folder / "report.html").read_text(encoding="utf-8")
+    headline = text.split("id='headline'>", 1)[1].split("</p>", 1)[0]
+    assert headline.startswith("P(Full-scale war by 2027-11-07) = ")
+    assert "Across 16 worlds, P(Full-scale war by 2027-11-07) runs from" in headline
+    assert "Sensitivity (oat, tornado/): p_reached:full_scale_war moves most with " in headline
+    assert f"with {next(iter(tornado['parameters']))} (" in headline
+    section = text.split("id='what-drives-it'", 1)[1]
+    assert section.index(f"<td class='text'>{first}</td>") < section.index("Sensitivity: oat")
+    dom = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'a'}", "--virtual-time-budget=10000",
+         "--dump-dom", (folder / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    images = len(FIGURES) + 2  # and the drivers figure and the tornado
+    assert f'data-images="{images}/{images}"' in dom

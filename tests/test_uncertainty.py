@@ -7,6 +7,7 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -233,3 +234,67 @@ def test_sensitivity_from_the_command_line(cli, scenario_file, tmp_path):
         "sensitivity.png",
         "sensitivity.svg",
     }
+
+
+def test_drivers_are_the_means_of_each_fifth_and_spearman():
+    """By construction: the metric rises with `strong`, falls a little with `weak`, ignores
+    `none`. Each fifth's mean, the swing's standard error and the rank correlation are checked
+    against a direct computation (100 equal worlds: 20 in each fifth)."""
+    from escalate.uncertainty import drivers
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(rng.random((100, 3)), columns=["none", "weak", "strong"])
+    values = 3 * frame["strong"] - 0.5 * frame["weak"] + 0.1 * rng.standard_normal(100)
+    table = drivers(frame, values.to_numpy())
+    assert list(table.index) == ["strong", "weak", "none"]
+    for name in frame:
+        order = np.argsort(frame[name].to_numpy())
+        low, high = values.to_numpy()[order[:20]], values.to_numpy()[order[-20:]]
+        row = table.loc[name]
+        assert row["low"] == pytest.approx(low.mean()) and row["high"] == pytest.approx(high.mean())
+        assert row["swing"] == pytest.approx(high.mean() - low.mean())
+        se = math.sqrt(low.var(ddof=1) / 20 + high.var(ddof=1) / 20)
+        assert row["swing_se"] == pytest.approx(se)
+        rho = stats.spearmanr(frame[name], values).statistic
+        assert row["rank_correlation"] == pytest.approx(rho)
+    assert table.loc["strong", "swing"] > 0 > table.loc["weak", "swing"]
+    assert abs(table.loc["none", "swing"]) < 2 * 1.96 * table.loc["none", "swing_se"]
+
+
+def test_drivers_of_weighted_worlds():
+    """A world of weight 0 changes nothing; a world of weight 2 ranks as two copies."""
+    from escalate.uncertainty import drivers
+
+    rng = np.random.default_rng(6)
+    frame = pd.DataFrame(rng.random((30, 2)), columns=["x", "y"])
+    values = frame["x"].to_numpy() + rng.standard_normal(30)
+    plain = drivers(frame, values)
+    padded = pd.concat([frame, pd.DataFrame(rng.random((7, 2)), columns=["x", "y"])])
+    weights = np.r_[np.ones(30), np.zeros(7)]
+    weighted = drivers(padded, np.r_[values, rng.random(7)], weights)
+    pd.testing.assert_frame_equal(plain, weighted)
+    doubled = drivers(pd.concat([frame, frame.iloc[:1]]), np.r_[values, values[:1]])
+    weights = np.r_[2.0, np.ones(29)]
+    assert drivers(frame, values, weights)["rank_correlation"].to_numpy() == pytest.approx(
+        doubled["rank_correlation"].to_numpy()
+    )
+
+
+def test_worlds_name_what_moves_the_headline(model):
+    """Exact worlds of the scenario by construction: P(war) = d/(d+m)(1 - e^{-(d+m)T}) moves
+    with `dominant`, and `irrelevant` moves nothing at all."""
+    result = run_worlds(model, 200, seed=3)
+    assert result.headline["metric"] == "p_reached:war"
+    d, m = result.parameters["dominant"], result.parameters["minor"]
+    closed = d / (d + m) * (1 - np.exp(-(d + m) * 100))
+    np.testing.assert_allclose(result.values["p_reached:war"], closed, rtol=1e-9)
+    table = result.drivers()
+    assert table.index[0] == "dominant" and table.loc["dominant", "rank_correlation"] > 0.99
+    irrelevant = table.loc["irrelevant"]  # moved only by its chance correlation in the draw
+    assert abs(irrelevant["swing"]) < 3 * irrelevant["swing_se"]
+    text = result.headline_text()
+    assert text.startswith("Across 200 worlds, P(war by day 100) runs from")
+    assert "What moves it most: dominant" in text and "irrelevant" not in text
+    block = result.to_dict()["worlds"]["drivers"]
+    assert list(block["parameters"]) == list(table.index)
+    plt.close(result.plot_drivers())

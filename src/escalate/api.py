@@ -18,7 +18,7 @@ from escalate.errors import EscalateError, ScenarioError
 from escalate.results import Z95, Result, parse_metric
 from escalate.scenario import Scenario, load
 
-__all__ = ["exact_overlay", "simulate", "solve"]
+__all__ = ["exact_overlay", "run_manifest", "simulate", "solve"]
 
 
 def _scenario(scenario: Scenario | str | Path) -> Scenario:
@@ -118,14 +118,8 @@ def simulate(
     wall = time.perf_counter() - began
     result = Result.from_tally(tally, compiled, seed=seed, labels=labels)
     result.manifest = {
-        "scenario": model.scenario,
-        "scenario_file": str(model.file),
-        "scenario_sha256": model.sha256,
-        "resolved_scenario": model.model_dump(mode="json", by_alias=True, exclude_none=True),
+        **run_manifest(model, overrides, compiled.horizon, "monte-carlo"),
         "parameters": compiled.values,
-        "overrides": dict(overrides or {}),
-        "horizon": compiled.horizon,
-        "method": "monte-carlo",
         "seed": seed,
         "trajectories": tally.n,
         "chunk_size": CHUNK_SIZE,
@@ -136,7 +130,6 @@ def simulate(
         "wall_time_s": wall,
         "kernel_load_s": kernel_load_s,
         "trajectories_per_s": tally.n / wall if wall > 0 else None,
-        "versions": dict(_versions()),
     }
     return result
 
@@ -168,6 +161,23 @@ def _scheduler_name(scheduler: Any) -> str | None:
     if scheduler is None or isinstance(scheduler, str):
         return scheduler
     return getattr(getattr(scheduler, "scheduler", None), "address", None) or repr(scheduler)
+
+
+def run_manifest(
+    model: Scenario, overrides: dict[str, float] | None, horizon: float, method: str
+) -> dict[str, Any]:
+    """What every run's manifest says first: the scenario (file, hash, resolved text), the
+    overrides, the horizon, the method and the package versions."""
+    return {
+        "scenario": model.scenario,
+        "scenario_file": str(model.file),
+        "scenario_sha256": model.sha256,
+        "resolved_scenario": model.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "overrides": dict(overrides or {}),
+        "horizon": horizon,
+        "method": method,
+        "versions": dict(_versions()),
+    }
 
 
 @functools.cache
@@ -225,17 +235,10 @@ def solve(
     labels = {name: model.label(name) for name in (*model.stages, *model.triggers)}
     result = Result.from_exact(solution, compiled, labels=labels)
     result.manifest = {
-        "scenario": model.scenario,
-        "scenario_file": str(model.file),
-        "scenario_sha256": model.sha256,
-        "resolved_scenario": model.model_dump(mode="json", by_alias=True, exclude_none=True),
+        **run_manifest(model, overrides, compiled.horizon, "exact"),
         "parameters": compiled.values,
-        "overrides": dict(overrides or {}),
-        "horizon": compiled.horizon,
-        "method": "exact",
         "states": solution.n_states,
         "wall_time_s": wall,
-        "versions": dict(_versions()),
     }
     return result
 

@@ -23,6 +23,7 @@ from escalate._format import Z95, compact_path, wilson_band
 __all__ = [
     "calibration_targets",
     "compare_forest",
+    "drivers",
     "fan",
     "nowcast_waterfall",
     "occupancy",
@@ -171,7 +172,7 @@ def stage_graph(model, overrides=None):
     label slides along its arrow until it overlaps no other label and no stage."""
     import textwrap
 
-    from matplotlib.patches import FancyArrowPatch
+    from matplotlib.patches import FancyArrowPatch, Rectangle
 
     from escalate.scenario.resolve import resolve
 
@@ -215,16 +216,32 @@ def stage_graph(model, overrides=None):
                             "white", "ec": "black", "lw": 1.6 if terminal else 0.8},
         ))  # fmt: skip
     unit = model.time_unit or "time unit"
+    fig.canvas.draw()  # lays the stages' boxes out: arrows are routed around them
+    renderer = fig.canvas.get_renderer()
+    extents = {
+        n: node.get_bbox_patch().get_window_extent(renderer)
+        for n, node in zip(position, nodes, strict=True)
+    }
+    # arrows are clipped at the stages' boxes, held in data space: a text's own box patch is
+    # laid out only when the text is drawn, after the arrows, and at another dpi when saved
+    to_data = ax.transData.inverted()
+    box_of = {}
+    for n, e in extents.items():
+        (bx0, by0), (bx1, by1) = to_data.transform([(e.x0, e.y0), (e.x1, e.y1)])
+        box_of[n] = Rectangle((bx0, by0), bx1 - bx0, by1 - by0, transform=ax.transData)
     arcs = []
     for t in resolved.transitions:
         (x0, y0), (x1, y1) = position[t.source], position[t.target]
-        back = x1 < x0 or (x1 == x0 and y1 > y0)
-        rad = 0.35 if x1 == x0 else (0.3 if back else 0.12)  # one column: bend apart
+        # a step back: to an earlier column, or within one to a stage listed before
+        back = x1 < x0 or (x1 == x0 and names.index(t.target) < names.index(t.source))
+        others = [e for n, e in extents.items() if n not in (t.source, t.target)]
+        rad = _route(ax, (x0, y0), (x1, y1), others, prefer=0.3 if back or x1 == x0 else 0.12)
         color = "#2e6fb0" if back else "#b03a2e"
         ax.add_patch(
             FancyArrowPatch(
                 (x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=12, lw=1.0,
-                connectionstyle=f"arc3,rad={rad}", shrinkA=30, shrinkB=30, color=color,
+                connectionstyle=f"arc3,rad={rad}", patchA=box_of[t.source],
+                patchB=box_of[t.target], shrinkA=1, shrinkB=1, color=color,
                 linestyle="--" if back else "-", zorder=2,
             )
         )  # fmt: skip
@@ -285,6 +302,38 @@ def _ordered_rows(members: dict[int, list[str]], resolved) -> dict[int, list[str
     return members
 
 
+def _arc_points(p0, p1, rad: float, count: int = 48) -> np.ndarray:
+    """Points along matplotlib's arc3 connection from ``p0`` to ``p1`` (display space): a
+    quadratic Bezier whose control point is the chord's midpoint moved ``rad`` times the chord
+    turned a quarter."""
+    p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
+    (dx, dy) = p1 - p0
+    control = (p0 + p1) / 2 + rad * np.array([dy, -dx])
+    s = np.linspace(0.0, 1.0, count)[:, None]
+    return (1 - s) ** 2 * p0 + 2 * (1 - s) * s * control + s**2 * p1
+
+
+def _route(ax, start, end, boxes, prefer: float) -> float:
+    """The bend (arc3's ``rad``) of an arrow from ``start`` to ``end`` (data space) that
+    passes through the fewest of ``boxes`` (the other stages, display space) and stays in the
+    axes, the gentlest such bend on the preferred side first."""
+    p0, p1 = ax.transData.transform(start), ax.transData.transform(end)
+    candidates = [prefer, -prefer, 0.3, -0.3, 0.5, -0.5, 0.75, -0.75, 1.0, -1.0]
+    frame = ax.bbox
+
+    def crossings(rad: float) -> int:
+        points = _arc_points(p0, p1, rad)
+        outside = np.any((points[:, 0] < frame.x0) | (points[:, 0] > frame.x1)
+                         | (points[:, 1] < frame.y0) | (points[:, 1] > frame.y1))  # fmt: skip
+        return int(outside) + sum(
+            int(np.any((points[:, 0] > b.x0) & (points[:, 0] < b.x1)
+                       & (points[:, 1] > b.y0) & (points[:, 1] < b.y1)))
+            for b in boxes
+        )  # fmt: skip
+
+    return min(candidates, key=lambda rad: (crossings(rad), candidates.index(rad)))
+
+
 def _place_arc_labels(fig, ax, nodes, arcs) -> None:
     """Slide each arrow's label along its arc (matplotlib's arc3: a quadratic Bezier whose
     control point is the chord's midpoint moved ``rad`` times the chord turned a quarter, in
@@ -306,7 +355,7 @@ def _place_arc_labels(fig, ax, nodes, arcs) -> None:
         p0 = ax.transData.transform(start)
         p1 = ax.transData.transform(end)
         (dx, dy) = p1 - p0
-        control = (p0 + p1) / 2 + rad * np.array([dy, -dx])
+        control = (p0 + p1) / 2 + rad * np.array([dy, -dx])  # as in _arc_points
         best, best_overlap = None, None
         for s in spots:
             point = (1 - s) ** 2 * p0 + 2 * (1 - s) * s * control + s**2 * p1
@@ -694,4 +743,43 @@ def compare_forest(result):
     how = {"exact": "exact", "replicates": "paired Monte Carlo",
            "worlds": f"paired over {len(result.weights)} worlds"}[result.mode]  # fmt: skip
     fig.suptitle(_title(result, f"each variant against the baseline ({how})"))
+    return fig
+
+
+def drivers(result, metric: str | None = None, top: int = 8):
+    """What moves a metric across worlds: per parameter (most influential at the top), the
+    metric's mean over the fifth of worlds where the parameter is lowest and over the fifth
+    where it is highest, joined by a line; a dashed line at its mean over all worlds."""
+    metric = metric or result.headline.get("metric")
+    table = result.drivers(metric).head(top).iloc[::-1]
+    probability = metric.split(":", 1)[0].startswith("p_")
+    scale = 100.0 if probability else 1.0
+    fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(table) + 1.8), layout="constrained")
+    y = np.arange(len(table))
+    low, high = table["low"].to_numpy() * scale, table["high"].to_numpy() * scale
+    ax.hlines(y, np.minimum(low, high), np.maximum(low, high), color="0.6", lw=2)
+    ax.plot(low, y, "o", color="#4c72b0", ms=8, label="parameter in its lowest fifth")
+    ax.plot(high, y, "s", color="#dd8452", ms=8, label="parameter in its highest fifth")
+    for at, (swing, se, right) in enumerate(
+        zip(table["swing"], table["swing_se"], np.maximum(low, high), strict=True)
+    ):
+        unit = " pts" if probability else ""
+        noise = "" if abs(swing) > Z95 * se else " (within noise)"
+        ax.annotate(f"{swing * scale:+.1f} ± {Z95 * se * scale:.1f}{unit}{noise}", (right, at),
+                    xytext=(8, 0), textcoords="offset points", va="center", fontsize=9)  # fmt: skip
+    values = result.values[metric].to_numpy(float)
+    weights = result.weights if result.weights is not None else np.ones(len(values))
+    known = np.isfinite(values)
+    if known.any():
+        mean = np.average(values[known], weights=weights[known]) * scale
+        ax.axvline(mean, color="0.3", lw=1, ls="--", label="all worlds")
+    ax.set_yticks(y, list(table.index))
+    ax.set_ylim(-0.6, len(table) - 0.4)
+    ax.margins(x=0.3)
+    ax.grid(axis="x", alpha=0.3)
+    what = result.headline.get("label") if metric == result.headline.get("metric") else None
+    label = f"P({what} by {result.headline['by']})" if what else metric
+    ax.set_xlabel(f"{label}, mean over the worlds of each fifth" + (" (%)" if probability else ""))
+    fig.legend(loc="outside lower center", ncols=3, fontsize="small", frameon=False)
+    ax.set_title(_title(result, f"what moves it across {result.worlds:,} worlds"))
     return fig

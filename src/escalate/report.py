@@ -146,6 +146,111 @@ def _figure(folder: Path, name: str, heading: str) -> str:
     )
 
 
+def _worlds_drivers(folder: Path, summary: dict[str, Any]) -> str:
+    """``run --worlds --out``: the headline across the worlds and the parameters that move
+    it, a table and the drivers figure ("" for a run of one world)."""
+    block = summary.get("worlds") or {}
+    drivers = block.get("drivers")
+    if not drivers:
+        return ""
+    metric = drivers["metric"]
+    probability = metric.startswith("p_")
+    form = percent if probability else number
+
+    def change(x):
+        return points(x) if probability else number(x)
+
+    rows = "".join(
+        f"<tr><td class='text'>{escape(name)}</td><td>{form(d['low'])}</td>"
+        f"<td>{form(d['high'])}</td><td>{change(d['swing'])}</td>"
+        f"<td>± {change(Z95 * d['swing_se']).lstrip('+') if d['swing_se'] is not None else '—'}"
+        f"</td><td>{number(d['rank_correlation'], 2)}</td></tr>"
+        for name, d in list(drivers["parameters"].items())[:12]
+    )
+    across = block["metrics"].get(metric, {})
+    per = block.get("trajectories_per_world")
+    how = f"{per:,} trajectories each" if per else "each solved exactly"
+    fifth = f"{drivers['fraction']:.0%}"
+    return (
+        f"<h3>Across {block['count']:,} worlds</h3>"
+        f"<p>{block['count']:,} parameter sets drawn ({escape(str(block.get('sampling')))}, "
+        f"seed {block.get('seed')}) from the scenario's uncertain ranges, {how}. "
+        f"<code>{escape(metric)}</code> runs from {form(across.get('p5'))} to "
+        f"{form(across.get('p95'))} across them (5% to 95%; median {form(across.get('p50'))}). "
+        f"Each row compares the worlds in which the parameter lies in its lowest {fifth} with "
+        f"those in its highest {fifth}; the ± is the 95% half-width of that swing from the "
+        "spread of the worlds (a swing within it may be noise), and the rank correlation is "
+        "Spearman's over all worlds. <code>world_metrics.parquet</code> holds every metric of "
+        "every world.</p>"
+        "<table id='drivers'><thead><tr><th class='text'>parameter</th>"
+        f"<th>lowest {fifth}</th><th>highest {fifth}</th><th>swing</th><th>95%</th>"
+        f"<th>rank correlation</th></tr></thead><tbody>{rows}</tbody></table>"
+        + _figure(folder, "drivers", "").replace("<h2></h2>", "")
+    )
+
+
+# a sensitivity result's index of influence, per method: (column, what it is called)
+_INFLUENCE = {
+    "sobol": ("ST", "total Sobol index"),
+    "morris": ("mu_star", "Morris mu*"),
+    "oat": ("swing", "swing from its 5% to its 95% quantile"),
+}
+
+
+def _sensitivities(folder: Path, scenario: str) -> list[tuple[Path, dict[str, Any]]]:
+    """The sensitivity results (``escalate sensitivity --out``) in the folder or in a folder
+    inside it, of this scenario."""
+    found = []
+    for path in [folder / "sensitivity.json", *sorted(folder.glob("*/sensitivity.json"))]:
+        try:
+            result = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if result.get("scenario") == scenario and result.get("method") in _INFLUENCE:
+            found.append((path.parent, result))
+    return found
+
+
+def _sensitivity_sentence(where: Path, folder: Path, result: dict[str, Any]) -> str:
+    """The first two parameters of a sensitivity result, as a sentence of the headline."""
+    column, called = _INFLUENCE[result["method"]]
+    ranked = list(result["parameters"].items())[:2]
+    if not ranked:
+        return ""
+    place = "this folder" if where == folder else f"{where.name}/"
+    in_points = result["method"] == "oat" and result["metric"].startswith("p_")
+
+    def size(x):  # a tornado's swing is a size, never signed
+        return f"{100 * x:.1f} pts" if in_points and x is not None else number(x, 3)
+
+    said = ", then ".join(f"{name} ({size(values.get(column))})" for name, values in ranked)
+    return (
+        f"Sensitivity ({result['method']}, {place}): {result['metric']} moves most with {said}"
+        f" ({called})."
+    )
+
+
+def _sensitivity_section(where: Path, folder: Path, result: dict[str, Any]) -> str:
+    columns = [c for c in next(iter(result["parameters"].values()), {}) if c]
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    rows = "".join(
+        f"<tr><td class='text'>{escape(name)}</td>"
+        + "".join(f"<td>{number(values.get(c), 3)}</td>" for c in columns)
+        + "</tr>"
+        for name, values in result["parameters"].items()
+    )
+    place = "this folder" if where == folder else f"{where.name}/"
+    return (
+        f"<h3>Sensitivity: {escape(result['method'])} of <code>{escape(result['metric'])}</code>"
+        f" ({escape(place)})</h3>"
+        f"<p>{result.get('evaluations', '?')} evaluations ({escape(str(result.get('engine')))}"
+        "), most influential first.</p>"
+        f"<table class='sensitivity'><thead><tr><th class='text'>parameter</th>{head}</tr>"
+        f"</thead><tbody>{rows}</tbody></table>"
+        + _figure(where, "sensitivity", "").replace("<h2></h2>", "")
+    )
+
+
 def build_report(folder: str | Path) -> str:
     """The HTML text of the report of run folder ``folder``."""
     folder = Path(folder)
@@ -472,10 +577,18 @@ def _build(folder: Path) -> str:
         f"{escape(str(manifest.get('scenario_sha256', ''))[:12])}…); horizon "
         f"{summary.get('horizon'):g} {escape(unit)}s{escape(dates)}; {escape(how)}."
     )
+    if "worlds" in summary:
+        block = summary["worlds"]
+        meta = meta.replace(
+            "Monte Carlo trajectories",
+            f"Monte Carlo trajectories pooled over {block['count']:,} worlds",
+        )
+    sensitivities = _sensitivities(folder, str(summary.get("scenario")))
     parts = [f"<h1>{escape(str(title))}</h1>"]
     headline = (summary.get("headline") or {}).get("text")
     if headline:  # the answer first (folders of older versions have none)
-        parts.append(f"<p class='note' id='headline'>{escape(headline)}</p>")
+        said = [headline, *(_sensitivity_sentence(w, folder, r) for w, r in sensitivities)]
+        parts.append(f"<p class='note' id='headline'>{escape(' '.join(said))}</p>")
     parts.append(f"<p class='meta'>{meta}</p>")
     if resolved.get("description"):
         parts.append(f"<p>{escape(str(resolved['description']))}</p>")
@@ -484,6 +597,13 @@ def _build(folder: Path) -> str:
         "<p>Probabilities with 95% Wilson intervals; times in "
         f"{escape(unit)}s (time to reach: among trajectories that reach the stage).</p>",
         _summary_table(summary, unit),
+    ]
+    drivers = _worlds_drivers(folder, summary) + "".join(
+        _sensitivity_section(w, folder, r) for w, r in sensitivities
+    )
+    if drivers:
+        parts += ["<h2 id='what-drives-it'>What drives it</h2>", drivers]
+    parts += [
         "<h2>Triggers</h2>",
         _triggers_table(summary, unit),
     ]

@@ -417,19 +417,26 @@ class Result:
         """
 
         def write(folder: Path) -> None:
-            (folder / "summary.json").write_text(self.to_json() + "\n", encoding="utf-8")
-            self.summary().to_csv(folder / "stages.csv")
-            self.curves.to_parquet(folder / "curves.parquet", index=False)
-            self.paths_frame().to_csv(folder / "paths.csv", index=False)
-            (folder / "manifest.json").write_text(
-                json.dumps(self.manifest, indent=2, default=str) + "\n", encoding="utf-8"
-            )
-            if figures:
-                from escalate import plots  # plots come after results in the data flow
-
-                plots.save_run_figures(self, folder, model=model, exact=exact)
+            self.write_files(folder, figures=figures, model=model, exact=exact)
 
         return write_folder(Path(directory), write, force=force)
+
+    def write_files(
+        self, folder: Path, *, figures: bool = True, model=None, exact: Result | None = None
+    ) -> None:
+        """The run folder's files, written into ``folder`` as it is (see :meth:`save`, which
+        makes the folder whole or not at all)."""
+        (folder / "summary.json").write_text(self.to_json() + "\n", encoding="utf-8")
+        self.summary().to_csv(folder / "stages.csv")
+        self.curves.to_parquet(folder / "curves.parquet", index=False)
+        self.paths_frame().to_csv(folder / "paths.csv", index=False)
+        (folder / "manifest.json").write_text(
+            json.dumps(self.manifest, indent=2, default=str) + "\n", encoding="utf-8"
+        )
+        if figures:
+            from escalate import plots  # plots come after results in the data flow
+
+            plots.save_run_figures(self, folder, model=model, exact=exact)
 
     def plot_reached(self, stages=None):
         """Figure: P(stage reached by t) with 95% bands (see :mod:`escalate.plots`)."""

@@ -23,6 +23,7 @@ from scipy.stats import qmc
 
 from escalate._dask import mapped
 from escalate._evaluate import all_metrics, evaluate
+from escalate._format import Z95
 from escalate.errors import EscalateError, suggest
 from escalate.results import Result
 from escalate.scenario import Scenario
@@ -30,6 +31,7 @@ from escalate.scenario import Scenario
 __all__ = [
     "WorldsResult",
     "draw_worlds",
+    "drivers",
     "reach_across_worlds",
     "read_worlds",
     "run_worlds",
@@ -38,6 +40,9 @@ __all__ = [
 ]
 
 SAMPLINGS = ("lhs", "random")
+# drivers compare the worlds in the lowest and the highest fifth of each parameter
+DRIVER_FRACTION = 0.2
+DRIVER_COLUMNS = ["low", "high", "swing", "swing_se", "rank_correlation"]
 # keep draws off the distributions' edges, where a ppf can return a bound (beta at 0)
 _EDGE = 1e-12
 
@@ -125,6 +130,9 @@ class WorldsResult:
     pooled_result: Result | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     weights: np.ndarray | None = None  # the worlds' weights (a worlds file); None: equal
+    # the question the headline answers: {"metric", "label", "by"} (p_reached of the
+    # headline stage, its label, the horizon as a reader says it)
+    headline: dict[str, str] = field(default_factory=dict)
 
     @property
     def worlds(self) -> int:
@@ -154,6 +162,56 @@ class WorldsResult:
         frame.index.name = "metric"
         return frame.loc[list(v.columns)]
 
+    def drivers(
+        self, metric: str | None = None, *, fraction: float = DRIVER_FRACTION
+    ) -> pd.DataFrame:
+        """Which uncertain parameters move ``metric`` (default: the headline's P(reached))
+        across the worlds: see :func:`drivers`."""
+        metric = metric or self.headline.get("metric")
+        if metric not in self.values:
+            raise EscalateError(
+                f"unknown metric {metric!r} across worlds{suggest(str(metric), self.values)}"
+            )
+        varied = self.parameters.loc[:, self.parameters.nunique() > 1]
+        return drivers(varied, self.values[metric].to_numpy(float), self.weights, fraction)
+
+    def headline_text(self) -> str:
+        """The headline: the pooled answer (when there is one), then its range across the
+        worlds and the parameters that move it most (:meth:`across_worlds_text`)."""
+        pooled = [self.pooled_result.headline_text()] if self.pooled_result is not None else []
+        return " ".join([*pooled, self.across_worlds_text()]).strip()
+
+    def across_worlds_text(self) -> str:
+        """The headline's P(reached) across the worlds (5% to 95%) and the two parameters
+        that move it most, as sentences ("" without a headline metric)."""
+        metric = self.headline.get("metric")
+        if metric is None or metric not in self.values:
+            return ""
+        parts = []
+        row = self.summary().loc[metric]
+        question = f"P({self.headline['label']} by {self.headline['by']})"
+        parts.append(
+            f"Across {self.worlds:,} worlds, {question} runs from {row['p5']:.1%} to "
+            f"{row['p95']:.1%} (5% to 95% of worlds)."
+        )
+        table = self.drivers()
+        clear = table[table["swing"].abs() > Z95 * table["swing_se"]].head(2)
+        if len(clear):
+            first, *rest = clear.itertuples()
+            said = (
+                f"What moves it most: {first.Index} ({first.low:.1%} in the fifth of worlds "
+                f"where {first.Index} is lowest, {first.high:.1%} in the fifth where it is "
+                "highest)"
+            )
+            said += "".join(f", then {r.Index} ({r.low:.1%} to {r.high:.1%})" for r in rest)
+            parts.append(said + ".")
+        elif len(table):
+            parts.append(
+                f"No parameter moves it clearly beyond the noise of {self.worlds:,} worlds; "
+                "more worlds would tell."
+            )
+        return " ".join(parts)
+
     def to_dict(self) -> dict[str, Any]:
         """The pooled summary (Monte Carlo) with a ``worlds`` block of every metric."""
 
@@ -175,11 +233,151 @@ class WorldsResult:
             summary = self.pooled_result.to_dict()
         else:
             summary = {"scenario": self.scenario, "method": self.method}
+        metric = self.headline.get("metric")
+        if metric in self.values:
+            table = self.drivers()
+            block["drivers"] = {
+                "metric": metric,
+                "fraction": DRIVER_FRACTION,
+                "parameters": {
+                    name: {key: clean(float(value)) for key, value in row.items()}
+                    for name, row in table.iterrows()
+                },
+            }
+            headline = summary.setdefault("headline", {})
+            headline["across_worlds"] = block["metrics"][metric]
+            headline["text"] = self.headline_text()
         summary["worlds"] = block
         return summary
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def plot_drivers(self, metric: str | None = None, top: int = 8):
+        """Figure: ``metric`` in the lowest and the highest fifth of each parameter's worlds,
+        the parameters that move it most at the top (see :func:`escalate.plots.drivers`)."""
+        from escalate import plots
+
+        return plots.drivers(self, metric, top=top)
+
+    def save(self, directory: str | Path, *, force: bool = False, model=None) -> Path:
+        """Write a run folder of the worlds, whole or not at all: the pooled run's files
+        (:meth:`Result.save`), ``summary.json`` with the ``worlds`` block and its drivers,
+        ``worlds.parquet`` (a worlds file: ``--worlds-from`` reads it), ``world_metrics.parquet``
+        (every metric in every world) and the drivers figure. Saving runs no engine.
+
+        Only simulated, equally weighted worlds pool into one run; others are refused.
+        """
+        from escalate.results import write_folder
+
+        if self.pooled_result is None:
+            raise EscalateError(
+                "a run folder needs simulated worlds drawn from the uncertain ranges, pooled "
+                "into one run; weighted or exactly solved worlds are not written as a folder yet"
+            )
+
+        def write(folder: Path) -> None:
+            self.pooled_result.write_files(folder, model=model)
+            (folder / "summary.json").write_text(self.to_json() + "\n", encoding="utf-8")
+            (folder / "manifest.json").write_text(
+                json.dumps(self.manifest, indent=2, default=str) + "\n", encoding="utf-8"
+            )
+            worlds = self.parameters.copy()
+            worlds["weight"] = 1.0 / self.worlds
+            worlds.to_parquet(folder / "worlds.parquet", index=False)
+            metrics = pd.concat([self.parameters, self.values], axis=1)
+            metrics.index.name = "world"
+            metrics.to_parquet(folder / "world_metrics.parquet")
+            if self.headline.get("metric") in self.values:
+                import matplotlib.pyplot as plt
+
+                figure = self.plot_drivers()
+                for suffix in ("png", "svg"):
+                    figure.savefig(
+                        folder / f"drivers.{suffix}", dpi=120 if suffix == "png" else None
+                    )
+                plt.close(figure)
+
+        return write_folder(Path(directory), write, force=force)
+
+
+def drivers(
+    parameters: pd.DataFrame,
+    values: np.ndarray,
+    weights: np.ndarray | None = None,
+    fraction: float = DRIVER_FRACTION,
+) -> pd.DataFrame:
+    """Which parameters move a metric across worlds, most first.
+
+    For each parameter (a column of ``parameters``, one row per world): the weighted mean of
+    ``values`` over the worlds in the lowest ``fraction`` of its weight (``low``) and in the
+    highest (``high``), their difference ``swing``, and the (weighted) Spearman rank
+    correlation. Worlds whose value is NaN (e.g. a time to reach never reached) are left out.
+    Ranked by ``|swing|``: what a reader sees, "war is 14% where X is low and 38% where high".
+    ``swing_se`` is the swing's standard error from the spread of the worlds in each fifth
+    (with few worlds, a swing within two of it may be noise).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``parameter``; columns ``low``, ``high``, ``swing``, ``swing_se``,
+        ``rank_correlation``.
+    """
+    values = np.asarray(values, dtype=float)
+    weights = np.full(len(values), 1.0) if weights is None else np.asarray(weights, float)
+    known = np.isfinite(values)
+    values, weights = values[known], weights[known]
+    rows = {}
+    if len(values) and weights.sum() > 0:
+        weights = weights / weights.sum()
+        for name in parameters.columns:
+            x = parameters[name].to_numpy(float)[known]
+            order = np.argsort(x, kind="stable")
+            middle = np.cumsum(weights[order]) - weights[order] / 2  # each world's mid-weight
+            low, high = order[middle < fraction], order[middle > 1.0 - fraction]
+            mean_low, se_low = _weighted_mean_se(values[low], weights[low])
+            mean_high, se_high = _weighted_mean_se(values[high], weights[high])
+            rows[name] = {
+                "low": mean_low,
+                "high": mean_high,
+                "swing": mean_high - mean_low,
+                "swing_se": math.hypot(se_low, se_high),
+                "rank_correlation": _weighted_correlation(
+                    _weighted_ranks(x, weights), _weighted_ranks(values, weights), weights
+                ),
+            }
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=DRIVER_COLUMNS)
+    frame.index.name = "parameter"
+    return frame.iloc[np.argsort(-frame["swing"].abs().fillna(-1.0).to_numpy(), kind="stable")]
+
+
+def _weighted_mean_se(values: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """The weighted mean and its standard error (Bessel-corrected on the effective count;
+    NaN from fewer than two effective worlds)."""
+    total = weights.sum()
+    if not total > 0:
+        return math.nan, math.nan
+    mean = float(np.dot(weights, values) / total)
+    effective = total**2 / float(np.dot(weights, weights))
+    spread = float(np.dot(weights, (values - mean) ** 2) / total)
+    return mean, math.sqrt(spread / (effective - 1.0)) if effective > 1.0 else math.nan
+
+
+def _weighted_ranks(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Mid-ranks under weights: the weight below each value plus half the weight at it (ties
+    share it), so a world of weight 2 ranks as two copies and one of weight 0 moves no rank.
+    With equal weights, a linear function of the usual average ranks."""
+    distinct, group_of = np.unique(x, return_inverse=True)
+    at = np.bincount(group_of, weights=weights, minlength=len(distinct))
+    return (np.cumsum(at) - at / 2)[group_of]
+
+
+def _weighted_correlation(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> float:
+    """Pearson's correlation of ``x`` and ``y`` under ``weights`` (summing to 1); NaN when
+    either is constant."""
+    dx, dy = x - np.dot(weights, x), y - np.dot(weights, y)
+    scale = math.sqrt(np.dot(weights, dx * dx) * np.dot(weights, dy * dy))
+    return float(np.dot(weights, dx * dy) / scale) if scale > 0 else math.nan
 
 
 def worlds_to_weigh(
@@ -346,6 +544,17 @@ def run_worlds(
     else:
         pooled_result = None
         pooled = values.mean().to_dict()
+    from escalate.api import run_manifest
+
+    stage = list(model.stages)[model.headline_stage()]
+    reach = horizon if horizon is not None else model.horizon_time
+    manifest = {
+        **run_manifest(model, overrides, reach, method),
+        "seed": seed,
+        "worlds": worlds,
+        "sampling": sampling,
+        "trajectories_per_world": n if method == "monte-carlo" else None,
+    }
     return WorldsResult(
         scenario=model.scenario,
         method=method,
@@ -356,7 +565,13 @@ def run_worlds(
         values=values,
         pooled=pooled,
         pooled_result=pooled_result,
+        manifest=manifest,
         weights=weights,
+        headline={
+            "metric": f"p_reached:{stage}",
+            "label": model.label(stage),
+            "by": model.when(reach),
+        },
     )
 
 

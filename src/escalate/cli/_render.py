@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from escalate._format import MISSING, compact_path, number, percent
+from escalate._format import MISSING, Z95, compact_path, number, percent, points
 from escalate.scenario.model import OnsetAt, OnsetTiming
 
 if TYPE_CHECKING:
@@ -173,6 +173,32 @@ def print_worlds(out: Console, result) -> None:
             form = "{:.1f}" if metric.startswith("time_") else "{:.3f}"
             cells = [row[c] for c in ("pooled", "mean", "p5", "p50", "p95")]
             table.add_row(metric, *(form.format(x) if x == x else "—" for x in cells))
+    out.print(table)
+    metric = result.headline.get("metric")
+    if metric in result.values:
+        print_drivers(out, result, metric)
+
+
+def print_drivers(out: Console, result, metric: str, top: int = 8) -> None:
+    """The parameters that move ``metric`` most across the worlds."""
+    out.print(result.across_worlds_text(), markup=False, highlight=False, style="bold")
+    table = Table(
+        title=f"What moves {metric} across the worlds (mean over the fifth of worlds where "
+        "each parameter is lowest / highest)",
+        title_justify="left",
+    )
+    for col in ("parameter", "lowest fifth", "highest fifth", "swing", "± 95%", "rank corr."):
+        table.add_column(col, justify="left" if col == "parameter" else "right")
+    probability = metric.startswith("p_")
+    form = percent if probability else number
+    for name, row in result.drivers(metric).head(top).iterrows():
+        half = Z95 * row["swing_se"]
+        table.add_row(
+            str(name), form(row["low"]), form(row["high"]),
+            points(row["swing"]) if probability else number(row["swing"]),
+            (points(half) if probability else number(half)).lstrip("+"),
+            f"{row['rank_correlation']:+.2f}",
+        )  # fmt: skip
     out.print(table)
 
 

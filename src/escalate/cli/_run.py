@@ -48,7 +48,10 @@ from escalate.scenario import load
     help="Refuse a run projected to take longer than S seconds (checked after the first batch).",
 )
 @worlds_option("Draw W parameter sets from the uncertain ranges; -n trajectories in each.")
-@out_option("Write a run folder (summary, tables, curves, paths, manifest, figures).")
+@out_option(
+    "Write a run folder (summary, tables, curves, paths, manifest, figures; with --worlds, "
+    "the pooled run, every world's metrics and what moves the headline across them)."
+)
 @format_option
 @scheduler_option
 @user_errors
@@ -79,9 +82,14 @@ def run(
         check_output_folder(out, force=force)
     err = stderr()
     if worlds is not None or worlds_from is not None:
-        if precision is not None or out is not None:
-            raise EscalateError("--worlds does not combine with --precision or --out yet")
-        across_worlds(
+        if precision is not None:
+            raise EscalateError("--worlds does not combine with --precision yet")
+        if worlds_from is not None and out is not None:
+            raise EscalateError(
+                "--worlds-from does not combine with --out yet: weighted worlds do not pool "
+                "into one run folder (give --worlds W, or leave out --out)"
+            )
+        result = across_worlds(
             model,
             worlds,
             output_format,
@@ -94,6 +102,9 @@ def run(
             threads=threads,
             scheduler=scheduler,
         )
+        if out is not None:
+            result.save(out, force=force, model=model)
+            err.print(f"run folder written: {out}", markup=False)
         return
     with progress(err, n) as advance:
         result = simulate(
@@ -121,7 +132,7 @@ def across_worlds(
 ) -> None:
     """``--worlds``: evaluate ``worlds`` parameter sets drawn from the uncertain ranges, or
     ``--worlds-from``: the weighted worlds of a file (``options`` go to
-    :func:`escalate.run_worlds`), and print the metrics across them."""
+    :func:`escalate.run_worlds`), print the metrics across them and return the result."""
     from escalate.uncertainty import run_worlds, worlds_to_weigh  # scipy: only when asked
 
     given = None
@@ -132,3 +143,4 @@ def across_worlds(
     with progress(stderr(), worlds, unit="worlds") as advance:
         result = run_worlds(model, worlds, progress=advance, given=given, **options)
     output(result, output_format, print_worlds)
+    return result

@@ -28,7 +28,7 @@ METHODS = ("sobol", "morris", "oat")
     "--metric",
     metavar="M",
     default=None,
-    help="The metric to explain (default: P(reached) of the last terminal stage).",
+    help="The metric to explain (default: P(reached) of the headline stage, the first war).",
 )
 @click.option(
     "--samples",
@@ -46,9 +46,8 @@ def sensitivity_command(scenario, method, metric, samples, n, seed, job) -> None
     from escalate._sensitivity import sensitivity
 
     model = load(scenario)
-    if metric is None:
-        terminal = [name for name, stage in model.stages.items() if stage.terminal]
-        metric = f"p_reached:{(terminal or list(model.stages))[0]}"
+    if metric is None:  # the question the headline answers
+        metric = f"p_reached:{list(model.stages)[model.headline_stage()]}"
     fingerprint = {
         "scenario_sha256": model.sha256, "method": method, "metric": metric,
         "samples": samples, "n": n, "seed": seed,
