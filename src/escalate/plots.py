@@ -527,11 +527,12 @@ def sweep(result, metric: str | None = None):
     return fig
 
 
-def sensitivity(result):
-    """Tornado (one-at-a-time) or sensitivity indices with their 95% intervals."""
-    frame = result.frame.iloc[::-1]  # most influential at the top
+def sensitivity(result, top: int = 15):
+    """Tornado (one-at-a-time) or sensitivity indices with their 95% intervals, for the
+    ``top`` most influential parameters (the most influential at the top)."""
+    frame = result.frame.head(top).iloc[::-1]
     names = list(frame.index)
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(names) + 2.0), layout="constrained")
     y = np.arange(len(names))
     if result.method == "oat":
         base = float(frame["base"].iloc[0])
@@ -584,8 +585,10 @@ def sensitivity(result):
         what = "Morris elementary effects"
     ax.set_yticks(y, names)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize="small", loc="best")
-    ax.set_title(f"{result.scenario}: {what} for {result.metric}")
+    fig.legend(loc="outside lower center", ncols=2, fontsize="small", frameon=False)
+    shown = len(result.frame)
+    more = f" (the {len(names)} most influential of {shown})" if len(names) < shown else ""
+    ax.set_title(f"{result.scenario}: {what}\nfor {result.metric}{more}", fontsize="medium")
     return fig
 
 

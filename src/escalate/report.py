@@ -164,7 +164,7 @@ def _worlds_drivers(folder: Path, summary: dict[str, Any]) -> str:
         f"<tr><td class='text'>{escape(name)}</td><td>{form(d['low'])}</td>"
         f"<td>{form(d['high'])}</td><td>{change(d['swing'])}</td>"
         f"<td>± {change(Z95 * d['swing_se']).lstrip('+') if d['swing_se'] is not None else '—'}"
-        f"</td><td>{number(d['rank_correlation'], 2)}</td></tr>"
+        f"</td><td>{_signed(d['rank_correlation'])}</td></tr>"
         for name, d in list(drivers["parameters"].items())[:12]
     )
     across = block["metrics"].get(metric, {})
@@ -183,10 +183,14 @@ def _worlds_drivers(folder: Path, summary: dict[str, Any]) -> str:
         "Spearman's over all worlds. <code>world_metrics.parquet</code> holds every metric of "
         "every world.</p>"
         "<table id='drivers'><thead><tr><th class='text'>parameter</th>"
-        f"<th>lowest {fifth}</th><th>highest {fifth}</th><th>swing</th><th>95%</th>"
+        f"<th>lowest {fifth}</th><th>highest {fifth}</th><th>swing</th><th>± 95%</th>"
         f"<th>rank correlation</th></tr></thead><tbody>{rows}</tbody></table>"
         + _figure(folder, "drivers", "").replace("<h2></h2>", "")
     )
+
+
+def _signed(x: float | None) -> str:
+    return "—" if x is None else f"{x:+.2f}"
 
 
 # a sensitivity result's index of influence, per method: (column, what it is called)
@@ -230,21 +234,35 @@ def _sensitivity_sentence(where: Path, folder: Path, result: dict[str, Any]) -> 
     )
 
 
-def _sensitivity_section(where: Path, folder: Path, result: dict[str, Any]) -> str:
+def _sensitivity_section(where: Path, folder: Path, result: dict[str, Any], top: int = 12) -> str:
     columns = [c for c in next(iter(result["parameters"].values()), {}) if c]
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    # a tornado of a probability is read in percent, its swing in points
+    in_percent = result["method"] == "oat" and result["metric"].startswith("p_")
+
+    def cell(column: str, x) -> str:
+        if in_percent and x is not None:
+            return f"{100 * x:.1f} pts" if column == "swing" else percent(x)
+        return number(x, 3)
+
+    ranked = list(result["parameters"].items())
     rows = "".join(
         f"<tr><td class='text'>{escape(name)}</td>"
-        + "".join(f"<td>{number(values.get(c), 3)}</td>" for c in columns)
+        + "".join(f"<td>{cell(c, values.get(c))}</td>" for c in columns)
         + "</tr>"
-        for name, values in result["parameters"].items()
+        for name, values in ranked[:top]
     )
     place = "this folder" if where == folder else f"{where.name}/"
+    shown = (
+        f"the {top} most influential of {len(ranked)} (sensitivity.csv has them all)"
+        if len(ranked) > top
+        else "most influential first"
+    )
     return (
         f"<h3>Sensitivity: {escape(result['method'])} of <code>{escape(result['metric'])}</code>"
         f" ({escape(place)})</h3>"
         f"<p>{result.get('evaluations', '?')} evaluations ({escape(str(result.get('engine')))}"
-        "), most influential first.</p>"
+        f"); {shown}.</p>"
         f"<table class='sensitivity'><thead><tr><th class='text'>parameter</th>{head}</tr>"
         f"</thead><tbody>{rows}</tbody></table>"
         + _figure(where, "sensitivity", "").replace("<h2></h2>", "")
