@@ -232,6 +232,9 @@ def test_the_report_says_what_drives_the_answer(tmp_path):
     subprocess.run([*run, "--out", folder], capture_output=True, check=True)
     for name in ("world_metrics.parquet", "worlds.parquet", "drivers.png", "stages.png"):
         assert (folder / name).exists(), name
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["worlds"] == 16 and manifest["trajectories"] == 16 * 2000
+    assert manifest["scenario_sha256"] == escalate.load(VENEZUELA).sha256
     worlds_file = ["--worlds-from", folder / "worlds.parquet"]
     reread = subprocess.run([*run[:3], "-n", "2000", "--seed", "2", *worlds_file],
                             capture_output=True, text=True)  # fmt: skip

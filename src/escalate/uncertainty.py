@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -512,6 +513,7 @@ def run_worlds(
     if engine == "auto" and n is not None:
         engine = "monte-carlo"
     rows, pooled_tally, compiled = [], None, None
+    began = time.perf_counter()
     worlds_values = [
         {**overrides, **{k: float(v) for k, v in drawn.iloc[w].items()}} for w in range(worlds)
     ]
@@ -554,6 +556,8 @@ def run_worlds(
         "worlds": worlds,
         "sampling": sampling,
         "trajectories_per_world": n if method == "monte-carlo" else None,
+        "trajectories": pooled_tally.n if pooled_tally is not None else None,
+        "wall_time_s": time.perf_counter() - began,
     }
     return WorldsResult(
         scenario=model.scenario,
