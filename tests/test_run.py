@@ -137,7 +137,7 @@ def test_failure_while_writing_leaves_no_folder(cli, tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_ctrl_c_mid_run_leaves_nothing(tmp_path):
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "escalate", "run", str(TUTORIAL), "-n", "1e10"]
+    command = [sys.executable, "-m", "escalate", "run", str(TUTORIAL), "-n", "1e9"]
     terminal = OnATerminal([*command, "--out", str(out)])
     terminal.wait_for(rb"[1-9]\d*%")  # the progress bar moved: the run is under way
     terminal.process.send_signal(signal.SIGINT)
