@@ -136,14 +136,18 @@ def _sources(resolved: dict[str, Any]) -> str:
 
 
 def _figure(folder: Path, name: str, heading: str) -> str:
+    """A section of one figure of the folder under its heading ("" if not there)."""
+    image = _image(folder, name, heading)
+    return f"<h2>{escape(heading)}</h2>{image}" if image else ""
+
+
+def _image(folder: Path, name: str, alt: str) -> str:
+    """``name.png`` of the folder embedded in the page ("" if not there)."""
     path = folder / f"{name}.png"
     if not path.exists():
         return ""
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (
-        f"<h2>{escape(heading)}</h2><figure><img alt='{escape(heading)}' "
-        f"src='data:image/png;base64,{data}'/></figure>"
-    )
+    return f"<figure><img alt='{escape(alt)}' src='data:image/png;base64,{data}'/></figure>"
 
 
 def _worlds_drivers(folder: Path, summary: dict[str, Any]) -> str:
@@ -185,7 +189,7 @@ def _worlds_drivers(folder: Path, summary: dict[str, Any]) -> str:
         "<table id='drivers'><thead><tr><th class='text'>parameter</th>"
         f"<th>lowest {fifth}</th><th>highest {fifth}</th><th>swing</th><th>± 95%</th>"
         f"<th>rank correlation</th></tr></thead><tbody>{rows}</tbody></table>"
-        + _figure(folder, "drivers", "").replace("<h2></h2>", "")
+        + _image(folder, "drivers", f"What moves {metric} across the worlds")
     )
 
 
@@ -265,7 +269,7 @@ def _sensitivity_section(where: Path, folder: Path, result: dict[str, Any], top:
         f"); {shown}.</p>"
         f"<table class='sensitivity'><thead><tr><th class='text'>parameter</th>{head}</tr>"
         f"</thead><tbody>{rows}</tbody></table>"
-        + _figure(where, "sensitivity", "").replace("<h2></h2>", "")
+        + _image(where, "sensitivity", f"Sensitivity of {result['metric']}")
     )
 
 
