@@ -222,45 +222,72 @@ def test_the_stage_graph_is_legible(path):
                 assert not inside.any(), (path.name, stage)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
-def test_the_report_says_what_drives_the_answer(tmp_path):
-    """The installed commands as a user chains them: a run across worlds and a tornado
-    written inside its folder; the report names, in its headline, what moves the answer
-    across the worlds and in the tornado, and shows both, every image decoded."""
-    folder = tmp_path / "worlds"
-    run = [str(ESCALATE), "run", VENEZUELA, "--worlds", "16", "-n", "2000", "--seed", "2"]
+WORLDS = 30  # enough for a table of drivers: 6 worlds at each end
+
+
+@pytest.fixture(scope="module")
+def drivers_folder(tmp_path_factory):
+    """The installed commands as a user chains them: a run across worlds written to a folder,
+    a tornado written inside it (and a hidden folder, a malformed result and another
+    horizon's tornado beside it, as a user's folder may hold), then the report."""
+    folder = tmp_path_factory.mktemp("drivers") / "worlds"
+    run = [str(ESCALATE), "run", VENEZUELA, "--worlds", str(WORLDS), "-n", "2000", "--seed", "2"]
     subprocess.run([*run, "--out", folder], capture_output=True, check=True)
+    sensitivity = [str(ESCALATE), "sensitivity", VENEZUELA, "--method", "oat"]
+    subprocess.run([*sensitivity, "--out", folder / "tornado"], capture_output=True, check=True)
+    (folder / ".half-written").mkdir()
+    shutil.copy(folder / "tornado" / "sensitivity.json", folder / ".half-written")
+    (folder / "broken").mkdir()
+    (folder / "broken" / "sensitivity.json").write_text("[1, 2]", encoding="utf-8")
+    other = json.loads((folder / "tornado" / "sensitivity.json").read_text())
+    (folder / "other").mkdir()
+    other["horizon"] = 365.0
+    (folder / "other" / "sensitivity.json").write_text(json.dumps(other), encoding="utf-8")
+    done = subprocess.run([str(ESCALATE), "report", folder], capture_output=True, text=True)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    return folder, run
+
+
+def test_the_report_says_what_drives_the_answer(drivers_folder, tmp_path):
+    """The headline names what moves the answer across the worlds and in the tornado (not in
+    the hidden, malformed or other-horizon results); the worlds file reads back."""
+    folder, run = drivers_folder
     for name in ("world_metrics.parquet", "worlds.parquet", "drivers.png", "stages.png"):
         assert (folder / name).exists(), name
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["worlds"] == 16 and manifest["trajectories"] == 16 * 2000
+    assert manifest["worlds"] == WORLDS and manifest["trajectories"] == WORLDS * 2000
     assert manifest["scenario_sha256"] == escalate.load(VENEZUELA).sha256
     worlds_file = ["--worlds-from", folder / "worlds.parquet"]
     reread = subprocess.run([*run[:3], "-n", "2000", "--seed", "2", *worlds_file],
                             capture_output=True, text=True)  # fmt: skip
-    assert reread.returncode == 0 and "Across 16 weighted worlds" in reread.stdout
+    assert reread.returncode == 0 and f"Across {WORLDS} weighted worlds" in reread.stdout
     refused = subprocess.run(
-        [*run[:3], *worlds_file, "--out", tmp_path / "x"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [*run[:3], *worlds_file, "--out", tmp_path / "x"], capture_output=True, text=True
+    )
     assert refused.returncode == 2 and "--worlds-from does not combine with --out" in refused.stderr
-    assert not (tmp_path / "x").exists()
-    subprocess.run([str(ESCALATE), "sensitivity", VENEZUELA, "--method", "oat",
-                    "--out", folder / "tornado"], capture_output=True, check=True)  # fmt: skip
-    subprocess.run([str(ESCALATE), "report", folder], capture_output=True, check=True)
+    assert "Traceback" not in refused.stderr and not (tmp_path / "x").exists()
     summary = json.loads((folder / "summary.json").read_text())
     metric = summary["worlds"]["drivers"]["metric"]
     first = next(iter(summary["worlds"]["drivers"]["parameters"]))
     tornado = json.loads((folder / "tornado" / "sensitivity.json").read_text())
     assert metric == tornado["metric"] == "p_reached:full_scale_war"
+    assert tornado["scenario_sha256"] == manifest["scenario_sha256"]
     text = (folder / "report.html").read_text(encoding="utf-8")
     headline = text.split("id='headline'>", 1)[1].split("</p>", 1)[0]
     assert headline.startswith("P(Full-scale war by 2027-11-07) = ")
-    assert "Across 16 worlds, P(Full-scale war by 2027-11-07) runs from" in headline
+    assert f"Monte Carlo 95% interval, pooled over {WORLDS} worlds:" in headline
+    assert f"Across {WORLDS} worlds, P(Full-scale war by 2027-11-07) runs from" in headline
+    assert headline.count("Sensitivity (") == 1  # not the hidden, broken or other-horizon ones
     assert "Sensitivity (oat, tornado/): p_reached:full_scale_war moves most with " in headline
     assert f"with {next(iter(tornado['parameters']))} (" in headline
     section = text.split("id='what-drives-it'", 1)[1]
     assert section.index(f"<td class='text'>{first}</td>") < section.index("Sensitivity: oat")
+    assert "nan" not in section.split("<figure>", 1)[0].lower()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+def test_the_drivers_report_renders_every_image(drivers_folder, tmp_path):
+    folder, _ = drivers_folder
     dom = subprocess.run(
         [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'a'}", "--virtual-time-budget=10000",
          "--dump-dom", (folder / "report.html").as_uri()],

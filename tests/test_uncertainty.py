@@ -258,6 +258,7 @@ def test_drivers_are_the_means_of_each_fifth_and_spearman():
         rho = stats.spearmanr(frame[name], values).statistic
         assert row["rank_correlation"] == pytest.approx(rho)
     assert table.loc["strong", "swing"] > 0 > table.loc["weak", "swing"]
+    assert table.loc["strong", "clear"] and not table.loc["none", "clear"]
     assert abs(table.loc["none", "swing"]) < 2 * 1.96 * table.loc["none", "swing_se"]
 
 
@@ -274,10 +275,46 @@ def test_drivers_of_weighted_worlds():
     weighted = drivers(padded, np.r_[values, rng.random(7)], weights)
     pd.testing.assert_frame_equal(plain, weighted)
     doubled = drivers(pd.concat([frame, frame.iloc[:1]]), np.r_[values, values[:1]])
-    weights = np.r_[2.0, np.ones(29)]
-    assert drivers(frame, values, weights)["rank_correlation"].to_numpy() == pytest.approx(
-        doubled["rank_correlation"].to_numpy()
+    weighted = drivers(frame, values, np.r_[2.0, np.ones(29)])
+    for column in ("low", "high", "swing", "rank_correlation"):
+        np.testing.assert_allclose(weighted[column], doubled[column], rtol=1e-12)
+
+
+def test_drivers_share_the_edge_among_ties_and_skip_constants():
+    """Worlds that tie on a value share the fifth's edge, whatever their order; a parameter
+    with one value in every world is not ranked; an out-of-range fraction is refused."""
+    from escalate.uncertainty import drivers
+
+    rng = np.random.default_rng(7)
+    values = rng.random(50)
+    frame = pd.DataFrame({"coarse": np.repeat([1.0, 2.0, 3.0, 4.0, 5.0], 10),
+                          "fixed": np.full(50, 0.3)})  # fmt: skip
+    table = drivers(frame, values)
+    assert list(table.index) == ["coarse"]  # `fixed` moves nothing
+    assert table.loc["coarse", "low"] == pytest.approx(values[:10].mean())
+    assert table.loc["coarse", "high"] == pytest.approx(values[-10:].mean())
+    order = rng.permutation(50)
+    shuffled = drivers(frame.iloc[order].reset_index(drop=True), values[order])
+    pd.testing.assert_frame_equal(table, shuffled)
+    coarser = drivers(pd.DataFrame({"two": np.repeat([0.0, 1.0], 25)}), values)
+    assert coarser.loc["two", "low"] == pytest.approx(values[:25].mean())  # all 25 share it
+    for fraction in (0.0, 0.6):
+        with pytest.raises(escalate.EscalateError, match="fraction must be in"):
+            drivers(frame, values, fraction=fraction)
+
+
+def test_few_worlds_say_so_instead_of_a_table(model, cli, scenario_file):
+    """Under 25 worlds (5 at each end) no parameter is ranked: one sentence says why, and
+    nothing prints as nan."""
+    result = run_worlds(model, 4, seed=3)
+    assert not result.has_drivers() and "worlds" in result.to_dict()
+    assert "drivers" not in result.to_dict()["worlds"]
+    assert "4 worlds are too few to say what moves it; 25 or more would." in (
+        result.across_worlds_text()
     )
+    shown = cli("solve", scenario_file(BY_CONSTRUCTION), "--worlds", "4", "--seed", "3")
+    assert shown.exit_code == 0 and "too few to say" in shown.stdout
+    assert "nan" not in shown.stdout.lower() and "What moves" not in shown.stdout
 
 
 def test_worlds_name_what_moves_the_headline(model):
@@ -290,6 +327,7 @@ def test_worlds_name_what_moves_the_headline(model):
     np.testing.assert_allclose(result.values["p_reached:war"], closed, rtol=1e-9)
     table = result.drivers()
     assert table.index[0] == "dominant" and table.loc["dominant", "rank_correlation"] > 0.99
+    assert table.loc["dominant", "clear"] and not table.loc["irrelevant", "clear"]
     irrelevant = table.loc["irrelevant"]  # moved only by its chance correlation in the draw
     assert abs(irrelevant["swing"]) < 3 * irrelevant["swing_se"]
     text = result.headline_text()

@@ -56,8 +56,17 @@ def wilson_band(p, n: int):
 
 
 def percent(p: float | None) -> str:
-    """``0.1995`` -> ``19.95%``."""
-    return MISSING if p is None else f"{100 * float(p):.2f}%"
+    """``0.1995`` -> ``19.95%`` (a missing or NaN figure: a dash)."""
+    if p is None or not math.isfinite(float(p)):
+        return MISSING
+    return f"{100 * float(p):.2f}%"
+
+
+def signed(x: float | None, digits: int = 2) -> str:
+    """A correlation or change with its sign, ``+0.45`` (a missing or NaN figure: a dash)."""
+    if x is None or not math.isfinite(float(x)):
+        return MISSING
+    return f"{float(x):+.{digits}f}"
 
 
 def points(change: float | None, digits: int = 1) -> str:

@@ -51,6 +51,8 @@ class SensitivityResult:
     engine: str
     evaluations: int
     frame: pd.DataFrame
+    scenario_sha256: str | None = None  # the scenario file it was computed on
+    horizon: float | None = None  # the horizon of its metrics
 
     def to_frame(self) -> pd.DataFrame:
         return self.frame.copy()
@@ -65,6 +67,8 @@ class SensitivityResult:
 
         return {
             "scenario": self.scenario,
+            "scenario_sha256": self.scenario_sha256,
+            "horizon": self.horizon,
             "method": self.method,
             "metric": self.metric,
             "engine": self.engine,
@@ -213,6 +217,8 @@ def sensitivity(
         engine=used,
         evaluations=evaluations,
         frame=frame,
+        scenario_sha256=model.sha256,
+        horizon=horizon if horizon is not None else model.horizon_time,
     )
 
 

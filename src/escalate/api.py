@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import math
-import platform
 import time
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +12,10 @@ import numpy as np
 
 from escalate.compile import compile_scenario
 from escalate.errors import EscalateError, ScenarioError
-from escalate.results import Z95, Result, parse_metric
+from escalate.results import Z95, Result, parse_metric, run_manifest
 from escalate.scenario import Scenario, load
 
-__all__ = ["exact_overlay", "run_manifest", "simulate", "solve"]
+__all__ = ["exact_overlay", "simulate", "solve"]
 
 
 def _scenario(scenario: Scenario | str | Path) -> Scenario:
@@ -161,35 +158,6 @@ def _scheduler_name(scheduler: Any) -> str | None:
     if scheduler is None or isinstance(scheduler, str):
         return scheduler
     return getattr(getattr(scheduler, "scheduler", None), "address", None) or repr(scheduler)
-
-
-def run_manifest(
-    model: Scenario, overrides: dict[str, float] | None, horizon: float, method: str
-) -> dict[str, Any]:
-    """What every run's manifest says first: the scenario (file, hash, resolved text), the
-    overrides, the horizon, the method and the package versions."""
-    return {
-        "scenario": model.scenario,
-        "scenario_file": str(model.file),
-        "scenario_sha256": model.sha256,
-        "resolved_scenario": model.model_dump(mode="json", by_alias=True, exclude_none=True),
-        "overrides": dict(overrides or {}),
-        "horizon": horizon,
-        "method": method,
-        "versions": dict(_versions()),
-    }
-
-
-@functools.cache
-def _versions() -> dict[str, str]:
-    """Versions for the manifest, read once a process (importlib.metadata costs ~10 ms)."""
-    versions = {"python": platform.python_version()}
-    for package in ("escalate", "numpy", "numba", "scipy", "pandas", "pydantic", "pyyaml"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:  # pragma: no cover
-            versions[package] = "not installed"
-    return versions
 
 
 def solve(

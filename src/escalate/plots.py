@@ -752,7 +752,9 @@ def compare_forest(result):
 def drivers(result, metric: str | None = None, top: int = 8):
     """What moves a metric across worlds: per parameter (most influential at the top), the
     metric's mean over the fifth of worlds where the parameter is lowest and over the fifth
-    where it is highest, joined by a line; a dashed line at its mean over all worlds."""
+    where it is highest, joined by a line, with its swing and 95% half-width (marked "within
+    noise" unless it stands out: see :func:`escalate.uncertainty.drivers`); a dashed line at
+    its mean over all worlds."""
     metric = metric or result.headline.get("metric")
     table = result.drivers(metric).head(top).iloc[::-1]
     probability = metric.split(":", 1)[0].startswith("p_")
@@ -763,11 +765,11 @@ def drivers(result, metric: str | None = None, top: int = 8):
     ax.hlines(y, np.minimum(low, high), np.maximum(low, high), color="0.6", lw=2)
     ax.plot(low, y, "o", color="#4c72b0", ms=8, label="parameter in its lowest fifth")
     ax.plot(high, y, "s", color="#dd8452", ms=8, label="parameter in its highest fifth")
-    for at, (swing, se, right) in enumerate(
-        zip(table["swing"], table["swing_se"], np.maximum(low, high), strict=True)
+    for at, (swing, se, clear, right) in enumerate(
+        zip(table["swing"], table["swing_se"], table["clear"], np.maximum(low, high), strict=True)
     ):
         unit = " pts" if probability else ""
-        noise = "" if abs(swing) > Z95 * se else " (within noise)"
+        noise = "" if clear else " (within noise)"  # the test of escalate.uncertainty.drivers
         ax.annotate(f"{swing * scale:+.1f} ± {Z95 * se * scale:.1f}{unit}{noise}", (right, at),
                     xytext=(8, 0), textcoords="offset points", va="center", fontsize=9)  # fmt: skip
     values = result.values[metric].to_numpy(float)

@@ -15,11 +15,12 @@ import base64
 import csv
 import datetime
 import json
+import math
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from escalate._format import Z95, number, percent, points
+from escalate._format import Z95, number, percent, points, signed
 from escalate.errors import EscalateError
 
 __all__ = ["FIGURES", "build_report", "write_report"]
@@ -167,8 +168,8 @@ def _worlds_drivers(folder: Path, summary: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><td class='text'>{escape(name)}</td><td>{form(d['low'])}</td>"
         f"<td>{form(d['high'])}</td><td>{change(d['swing'])}</td>"
-        f"<td>± {change(Z95 * d['swing_se']).lstrip('+') if d['swing_se'] is not None else '—'}"
-        f"</td><td>{_signed(d['rank_correlation'])}</td></tr>"
+        f"<td>{_plus_minus(change, d['swing_se'])}</td><td>{signed(d['rank_correlation'])}</td>"
+        f"<td>{'yes' if d.get('clear') else ''}</td></tr>"
         for name, d in list(drivers["parameters"].items())[:12]
     )
     across = block["metrics"].get(metric, {})
@@ -183,18 +184,21 @@ def _worlds_drivers(folder: Path, summary: dict[str, Any]) -> str:
         f"{form(across.get('p95'))} across them (5% to 95%; median {form(across.get('p50'))}). "
         f"Each row compares the worlds in which the parameter lies in its lowest {fifth} with "
         f"those in its highest {fifth}; the ± is the 95% half-width of that swing from the "
-        "spread of the worlds (a swing within it may be noise), and the rank correlation is "
-        "Spearman's over all worlds. <code>world_metrics.parquet</code> holds every metric of "
-        "every world.</p>"
+        "spread of the worlds, and the rank correlation is Spearman's over all worlds. A swing "
+        "stands out from the noise when it passes Welch's t test at 5% shared among all the "
+        "parameters (so that, where nothing matters, about one run in twenty names a "
+        "parameter); only those are named above. <code>world_metrics.parquet</code> holds every "
+        "metric of every world.</p>"
         "<table id='drivers'><thead><tr><th class='text'>parameter</th>"
         f"<th>lowest {fifth}</th><th>highest {fifth}</th><th>swing</th><th>± 95%</th>"
-        f"<th>rank correlation</th></tr></thead><tbody>{rows}</tbody></table>"
+        f"<th>rank correlation</th><th>stands out</th></tr></thead><tbody>{rows}</tbody></table>"
         + _image(folder, "drivers", f"What moves {metric} across the worlds")
     )
 
 
-def _signed(x: float | None) -> str:
-    return "—" if x is None else f"{x:+.2f}"
+def _plus_minus(change, se: float | None) -> str:
+    """``± 4.6 pts``: a 95% half-width from a standard error (a dash when there is none)."""
+    return "—" if se is None else f"± {change(Z95 * se).lstrip('+')}"
 
 
 # a sensitivity result's index of influence, per method: (column, what it is called)
@@ -205,22 +209,51 @@ _INFLUENCE = {
 }
 
 
-def _sensitivities(folder: Path, scenario: str) -> list[tuple[Path, dict[str, Any]]]:
+def _sensitivities(folder: Path, manifest: dict[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
     """The sensitivity results (``escalate sensitivity --out``) in the folder or in a folder
-    inside it, of this scenario."""
+    inside it (not a hidden one: a folder being written) of the run's scenario file and
+    horizon; what is not one is passed over."""
     found = []
-    for path in [folder / "sensitivity.json", *sorted(folder.glob("*/sensitivity.json"))]:
+    inside = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for place in [folder, *inside]:
+        path = place / "sensitivity.json"
+        if not path.is_file():
+            continue
         try:
             result = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if result.get("scenario") == scenario and result.get("method") in _INFLUENCE:
-            found.append((path.parent, result))
+        if _same_question(result, manifest):
+            found.append((place, result))
     return found
 
 
-def _sensitivity_sentence(where: Path, folder: Path, result: dict[str, Any]) -> str:
-    """The first two parameters of a sensitivity result, as a sentence of the headline."""
+def _same_question(result: Any, manifest: dict[str, Any]) -> bool:
+    """Whether a sensitivity result is well formed and of the run's scenario (by its file's
+    hash, when both say it), horizon and metric kinds the report knows."""
+    if not (
+        isinstance(result, dict)
+        and result.get("method") in _INFLUENCE
+        and isinstance(result.get("metric"), str)
+        and isinstance(result.get("parameters"), dict)
+        and all(isinstance(v, dict) for v in result["parameters"].values())
+        and result.get("scenario") == manifest.get("scenario")
+    ):
+        return False
+    sha = result.get("scenario_sha256")
+    if sha is not None and sha != manifest.get("scenario_sha256"):
+        return False
+    horizon, run_horizon = result.get("horizon"), manifest.get("horizon")
+    if isinstance(horizon, int | float) and isinstance(run_horizon, int | float):
+        return math.isclose(horizon, run_horizon)
+    return True
+
+
+def _sensitivity_sentence(
+    where: Path, folder: Path, result: dict[str, Any], manifest_overrides: dict | None
+) -> str:
+    """The first two parameters of a sensitivity result, as a sentence of the headline (one
+    of a run with ``--set`` says that it is of the scenario's own values)."""
     column, called = _INFLUENCE[result["method"]]
     ranked = list(result["parameters"].items())[:2]
     if not ranked:
@@ -232,9 +265,10 @@ def _sensitivity_sentence(where: Path, folder: Path, result: dict[str, Any]) -> 
         return f"{100 * x:.1f} pts" if in_points and x is not None else number(x, 3)
 
     said = ", then ".join(f"{name} ({size(values.get(column))})" for name, values in ranked)
+    own = " at the scenario's own values" if manifest_overrides else ""
     return (
-        f"Sensitivity ({result['method']}, {place}): {result['metric']} moves most with {said}"
-        f" ({called})."
+        f"Sensitivity ({result['method']}, {place}{own}): {result['metric']} moves most with "
+        f"{said} ({called})."
     )
 
 
@@ -605,11 +639,15 @@ def _build(folder: Path) -> str:
             "Monte Carlo trajectories",
             f"Monte Carlo trajectories pooled over {block['count']:,} worlds",
         )
-    sensitivities = _sensitivities(folder, str(summary.get("scenario")))
+    sensitivities = _sensitivities(folder, {"scenario": summary.get("scenario"), **manifest})
     parts = [f"<h1>{escape(str(title))}</h1>"]
     headline = (summary.get("headline") or {}).get("text")
     if headline:  # the answer first (folders of older versions have none)
-        said = [headline, *(_sensitivity_sentence(w, folder, r) for w, r in sensitivities)]
+        overrides = manifest.get("overrides")
+        said = [
+            headline,
+            *(_sensitivity_sentence(w, folder, r, overrides) for w, r in sensitivities),
+        ]
         parts.append(f"<p class='note' id='headline'>{escape(' '.join(said))}</p>")
     parts.append(f"<p class='meta'>{meta}</p>")
     if resolved.get("description"):

@@ -7,14 +7,17 @@ the ranks ``n p -/+ 1.96 sqrt(n p (1 - p))``).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+import platform
 import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,12 +33,14 @@ if TYPE_CHECKING:
 
     from escalate._simulate import Tally
     from escalate.exact import ExactSolution  # scipy: imported only where solve runs
+    from escalate.scenario import Scenario
 
 __all__ = [
     "Result",
     "check_output_folder",
     "dates_of",
     "parse_metric",
+    "run_manifest",
     "write_folder",
 ]
 
@@ -317,14 +322,15 @@ class Result:
                 answer["by_date"][day] = float(row[upto - 1]) if upto else 0.0
         return answer
 
-    def headline_text(self) -> str:
-        """The headline as a sentence: what the user asked, answered."""
+    def headline_text(self, interval: str = "95% interval") -> str:
+        """The headline as a sentence: what the user asked, answered (``interval`` names the
+        Monte Carlo interval, e.g. for a run pooled over worlds)."""
         h = self.headline()
         lo, hi = h["p_reached_ci"]
         by = when(self.horizon, self.start_date, self.time_unit)
         exact = self.method == "exact"
         text = f"P({h['label']} by {by}) = {h['p_reached']:.1%}" + (
-            " (exact)" if exact else f" (95% interval {lo:.1%} to {hi:.1%})"
+            " (exact)" if exact else f" ({interval} {lo:.1%} to {hi:.1%})"
         )
         if h["median_time"] is not None:
             median = h["median_date"] or f"{self.time_unit} {h['median_time']:.0f}"
@@ -461,6 +467,51 @@ class Result:
             ],
             columns=["path", "p", "p_se"],
         )
+
+
+def run_manifest(
+    model: Scenario, overrides: dict[str, float] | None, horizon: float, method: str
+) -> dict[str, Any]:
+    """What every run's manifest says first (run, solve, worlds): the scenario (file, hash,
+    resolved text), the overrides, the horizon, the method and the package versions.
+
+    Parameters
+    ----------
+    model : Scenario
+    overrides : dict, optional
+        Parameter values set for the run.
+    horizon : float
+        The run's horizon, in the scenario's time unit.
+    method : str
+        ``monte-carlo`` or ``exact``.
+
+    Returns
+    -------
+    dict
+        The manifest's common part; each run adds its own figures.
+    """
+    return {
+        "scenario": model.scenario,
+        "scenario_file": str(model.file),
+        "scenario_sha256": model.sha256,
+        "resolved_scenario": model.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "overrides": dict(overrides or {}),
+        "horizon": horizon,
+        "method": method,
+        "versions": dict(_versions()),
+    }
+
+
+@functools.cache
+def _versions() -> dict[str, str]:
+    """Versions for the manifest, read once a process (importlib.metadata costs ~10 ms)."""
+    versions = {"python": platform.python_version()}
+    for package in ("escalate", "numpy", "numba", "scipy", "pandas", "pydantic", "pyyaml"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            versions[package] = "not installed"
+    return versions
 
 
 def check_output_folder(target: Path, *, force: bool) -> None:

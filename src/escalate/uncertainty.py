@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.stats import qmc
+from scipy.stats import t as t_dist
 
 from escalate._dask import mapped
 from escalate._evaluate import all_metrics, evaluate
-from escalate._format import Z95
 from escalate.errors import EscalateError, suggest
-from escalate.results import Result
+from escalate.results import Result, run_manifest
 from escalate.scenario import Scenario
 
 __all__ = [
@@ -43,7 +43,10 @@ __all__ = [
 SAMPLINGS = ("lhs", "random")
 # drivers compare the worlds in the lowest and the highest fifth of each parameter
 DRIVER_FRACTION = 0.2
-DRIVER_COLUMNS = ["low", "high", "swing", "swing_se", "rank_correlation"]
+DRIVER_COLUMNS = ["low", "high", "swing", "swing_se", "rank_correlation", "clear"]
+MIN_END_WORLDS = 5  # effective worlds at each end before a swing may be called clear
+# fewer worlds than give MIN_END_WORLDS at each end: no table of drivers, a sentence says so
+MIN_DRIVER_WORLDS = math.ceil(MIN_END_WORLDS / DRIVER_FRACTION)
 # keep draws off the distributions' edges, where a ppf can return a bound (beta at 0)
 _EDGE = 1e-12
 
@@ -173,30 +176,45 @@ class WorldsResult:
             raise EscalateError(
                 f"unknown metric {metric!r} across worlds{suggest(str(metric), self.values)}"
             )
-        varied = self.parameters.loc[:, self.parameters.nunique() > 1]
-        return drivers(varied, self.values[metric].to_numpy(float), self.weights, fraction)
+        return drivers(self.parameters, self.values[metric].to_numpy(float), self.weights, fraction)
+
+    def has_drivers(self) -> bool:
+        """Whether there are enough worlds (``MIN_DRIVER_WORLDS``) to rank what moves the
+        headline metric: below that, no drivers table or figure, one sentence instead."""
+        return self.headline.get("metric") in self.values and self.worlds >= MIN_DRIVER_WORLDS
 
     def headline_text(self) -> str:
         """The headline: the pooled answer (when there is one), then its range across the
         worlds and the parameters that move it most (:meth:`across_worlds_text`)."""
-        pooled = [self.pooled_result.headline_text()] if self.pooled_result is not None else []
+        pooled = []
+        if self.pooled_result is not None:
+            interval = f"Monte Carlo 95% interval, pooled over {self.worlds:,} worlds:"
+            pooled.append(self.pooled_result.headline_text(interval=interval))
         return " ".join([*pooled, self.across_worlds_text()]).strip()
 
     def across_worlds_text(self) -> str:
-        """The headline's P(reached) across the worlds (5% to 95%) and the two parameters
-        that move it most, as sentences ("" without a headline metric)."""
+        """The headline's P(reached) across the worlds (5th to 95th percentile) and the
+        parameters whose swing stands out from the noise (see :func:`drivers`), as sentences
+        ("" without a headline metric)."""
         metric = self.headline.get("metric")
         if metric is None or metric not in self.values:
             return ""
-        parts = []
         row = self.summary().loc[metric]
         question = f"P({self.headline['label']} by {self.headline['by']})"
-        parts.append(
+        if row["p5"] == row["p95"]:
+            return f"{question} is {row['p50']:.1%} in every one of the {self.worlds:,} worlds."
+        parts = [
             f"Across {self.worlds:,} worlds, {question} runs from {row['p5']:.1%} to "
-            f"{row['p95']:.1%} (5% to 95% of worlds)."
-        )
+            f"{row['p95']:.1%} (5th to 95th percentile across worlds)."
+        ]
+        if self.worlds < MIN_DRIVER_WORLDS:
+            parts.append(
+                f"{self.worlds:,} worlds are too few to say what moves it; "
+                f"{MIN_DRIVER_WORLDS} or more would."
+            )
+            return " ".join(parts)
         table = self.drivers()
-        clear = table[table["swing"].abs() > Z95 * table["swing_se"]].head(2)
+        clear = table[table["clear"]].head(2)
         if len(clear):
             first, *rest = clear.itertuples()
             said = (
@@ -204,11 +222,14 @@ class WorldsResult:
                 f"where {first.Index} is lowest, {first.high:.1%} in the fifth where it is "
                 "highest)"
             )
-            said += "".join(f", then {r.Index} ({r.low:.1%} to {r.high:.1%})" for r in rest)
+            said += "".join(
+                f", then {r.Index} ({r.low:.1%} where lowest, {r.high:.1%} where highest)"
+                for r in rest
+            )
             parts.append(said + ".")
         elif len(table):
             parts.append(
-                f"No parameter moves it clearly beyond the noise of {self.worlds:,} worlds; "
+                f"No parameter's swing stands out from the noise of {self.worlds:,} worlds; "
                 "more worlds would tell."
             )
         return " ".join(parts)
@@ -235,16 +256,19 @@ class WorldsResult:
         else:
             summary = {"scenario": self.scenario, "method": self.method}
         metric = self.headline.get("metric")
-        if metric in self.values:
-            table = self.drivers()
+        if self.has_drivers():
             block["drivers"] = {
                 "metric": metric,
                 "fraction": DRIVER_FRACTION,
                 "parameters": {
-                    name: {key: clean(float(value)) for key, value in row.items()}
-                    for name, row in table.iterrows()
+                    name: {
+                        key: bool(value) if key == "clear" else clean(float(value))
+                        for key, value in row.items()
+                    }
+                    for name, row in self.drivers().iterrows()
                 },
             }
+        if metric in self.values:
             headline = summary.setdefault("headline", {})
             headline["across_worlds"] = block["metrics"][metric]
             headline["text"] = self.headline_text()
@@ -268,6 +292,25 @@ class WorldsResult:
         (every metric in every world) and the drivers figure. Saving runs no engine.
 
         Only simulated, equally weighted worlds pool into one run; others are refused.
+
+        Parameters
+        ----------
+        directory : str or Path
+            The folder to write (it must not exist unless ``force``).
+        force : bool
+            Replace an existing folder.
+        model : Scenario, optional
+            Adds the stage graph to the figures.
+
+        Returns
+        -------
+        Path
+            The folder written.
+
+        Raises
+        ------
+        EscalateError
+            For weighted or exactly solved worlds, or a folder that exists (without ``force``).
         """
         from escalate.results import write_folder
 
@@ -289,15 +332,17 @@ class WorldsResult:
             metrics = pd.concat([self.parameters, self.values], axis=1)
             metrics.index.name = "world"
             metrics.to_parquet(folder / "world_metrics.parquet")
-            if self.headline.get("metric") in self.values:
+            if self.has_drivers():
                 import matplotlib.pyplot as plt
 
                 figure = self.plot_drivers()
-                for suffix in ("png", "svg"):
-                    figure.savefig(
-                        folder / f"drivers.{suffix}", dpi=120 if suffix == "png" else None
-                    )
-                plt.close(figure)
+                try:
+                    for suffix in ("png", "svg"):
+                        figure.savefig(
+                            folder / f"drivers.{suffix}", dpi=120 if suffix == "png" else None
+                        )
+                finally:
+                    plt.close(figure)
 
         return write_folder(Path(directory), write, force=force)
 
@@ -310,58 +355,96 @@ def drivers(
 ) -> pd.DataFrame:
     """Which parameters move a metric across worlds, most first.
 
-    For each parameter (a column of ``parameters``, one row per world): the weighted mean of
-    ``values`` over the worlds in the lowest ``fraction`` of its weight (``low``) and in the
-    highest (``high``), their difference ``swing``, and the (weighted) Spearman rank
-    correlation. Worlds whose value is NaN (e.g. a time to reach never reached) are left out.
-    Ranked by ``|swing|``: what a reader sees, "war is 14% where X is low and 38% where high".
-    ``swing_se`` is the swing's standard error from the spread of the worlds in each fifth
-    (with few worlds, a swing within two of it may be noise).
+    For each parameter that varies: the weighted mean of ``values`` over the worlds that
+    hold the lowest ``fraction`` of the weight by that parameter (``low``) and over those
+    that hold the highest (``high``), and their difference ``swing``, ranked by ``|swing|``:
+    what a reader sees, "war is 14% where X is low and 38% where it is high". Worlds that
+    tie on a value share the fifth's edge equally (no row order decides), and a world on the
+    edge counts with the part of its weight inside.
+
+    Parameters
+    ----------
+    parameters : pandas.DataFrame
+        One row per world, a column per parameter.
+    values : numpy.ndarray
+        The metric in each world; worlds where it is NaN (a time to reach never reached) are
+        left out.
+    weights : numpy.ndarray, optional
+        The worlds' weights (default: equal).
+    fraction : float
+        The share of weight at each end, in (0, 0.5]; a fifth by default.
 
     Returns
     -------
     pandas.DataFrame
-        Indexed by ``parameter``; columns ``low``, ``high``, ``swing``, ``swing_se``,
-        ``rank_correlation``.
+        Indexed by ``parameter``: ``low``, ``high``, ``swing``; ``swing_se``, the swing's
+        standard error from the spread of the worlds at each end; ``rank_correlation``,
+        Spearman's (weighted mid-ranks: a world of weight 2 ranks as two copies); and
+        ``clear``, whether the swing stands out from the noise: beyond the Welch t quantile at
+        0.05 split over all parameters (Bonferroni), with at least ``MIN_END_WORLDS``
+        effective worlds at each end.
     """
+    if not 0.0 < fraction <= 0.5:
+        raise EscalateError(f"fraction must be in (0, 0.5], got {fraction:g}")
     values = np.asarray(values, dtype=float)
     weights = np.full(len(values), 1.0) if weights is None else np.asarray(weights, float)
-    known = np.isfinite(values)
+    known = np.isfinite(values) & (weights > 0)
     values, weights = values[known], weights[known]
     rows = {}
-    if len(values) and weights.sum() > 0:
+    if len(values):
+        varied = [n for n in parameters if np.ptp(parameters[n].to_numpy(float)[known]) > 0]
         weights = weights / weights.sum()
-        for name in parameters.columns:
+        cutoff_level = 1.0 - 0.025 / max(len(varied), 1)  # two-sided 5%, over every parameter
+        for name in varied:
             x = parameters[name].to_numpy(float)[known]
-            order = np.argsort(x, kind="stable")
-            middle = np.cumsum(weights[order]) - weights[order] / 2  # each world's mid-weight
-            low, high = order[middle < fraction], order[middle > 1.0 - fraction]
-            mean_low, se_low = _weighted_mean_se(values[low], weights[low])
-            mean_high, se_high = _weighted_mean_se(values[high], weights[high])
+            low_weights, high_weights = _end_weights(x, weights, fraction)
+            mean_low, se_low, count_low = _weighted_mean_se(values, low_weights)
+            mean_high, se_high, count_high = _weighted_mean_se(values, high_weights)
+            swing_se = math.hypot(se_low, se_high)
+            clear = False
+            if min(count_low, count_high) >= MIN_END_WORLDS and swing_se > 0:
+                # Welch-Satterthwaite degrees of freedom on the effective counts
+                df = swing_se**4 / (se_low**4 / (count_low - 1.0) + se_high**4 / (count_high - 1.0))
+                clear = abs(mean_high - mean_low) > t_dist.ppf(cutoff_level, df) * swing_se
             rows[name] = {
                 "low": mean_low,
                 "high": mean_high,
                 "swing": mean_high - mean_low,
-                "swing_se": math.hypot(se_low, se_high),
+                "swing_se": swing_se,
                 "rank_correlation": _weighted_correlation(
                     _weighted_ranks(x, weights), _weighted_ranks(values, weights), weights
                 ),
+                "clear": bool(clear),
             }
     frame = pd.DataFrame.from_dict(rows, orient="index", columns=DRIVER_COLUMNS)
+    frame["clear"] = frame["clear"].astype(bool)
     frame.index.name = "parameter"
     return frame.iloc[np.argsort(-frame["swing"].abs().fillna(-1.0).to_numpy(), kind="stable")]
 
 
-def _weighted_mean_se(values: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
-    """The weighted mean and its standard error (Bessel-corrected on the effective count;
-    NaN from fewer than two effective worlds)."""
+def _end_weights(x: np.ndarray, weights: np.ndarray, fraction: float):
+    """Each world's weight inside the lowest and inside the highest ``fraction`` of the
+    weight (summing to 1), ordered by ``x``: worlds of one value share their group's part."""
+    distinct, group_of = np.unique(x, return_inverse=True)
+    group = np.bincount(group_of, weights=weights, minlength=len(distinct))
+    below = np.cumsum(group) - group
+    above = 1.0 - np.cumsum(group)
+    share_low = np.clip(fraction - below, 0.0, group) / group
+    share_high = np.clip(fraction - above, 0.0, group) / group
+    return weights * share_low[group_of], weights * share_high[group_of]
+
+
+def _weighted_mean_se(values: np.ndarray, weights: np.ndarray) -> tuple[float, float, float]:
+    """The weighted mean, its standard error (Bessel-corrected on the effective count; NaN
+    from fewer than two effective worlds) and the effective count (sum w)^2 / sum w^2."""
     total = weights.sum()
     if not total > 0:
-        return math.nan, math.nan
+        return math.nan, math.nan, 0.0
     mean = float(np.dot(weights, values) / total)
     effective = total**2 / float(np.dot(weights, weights))
     spread = float(np.dot(weights, (values - mean) ** 2) / total)
-    return mean, math.sqrt(spread / (effective - 1.0)) if effective > 1.0 else math.nan
+    se = math.sqrt(spread / (effective - 1.0)) if effective > 1.0 else math.nan
+    return mean, se, effective
 
 
 def _weighted_ranks(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -546,8 +629,6 @@ def run_worlds(
     else:
         pooled_result = None
         pooled = values.mean().to_dict()
-    from escalate.api import run_manifest
-
     stage = list(model.stages)[model.headline_stage()]
     reach = horizon if horizon is not None else model.horizon_time
     manifest = {

@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from escalate._format import MISSING, Z95, compact_path, number, percent, points
+from escalate._format import MISSING, Z95, compact_path, number, percent, points, signed
 from escalate.scenario.model import OnsetAt, OnsetTiming
 
 if TYPE_CHECKING:
@@ -161,9 +161,10 @@ def print_worlds(out: Console, result) -> None:
             f"{result.parameters.shape[1]} parameters; pooled = weighted mean)"
         )
     else:
+        drawn = [p for p in result.parameters if p not in result.manifest.get("overrides", {})]
         title = (
             f"Across {result.worlds:,} worlds ({how}; {result.sampling} over "
-            f"{result.parameters.shape[1]} uncertain parameters; seed {result.seed})"
+            f"{len(drawn)} uncertain parameters; seed {result.seed})"
         )
     table = Table(title=title, title_justify="left")
     for col in ("metric", "pooled", "mean", "5%", "50%", "95%"):
@@ -176,18 +177,21 @@ def print_worlds(out: Console, result) -> None:
     out.print(table)
     metric = result.headline.get("metric")
     if metric in result.values:
+        out.print(result.across_worlds_text(), markup=False, highlight=False, style="bold")
+    if result.has_drivers():
         print_drivers(out, result, metric)
 
 
 def print_drivers(out: Console, result, metric: str, top: int = 8) -> None:
     """The parameters that move ``metric`` most across the worlds."""
-    out.print(result.across_worlds_text(), markup=False, highlight=False, style="bold")
     table = Table(
         title=f"What moves {metric} across the worlds (mean over the fifth of worlds where "
         "each parameter is lowest / highest)",
         title_justify="left",
     )
-    for col in ("parameter", "lowest fifth", "highest fifth", "swing", "± 95%", "rank corr."):
+    columns = ("parameter", "lowest fifth", "highest fifth", "swing", "± 95%", "rank corr.",
+               "stands out")  # fmt: skip
+    for col in columns:
         table.add_column(col, justify="left" if col == "parameter" else "right")
     probability = metric.startswith("p_")
     form = percent if probability else number
@@ -197,7 +201,7 @@ def print_drivers(out: Console, result, metric: str, top: int = 8) -> None:
             str(name), form(row["low"]), form(row["high"]),
             points(row["swing"]) if probability else number(row["swing"]),
             (points(half) if probability else number(half)).lstrip("+"),
-            f"{row['rank_correlation']:+.2f}",
+            signed(row["rank_correlation"]), "yes" if row["clear"] else "",
         )  # fmt: skip
     out.print(table)
 

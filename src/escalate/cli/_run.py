@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from escalate.cli._options import (
@@ -23,6 +25,9 @@ from escalate.cli._render import output, print_result, print_worlds, progress, s
 from escalate.errors import EscalateError
 from escalate.results import check_output_folder
 from escalate.scenario import load
+
+if TYPE_CHECKING:
+    from escalate.uncertainty import WorldsResult
 
 
 @click.command()
@@ -129,7 +134,7 @@ def run(
 
 def across_worlds(
     model, worlds: int | None, output_format: str, *, worlds_from=None, **options
-) -> None:
+) -> WorldsResult:
     """``--worlds``: evaluate ``worlds`` parameter sets drawn from the uncertain ranges, or
     ``--worlds-from``: the weighted worlds of a file (``options`` go to
     :func:`escalate.run_worlds`), print the metrics across them and return the result."""

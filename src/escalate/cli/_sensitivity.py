@@ -28,7 +28,8 @@ METHODS = ("sobol", "morris", "oat")
     "--metric",
     metavar="M",
     default=None,
-    help="The metric to explain (default: P(reached) of the headline stage, the first war).",
+    help="The metric to explain (default: P(reached) of the headline stage: the first stage "
+    "named a war, else the last).",
 )
 @click.option(
     "--samples",
