@@ -355,3 +355,26 @@ def test_the_compiled_series_gives_the_same_figures_to_the_bit(path):
     python, numba = solve_at_horizon(compiled), solve_at_horizon(compiled, numba_series=True)
     for name in python.__dataclass_fields__:
         assert np.array_equal(getattr(python, name), getattr(numba, name), equal_nan=True), name
+
+
+@pytest.mark.parametrize("name", ["taiwan", "india-pakistan", "venezuela"])
+def test_reach_curves_taken_from_the_walk_of_the_chain_itself(name):
+    """A stage every trajectory starts in is reached at 0, and a terminal stage's reach curve
+    is its occupancy (its states have no way out): both read without an absorbing walk of
+    their own, and they agree with that walk to 1e-12 (Taiwan has `at` jumps)."""
+    from escalate import exact
+
+    compiled = compile_scenario(escalate.load(ROOT / "scenarios" / f"{name}.yaml"))
+    solution = exact.solve_chain(compiled)
+    chain, grid = exact._Chain(compiled), compiled.grid
+    shortcuts = 0
+    for s in range(compiled.n_stages):
+        target = chain.stage_of == s
+        shortcuts += compiled.terminal[s] or chain.p0[target].sum() == 1.0
+        absorbing = exact._Stepper(exact._absorbing(chain, target))
+        v, curve = chain.p0.copy(), [chain.p0[target].sum()]
+        for g in range(1, len(grid)):
+            v, _ = exact._advance(chain, absorbing, v, grid[g - 1], grid[g])
+            curve.append(v[target].sum())
+        np.testing.assert_allclose(solution.reached[s], curve, rtol=0, atol=1e-12)
+    assert shortcuts >= 2  # a certain start stage and at least one terminal stage

@@ -673,9 +673,12 @@ def solve_chain(c: CompiledScenario) -> ExactSolution:
     occupancy = np.zeros((n_s, n_g))
     occupancy[:, 0] = np.bincount(chain.stage_of, weights=chain.p0, minlength=n_s)
     v = chain.p0.copy()
+    walk = [v]
     for g in range(1, n_g):
         v, _ = _advance(chain, stepper, v, grid[g - 1], grid[g])
         occupancy[:, g] = np.bincount(chain.stage_of, weights=v, minlength=n_s)
+        walk.append(v)
+    way_out = np.asarray(abs(chain.q).sum(axis=1)).ravel()  # 0: a state nothing leaves
     p_on = np.array(
         [v[(chain.mask_of >> k) & 1 == 1].sum() for k in range(c.n_triggers)], dtype=float
     )
@@ -687,14 +690,24 @@ def solve_chain(c: CompiledScenario) -> ExactSolution:
     time_to_reach = []
     for s in range(n_s):
         target = chain.stage_of == s
-        absorbing = _Stepper(_absorbing(chain, target))
-        v = chain.p0.copy()
-        reached[s, 0] = v[target].sum()
-        vectors = [v]
-        for g in range(1, n_g):
-            v, _ = _advance(chain, absorbing, v, grid[g - 1], grid[g])
-            reached[s, g] = v[target].sum()
-            vectors.append(v)
+        if chain.p0[target].sum() == 1.0:  # every trajectory starts there: reached at 0
+            reached[s] = 1.0
+            absorbing, vectors = stepper, None  # no quantile needs them
+        elif not way_out[target].any():
+            # its states have no way out already (a terminal stage): absorbing as it is, so
+            # the walk of the chain itself serves (its occupancy is the reach curve; `at`
+            # jumps only switch triggers, within the stage)
+            reached[s] = occupancy[s]
+            absorbing, vectors = stepper, walk
+        else:
+            absorbing = _Stepper(_absorbing(chain, target))
+            v = chain.p0.copy()
+            reached[s, 0] = v[target].sum()
+            vectors = [v]
+            for g in range(1, n_g):
+                v, _ = _advance(chain, absorbing, v, grid[g - 1], grid[g])
+                reached[s, g] = v[target].sum()
+                vectors.append(v)
         time_to_reach.append(
             _time_to_reach(
                 chain,
