@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from escalate.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
+# the installed executable, as a user runs it (tests of a command run it in a subprocess)
+ESCALATE = str(Path(sys.executable).parent / "escalate")
 
 
 @pytest.fixture

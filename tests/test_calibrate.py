@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,8 +13,8 @@ from scipy import integrate
 import escalate
 from escalate._calibrate import Target, calibrate
 
-ROOT = Path(__file__).resolve().parent.parent
-ESCALATE = str(Path(sys.executable).parent / "escalate")
+from .conftest import ESCALATE, ROOT
+
 ONE = """\
 scenario: one
 horizon: 100

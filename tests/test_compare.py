@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,10 +14,10 @@ import pytest
 import escalate
 from escalate._compare import read_variants
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import ESCALATE, ROOT
+
 VENEZUELA = ROOT / "scenarios" / "venezuela.yaml"
 VARIANTS = ROOT / "scenarios" / "forecasting" / "venezuela-variants.yaml"
-ESCALATE = str(Path(sys.executable).parent / "escalate")
 
 # a small memoryless ladder with a trigger: exact and simulated agree on it
 LADDER = """\

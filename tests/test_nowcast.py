@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,8 @@ from scipy import integrate
 import escalate
 from escalate._nowcast import Observations, forward
 from escalate.compile import compile_scenario
+
+from .conftest import ESCALATE
 
 C, R, RHO = 0.02, 0.01, 3.0  # x's onset rate, a -> b's rate, and its ratio while x is on
 SCENARIO = f"""\
@@ -236,7 +237,7 @@ def test_the_shipped_observations_file_reads_and_its_likelihood_is_exact():
     assert -30 < filtered.log_likelihood < 0
     assert filtered.distribution.sum() == pytest.approx(1.0)
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "escalate"), "validate",
+        [ESCALATE, "validate",
          ROOT / "scenarios" / "forecasting" / "venezuela-observed.yaml"],
         capture_output=True, text=True,
     )  # fmt: skip
@@ -373,7 +374,7 @@ def test_the_installed_nowcast_command(tmp_path):
     """`escalate nowcast` as users run it: JSON with the forecast before and after and the
     update per step, dated; an --out folder that `escalate report` renders with the answer
     first; calibrate's worlds as the starting point; bad options refused with exit 2."""
-    escalate_exe = str(Path(sys.executable).parent / "escalate")
+    escalate_exe = ESCALATE
     scenario = ROOT / "scenarios" / "venezuela.yaml"
     observed = ROOT / "scenarios" / "forecasting" / "venezuela-observed.yaml"
     out = tmp_path / "nowcast"
@@ -430,6 +431,10 @@ def test_the_installed_nowcast_command(tmp_path):
         (["--stage", "war"], "--stage: unknown stage 'war'"),
         (["--worlds-from", tmp_path / "none.parquet"], "none.parquet: no such file"),
         (["--horizon", "2025-12-01"], "must come after as_of"),
+        (
+            ["--worlds", "50", "--worlds-from", calibrated / "worlds.parquet"],
+            "--worlds and --worlds-from: give one of them",
+        ),
     ):
         refused = subprocess.run([escalate_exe, "nowcast", scenario, observed, *args],
                                  capture_output=True, text=True)  # fmt: skip

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 import escalate
 
-ESCALATE = str(Path(sys.executable).parent / "escalate")  # the installed executable
+from .conftest import ESCALATE
+
 SCENARIO = """\
 scenario: two-step
 horizon: 100

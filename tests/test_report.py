@@ -7,9 +7,7 @@ import json
 import math
 import shutil
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -21,11 +19,10 @@ from escalate import plots
 from escalate.report import FIGURES
 from escalate.uncertainty import reach_across_worlds
 
-from .conftest import ROOT, SCENARIOS
+from .conftest import ESCALATE, ROOT, SCENARIOS
 
 VENEZUELA = ROOT / "scenarios" / "venezuela.yaml"
 TUTORIAL = ROOT / "scenarios" / "tutorial.yaml"
-ESCALATE = Path(sys.executable).parent / "escalate"
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +170,7 @@ def test_the_report_and_the_table_open_with_the_answer(report, model, result):
         exact["p_reached"] * (1 - exact["p_reached"]) / 100_000
     )
     done = subprocess.run(
-        [str(ESCALATE), "solve", VENEZUELA], capture_output=True, text=True, check=True
+        [ESCALATE, "solve", VENEZUELA], capture_output=True, text=True, check=True
     )
     assert done.stdout.splitlines()[1].startswith(
         f"P(Full-scale war by 2027-11-07) = {exact['p_reached']:.1%} (exact)"
@@ -231,9 +228,9 @@ def drivers_folder(tmp_path_factory):
     a tornado written inside it (and a hidden folder, a malformed result and another
     horizon's tornado beside it, as a user's folder may hold), then the report."""
     folder = tmp_path_factory.mktemp("drivers") / "worlds"
-    run = [str(ESCALATE), "run", VENEZUELA, "--worlds", str(WORLDS), "-n", "2000", "--seed", "2"]
+    run = [ESCALATE, "run", VENEZUELA, "--worlds", str(WORLDS), "-n", "2000", "--seed", "2"]
     subprocess.run([*run, "--out", folder], capture_output=True, check=True)
-    sensitivity = [str(ESCALATE), "sensitivity", VENEZUELA, "--method", "oat"]
+    sensitivity = [ESCALATE, "sensitivity", VENEZUELA, "--method", "oat"]
     subprocess.run([*sensitivity, "--out", folder / "tornado"], capture_output=True, check=True)
     (folder / ".half-written").mkdir()
     shutil.copy(folder / "tornado" / "sensitivity.json", folder / ".half-written")
@@ -243,7 +240,7 @@ def drivers_folder(tmp_path_factory):
     (folder / "other").mkdir()
     other["horizon"] = 365.0
     (folder / "other" / "sensitivity.json").write_text(json.dumps(other), encoding="utf-8")
-    done = subprocess.run([str(ESCALATE), "report", folder], capture_output=True, text=True)
+    done = subprocess.run([ESCALATE, "report", folder], capture_output=True, text=True)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     return folder, run
 

@@ -35,10 +35,11 @@ from escalate._evaluate import choose_engine, evaluate_compiled
 from escalate._format import json_records
 from escalate.compile import compile_scenario
 from escalate.errors import EscalateError, Issue, ScenarioError, suggest
-from escalate.posterior import ess_of
+from escalate.posterior import ess_of, map_in_parts, process_pool
 from escalate.results import parse_metric
 from escalate.scenario import Scenario
 from escalate.scenario._yaml import Document, parse_yaml, read_yaml
+from escalate.uncertainty import weighted_mean_se, weighted_quantile, worlds_to_weigh
 
 __all__ = ["CompareResult", "Variant", "Variants", "compare", "read_variants"]
 
@@ -331,12 +332,11 @@ class CompareResult:
                     own_se = np.sqrt(np.sum(self.errors[:, :, m] ** 2, axis=0)) / units
                     independent = math.hypot(own_se[0], own_se[v])
                 else:
-                    se = _weighted_se(d, w)
-                    independent = math.hypot(_weighted_se(base, w), _weighted_se(own, w))
+                    se = weighted_mean_se(d, w)[1]
+                    base_se, own_se = weighted_mean_se(base, w)[1], weighted_mean_se(own, w)[1]
+                    independent = math.hypot(base_se, own_se)
                 row |= {"se": se, "low": mean - z * se, "high": mean + z * se}
                 if self.mode == "worlds":
-                    from escalate.uncertainty import weighted_quantile
-
                     q5, q50, q95 = weighted_quantile(d, w, [0.05, 0.5, 0.95])
                     row |= {"p5": q5, "p50": q50, "p95": q95,
                             "p_positive": float(np.sum(w * (d > 0)))}  # fmt: skip
@@ -374,17 +374,6 @@ class CompareResult:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
-
-
-def _weighted_se(x: np.ndarray, w: np.ndarray) -> float:
-    """The standard error of the weighted mean of ``x`` (weights sum to 1): the spread of
-    ``x`` over the effective number of units, with Bessel's correction for that number
-    (equal weights: the sample standard deviation over sqrt(W))."""
-    mean = np.sum(w * x)
-    ess = ess_of(w)
-    if ess <= 1.0:
-        return math.nan
-    return float(math.sqrt(np.sum(w**2 * (x - mean) ** 2) * ess / (ess - 1.0)))
 
 
 def compare(
@@ -441,8 +430,6 @@ def compare(
     import os
 
     from escalate._dask import connect, ordered_map
-    from escalate.posterior import map_in_parts, process_pool
-    from escalate.uncertainty import worlds_to_weigh
 
     if isinstance(variants, dict):
         variants = variants_from_mapping(variants, scenario)

@@ -43,6 +43,9 @@ __all__ = [
 ]
 
 
+PRIOR_WORLDS = 1000  # prior worlds drawn when none are given
+
+
 @dataclass(frozen=True)
 class Observations:
     """What happened up to ``as_of`` (times in the scenario's unit).
@@ -647,7 +650,7 @@ def nowcast(
     scenario,
     observations: Observations | str | Path,
     *,
-    worlds: int = 1000,
+    worlds: int | None = None,
     seed: int = 0,
     moves: int = 3,
     overrides: dict[str, float] | None = None,
@@ -663,8 +666,9 @@ def nowcast(
     scenario : Scenario
         Every timing must be exponential (the likelihood is exact).
     observations : Observations, or the path of an observations file
-    worlds : int
-        Prior worlds drawn (Latin hypercube over the ``uncertain`` parameters).
+    worlds : int, optional
+        Prior worlds drawn (Latin hypercube over the ``uncertain`` parameters); 1,000 when
+        neither this nor ``worlds_from`` is given.
     seed : int
         Fixes the worlds, the resampling and the moves: the same seed, the same figures.
     moves : int
@@ -705,9 +709,9 @@ def nowcast(
     end = float(model.horizon_time if horizon is None else horizon)
     if not end > obs.as_of:
         raise EscalateError(f"the horizon ({end:g}) must come after as_of ({obs.as_of:g})")
-    prior, weights0, source = worlds_to_weigh(
-        model, None if worlds_from is not None else worlds, worlds_from, seed, overrides
-    )
+    if worlds is None and worlds_from is None:
+        worlds = PRIOR_WORLDS
+    prior, weights0, source = worlds_to_weigh(model, worlds, worlds_from, seed, overrides)
     names = list(prior.columns)
     prior_weights = weights0 if worlds_from is not None else None
     say = progress or (lambda line: None)

@@ -37,6 +37,7 @@ __all__ = [
     "read_worlds",
     "run_worlds",
     "uncertain_parameters",
+    "weighted_mean_se",
     "weighted_quantile",
 ]
 
@@ -398,8 +399,8 @@ def drivers(
         for name in varied:
             x = parameters[name].to_numpy(float)[known]
             low_weights, high_weights = _end_weights(x, weights, fraction)
-            mean_low, se_low, count_low = _weighted_mean_se(values, low_weights)
-            mean_high, se_high, count_high = _weighted_mean_se(values, high_weights)
+            mean_low, se_low, count_low = weighted_mean_se(values, low_weights)
+            mean_high, se_high, count_high = weighted_mean_se(values, high_weights)
             swing_se = math.hypot(se_low, se_high)
             clear = False
             if min(count_low, count_high) >= MIN_END_WORLDS and swing_se > 0:
@@ -434,17 +435,24 @@ def _end_weights(x: np.ndarray, weights: np.ndarray, fraction: float):
     return weights * share_low[group_of], weights * share_high[group_of]
 
 
-def _weighted_mean_se(values: np.ndarray, weights: np.ndarray) -> tuple[float, float, float]:
-    """The weighted mean, its standard error (Bessel-corrected on the effective count; NaN
-    from fewer than two effective worlds) and the effective count (sum w)^2 / sum w^2."""
-    total = weights.sum()
+def weighted_mean_se(values: np.ndarray, weights: np.ndarray) -> tuple[float, float, float]:
+    """The weighted mean of ``values``, its standard error and the effective count.
+
+    The standard error is sqrt(sum w^2 (x - mean)^2) with the weights normalized, times
+    Bessel's correction n / (n - 1) for the effective count n = (sum w)^2 / sum w^2; with
+    equal weights, the sample standard deviation over sqrt(n). NaN from fewer than two
+    effective units; all NaN (and a count of 0) when the weights sum to 0.
+    """
+    total = float(np.sum(weights))
     if not total > 0:
         return math.nan, math.nan, 0.0
-    mean = float(np.dot(weights, values) / total)
-    effective = total**2 / float(np.dot(weights, weights))
-    spread = float(np.dot(weights, (values - mean) ** 2) / total)
-    se = math.sqrt(spread / (effective - 1.0)) if effective > 1.0 else math.nan
-    return mean, se, effective
+    w = np.asarray(weights, float) / total
+    mean = float(np.dot(w, values))
+    effective = 1.0 / float(np.dot(w, w))
+    if effective <= 1.0:
+        return mean, math.nan, effective
+    spread = float(np.dot(w * w, (np.asarray(values, float) - mean) ** 2))
+    return mean, math.sqrt(spread * effective / (effective - 1.0)), effective
 
 
 def _weighted_ranks(x: np.ndarray, weights: np.ndarray) -> np.ndarray:

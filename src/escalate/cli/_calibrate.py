@@ -18,7 +18,7 @@ from escalate.cli._options import (
     set_option,
     user_errors,
 )
-from escalate.cli._render import stderr, stdout
+from escalate.cli._render import output, stderr
 from escalate.results import check_output_folder
 from escalate.scenario import load
 
@@ -119,10 +119,7 @@ def calibrate_command(
             },
             extra=extra,
         )
-    if output_format == "json":
-        click.echo(result.to_json())
-    else:
-        print_calibration(stdout(), result)
+    output(result, output_format, print_calibration)
     if out is not None:
         err.print(f"calibration written: {out}", markup=False, highlight=False)
 

@@ -23,7 +23,7 @@ from escalate.cli._options import (
     user_errors,
     worlds_option,
 )
-from escalate.cli._render import stderr, stdout
+from escalate.cli._render import output, stderr
 from escalate.results import check_output_folder
 from escalate.scenario import load
 
@@ -118,10 +118,7 @@ def compare_command(
             },
             extra=lambda folder: result.summary().to_csv(folder / "differences.csv", index=False),
         )
-    if output_format == "json":
-        click.echo(result.to_json())
-    else:
-        print_comparison(stdout(), result)
+    output(result, output_format, print_comparison)
     if out is not None:
         err.print(f"comparison written: {out}", markup=False, highlight=False)
 

@@ -19,7 +19,7 @@ from escalate.cli._options import (
     user_errors,
     worlds_from_option,
 )
-from escalate.cli._render import stderr, stdout
+from escalate.cli._render import output, stderr
 from escalate.results import check_output_folder
 from escalate.scenario import load
 
@@ -27,6 +27,7 @@ from escalate.scenario import load
 @click.command(name="nowcast")
 @scenario_argument
 @click.argument("observed", type=click.Path(path_type=Path))
+# escalate._nowcast.PRIOR_WORLDS, repeated so that the command line starts fast
 @posterior_options(1000, "Prior worlds drawn and weighted by the news.")
 @worlds_from_option(
     "Start from these weighted worlds (calibrate's worlds.parquet) instead of the prior: "
@@ -72,7 +73,7 @@ def nowcast_command(
     output_format,
 ):
     """Update the odds on what has happened up to as_of (an observations file)."""
-    from escalate._nowcast import nowcast, read_observations, require_memoryless
+    from escalate._nowcast import PRIOR_WORLDS, nowcast, read_observations, require_memoryless
     from escalate.compile import compile_scenario
     from escalate.errors import EscalateError, suggest
     from escalate.scenario.model import looks_like_date
@@ -95,16 +96,17 @@ def nowcast_command(
                     f"--horizon: a span after as_of must be positive, got {horizon}"
                 )
             end += observations.as_of
-    given = click.get_current_context().get_parameter_source("worlds")
-    if worlds_from is not None and given == click.core.ParameterSource.COMMANDLINE:
-        raise EscalateError("--worlds and --worlds-from: give one of them")
+    if click.get_current_context().get_parameter_source("worlds") != (
+        click.core.ParameterSource.COMMANDLINE
+    ):
+        worlds = None  # not given: nowcast draws PRIOR_WORLDS, or reads --worlds-from
     if out is not None:
         check_output_folder(out, force=force)
     seed = random_seed(seed)
     err = stderr()
     err.print(
         f"nowcasting {model.scenario} as of {model.when(observations.as_of)}: "
-        + (f"the worlds of {worlds_from}" if worlds_from else f"{worlds} worlds")
+        + (f"the worlds of {worlds_from}" if worlds_from else f"{worlds or PRIOR_WORLDS} worlds")
         + f", seed {seed}",
         markup=False,
         highlight=False,
@@ -136,7 +138,7 @@ def nowcast_command(
             summary_json=result.to_json(),
             figures={"update": result.plot_update(stage), "parameters": result.plot_parameters()},
             manifest={
-                "worlds": None if worlds_from else worlds,
+                "worlds": None if worlds_from else worlds or PRIOR_WORLDS,
                 "seed": seed,
                 "horizon": result.horizon,
                 "stage": stage,
@@ -145,10 +147,7 @@ def nowcast_command(
             },
             extra=extra,
         )
-    if output_format == "json":
-        click.echo(result.to_json())
-    else:
-        print_nowcast(stdout(), result, stage)
+    output(result, output_format, lambda console, shown: print_nowcast(console, shown, stage))
     if out is not None:
         err.print(f"nowcast written: {out}", markup=False, highlight=False)
 
