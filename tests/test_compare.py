@@ -69,6 +69,10 @@ def test_exact_differences_are_the_solver_s():
                                           "mobilized: {initial: 0}"))  # fmt: skip
     expected = escalate.solve(never).stages["war"].p_reached - base
     assert frame.loc["never_mobilized", "difference"] == pytest.approx(expected, abs=1e-12)
+    at_10 = escalate.loads(LADDER.replace("mobilized: {initial: 0.2, onset: {rate: 0.01}}",
+                                          "mobilized: {initial: 0, onset: {at: 10}}"))  # fmt: skip
+    expected = escalate.solve(at_10).stages["war"].p_reached - base
+    assert frame.loc["mobilized_at_10", "difference"] == pytest.approx(expected, abs=1e-12)
 
 
 def test_paired_monte_carlo_agrees_with_the_exact_difference():
@@ -164,7 +168,8 @@ def test_bad_variants_are_located(tmp_path, body, expected):
         read_variants(path, escalate.load(VENEZUELA))
     text = str(caught.value)
     assert expected in text, text
-    assert all(issue.line >= 2 and issue.file == str(path) for issue in caught.value.issues)
+    issues = caught.value.issues
+    assert issues and all(issue.line >= 2 and issue.file == str(path) for issue in issues)
 
 
 def test_the_installed_compare_command(tmp_path):
@@ -209,6 +214,16 @@ def test_the_installed_compare_command(tmp_path):
     for metric in ("p_reached:full_scale_war", "p_reached:invasion"):
         assert signs["regional_pressure_fades", metric] == 1.0  # more war in every world
         assert signs["mobilization_deterred", metric] == 0.0  # less war in every world
+    # the known answer: each world's exact difference, weighted 1 : 2 : 1
+    model = escalate.load(VENEZUELA)
+    per_world = [
+        escalate.compare(model, VARIANTS, overrides={"war_mean": x}).summary()
+        .set_index(["variant", "metric"])["difference"]
+        for x in (80.0, 120.0, 160.0)
+    ]  # fmt: skip
+    weighted = 0.25 * per_world[0] + 0.5 * per_world[1] + 0.25 * per_world[2]
+    for r in rows:
+        assert r["difference"] == pytest.approx(weighted[r["variant"], r["metric"]], abs=1e-12)
     validated = subprocess.run([ESCALATE, "validate", VARIANTS], capture_output=True, text=True)
     assert validated.returncode == 0 and "valid variants file (4 variants" in validated.stdout
     bad = tmp_path / "bad.yaml"

@@ -84,6 +84,15 @@ def test_the_python_api_takes_an_address_from_a_process_without_a_client(cluster
     assert done.stdout.split() == ["True", "500000"]
 
 
+def _transitions(address: str) -> int:
+    """How many task transitions the scheduler has made: asked by a Client opened and closed
+    here, between commands (never while one runs)."""
+    from distributed import Client
+
+    with Client(address, timeout=30) as client:
+        return client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
+
+
 def _cpu_seconds(process) -> float:
     times = process.cpu_times()
     return times.user + times.system
@@ -200,7 +209,9 @@ def test_compare_is_identical_on_the_cluster(cluster):
     ):
         args = ("compare", VENEZUELA, variants, *options, "--seed", "2", "--format", "json")
         here = escalate(*args)
+        before = _transitions(cluster.address)
         there = escalate(*args, "--scheduler", cluster.address)
+        assert _transitions(cluster.address) > before  # its tasks went through the scheduler
         assert here.returncode == 0, here.stderr
         assert there.returncode == 0, there.stderr
         assert there.stdout == here.stdout

@@ -169,11 +169,18 @@ def test_the_report_and_the_table_open_with_the_answer(report, model, result):
     assert abs(exact["p_reached"] - answer["p_reached"]) < 4 * math.sqrt(
         exact["p_reached"] * (1 - exact["p_reached"]) / 100_000
     )
+    for day, p in exact["by_date"].items():  # each year's end too, within 4 SE
+        assert abs(answer["by_date"][day] - p) < 4 * math.sqrt(p * (1 - p) / 100_000), day
     done = subprocess.run(
         [ESCALATE, "solve", VENEZUELA], capture_output=True, text=True, check=True
     )
     assert done.stdout.splitlines()[1].startswith(
         f"P(Full-scale war by 2027-11-07) = {exact['p_reached']:.1%} (exact)"
+    )
+    ran = subprocess.run([ESCALATE, "run", VENEZUELA, "-n", "1e5", "--seed", "4"],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert ran.stdout.splitlines()[1].startswith(  # the same run as `result`, same answer
+        f"P(Full-scale war by 2027-11-07) = {answer['p_reached']:.1%} (95% interval "
     )
 
 
@@ -258,12 +265,17 @@ def test_the_report_says_what_drives_the_answer(drivers_folder, tmp_path):
     reread = subprocess.run([*run[:3], "-n", "2000", "--seed", "2", *worlds_file],
                             capture_output=True, text=True)  # fmt: skip
     assert reread.returncode == 0 and f"Across {WORLDS} weighted worlds" in reread.stdout
+    as_json = subprocess.run([*run[:3], "-n", "2000", "--seed", "2", *worlds_file, "--format",
+                              "json"], capture_output=True, text=True, check=True)  # fmt: skip
+    summary = json.loads((folder / "summary.json").read_text())
+    again = json.loads(as_json.stdout)["headline"]["across_worlds"]
+    for key, value in summary["headline"]["across_worlds"].items():  # the same worlds, seeds
+        assert again[key] == pytest.approx(value, rel=1e-12, abs=1e-15), key
     refused = subprocess.run(
         [*run[:3], *worlds_file, "--out", tmp_path / "x"], capture_output=True, text=True
     )
     assert refused.returncode == 2 and "--worlds-from does not combine with --out" in refused.stderr
     assert "Traceback" not in refused.stderr and not (tmp_path / "x").exists()
-    summary = json.loads((folder / "summary.json").read_text())
     metric = summary["worlds"]["drivers"]["metric"]
     first = next(iter(summary["worlds"]["drivers"]["parameters"]))
     tornado = json.loads((folder / "tornado" / "sensitivity.json").read_text())

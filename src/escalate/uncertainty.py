@@ -144,17 +144,19 @@ class WorldsResult:
         return len(self.values)
 
     def summary(self) -> pd.DataFrame:
-        """Per metric: the pooled value, and the mean and 5/50/95% quantiles across worlds."""
+        """Per metric: the pooled value, and the mean and 5/50/95% quantiles across worlds
+        (:func:`weighted_quantile`, equal weights unless the worlds came weighted)."""
         v = self.values
         if self.weights is None:
-            mean, quantiles = v.mean(), [v.quantile(q) for q in (0.05, 0.5, 0.95)]
-        else:  # weighted worlds: weighted mean and quantiles across them
+            mean, w = v.mean(), np.ones(len(v))
+        else:  # weighted worlds: their weighted mean
             w = self.weights
             mean = pd.Series({m: float(np.nansum(w * v[m].to_numpy())) for m in v.columns})
-            quantiles = [
-                pd.Series({m: float(weighted_quantile(v[m], w, q)) for m in v.columns})
-                for q in (0.05, 0.5, 0.95)
-            ]
+        # one definition of a quantile across worlds, weighted or not (weighted_quantile's)
+        quantiles = [
+            pd.Series({m: float(weighted_quantile(v[m], w, q)) for m in v.columns})
+            for q in (0.05, 0.5, 0.95)
+        ]
         frame = pd.DataFrame(
             {
                 "pooled": pd.Series(self.pooled),
