@@ -17,6 +17,8 @@ import pytest
 import escalate
 from escalate.report import build_report
 
+from .conftest import ESCALATE
+
 EXACT = 1e-9
 N = 400_000
 
@@ -186,14 +188,14 @@ def test_the_installed_command_takes_a_date_horizon(tmp_path):
         "transitions:\n  - {from: s, to: end, rate: 0.01}\n"
     )
     done = subprocess.run(
-        ["escalate", "solve", str(path), "--horizon", "2026-07-01", "--format", "json"],
+        [ESCALATE, "solve", str(path), "--horizon", "2026-07-01", "--format", "json"],
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stderr
     assert '"horizon": 181.0' in done.stdout and '"horizon_date": "2026-07-01"' in done.stdout
     bad = subprocess.run(
-        ["escalate", "solve", str(path), "--horizon", "2025-07-01"], capture_output=True, text=True
+        [ESCALATE, "solve", str(path), "--horizon", "2025-07-01"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "--horizon" in bad.stderr and "before start_date" in bad.stderr
 
@@ -233,7 +235,7 @@ def test_the_installed_sweep_gives_the_new_metrics_exactly(tmp_path):
     path.write_text(SWITCH)
     metrics = [flag for m in SWITCH_METRICS for flag in ("--metric", m)]
     done = subprocess.run(
-        ["escalate", "sweep", str(path), "--vary", "chance_on=0.1:0.5:3", *metrics,
+        [ESCALATE, "sweep", str(path), "--vary", "chance_on=0.1:0.5:3", *metrics,
          "--format", "json"],
         capture_output=True, text=True,
     )  # fmt: skip

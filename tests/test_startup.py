@@ -13,7 +13,7 @@ import pytest
 
 import escalate
 
-from .conftest import ROOT
+from .conftest import ESCALATE, ROOT
 
 VENEZUELA = ROOT / "scenarios" / "venezuela.yaml"
 HEAVY = ("scipy.stats", "scipy.optimize", "pandas", "matplotlib", "SALib", "dask", "distributed")
@@ -56,15 +56,15 @@ def test_a_command_loads_only_what_it_needs(args, allowed):
 
 def test_the_executable_flushes_everything_and_keeps_its_status(tmp_path):
     done = subprocess.run(
-        ["escalate", "solve", str(VENEZUELA), "--format", "json"], capture_output=True, text=True
+        [ESCALATE, "solve", str(VENEZUELA), "--format", "json"], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["stages"]["full_scale_war"]["p_reached"] > 0  # whole JSON
     bad = tmp_path / "bad.yaml"
     bad.write_text("scenario: bad\nhorizon: -1\n")
-    failed = subprocess.run(["escalate", "validate", str(bad)], capture_output=True, text=True)
+    failed = subprocess.run([ESCALATE, "validate", str(bad)], capture_output=True, text=True)
     assert failed.returncode == 2 and "bad.yaml" in failed.stderr
-    version = subprocess.run(["escalate", "--version"], capture_output=True, text=True)
+    version = subprocess.run([ESCALATE, "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and "escalate" in version.stdout
 
 
@@ -103,7 +103,7 @@ def test_the_executable_keeps_its_status_with_a_closed_stream():
     """A stream closed by the caller (``>&-``) is None inside Python: nothing to flush."""
     for redirect in (">&-", "2>&-"):
         done = subprocess.run(
-            f"escalate validate '{VENEZUELA}' {redirect}", shell=True, capture_output=True
+            f"'{ESCALATE}' validate '{VENEZUELA}' {redirect}", shell=True, capture_output=True
         )
         assert done.returncode == 0, (redirect, done.stderr)
 

@@ -38,6 +38,7 @@ _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 _ONE = np.int64(1)
+_U_ONE = np.uint64(1)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment
 _MIX_A, _MIX_B = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
@@ -133,7 +134,7 @@ def _ziggurat_layer(s0, s1, s2, s3):
     candidate ``x = ri * we[idx]``; with the new state."""
     bits, s0, s1, s2, s3 = _next_bits(s0, s1, s2, s3)
     ri = bits >> _THREE
-    idx = np.int64(ri & _BYTE)
+    idx = ri & _BYTE  # unsigned: numba then adds no code for negative indices
     ri >>= _EIGHT
     return ri, idx, ri * _ZIG_WE[idx], s0, s1, s2, s3
 
@@ -145,7 +146,7 @@ def _exponential_rare(idx, x, s0, s1, s2, s3):
         u, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
         if idx == 0:  # the base layer's tail: r plus an exponential
             return _ZIG_R - math.log1p(-u), s0, s1, s2, s3
-        if (_ZIG_FE[idx - 1] - _ZIG_FE[idx]) * u + _ZIG_FE[idx] < math.exp(-x):
+        if (_ZIG_FE[idx - _U_ONE] - _ZIG_FE[idx]) * u + _ZIG_FE[idx] < math.exp(-x):
             return x, s0, s1, s2, s3
         ri, idx, x, s0, s1, s2, s3 = _ziggurat_layer(s0, s1, s2, s3)
         if ri < _ZIG_KE[idx]:
@@ -348,28 +349,32 @@ def _toggle(k, t, on, trajectory, clocks, onset_counts, switches_off):
     ``came_on[k]`` the last trajectory in which it was on; the end adds them up. Both give the
     same counts (the sums of squared time on to rounding: they add in another order)."""
     bit = _ONE << k
+    ku = np.uint64(k)
     if switches_off is None:
         time_on, time_on_sq, horizon, per_quantum = onset_counts
         rest = horizon - t
-        time_on[k] += np.int64(rest * per_quantum + 0.5)
-        time_on_sq[k] += rest * rest
+        time_on[ku] += np.int64(rest * per_quantum + 0.5)
+        time_on_sq[ku] += rest * rest
         return on | bit
     since, on_time, came_on = clocks
     if on & bit:
-        on_time[k] += t - since[k]
+        on_time[ku] += t - since[ku]
         return on & ~bit
-    since[k] = t
-    came_on[k] = trajectory
+    since[ku] = t
+    came_on[ku] = trajectory
     return on | bit
 
 
 @njit(inline="always", **_JIT)
-def _effects(j, t, on, trajectory, clocks, onset_counts, switches_off, model, r0, r1, r2, r3):
+def _effects(j, t, on, trajectory, clocks, onset_counts, switches_off, effects, r0, r1, r2, r3):
     """Apply the effects of transition ``j`` as it fires at ``t``, in order: off (value < 0),
-    on (1), or on with probability p if off (one uniform draw). Returns (on, state)."""
-    for e in range(model.effect_start[j], model.effect_start[j + 1]):
-        k = model.effect_trigger[e]
-        value = model.effect_value[e]
+    on (1), or on with probability p if off (one uniform draw). ``effects`` holds the
+    scenario's ``effect_start``, ``effect_trigger`` and ``effect_value`` (not the whole model:
+    numba would count references to all of its arrays at each call). Returns (on, state)."""
+    effect_start, effect_trigger, effect_value = effects
+    for e in range(effect_start[j], effect_start[j + 1]):
+        k = effect_trigger[e]
+        value = effect_value[e]
         is_on = (on >> k) & 1
         if value < 0.0:
             if is_on:
@@ -447,6 +452,7 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
     onset_ratio, offset_ratio = model.onset_ratio, model.offset_ratio
     offset_rate = model.offset_rate
     effect_start = model.effect_start
+    effects = (effect_start, model.effect_trigger, model.effect_value)
     horizon, step, n_grid = model.horizon, model.step, model.n_grid
     memoryless, count, cumulative, event, mean_wait = tables
     reach_hist, quantile_hist = acc.reach_hist[b], acc.quantile_hist[b]
@@ -556,10 +562,11 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
         # a trigger's `since` is set as it comes on and its `on_time` is zeroed as the last
         # trajectory's was counted: nothing to reset here for those off at the start
         if switches_off is not None:
-            for k in range(n_triggers):
-                if (started >> k) & 1:
-                    since[k] = 0.0
-                    came_on[k] = trajectory
+            for k in range(n_triggers):  # without a branch: see the counts at the end
+                ku = np.uint64(k)
+                is_on = (started >> k) & 1
+                since[ku] = 0.0 if is_on else since[ku]
+                came_on[ku] = trajectory if is_on else came_on[ku]
         t = 0.0
         g_enter = 0  # grid index of t: computed once per transition, at the exit
         h = _FNV_OFFSET
@@ -567,17 +574,19 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
 
         events = 0  # passes of the event loops: transitions, onsets and `at` switches
         while True:  # one pass per stage entered
-            if entered_by[s] != trajectory:  # a first entry
-                entered_by[s] = trajectory
-                stay[s] = 0.0
-                reach_hist[s, g_enter] += 1
+            # unsigned indices: numba then adds no code for negative ones
+            su = np.uint64(s)
+            if entered_by[su] != trajectory:  # a first entry
+                entered_by[su] = trajectory
+                stay[su] = 0.0
+                reach_hist[su, np.uint64(g_enter)] += 1
                 # bin 0 holds the entries at exactly t = 0 (start stages)
-                quantile_hist[s, min(int(t * per_bin), bins - 1) + (t > 0.0)] += 1
-                entry_sum[s] += np.int64(t * per_quantum + 0.5)
-                entry_sq[s] += t * t
-            h = (h ^ np.uint64(s + 1)) * _FNV_PRIME
+                quantile_hist[su, np.uint64(min(int(t * per_bin), bins - 1) + (t > 0.0))] += 1
+                entry_sum[su] += np.int64(t * per_quantum + 0.5)
+                entry_sq[su] += t * t
+            h = (h ^ (su + _U_ONE)) * _FNV_PRIME
             if length < path_length:
-                seq[length] = s
+                seq[np.uint64(length)] = s
             length += 1
             entered = t
             if own_streams and length > 1:
@@ -586,14 +595,14 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
                 # of times inside a stage fall back onto the same numbers at the next one
                 r0, r1, r2, r3 = _trajectory_state(first_state, trajectory, length)
                 pending, r0, r1, r2, r3 = _next_exponential(r0, r1, r2, r3)
-            if terminal[s]:
-                _stay(s, horizon - t, stay, time_in, time_in_sq, per_quantum)
-                occupancy_diff[s, g_enter] += 1
-                at_horizon[s] += 1
+            if terminal[su]:
+                _stay(su, horizon - t, stay, time_in, time_in_sq, per_quantum)
+                occupancy_diff[su, np.uint64(g_enter)] += 1
+                at_horizon[su] += 1
                 break
 
             first, last = out_start[s], out_start[s + 1]
-            if memoryless[s] and tabled:
+            if memoryless[su] and tabled:
                 fire = -1
                 while True:  # one pass per event inside the stage
                     events += 1
@@ -601,7 +610,7 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
                         stalled[0] = 1
                         state[0], state[1], state[2], state[3] = r0, r1, r2, r3
                         return
-                    row = s * masks + on
+                    row = np.uint64(s * masks + on)
                     n_events = race_count[row]
                     t_next = np.inf
                     if n_events > 0:
@@ -624,10 +633,10 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
                     i = 0
                     if n_events > 1:  # a single possible event needs no draw to choose it
                         u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
-                        pick = u * race_cumulative[row, n_events - 1]
+                        pick = u * race_cumulative[row, np.uint64(n_events - 1)]
                         for m in range(n_events - 1):  # no early exit: fewer mispredictions
-                            i += pick >= race_cumulative[row, m]
-                    chosen = race_next[row, i]
+                            i += pick >= race_cumulative[row, np.uint64(m)]
+                    chosen = race_next[row, np.uint64(i)]
                     if chosen < 0:  # a trigger switches (on, or off)
                         on = _toggle(
                             -chosen - 1, t, on, trajectory, clocks, onset_counts, switches_off
@@ -636,14 +645,14 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
                     fire = chosen  # the next stage, or n_stages + a transition with effects
                     break
                 if fire < 0:  # the horizon came first
-                    _stay(s, horizon - entered, stay, time_in, time_in_sq, per_quantum)
-                    occupancy_diff[s, g_enter] += 1
-                    at_horizon[s] += 1
+                    _stay(su, horizon - entered, stay, time_in, time_in_sq, per_quantum)
+                    occupancy_diff[su, np.uint64(g_enter)] += 1
+                    at_horizon[su] += 1
                     break
-                _stay(s, t - entered, stay, time_in, time_in_sq, per_quantum)
-                occupancy_diff[s, g_enter] += 1
+                _stay(su, t - entered, stay, time_in, time_in_sq, per_quantum)
+                occupancy_diff[su, np.uint64(g_enter)] += 1
                 g_enter = _grid_index(t, step, n_grid)
-                occupancy_diff[s, g_enter] -= 1
+                occupancy_diff[su, np.uint64(g_enter)] -= 1
                 s = fire
                 if fire >= n_stages:
                     fire -= n_stages
@@ -655,7 +664,7 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
                         clocks,
                         onset_counts,
                         switches_off,
-                        model,
+                        effects,
                         r0,
                         r1,
                         r2,
@@ -725,10 +734,10 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
                         switch_rate[k] = hazard
                     r0, r1, r2, r3 = state[0], state[1], state[2], state[3]
                     continue
-                _stay(s, t - entered, stay, time_in, time_in_sq, per_quantum)
-                occupancy_diff[s, g_enter] += 1
+                _stay(su, t - entered, stay, time_in, time_in_sq, per_quantum)
+                occupancy_diff[su, np.uint64(g_enter)] += 1
                 g_enter = _grid_index(t, step, n_grid)
-                occupancy_diff[s, g_enter] -= 1
+                occupancy_diff[su, np.uint64(g_enter)] -= 1
                 if effect_start[fire + 1] > effect_start[fire]:
                     on, r0, r1, r2, r3 = _effects(
                         fire,
@@ -738,7 +747,7 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
                         clocks,
                         onset_counts,
                         switches_off,
-                        model,
+                        effects,
                         r0,
                         r1,
                         r2,
@@ -748,9 +757,9 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
                 moved = True
                 break
             if not moved:  # the horizon came first
-                _stay(s, horizon - entered, stay, time_in, time_in_sq, per_quantum)
-                occupancy_diff[s, g_enter] += 1
-                at_horizon[s] += 1
+                _stay(su, horizon - entered, stay, time_in, time_in_sq, per_quantum)
+                occupancy_diff[su, np.uint64(g_enter)] += 1
+                at_horizon[su] += 1
                 break
 
         if switches_off is None:  # on once, on to the end: the onset counted its time on
@@ -758,17 +767,19 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
                 fired[k] += (on >> k) & 1
                 on_from_start[k] += (started >> k) & 1
         else:
+            # without a branch per trigger (their outcomes are as random as the triggers):
+            # a trigger that was never on has no time on (its on_time was zeroed when last
+            # counted), so it adds zeros; one on at the end came on in this trajectory
             for k in range(n_triggers):
-                if came_on[k] == trajectory:  # on at some time: fired
-                    fired[k] += 1
-                    total_on = on_time[k]
-                    if (on >> k) & 1:  # on to the horizon (or kept in a terminal stage)
-                        on_at_horizon[k] += 1
-                        total_on += horizon - since[k]
-                    time_on[k] += np.int64(total_on * per_quantum + 0.5)
-                    time_on_sq[k] += total_on * total_on
-                    on_time[k] = 0.0
-        home = np.int64(h & path_mask)
+                ku = np.uint64(k)
+                is_on = (on >> k) & 1  # on to the horizon (or kept in a terminal stage)
+                total_on = on_time[ku] + (horizon - since[ku]) * is_on
+                fired[ku] += came_on[ku] == trajectory  # on at some time
+                on_at_horizon[ku] += is_on
+                time_on[ku] += np.int64(total_on * per_quantum + 0.5)
+                time_on_sq[ku] += total_on * total_on
+                on_time[ku] = 0.0
+        home = h & path_mask
         if path_keys[home] == h and path_counts[home] > 0:
             path_counts[home] += 1
         elif _record_path(
