@@ -228,12 +228,16 @@ def draw_latent(state, kind, p1, p2, out):
 
 
 @njit(inline="always", **_JIT)
-def _grid_index(t, step, n_grid):
+def _grid_index(t, step, per_step, n_grid):
     """Index of the first grid point at or after ``t`` (the last point is the horizon).
 
-    A division, not a multiplication by ``1 / step``: exact when ``t`` falls on a grid point.
-    """
-    g = math.ceil(t / step)
+    ``t / step``, exact when ``t`` falls on a grid point: a multiplication by ``per_step``
+    when that is ``1 / step`` exactly (a power of two, as the default step of 1 is), else a
+    division (``per_step`` 0). The ceiling as truncation plus one if short: no rounding
+    instruction on the way to the index."""
+    q = t * per_step if per_step > 0.0 else t / step
+    g = np.int64(q)
+    g += g < q
     return g if g < n_grid - 1 else n_grid - 1
 
 
@@ -372,9 +376,9 @@ def _effects(j, t, on, trajectory, clocks, onset_counts, switches_off, effects, 
     scenario's ``effect_start``, ``effect_trigger`` and ``effect_value`` (not the whole model:
     numba would count references to all of its arrays at each call). Returns (on, state)."""
     effect_start, effect_trigger, effect_value = effects
-    for e in range(effect_start[j], effect_start[j + 1]):
-        k = effect_trigger[e]
-        value = effect_value[e]
+    for e in range(effect_start[np.uint64(j)], effect_start[np.uint64(j + 1)]):
+        k = effect_trigger[np.uint64(e)]
+        value = effect_value[np.uint64(e)]
         is_on = (on >> k) & 1
         if value < 0.0:
             if is_on:
@@ -454,6 +458,7 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
     effect_start = model.effect_start
     effects = (effect_start, model.effect_trigger, model.effect_value)
     horizon, step, n_grid = model.horizon, model.step, model.n_grid
+    per_step = 1.0 / step if math.frexp(step)[0] == 0.5 else 0.0  # exact for powers of two
     memoryless, count, cumulative, event, mean_wait = tables
     reach_hist, quantile_hist = acc.reach_hist[b], acc.quantile_hist[b]
     entry_sum, entry_sq = acc.entry_sum[b], acc.entry_sq[b]
@@ -651,7 +656,7 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
                     break
                 _stay(su, t - entered, stay, time_in, time_in_sq, per_quantum)
                 occupancy_diff[su, np.uint64(g_enter)] += 1
-                g_enter = _grid_index(t, step, n_grid)
+                g_enter = _grid_index(t, step, per_step, n_grid)
                 occupancy_diff[su, np.uint64(g_enter)] -= 1
                 s = fire
                 if fire >= n_stages:
@@ -670,7 +675,7 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
                         r2,
                         r3,
                     )
-                    s = target[fire]
+                    s = target[np.uint64(fire)]
                 continue
 
             state[0], state[1], state[2], state[3] = r0, r1, r2, r3
@@ -736,7 +741,7 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
                     continue
                 _stay(su, t - entered, stay, time_in, time_in_sq, per_quantum)
                 occupancy_diff[su, np.uint64(g_enter)] += 1
-                g_enter = _grid_index(t, step, n_grid)
+                g_enter = _grid_index(t, step, per_step, n_grid)
                 occupancy_diff[su, np.uint64(g_enter)] -= 1
                 if effect_start[fire + 1] > effect_start[fire]:
                     on, r0, r1, r2, r3 = _effects(
@@ -753,7 +758,7 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
                         r2,
                         r3,
                     )
-                s = target[fire]
+                s = target[np.uint64(fire)]
                 moved = True
                 break
             if not moved:  # the horizon came first
