@@ -27,6 +27,7 @@ REFERENCE = HERE / "reference.yaml"
 CHAINS = {"reference": REFERENCE, "cycles": HERE / "cycles.yaml"}
 TARGET = "war"
 SEED = 20261125
+CHAIN_SECONDS = 0.5  # generated chains: each method runs what escalate on 1 thread runs in this
 
 # name: (trajectories, repeats, quick trajectories) -- sizes that fit each peer's speed/memory
 ROWS = {
@@ -334,9 +335,13 @@ def compile_table() -> tuple[str, dict]:
     return "\n".join(lines), out
 
 
-def measure_shape(index: int, n: int) -> dict:
+def measure_shape(index: int, n: int, seconds: float) -> dict:
     """One generated chain (benchmarks/chains.py): escalate on 1 and 2 threads beside the two
-    loops written for that chain alone, medians of 3 after a warm call, P(war) of each."""
+    loops written for that chain alone, medians of 3 after a warm call, P(war) of each.
+
+    Every method runs the same number of trajectories: at least ``n``, and as many as
+    escalate on one thread runs in ``seconds`` (a fast chain's run of ``n`` would be short
+    enough for a call's fixed costs and the timer's noise to show in its rate)."""
     import numba
 
     import escalate
@@ -345,6 +350,11 @@ def measure_shape(index: int, n: int) -> dict:
 
     chain = generate(SHAPES[index])
     model = escalate.loads(chain.yaml)
+    escalate.simulate(model, 10_000, seed=SEED, threads=1)
+    began = time.perf_counter()
+    escalate.simulate(model, 200_000, seed=SEED, threads=1)
+    rate = 200_000 / (time.perf_counter() - began)
+    n = max(n, int(round(rate * seconds, -5)))
     out = {"exact": escalate.solve(model).stages["war"].p_reached, "n": n}
 
     def median_wall(call) -> float:
@@ -376,29 +386,30 @@ def chains_table(quick: bool) -> str:
     the lead must hold on any chain)."""
     from benchmarks.chains import SHAPES
 
-    n = 200_000 if quick else 2_000_000
+    n, seconds = (200_000, 0.0) if quick else (2_000_000, CHAIN_SECONDS)
     lines = [
-        "| chain | escalate, 1 thread | 2 threads | hand-written, np.random | hand-written, "
-        "xoshiro | 1 thread / np.random (>= 1.5) | 1 thread / xoshiro (>= 0.5) "
+        "| chain | trajectories | escalate, 1 thread | 2 threads | hand-written, np.random "
+        "| hand-written, xoshiro | 1 thread / np.random (>= 1.5) | 1 thread / xoshiro (>= 0.5) "
         "| 2 threads / 1 (>= 1.8) | P(war): exact; z of escalate, np.random, xoshiro |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     met = {"np": True, "xoshiro": True, "threads": True}
     for index, shape in enumerate(SHAPES):
         print(f"  chain: {shape.name} ...", file=sys.stderr, flush=True)
-        r = _subprocess(["--shape", str(index), "--n", str(n)])
+        r = _subprocess(["--shape", str(index), "--n", str(n), "--seconds", str(seconds)])
         one, two = r["escalate 1"], r.get("escalate 2", r["escalate 1"])
         ratios = (one / r["np.random"], one / r["xoshiro"], two / one)
         met["np"] &= ratios[0] >= 1.5
         met["xoshiro"] &= ratios[1] >= 0.5
         met["threads"] &= ratios[2] >= 1.8
         exact = r["exact"]
-        se = math.sqrt(exact * (1 - exact) / n)
+        se = math.sqrt(exact * (1 - exact) / r["n"])
         z = ", ".join(
             f"{(r[f'{k} p'] - exact) / se:+.1f}" for k in ("escalate 1", "np.random", "xoshiro")
         )
         lines.append(
-            f"| {shape.name} | {_fmt_rate(one)} | {_fmt_rate(two)} | {_fmt_rate(r['np.random'])} "
+            f"| {shape.name} | {r['n']:,} | {_fmt_rate(one)} | {_fmt_rate(two)} "
+            f"| {_fmt_rate(r['np.random'])} "
             f"| {_fmt_rate(r['xoshiro'])} | {ratios[0]:.2f}x | {ratios[1]:.2f}x "
             f"| {ratios[2]:.2f}x | {exact:.4f}; {z} |"
         )
@@ -685,6 +696,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--value", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=3, help=argparse.SUPPRESS)
     parser.add_argument("--chain", default="reference", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -710,7 +722,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(measure_scale(args.scale, args.value or 0, args.n)))
         return
     if args.shape is not None:
-        print(json.dumps(measure_shape(args.shape, args.n)))
+        print(json.dumps(measure_shape(args.shape, args.n, args.seconds)))
         return
     if args.worlds_method is not None:
         print(json.dumps(measure_worlds(args.worlds_method, args.n)))
@@ -805,7 +817,10 @@ def main(argv: list[str] | None = None) -> None:
             "onset ratios, offsets, effects); for each, two numba event loops generated for "
             "that chain alone (every rate a constant, one branch per stage, no tables, only the "
             "count of war), one with numba's `np.random`, one with the inline xoshiro256** "
-            "generator escalate uses. escalate runs with every accumulator on. Medians of 3.",
+            "generator escalate uses. escalate runs with every accumulator on. Each method "
+            "runs the same trajectories, at least 2 million and as many as escalate runs on "
+            f"one thread in {CHAIN_SECONDS:g} s (so that a call's fixed costs and the timer's "
+            "noise do not show in a fast chain's rates); medians of 3.",
             "",
             chains,
             "",
