@@ -121,6 +121,39 @@ def test_a_reused_batch_buffer_gives_what_a_fresh_one_gives():
     assert reused.paths == fresh.paths and reused.path_other == fresh.path_other
 
 
+def test_every_chunk_row_sits_on_cache_lines_of_its_own():
+    """Threads run neighbouring chunks at once: a line shared by two chunks' short rows (one
+    value per stage or trigger) would bounce between cores at every stage entry (false
+    sharing). Every such row, and every generator state, starts on a 64-byte line and spans
+    whole lines (the long per-chunk blocks of histograms share at most their edges); the
+    tally reads the unpadded part, in the shapes of the accumulator table."""
+    import escalate
+    from escalate._simulate import ACCUMULATORS, CACHE_LINE, _Batch, chunk_rows
+    from escalate.compile import compile_scenario
+
+    from .conftest import ROOT
+
+    compiled = compile_scenario(escalate.load(ROOT / "scenarios" / "venezuela.yaml"))
+    assert compiled.n_stages * 8 % CACHE_LINE != 0  # its stage rows need padding
+    batch = _Batch(compiled, 5)
+    dims = (compiled.n_stages, compiled.n_triggers, len(compiled.grid))
+    for a in ACCUMULATORS:
+        rows = getattr(batch.rows, a.name)
+        assert rows.flags.c_contiguous, a.name
+        assert rows.ctypes.data % CACHE_LINE == 0, a.name
+        if len(a.shape(*dims)) == 1:
+            starts = [rows[b].ctypes.data % CACHE_LINE for b in range(rows.shape[0])]
+            assert starts == [0] * 5, a.name
+            assert rows.strides[0] % CACHE_LINE == 0, a.name
+            assert rows.shape[1] >= a.shape(*dims)[0], a.name
+    states = chunk_rows(3, (4,), np.uint64)
+    assert states.shape == (3, CACHE_LINE // 8) and states.ctypes.data % CACHE_LINE == 0
+    summed = batch.to_tally(5, 0)
+    for a in ACCUMULATORS:
+        if a.name in summed.arrays:
+            assert summed.arrays[a.name].shape == a.shape(*dims), a.name
+
+
 def test_the_kernel_reads_the_accumulators_and_the_model_by_their_names():
     """One table drives the accumulators: the kernel reads each of them (``acc.NAME``) and
     nothing else of ``acc``, and reads of ``model`` name fields of ``KernelModel``; a name the
