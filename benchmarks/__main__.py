@@ -350,11 +350,12 @@ def measure_shape(index: int, n: int, seconds: float) -> dict:
 
     chain = generate(SHAPES[index])
     model = escalate.loads(chain.yaml)
-    escalate.simulate(model, 10_000, seed=SEED, threads=1)
-    began = time.perf_counter()
-    escalate.simulate(model, 200_000, seed=SEED, threads=1)
-    rate = 200_000 / (time.perf_counter() - began)
-    n = max(n, int(round(rate * seconds, -5)))
+    if seconds > 0:
+        escalate.simulate(model, 10_000, seed=SEED, threads=1)
+        began = time.perf_counter()
+        escalate.simulate(model, 200_000, seed=SEED, threads=1)
+        rate = 200_000 / (time.perf_counter() - began)
+        n = max(n, int(round(rate * seconds, -5)))
     out = {"exact": escalate.solve(model).stages["war"].p_reached, "n": n}
 
     def median_wall(call) -> float:
@@ -381,12 +382,28 @@ def measure_shape(index: int, n: int, seconds: float) -> dict:
     return out
 
 
+def chain_sizes(quick: bool) -> tuple[int, float]:
+    """Generated chains: the fewest trajectories, and the seconds of escalate on one thread
+    that may raise them (0: never)."""
+    return (200_000, 0.0) if quick else (2_000_000, CHAIN_SECONDS)
+
+
+def _chain_sizes_text(n: int, seconds: float) -> str:
+    if seconds <= 0:
+        return f"Each method runs {n:,} trajectories; medians of 3."
+    return (
+        f"Each method runs the same trajectories, at least {n:,} and as many as escalate runs "
+        f"on one thread in {seconds:g} s (so that a call's fixed costs and the timer's noise "
+        "do not show in a fast chain's rates); medians of 3."
+    )
+
+
 def chains_table(quick: bool) -> str:
     """escalate against hand-written loops on every generated chain (DESIGN.md section 7:
     the lead must hold on any chain)."""
     from benchmarks.chains import SHAPES
 
-    n, seconds = (200_000, 0.0) if quick else (2_000_000, CHAIN_SECONDS)
+    n, seconds = chain_sizes(quick)
     lines = [
         "| chain | trajectories | escalate, 1 thread | 2 threads | hand-written, np.random "
         "| hand-written, xoshiro | 1 thread / np.random (>= 1.5) | 1 thread / xoshiro (>= 0.5) "
@@ -817,10 +834,8 @@ def main(argv: list[str] | None = None) -> None:
             "onset ratios, offsets, effects); for each, two numba event loops generated for "
             "that chain alone (every rate a constant, one branch per stage, no tables, only the "
             "count of war), one with numba's `np.random`, one with the inline xoshiro256** "
-            "generator escalate uses. escalate runs with every accumulator on. Each method "
-            "runs the same trajectories, at least 2 million and as many as escalate runs on "
-            f"one thread in {CHAIN_SECONDS:g} s (so that a call's fixed costs and the timer's "
-            "noise do not show in a fast chain's rates); medians of 3.",
+            "generator escalate uses. escalate runs with every accumulator on. "
+            + _chain_sizes_text(*chain_sizes(args.quick)),
             "",
             chains,
             "",

@@ -128,7 +128,7 @@ def test_every_chunk_row_sits_on_cache_lines_of_its_own():
     whole lines (the long per-chunk blocks of histograms share at most their edges); the
     tally reads the unpadded part, in the shapes of the accumulator table."""
     import escalate
-    from escalate._simulate import ACCUMULATORS, CACHE_LINE, _Batch, chunk_rows
+    from escalate._simulate import ACCUMULATORS, CACHE_LINE, PATHS, _Batch, chunk_states
     from escalate.compile import compile_scenario
 
     from .conftest import ROOT
@@ -141,13 +141,17 @@ def test_every_chunk_row_sits_on_cache_lines_of_its_own():
         rows = getattr(batch.rows, a.name)
         assert rows.flags.c_contiguous, a.name
         assert rows.ctypes.data % CACHE_LINE == 0, a.name
-        if len(a.shape(*dims)) == 1:
+        if a.merge == PATHS:  # the kernel reads the table's size from its length
+            assert rows.shape[1:] == a.shape(*dims), a.name
+        elif len(a.shape(*dims)) == 1:
             starts = [rows[b].ctypes.data % CACHE_LINE for b in range(rows.shape[0])]
             assert starts == [0] * 5, a.name
             assert rows.strides[0] % CACHE_LINE == 0, a.name
             assert rows.shape[1] >= a.shape(*dims)[0], a.name
-    states = chunk_rows(3, (4,), np.uint64)
-    assert states.shape == (3, CACHE_LINE // 8) and states.ctypes.data % CACHE_LINE == 0
+    states = chunk_states(7, 2, 3)  # what _batch_task hands the kernel
+    assert states.shape == (3, CACHE_LINE // 8)
+    assert [states[b].ctypes.data % CACHE_LINE for b in range(3)] == [0, 0, 0]
+    assert states[:, 4:].sum() == 0 and len({tuple(row) for row in states[:, :4]}) == 3
     summed = batch.to_tally(5, 0)
     for a in ACCUMULATORS:
         if a.name in summed.arrays:
@@ -267,3 +271,35 @@ def test_the_kernel_without_switching_off_counts_as_the_general_one(scenario):
         else:
             np.testing.assert_array_equal(fast, general, err_msg=name)
     assert rows[None].time_on.sum() > 0 and rows[None].on_at_horizon.sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("scenarios/venezuela.yaml", "41b5609a1803f121"),
+        ("benchmarks/language.yaml", "c5900e57c256c981"),  # offsets, effects, `when`, `at`
+    ],
+)
+def test_a_seeded_run_keeps_its_bits_from_one_version_to_the_next(path, expected):
+    """Reproducible bit for bit, across versions too: every tally of a seeded run (the
+    shipped scenario, and a chain with every key of DESIGN.md section 1.1) hashes to what
+    commit b180640 gave, on one thread and on two. A speed change must leave these alone; a
+    change meant to move the figures updates them and says so in its commit."""
+    import hashlib
+
+    import numba
+
+    import escalate
+    from escalate._simulate import run_trajectories
+    from escalate.compile import compile_scenario
+
+    from .conftest import ROOT
+
+    compiled = compile_scenario(escalate.load(ROOT / path))
+    for threads in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+        tally = run_trajectories(compiled, 100_000, 7, threads=threads)
+        digest = hashlib.sha256()
+        for name in sorted(tally.arrays):
+            array = np.ascontiguousarray(tally.arrays[name])
+            digest.update(name.encode() + str(array.dtype).encode() + array.tobytes())
+        assert digest.hexdigest()[:16] == expected, (path, threads)

@@ -239,15 +239,23 @@ def aligned_zeros(shape: tuple[int, ...], dtype) -> np.ndarray:
     return raw[start : start + nbytes].view(dtype).reshape(shape)
 
 
-def chunk_rows(chunks: int, shape: tuple[int, ...], dtype) -> np.ndarray:
+def chunk_rows(chunks: int, shape: tuple[int, ...], dtype, pad: bool = True) -> np.ndarray:
     """Zeros of ``(chunks, *shape)`` in which every chunk's row starts on a cache line of its
-    own: a short row (one value per stage or trigger) is padded to whole lines. Threads
-    running neighbouring chunks then never write to one line (false sharing cost up to a
-    third of the speed of two threads)."""
-    if len(shape) == 1:
+    own: with ``pad``, a short row (one value per stage or trigger) is padded to whole lines.
+    Threads running neighbouring chunks then never write to one line (false sharing cost up
+    to a third of the speed of two threads). Not for rows whose length the kernel reads."""
+    if pad and len(shape) == 1:
         per_line = CACHE_LINE // np.dtype(dtype).itemsize
         shape = (-(-shape[0] // per_line) * per_line,)
     return aligned_zeros((chunks, *shape), dtype)
+
+
+def chunk_states(seed: int, first: int, chunks: int) -> np.ndarray:
+    """The generators of chunks ``first ..``, one row each, on cache lines of their own (the
+    kernel writes a chunk's generator back as it runs)."""
+    states = chunk_rows(chunks, (4,), np.uint64)
+    states[:, :4] = [chunk_state(seed, first + b) for b in range(chunks)]
+    return states
 
 
 class _Batch:
@@ -258,8 +266,12 @@ class _Batch:
     def __init__(self, compiled: CompiledScenario, chunks: int):
         dims = (compiled.n_stages, compiled.n_triggers, len(compiled.grid))
         self.shapes = {a.name: a.shape(*dims) for a in ACCUMULATORS}
+        # the path table's size is its length (the kernel reads it): never padded
         self.rows = Accumulators(
-            *(chunk_rows(chunks, self.shapes[a.name], a.dtype) for a in ACCUMULATORS)
+            *(
+                chunk_rows(chunks, self.shapes[a.name], a.dtype, pad=a.merge != PATHS)
+                for a in ACCUMULATORS
+            )
         )
 
     def to_tally(self, chunks: int, n: int) -> Tally:
@@ -374,8 +386,7 @@ def _batch_task(
     sizes = np.array(
         [min(CHUNK_SIZE, n - (first + b) * CHUNK_SIZE) for b in range(chunks)], np.int64
     )
-    states = chunk_rows(chunks, (4,), np.uint64)  # the kernel writes a chunk's generator
-    states[:, :4] = [chunk_state(seed, first + b) for b in range(chunks)]
+    states = chunk_states(seed, first, chunks)
     batch = buffer if buffer is not None else _Batch(c, chunks)
     launch(c, sizes, states, batch)
     return batch.to_tally(chunks, int(sizes.sum())), bool(batch.rows.stalled[:chunks].any())
