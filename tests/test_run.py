@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -13,7 +12,7 @@ import pytest
 import escalate
 from escalate import plots
 
-from .conftest import ROOT, OnATerminal
+from .conftest import ESCALATE, ROOT, OnATerminal
 
 TUTORIAL = ROOT / "scenarios" / "tutorial.yaml"
 RUN_FILES = {
@@ -137,7 +136,7 @@ def test_failure_while_writing_leaves_no_folder(cli, tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_ctrl_c_mid_run_leaves_nothing(tmp_path):
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "escalate", "run", str(TUTORIAL), "-n", "1e9"]
+    command = [ESCALATE, "run", str(TUTORIAL), "-n", "1e9"]
     terminal = OnATerminal([*command, "--out", str(out)])
     terminal.wait_for(rb"[1-9]\d*%")  # the progress bar moved: the run is under way
     terminal.process.send_signal(signal.SIGINT)

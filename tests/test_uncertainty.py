@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -13,6 +14,8 @@ from scipy import stats
 
 import escalate
 from escalate.uncertainty import draw_worlds, run_worlds
+
+from .conftest import ESCALATE
 
 # P(war) depends strongly on `dominant`, weakly on `minor`, and not at all on `irrelevant`,
 # which times a transition out of a stage nothing leads to.
@@ -303,7 +306,7 @@ def test_drivers_share_the_edge_among_ties_and_skip_constants():
             drivers(frame, values, fraction=fraction)
 
 
-def test_few_worlds_say_so_instead_of_a_table(model, cli, scenario_file):
+def test_few_worlds_say_so_instead_of_a_table(model, scenario_file):
     """Under 25 worlds (5 at each end) no parameter is ranked: one sentence says why, and
     nothing prints as nan."""
     result = run_worlds(model, 4, seed=3)
@@ -312,8 +315,11 @@ def test_few_worlds_say_so_instead_of_a_table(model, cli, scenario_file):
     assert "4 worlds are too few to say what moves it; 25 or more would." in (
         result.across_worlds_text()
     )
-    shown = cli("solve", scenario_file(BY_CONSTRUCTION), "--worlds", "4", "--seed", "3")
-    assert shown.exit_code == 0 and "too few to say" in shown.stdout
+    shown = subprocess.run(
+        [ESCALATE, "solve", str(scenario_file(BY_CONSTRUCTION)), "--worlds", "4", "--seed", "3"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert shown.returncode == 0 and "too few to say" in shown.stdout
     assert "nan" not in shown.stdout.lower() and "What moves" not in shown.stdout
 
 

@@ -12,7 +12,6 @@ random numbers).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from SALib.sample import sobol as sobol_sample
 from escalate._checkpoint import Checkpoint
 from escalate._dask import mapped
 from escalate._evaluate import check_metrics, evaluate
+from escalate._format import finite_or_none
 from escalate.errors import EscalateError
 from escalate.scenario import Scenario
 from escalate.uncertainty import to_values, uncertain_parameters
@@ -62,9 +62,6 @@ class SensitivityResult:
         return list(self.frame.index)
 
     def to_dict(self) -> dict[str, Any]:
-        def clean(x):
-            return None if isinstance(x, float) and not math.isfinite(x) else x
-
         return {
             "scenario": self.scenario,
             "scenario_sha256": self.scenario_sha256,
@@ -74,7 +71,7 @@ class SensitivityResult:
             "engine": self.engine,
             "evaluations": self.evaluations,
             "parameters": {
-                name: {k: clean(float(v)) for k, v in row.items()}
+                name: {k: finite_or_none(float(v)) for k, v in row.items()}
                 for name, row in self.frame.iterrows()
             },
         }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import pandas as pd
 from escalate._checkpoint import Checkpoint
 from escalate._dask import mapped
 from escalate._evaluate import check_metrics, evaluate
+from escalate._format import finite_or_none
 from escalate.errors import EscalateError, suggest
 from escalate.scenario import Scenario
 
@@ -65,9 +65,6 @@ class SweepResult:
         return self.frame.copy()
 
     def to_dict(self) -> dict[str, Any]:
-        def clean(x):
-            return None if isinstance(x, float) and not math.isfinite(x) else x
-
         return {
             "scenario": self.scenario,
             "method": self.engine,
@@ -76,7 +73,7 @@ class SweepResult:
             "seed": self.seed,
             "trajectories": self.trajectories,
             "points": [
-                {k: clean(float(v)) for k, v in row.items()}
+                {k: finite_or_none(float(v)) for k, v in row.items()}
                 for row in self.frame.to_dict("records")
             ],
         }

@@ -442,14 +442,22 @@ def save_run_figures(result, folder: Path, model=None, exact=None) -> list[Path]
     if model is not None:
         makers.append(("stages", lambda r: stage_graph(model)))
     for name, make in makers:
-        fig = make(result)
-        try:
-            for suffix in ("png", "svg"):
-                path = Path(folder) / f"{name}.{suffix}"
-                fig.savefig(path, dpi=120 if suffix == "png" else None)
-                written.append(path)
-        finally:
-            plt.close(fig)
+        written += save_figure(make(result), Path(folder) / name)
+    return written
+
+
+def save_figure(fig, stem: Path) -> list[Path]:
+    """Write ``fig`` as ``stem.png`` (120 dpi) and ``stem.svg``, then close it."""
+    import matplotlib.pyplot as plt
+
+    written = []
+    try:
+        for suffix in ("png", "svg"):
+            path = stem.with_suffix(f".{suffix}")
+            fig.savefig(path, dpi=120 if suffix == "png" else None)
+            written.append(path)
+    finally:
+        plt.close(fig)
     return written
 
 

@@ -25,8 +25,9 @@ from scipy.stats import t as t_dist
 
 from escalate._dask import mapped
 from escalate._evaluate import all_metrics, evaluate
+from escalate._format import finite_or_none
 from escalate.errors import EscalateError, suggest
-from escalate.results import Result, run_manifest
+from escalate.results import Result, run_manifest, write_folder
 from escalate.scenario import Scenario
 
 __all__ = [
@@ -153,10 +154,8 @@ class WorldsResult:
             w = self.weights
             mean = pd.Series({m: float(np.nansum(w * v[m].to_numpy())) for m in v.columns})
         # one definition of a quantile across worlds, weighted or not (weighted_quantile's)
-        quantiles = [
-            pd.Series({m: float(weighted_quantile(v[m], w, q)) for m in v.columns})
-            for q in (0.05, 0.5, 0.95)
-        ]
+        by_metric = {m: weighted_quantile(v[m], w, [0.05, 0.5, 0.95]) for m in v.columns}
+        quantiles = [pd.Series({m: float(q[i]) for m, q in by_metric.items()}) for i in range(3)]
         frame = pd.DataFrame(
             {
                 "pooled": pd.Series(self.pooled),
@@ -240,9 +239,6 @@ class WorldsResult:
     def to_dict(self) -> dict[str, Any]:
         """The pooled summary (Monte Carlo) with a ``worlds`` block of every metric."""
 
-        def clean(x):
-            return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
-
         block = {
             "count": self.worlds,
             "sampling": self.sampling,
@@ -250,7 +246,7 @@ class WorldsResult:
             "trajectories_per_world": self.trajectories_per_world,
             "parameters": list(self.parameters.columns),
             "metrics": {
-                metric: {key: clean(float(value)) for key, value in row.items()}
+                metric: {key: finite_or_none(float(value)) for key, value in row.items()}
                 for metric, row in self.summary().iterrows()
             },
         }
@@ -265,7 +261,7 @@ class WorldsResult:
                 "fraction": DRIVER_FRACTION,
                 "parameters": {
                     name: {
-                        key: bool(value) if key == "clear" else clean(float(value))
+                        key: bool(value) if key == "clear" else finite_or_none(float(value))
                         for key, value in row.items()
                     }
                     for name, row in self.drivers().iterrows()
@@ -315,8 +311,6 @@ class WorldsResult:
         EscalateError
             For weighted or exactly solved worlds, or a folder that exists (without ``force``).
         """
-        from escalate.results import write_folder
-
         if self.pooled_result is None:
             raise EscalateError(
                 "a run folder needs simulated worlds drawn from the uncertain ranges, pooled "
@@ -336,16 +330,9 @@ class WorldsResult:
             metrics.index.name = "world"
             metrics.to_parquet(folder / "world_metrics.parquet")
             if self.has_drivers():
-                import matplotlib.pyplot as plt
+                from escalate.plots import save_figure
 
-                figure = self.plot_drivers()
-                try:
-                    for suffix in ("png", "svg"):
-                        figure.savefig(
-                            folder / f"drivers.{suffix}", dpi=120 if suffix == "png" else None
-                        )
-                finally:
-                    plt.close(figure)
+                save_figure(self.plot_drivers(), folder / "drivers")
 
         return write_folder(Path(directory), write, force=force)
 
@@ -398,6 +385,7 @@ def drivers(
         varied = [n for n in parameters if np.ptp(parameters[n].to_numpy(float)[known]) > 0]
         weights = weights / weights.sum()
         cutoff_level = 1.0 - 0.025 / max(len(varied), 1)  # two-sided 5%, over every parameter
+        value_ranks = _weighted_ranks(values, weights)
         for name in varied:
             x = parameters[name].to_numpy(float)[known]
             low_weights, high_weights = _end_weights(x, weights, fraction)
@@ -415,7 +403,7 @@ def drivers(
                 "swing": mean_high - mean_low,
                 "swing_se": swing_se,
                 "rank_correlation": _weighted_correlation(
-                    _weighted_ranks(x, weights), _weighted_ranks(values, weights), weights
+                    _weighted_ranks(x, weights), value_ranks, weights
                 ),
                 "clear": bool(clear),
             }

@@ -168,8 +168,6 @@ def write_outputs(
 
 
 def _save_figure(fig, stem: Path) -> None:
-    import matplotlib.pyplot as plt
+    from escalate.plots import save_figure
 
-    for suffix in ("png", "svg"):
-        fig.savefig(stem.with_suffix(f".{suffix}"), dpi=120 if suffix == "png" else None)
-    plt.close(fig)
+    save_figure(fig, stem)
