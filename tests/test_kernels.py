@@ -171,7 +171,7 @@ def test_the_kernel_reads_the_accumulators_and_the_model_by_their_names():
     assert set(re.findall(r"\bacc\.(\w+)", source)) == set(Accumulators._fields)
     assert set(re.findall(r"\bmodel\.(\w+)", source)) == set(KernelModel._fields)
     assert list(inspect.signature(_kernels.run_batch.py_func).parameters) == [
-        "sizes", "states", "model", "acc", "switches_off",
+        "sizes", "states", "model", "acc", "switches_off", "guided",
     ]  # fmt: skip
 
 
@@ -262,7 +262,7 @@ def test_the_kernel_without_switching_off_counts_as_the_general_one(scenario):
     for mode in (None, True):
         batch = _Batch(compiled, 2)
         states = np.stack([chunk_state(3, b) for b in range(2)])
-        _kernels.run_batch(sizes, states, kernel_model(compiled), batch.rows, mode)
+        _kernels.run_batch(sizes, states, kernel_model(compiled), batch.rows, mode, None)
         rows[mode] = batch.rows
     for name in rows[None]._fields:
         fast, general = getattr(rows[None], name), getattr(rows[True], name)
@@ -271,6 +271,70 @@ def test_the_kernel_without_switching_off_counts_as_the_general_one(scenario):
         else:
             np.testing.assert_array_equal(fast, general, err_msg=name)
     assert rows[None].time_on.sum() > 0 and rows[None].on_at_horizon.sum() > 0
+
+
+def _scan_choice(cumulative_row, n_events, u):
+    """The event a race chooses by the kernel's full scan: how many cumulative hazards the
+    pick ``u * total`` reaches, short of the last."""
+    pick = u * cumulative_row[n_events - 1]
+    return int(np.sum(pick >= cumulative_row[: n_events - 1]))
+
+
+def test_a_guide_table_starts_at_or_before_the_event_the_scan_chooses():
+    """Every bin of a guide table, at its lowest uniform (``b / GUIDE_BINS`` exactly), at its
+    highest, and at random ones: the guide's start is at or before the scan's choice, and
+    its packed event is the event at that start. Rows with hazards of very different sizes
+    (many events in one bin), and one event far wider than a bin."""
+    rng = np.random.default_rng(5)
+    rows = [rng.uniform(0.001, 0.05, size=n) for n in (2, 3, 9, 11, 40)]
+    rows += [np.array([1e-9, 1.0, 1e-9, 1e-9, 3.0]), np.array([0.1] * 12), np.array([5.0, 1e-12])]
+    width = max(len(r) for r in rows)
+    count = np.array([[len(r) for r in rows]], np.int64)
+    cumulative = np.zeros((1, len(rows), width))
+    event = np.full((1, len(rows), width), -99, np.int64)
+    for m, hazards in enumerate(rows):
+        cumulative[0, m, : len(hazards)] = np.cumsum(hazards)
+        event[0, m, : len(hazards)] = np.arange(len(hazards)) * 7 - 3  # stages and switches
+    guide = _kernels._guide_tables(count, cumulative, event)
+    bins = _kernels.GUIDE_BINS
+    below_one = np.nextafter(1.0, 0.0)
+    steps = 0
+    for m, hazards in enumerate(rows):
+        n = len(hazards)
+        for b in range(bins):
+            entry = int(guide[0, m, b])
+            start, packed = entry & 0xFFFF, entry >> 16
+            assert packed == event[0, m, start]
+            top = min(np.nextafter((b + 1) / bins, 0.0), below_one)
+            for u in [b / bins, top, *rng.uniform(b / bins, (b + 1) / bins, size=20)]:
+                assert int(u * bins) == b
+                chosen = _scan_choice(cumulative[0, m], n, u)
+                assert start <= chosen, (m, b, u)
+                steps += chosen > start
+    assert steps > 0  # some picks step beyond the guide's start: that path is exercised too
+
+
+@pytest.mark.parametrize("scenario", ["scenarios/venezuela.yaml", "benchmarks/language.yaml"])
+def test_races_chosen_by_guide_tables_count_as_races_chosen_by_a_scan(scenario):
+    """The kernel with guide tables (``guided=True``, what a scenario with wide races runs)
+    and the kernel with the scan: the same chunks give the same counts, to the bit."""
+    import escalate
+    from escalate._simulate import _Batch, guided, kernel_model, switches_off
+    from escalate.compile import compile_scenario
+
+    compiled = compile_scenario(escalate.load(Path(__file__).parent.parent / scenario))
+    sizes = np.array([30_000, 11_000], np.int64)
+    rows = {}
+    for mode in (None, True):
+        batch = _Batch(compiled, 2)
+        states = np.stack([chunk_state(4, b) for b in range(2)])
+        model = kernel_model(compiled)
+        _kernels.run_batch(sizes, states, model, batch.rows, switches_off(compiled), mode)
+        rows[mode] = batch.rows
+    for name in rows[None]._fields:
+        np.testing.assert_array_equal(getattr(rows[None], name), getattr(rows[True], name), name)
+    assert rows[None].fired.sum() > 0 and rows[None].at_horizon.sum() == sizes.sum()
+    assert guided(compiled) is (True if "venezuela" in scenario else None)
 
 
 @pytest.mark.parametrize(

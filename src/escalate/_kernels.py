@@ -28,6 +28,10 @@ EXPONENTIAL, FIXED, UNIFORM, GAMMA, WEIBULL, LOGNORMAL = range(6)
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 MAX_EVENTS = 10_000_000  # events in one trajectory before the chunk gives up (see _run_chunk)
 TABLE_TRIGGERS = 8  # hazard tables per (stage, triggers on) up to this many triggers
+GUIDE_BINS = 32  # guide entries per race row (a power of two: see _guide_tables)
+GUIDE_WIDTH = 8  # races wider than this many events choose their event by a guide table
+_GUIDE_SHIFT = np.int64(16)  # a guide entry: its event above these bits, its start below
+_GUIDE_START = np.int64((1 << 16) - 1)  # the largest start a guide entry holds
 
 _ROT_A, _ROT_B = np.uint64(7), np.uint64(45)
 _SHIFT = np.uint64(17)
@@ -341,6 +345,35 @@ def _hazard_tables(model):
     return memoryless, count, cumulative, event, mean_wait
 
 
+@njit(**_JIT)
+def _guide_tables(count, cumulative, event):
+    """Guide tables (Chen and Asau's) for the races of ``_hazard_tables``: the event a race
+    chooses, found from its uniform ``u`` with one load instead of a scan of the row.
+
+    Bin ``b = floor(u * GUIDE_BINS)`` of a row holds ``start``, how many events have a
+    cumulative hazard at most ``b / GUIDE_BINS`` of the total, packed with the event at
+    ``start``. The bins being a power of two, ``u >= b / GUIDE_BINS`` exactly, so by the
+    monotony of rounding the pick ``u * total`` is at least ``(b / GUIDE_BINS) * total``: the
+    event the full scan chooses lies at or after ``start``, and the kernel steps on from there
+    (rarely more than ``start``). The same event as the scan, to the bit."""
+    n_stages, masks, _ = cumulative.shape
+    guide = np.zeros((n_stages, masks, GUIDE_BINS), dtype=np.int64)
+    for s in range(n_stages):
+        for mask in range(masks):
+            n_events = count[s, mask]
+            if n_events == 0:
+                continue
+            total = cumulative[s, mask, n_events - 1]
+            i = 0
+            for b in range(GUIDE_BINS):
+                low = (b / GUIDE_BINS) * total  # the bin's smallest pick, rounded as u * total
+                while i < n_events - 1 and cumulative[s, mask, i] <= low:
+                    i += 1
+                start = min(i, _GUIDE_START)  # any start at or before the event is exact
+                guide[s, mask, b] = (event[s, mask, start] << _GUIDE_SHIFT) | start
+    return guide
+
+
 @njit(inline="always", **_JIT)
 def _toggle(k, t, on, trajectory, clocks, onset_counts, switches_off):
     """Switch trigger ``k`` at time ``t`` (on if off, off if on); returns the new ``on``.
@@ -437,12 +470,15 @@ def _stay(s, duration, stay, time_in, time_in_sq, per_quantum):
 
 
 @njit(**_JIT)
-def _run_chunk(b, size, state, model, tables, acc, switches_off):
+def _run_chunk(b, size, state, model, tables, guide, acc, switches_off):
     """Run ``size`` trajectories and add their counts to the accumulators (DESIGN.md s. 2).
 
     The chunk is ``b``: it writes row ``b`` of every accumulator of ``acc`` (an
     ``escalate._simulate.Accumulators``) and reads the scenario from ``model`` (a
-    ``KernelModel``) and the race ``tables`` of ``_hazard_tables``. A trajectory with more than
+    ``KernelModel``) and the race ``tables`` of ``_hazard_tables``, with their ``guide`` (see
+    ``_guide_tables``; None: races choose by a scan, the faster way for short races: numba
+    then compiles no guide code, which costs a narrow race up to a tenth of its speed even
+    unused). A trajectory with more than
     ``MAX_EVENTS`` events before the horizon (a cycle far too fast for the horizon) stops the
     chunk and sets ``stalled[0]``: the caller reports it. ``switches_off``: see ``_toggle``.
     """
@@ -535,6 +571,9 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
     race_wait = mean_wait.reshape(rows)
     race_cumulative = cumulative.reshape(rows, cumulative.shape[2])
     race_next = event.reshape(rows, event.shape[2])
+    if guide is not None:
+        race_guide = guide.reshape(rows, guide.shape[2])
+        guide_bins = float(guide.shape[2])  # a power of two: u * guide_bins is exact
     sure_start = -1  # the start stage when there is one for certain: no draw needed
     for s in range(n_stages):
         if start_cdf[s] - (start_cdf[s - 1] if s > 0 else 0.0) >= 1.0:
@@ -636,13 +675,27 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
                     if t_next > horizon:
                         break
                     t = t_next
-                    i = 0
-                    if n_events > 1:  # a single possible event needs no draw to choose it
+                    if guide is None:
+                        i = 0
+                        if n_events > 1:  # a single possible event needs no draw to choose it
+                            u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
+                            pick = u * race_cumulative[row, np.uint64(n_events - 1)]
+                            for m in range(n_events - 1):  # no early exit: fewer mispredictions
+                                i += pick >= race_cumulative[row, np.uint64(m)]
+                        chosen = race_next[row, np.uint64(i)]
+                    elif n_events > 1:
                         u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
                         pick = u * race_cumulative[row, np.uint64(n_events - 1)]
-                        for m in range(n_events - 1):  # no early exit: fewer mispredictions
-                            i += pick >= race_cumulative[row, np.uint64(m)]
-                    chosen = race_next[row, np.uint64(i)]
+                        entry = race_guide[row, np.uint64(np.int64(u * guide_bins))]
+                        i = entry & _GUIDE_START
+                        chosen = entry >> _GUIDE_SHIFT
+                        if i < n_events - 1 and pick >= race_cumulative[row, np.uint64(i)]:
+                            i += 1  # the pick lies beyond the guide's start: step on
+                            while i < n_events - 1 and pick >= race_cumulative[row, np.uint64(i)]:
+                                i += 1
+                            chosen = race_next[row, np.uint64(i)]
+                    else:
+                        chosen = race_next[row, np.uint64(0)]
                     if chosen < 0:  # a trigger switches (on, or off)
                         on = _toggle(
                             -chosen - 1, t, on, trajectory, clocks, onset_counts, switches_off
@@ -810,12 +863,20 @@ def _run_chunk(b, size, state, model, tables, acc, switches_off):
 
 
 @njit(parallel=True, **_JIT)
-def run_batch(sizes, states, model, acc, switches_off):
+def run_batch(sizes, states, model, acc, switches_off, guided):
     """Run one batch of chunks in parallel: chunk ``b`` runs ``sizes[b]`` trajectories from
     generator ``states[b]`` (advanced in place) and writes only row ``b`` of each array of
     ``acc``. ``model`` and ``acc`` are the named tuples of ``escalate._simulate``;
     ``switches_off`` is None when no trigger ever switches off (a kernel without the
-    bookkeeping of triggers going off: see ``_toggle``), else True."""
+    bookkeeping of triggers going off: see ``_toggle``), else True; ``guided`` is True when
+    races choose their event by guide tables (see ``_guide_tables``), else None. Both give
+    the same counts."""
     tables = _hazard_tables(model)
-    for b in prange(sizes.shape[0]):
-        _run_chunk(b, sizes[b], states[b], model, tables, acc, switches_off)
+    if guided is None:
+        for b in prange(sizes.shape[0]):
+            _run_chunk(b, sizes[b], states[b], model, tables, None, acc, switches_off)
+    else:
+        _, count, cumulative, event, _ = tables
+        guide = _guide_tables(count, cumulative, event)
+        for b in prange(sizes.shape[0]):
+            _run_chunk(b, sizes[b], states[b], model, tables, guide, acc, switches_off)

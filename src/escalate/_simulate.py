@@ -366,11 +366,21 @@ def switches_off(c: CompiledScenario) -> bool | None:
     return True if any(c.can_switch_off(k) for k in range(c.n_triggers)) else None
 
 
+def guided(c: CompiledScenario) -> bool | None:
+    """True when a hazard race of ``c`` may have more than ``GUIDE_WIDTH`` events (its ways
+    out of a stage and its triggers), else None: the kernel then compiles the plain scan,
+    faster on short races (see ``_kernels._guide_tables``). Both choose the same events."""
+    if c.n_triggers > _kernels.TABLE_TRIGGERS:  # no tables: races compute their hazards
+        return None
+    width = int(np.diff(c.out_start).max(initial=0)) + c.n_triggers
+    return True if width > _kernels.GUIDE_WIDTH else None
+
+
 def launch(c: CompiledScenario, sizes: np.ndarray, states: np.ndarray, batch: _Batch) -> None:
     """Run chunks of ``sizes`` trajectories from generator ``states`` (advanced in place) into
     the rows of ``batch``: the one place the kernel is called."""
     with KERNEL_LOCK:
-        _kernels.run_batch(sizes, states, kernel_model(c), batch.rows, switches_off(c))
+        _kernels.run_batch(sizes, states, kernel_model(c), batch.rows, switches_off(c), guided(c))
 
 
 def _batch_task(
