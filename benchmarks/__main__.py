@@ -834,7 +834,9 @@ def main(argv: list[str] | None = None) -> None:
             "onset ratios, offsets, effects); for each, two numba event loops generated for "
             "that chain alone (every rate a constant, one branch per stage, no tables, only the "
             "count of war), one with numba's `np.random`, one with the inline xoshiro256** "
-            "generator escalate uses. escalate runs with every accumulator on. "
+            "generator escalate uses. escalate runs with every accumulator on; it chooses a "
+            "race's event by a scan of the race's row of cumulative hazards, or, when a race "
+            "may have more than 8 events (the 8-trigger chain), by a guide table. "
             + _chain_sizes_text(*chain_sizes(args.quick)),
             "",
             chains,
