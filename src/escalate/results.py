@@ -428,16 +428,26 @@ class Result:
         return write_folder(Path(directory), write, force=force)
 
     def write_files(
-        self, folder: Path, *, figures: bool = True, model=None, exact: Result | None = None
+        self,
+        folder: Path,
+        *,
+        figures: bool = True,
+        model=None,
+        exact: Result | None = None,
+        summary_json: str | None = None,
+        manifest: dict[str, Any] | None = None,
     ) -> None:
         """The run folder's files, written into ``folder`` as it is (see :meth:`save`, which
-        makes the folder whole or not at all)."""
-        (folder / "summary.json").write_text(self.to_json() + "\n", encoding="utf-8")
+        makes the folder whole or not at all). ``summary_json`` and ``manifest`` replace the
+        run's own: a worlds run writes its pooled run's tables under its own summary."""
+        summary_json = self.to_json() if summary_json is None else summary_json
+        (folder / "summary.json").write_text(summary_json + "\n", encoding="utf-8")
         self.summary().to_csv(folder / "stages.csv")
         self.curves.to_parquet(folder / "curves.parquet", index=False)
         self.paths_frame().to_csv(folder / "paths.csv", index=False)
+        manifest = self.manifest if manifest is None else manifest
         (folder / "manifest.json").write_text(
-            json.dumps(self.manifest, indent=2, default=str) + "\n", encoding="utf-8"
+            json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8"
         )
         if figures:
             from escalate import plots  # plots come after results in the data flow

@@ -318,10 +318,8 @@ class WorldsResult:
             )
 
         def write(folder: Path) -> None:
-            self.pooled_result.write_files(folder, model=model)
-            (folder / "summary.json").write_text(self.to_json() + "\n", encoding="utf-8")
-            (folder / "manifest.json").write_text(
-                json.dumps(self.manifest, indent=2, default=str) + "\n", encoding="utf-8"
+            self.pooled_result.write_files(
+                folder, model=model, summary_json=self.to_json(), manifest=self.manifest
             )
             worlds = self.parameters.copy()
             worlds["weight"] = 1.0 / self.worlds
