@@ -342,3 +342,26 @@ def test_worlds_name_what_moves_the_headline(model):
     block = result.to_dict()["worlds"]["drivers"]
     assert list(block["parameters"]) == list(table.index)
     plt.close(result.plot_drivers())
+
+
+def test_summary_and_drivers_are_computed_once_and_handed_out_as_copies(model, monkeypatch):
+    """The tables, the JSON, the headline and the folder all ask a worlds result for its
+    summary and drivers: computed once, and a caller that edits its copy changes nothing."""
+    import escalate.uncertainty as uncertainty
+
+    result = run_worlds(model, 40, seed=8)
+    first, ranked = result.summary(), result.drivers()
+    calls = []
+    monkeypatch.setattr(uncertainty, "weighted_quantile", lambda *a: calls.append(a))
+    monkeypatch.setattr(uncertainty, "drivers", lambda *a: calls.append(a))
+    numbers = ranked.select_dtypes("number").columns
+    first.iloc[:, :] = -1.0
+    ranked[numbers] = -1.0
+    result.to_dict()
+    result.headline_text()
+    assert calls == []
+    assert (result.summary().to_numpy() != -1.0).all()
+    assert (result.drivers()[numbers].to_numpy() != -1.0).all() and len(numbers) >= 3
+    assert result.headline["metric"] == "p_reached:war"
+    result.drivers("p_reached:peace")  # another metric: computed then
+    assert len(calls) == 1

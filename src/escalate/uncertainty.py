@@ -139,6 +139,11 @@ class WorldsResult:
     # the question the headline answers: {"metric", "label", "by"} (p_reached of the
     # headline stage, its label, the horizon as a reader says it)
     headline: dict[str, str] = field(default_factory=dict)
+    # summary() and drivers() as computed once (a result is a value: the tables, the JSON,
+    # the headline and the folder all ask for them); copies go out
+    _computed: dict[Any, pd.DataFrame] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def worlds(self) -> int:
@@ -147,6 +152,11 @@ class WorldsResult:
     def summary(self) -> pd.DataFrame:
         """Per metric: the pooled value, and the mean and 5/50/95% quantiles across worlds
         (:func:`weighted_quantile`, equal weights unless the worlds came weighted)."""
+        if "summary" not in self._computed:
+            self._computed["summary"] = self._summary()
+        return self._computed["summary"].copy()
+
+    def _summary(self) -> pd.DataFrame:
         v = self.values
         if self.weights is None:
             mean, w = v.mean(), np.ones(len(v))
@@ -178,7 +188,11 @@ class WorldsResult:
             raise EscalateError(
                 f"unknown metric {metric!r} across worlds{suggest(str(metric), self.values)}"
             )
-        return drivers(self.parameters, self.values[metric].to_numpy(float), self.weights, fraction)
+        key = ("drivers", metric, fraction)
+        if key not in self._computed:
+            values = self.values[metric].to_numpy(float)
+            self._computed[key] = drivers(self.parameters, values, self.weights, fraction)
+        return self._computed[key].copy()
 
     def has_drivers(self) -> bool:
         """Whether there are enough worlds (``MIN_DRIVER_WORLDS``) to rank what moves the
