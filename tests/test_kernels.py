@@ -282,12 +282,14 @@ def _scan_choice(cumulative_row, n_events, u):
 
 def test_a_guide_table_starts_at_or_before_the_event_the_scan_chooses():
     """Every bin of a guide table, at its lowest uniform (``b / GUIDE_BINS`` exactly), at its
-    highest, and at random ones: the guide's start is at or before the scan's choice, and
-    its packed event is the event at that start. Rows with hazards of very different sizes
-    (many events in one bin), and one event far wider than a bin."""
+    highest, and at random ones: the guide's start is the scan's choice at the lowest, at or
+    before it at every other, and its packed event is the event at that start. Rows with
+    hazards of very different sizes (many events in one bin), one event far wider than a
+    bin, a single event, a last hazard too small to move the total, and subnormals."""
     rng = np.random.default_rng(5)
     rows = [rng.uniform(0.001, 0.05, size=n) for n in (2, 3, 9, 11, 40)]
     rows += [np.array([1e-9, 1.0, 1e-9, 1e-9, 3.0]), np.array([0.1] * 12), np.array([5.0, 1e-12])]
+    rows += [np.array([0.3]), np.array([1.0, 1e-17]), np.array([5e-324, 1e-310, 2e-308, 1e-300])]
     width = max(len(r) for r in rows)
     count = np.array([[len(r) for r in rows]], np.int64)
     cumulative = np.zeros((1, len(rows), width))
@@ -305,6 +307,7 @@ def test_a_guide_table_starts_at_or_before_the_event_the_scan_chooses():
             entry = int(guide[0, m, b])
             start, packed = entry & 0xFFFF, entry >> 16
             assert packed == event[0, m, start]
+            assert start == _scan_choice(cumulative[0, m], n, b / bins)  # as tight as can be
             top = min(np.nextafter((b + 1) / bins, 0.0), below_one)
             for u in [b / bins, top, *rng.uniform(b / bins, (b + 1) / bins, size=20)]:
                 assert int(u * bins) == b
@@ -316,7 +319,8 @@ def test_a_guide_table_starts_at_or_before_the_event_the_scan_chooses():
 
 @pytest.mark.parametrize("scenario", ["scenarios/venezuela.yaml", "benchmarks/language.yaml"])
 def test_races_chosen_by_guide_tables_count_as_races_chosen_by_a_scan(scenario):
-    """The kernel with guide tables (``guided=True``, what a scenario with wide races runs)
+    """The kernel with guide tables (``guided=True``, what a scenario whose races may be wide
+    runs)
     and the kernel with the scan: the same chunks give the same counts, to the bit."""
     import escalate
     from escalate._simulate import _Batch, guided, kernel_model, switches_off

@@ -367,9 +367,13 @@ def switches_off(c: CompiledScenario) -> bool | None:
 
 
 def guided(c: CompiledScenario) -> bool | None:
-    """True when a hazard race of ``c`` may have more than ``GUIDE_WIDTH`` events (its ways
-    out of a stage and its triggers), else None: the kernel then compiles the plain scan,
-    faster on short races (see ``_kernels._guide_tables``). Both choose the same events."""
+    """True when a hazard race of ``c`` may have more than ``GUIDE_WIDTH`` events, else None:
+    the kernel then compiles the plain scan, faster on short races (see
+    ``_kernels._guide_tables``). Both choose the same events.
+
+    The width is the tables' own bound, the most ways out of a stage plus the triggers, read
+    without building the tables: the shipped scenario's bound is 9 (its widest race has 8
+    events), and the guide gains it a few per cent all the same."""
     if c.n_triggers > _kernels.TABLE_TRIGGERS:  # no tables: races compute their hazards
         return None
     width = int(np.diff(c.out_start).max(initial=0)) + c.n_triggers
