@@ -36,3 +36,17 @@ def test_numbers_and_percents():
     assert percent(0.199499) == "19.95%" and percent(None) == MISSING
     assert number(297.2813) == "297.3" and number(0) == "0"
     assert number(1.5e-5) == "1.500e-05" and number(float("nan")) == MISSING
+
+
+def test_a_metric_reads_as_a_percent_or_a_number_and_a_change_in_points_or_signed():
+    """One rule for every table, sentence and figure: a probability in percent, its change
+    in signed points; a swing's size unsigned; any other metric a number, a change signed."""
+    from escalate._format import as_read, size_in_points
+
+    assert as_read(0.1995, True) == "19.95%"
+    assert as_read(-0.204, True, change=True) == "-20.4 pts"
+    assert as_read(0.0004, True, change=True) == "+0.0 pts"
+    assert as_read(163.61, False) == "163.6"
+    assert as_read(12.5, False, change=True) == "+12.5"
+    assert as_read(None, False, change=True) == as_read(float("nan"), True) == "—"
+    assert size_in_points(0.204) == "20.4 pts" and size_in_points(None) == "—"

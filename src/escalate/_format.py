@@ -10,12 +10,14 @@ import math
 __all__ = [
     "MISSING",
     "Z95",
+    "as_read",
     "compact_path",
     "finite_or_none",
     "json_records",
     "number",
     "percent",
     "points",
+    "size_in_points",
     "wilson",
     "wilson_band",
 ]
@@ -74,6 +76,25 @@ def points(change: float | None, digits: int = 1) -> str:
     if change is None or not math.isfinite(change):
         return MISSING
     return f"{round(change * 100, digits) + 0.0:+.{digits}f} pts"
+
+
+def size_in_points(x: float | None, digits: int = 1) -> str:
+    """A size of change of probability, unsigned, in percentage points: ``20.4 pts`` (a
+    tornado's swing, which is a width, not a direction)."""
+    if x is None or not math.isfinite(x):
+        return MISSING
+    return f"{100 * x:.{digits}f} pts"
+
+
+def as_read(x: float | None, probability: bool, *, change: bool = False, digits: int = 1) -> str:
+    """A metric's value as people read it: a probability in percent and a change of one in
+    signed percentage points (``digits`` decimals); any other value a number, a change with
+    its sign."""
+    if probability:
+        return points(x, digits) if change else percent(x)
+    if change and x is not None and math.isfinite(x):
+        return f"{float(x):+.4g}"
+    return number(x)
 
 
 def finite_or_none(x):

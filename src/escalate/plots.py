@@ -18,7 +18,7 @@ import numpy as np
 from cycler import cycler
 from matplotlib import ticker
 
-from escalate._format import Z95, compact_path, wilson_band
+from escalate._format import Z95, compact_path, points, wilson_band
 
 __all__ = [
     "calibration_targets",
@@ -322,12 +322,12 @@ def _route(ax, start, end, boxes, prefer: float) -> float:
     frame = ax.bbox
 
     def crossings(rad: float) -> int:
-        points = _arc_points(p0, p1, rad)
-        outside = np.any((points[:, 0] < frame.x0) | (points[:, 0] > frame.x1)
-                         | (points[:, 1] < frame.y0) | (points[:, 1] > frame.y1))  # fmt: skip
+        arc = _arc_points(p0, p1, rad)
+        outside = np.any((arc[:, 0] < frame.x0) | (arc[:, 0] > frame.x1)
+                         | (arc[:, 1] < frame.y0) | (arc[:, 1] > frame.y1))  # fmt: skip
         return int(outside) + sum(
-            int(np.any((points[:, 0] > b.x0) & (points[:, 0] < b.x1)
-                       & (points[:, 1] > b.y0) & (points[:, 1] < b.y1)))
+            int(np.any((arc[:, 0] > b.x0) & (arc[:, 0] < b.x1)
+                       & (arc[:, 1] > b.y0) & (arc[:, 1] < b.y1)))
             for b in boxes
         )  # fmt: skip
 
@@ -696,7 +696,7 @@ def nowcast_waterfall(result, stage: int):
         up = values[i] >= values[i - 1]
         ax.bar(x[i], max(high - low, 1e-4), bottom=low, width=0.6,
                color="#c44e52" if up else "#4c72b0")  # fmt: skip
-        ax.annotate(f"{(values[i] - values[i - 1]) * 100:+.1f} pts", (x[i], high), xytext=(0, 3),
+        ax.annotate(points(values[i] - values[i - 1]), (x[i], high), xytext=(0, 3),
                     textcoords="offset points", ha="center", fontsize=9)  # fmt: skip
         ax.plot([x[i - 1] - 0.3, x[i] + 0.3], [values[i - 1]] * 2, color="0.3", lw=0.8)
     ax.bar(x[-1], result.after[stage], color="0.25", width=0.6)

@@ -20,7 +20,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from escalate._format import Z95, number, percent, points, signed
+from escalate._format import Z95, as_read, number, percent, points, signed, size_in_points
 from escalate.errors import EscalateError
 
 __all__ = ["FIGURES", "build_report", "write_report"]
@@ -160,10 +160,12 @@ def _worlds_drivers(folder: Path, summary: dict[str, Any]) -> str:
         return ""
     metric = drivers["metric"]
     probability = metric.startswith("p_")
-    form = percent if probability else number
+
+    def form(x):
+        return as_read(x, probability)
 
     def change(x):
-        return points(x) if probability else number(x)
+        return as_read(x, probability, change=True)
 
     rows = "".join(
         f"<tr><td class='text'>{escape(name)}</td><td>{form(d['low'])}</td>"
@@ -262,7 +264,7 @@ def _sensitivity_sentence(
     in_points = result["method"] == "oat" and result["metric"].startswith("p_")
 
     def size(x):  # a tornado's swing is a size, never signed
-        return f"{100 * x:.1f} pts" if in_points and x is not None else number(x, 3)
+        return size_in_points(x) if in_points and x is not None else number(x, 3)
 
     said = ", then ".join(f"{name} ({size(values.get(column))})" for name, values in ranked)
     own = " at the scenario's own values" if manifest_overrides else ""
@@ -280,7 +282,7 @@ def _sensitivity_section(where: Path, folder: Path, result: dict[str, Any], top:
 
     def cell(column: str, x) -> str:
         if in_percent and x is not None:
-            return f"{100 * x:.1f} pts" if column == "swing" else percent(x)
+            return size_in_points(x) if column == "swing" else percent(x)
         return number(x, 3)
 
     ranked = list(result["parameters"].items())
@@ -352,8 +354,7 @@ def _calibration(folder: Path, manifest: dict[str, Any]) -> str:
     targets = summary["targets"]
 
     def shown(x, metric: str) -> str:
-        probability = metric.split(":", 1)[0].startswith("p_")
-        return percent(x) if probability else number(x)
+        return as_read(x, metric.split(":", 1)[0].startswith("p_"))
 
     conflicts, unmoved = summary.get("conflicts") or [], summary.get("not_moved") or []
     if conflicts:
@@ -542,11 +543,7 @@ def _comparison(folder: Path, manifest: dict[str, Any]) -> str:
     probability = metric.split(":", 1)[0].startswith("p_")
 
     def shown(x, signed: bool = False) -> str:
-        if x is None:
-            return "—"
-        if probability:
-            return points(x) if signed else percent(x)
-        return f"{x:+.4g}" if signed else number(x)
+        return as_read(x, probability, change=signed)
 
     how = {
         "exact": "exact: every timing is exponential",

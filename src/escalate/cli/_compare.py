@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from escalate._format import points
+from escalate._format import MISSING, as_read
 from escalate.cli._jobs import write_outputs
 from escalate.cli._options import (
     format_option,
@@ -185,10 +185,8 @@ def print_comparison(out, result) -> None:
 def _shown(x: float, signed: bool = False, *, probability: bool) -> str:
     """A value or a difference: percent and percentage points for probabilities."""
     if not math.isfinite(x):
-        return "—"
-    if probability:
-        return points(x, 2) if signed else f"{x:.2%}"
-    return f"{x:+.4g}" if signed else f"{x:.4g}"
+        return MISSING
+    return as_read(x, probability, change=signed, digits=2)
 
 
 def _error(x: float, probability: bool) -> str:
