@@ -50,3 +50,11 @@ def test_a_metric_reads_as_a_percent_or_a_number_and_a_change_in_points_or_signe
     assert as_read(12.5, False, change=True) == "+12.5"
     assert as_read(None, False, change=True) == as_read(float("nan"), True) == "—"
     assert size_in_points(0.204) == "20.4 pts" and size_in_points(None) == "—"
+
+
+def test_a_probability_is_known_by_its_kind_not_its_prefix():
+    from escalate._format import is_probability
+
+    assert is_probability("p_reached:war") and is_probability("p_on_at_horizon:mobilized@90")
+    assert not is_probability("time_to_reach:war") and not is_probability("time_on:x")
+    assert not is_probability("p_unknown:war")

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from escalate._evaluate import evaluate_compiled
-from escalate._format import json_records
+from escalate._format import is_probability, json_records
 from escalate.compile import compile_scenario, cut_at
 from escalate.errors import EscalateError, Issue, ScenarioError
 from escalate.posterior import (
@@ -49,7 +49,6 @@ from escalate.uncertainty import draw_worlds, uncertain_parameters, weighted_qua
 
 __all__ = ["CalibrationResult", "Target", "calibrate", "read_targets"]
 
-PROBABILITY_KINDS = ("p_reached", "p_at_horizon", "p_fired", "p_on_at_horizon")
 Z90 = 3.29  # width of a normal's central 90% interval, in standard deviations
 TARGET_KEYS = ("metric", "between", "source")
 _PERCENT = re.compile(r"^\s*([0-9.eE+-]+)\s*%\s*$")
@@ -66,7 +65,7 @@ class Target:
 
     @property
     def is_probability(self) -> bool:
-        return self.metric.split(":", 1)[0] in PROBABILITY_KINDS
+        return is_probability(self.metric)
 
     def scale(self, x):
         """g: logit for a probability, log otherwise (outputs clipped off 0 and 1)."""

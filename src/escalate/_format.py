@@ -9,10 +9,12 @@ import math
 
 __all__ = [
     "MISSING",
+    "PROBABILITY_KINDS",
     "Z95",
     "as_read",
     "compact_path",
     "finite_or_none",
+    "is_probability",
     "json_records",
     "number",
     "percent",
@@ -23,6 +25,7 @@ __all__ = [
 ]
 
 Z95 = 1.959963984540054  # scipy.special.ndtri(0.975): the two-sided 95% normal quantile
+PROBABILITY_KINDS = ("p_reached", "p_at_horizon", "p_fired", "p_on_at_horizon")
 MISSING = "—"  # a value that does not exist (a stage never reached has no median time)
 
 
@@ -76,6 +79,12 @@ def points(change: float | None, digits: int = 1) -> str:
     if change is None or not math.isfinite(change):
         return MISSING
     return f"{round(change * 100, digits) + 0.0:+.{digits}f} pts"
+
+
+def is_probability(metric: str) -> bool:
+    """Whether a metric (``kind:name``, e.g. ``p_reached:war`` or ``p_fired:mobilized@90``)
+    is a probability: read in percent, its changes in points."""
+    return metric.split(":", 1)[0] in PROBABILITY_KINDS
 
 
 def size_in_points(x: float | None, digits: int = 1) -> str:

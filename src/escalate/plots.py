@@ -18,7 +18,7 @@ import numpy as np
 from cycler import cycler
 from matplotlib import ticker
 
-from escalate._format import Z95, compact_path, points, wilson_band
+from escalate._format import Z95, compact_path, is_probability, points, wilson_band
 
 __all__ = [
     "calibration_targets",
@@ -729,7 +729,7 @@ def compare_forest(result):
     y = np.arange(len(names))[::-1]
     for ax, metric in zip(axes[0], metrics, strict=True):
         rows = frame[frame["metric"] == metric].set_index("variant").loc[names]
-        probability = metric.split(":", 1)[0].startswith("p_")
+        probability = is_probability(metric)
         scale = 100.0 if probability else 1.0
         if "p5" in rows:
             ax.barh(y, (rows["p95"] - rows["p5"]) * scale, left=rows["p5"] * scale, height=0.5,
@@ -765,7 +765,7 @@ def drivers(result, metric: str | None = None, top: int = 8):
     its mean over all worlds."""
     metric = metric or result.headline.get("metric")
     table = result.drivers(metric).head(top).iloc[::-1]
-    probability = metric.split(":", 1)[0].startswith("p_")
+    probability = is_probability(metric)
     scale = 100.0 if probability else 1.0
     fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(table) + 1.8), layout="constrained")
     y = np.arange(len(table))

@@ -20,7 +20,16 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from escalate._format import Z95, as_read, number, percent, points, signed, size_in_points
+from escalate._format import (
+    Z95,
+    as_read,
+    is_probability,
+    number,
+    percent,
+    points,
+    signed,
+    size_in_points,
+)
 from escalate.errors import EscalateError
 
 __all__ = ["FIGURES", "build_report", "write_report"]
@@ -159,7 +168,7 @@ def _worlds_drivers(folder: Path, summary: dict[str, Any]) -> str:
     if not drivers:
         return ""
     metric = drivers["metric"]
-    probability = metric.startswith("p_")
+    probability = is_probability(metric)
 
     def form(x):
         return as_read(x, probability)
@@ -261,7 +270,7 @@ def _sensitivity_sentence(
     if not ranked:
         return ""
     place = "this folder" if where == folder else f"{where.name}/"
-    in_points = result["method"] == "oat" and result["metric"].startswith("p_")
+    in_points = result["method"] == "oat" and is_probability(result["metric"])
 
     def size(x):  # a tornado's swing is a size, never signed
         return size_in_points(x) if in_points and x is not None else number(x, 3)
@@ -278,7 +287,7 @@ def _sensitivity_section(where: Path, folder: Path, result: dict[str, Any], top:
     columns = [c for c in next(iter(result["parameters"].values()), {}) if c]
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     # a tornado of a probability is read in percent, its swing in points
-    in_percent = result["method"] == "oat" and result["metric"].startswith("p_")
+    in_percent = result["method"] == "oat" and is_probability(result["metric"])
 
     def cell(column: str, x) -> str:
         if in_percent and x is not None:
@@ -354,7 +363,7 @@ def _calibration(folder: Path, manifest: dict[str, Any]) -> str:
     targets = summary["targets"]
 
     def shown(x, metric: str) -> str:
-        return as_read(x, metric.split(":", 1)[0].startswith("p_"))
+        return as_read(x, is_probability(metric))
 
     conflicts, unmoved = summary.get("conflicts") or [], summary.get("not_moved") or []
     if conflicts:
@@ -540,7 +549,7 @@ def _comparison(folder: Path, manifest: dict[str, Any]) -> str:
     rows = summary["rows"]
     metric = summary["metrics"][0]
     first = [r for r in rows if r["metric"] == metric]
-    probability = metric.split(":", 1)[0].startswith("p_")
+    probability = is_probability(metric)
 
     def shown(x, signed: bool = False) -> str:
         return as_read(x, probability, change=signed)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from escalate._format import MISSING, as_read
+from escalate._format import MISSING, as_read, is_probability
 from escalate.cli._jobs import write_outputs
 from escalate.cli._options import (
     format_option,
@@ -140,7 +140,7 @@ def print_comparison(out, result) -> None:
     out.print(f"{result.scenario}: {how}", markup=False, highlight=False)
     for metric in result.metrics:
         rows = frame[frame["metric"] == metric]
-        probability = metric.split(":", 1)[0].startswith("p_")
+        probability = is_probability(metric)
 
         fmt = functools.partial(_shown, probability=probability)
 

@@ -14,7 +14,16 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from escalate._format import MISSING, Z95, compact_path, number, percent, points, signed
+from escalate._format import (
+    MISSING,
+    Z95,
+    compact_path,
+    is_probability,
+    number,
+    percent,
+    points,
+    signed,
+)
 from escalate.scenario.model import OnsetAt, OnsetTiming
 
 if TYPE_CHECKING:
@@ -193,7 +202,7 @@ def print_drivers(out: Console, result, metric: str, top: int = 8) -> None:
                "stands out")  # fmt: skip
     for col in columns:
         table.add_column(col, justify="left" if col == "parameter" else "right")
-    probability = metric.startswith("p_")
+    probability = is_probability(metric)
     form = percent if probability else number
     for name, row in result.drivers(metric).head(top).iterrows():
         half = Z95 * row["swing_se"]
