@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 import escalate
 from escalate._checkpoint import Checkpoint, checkpoint_path
 
-from .conftest import ROOT, OnATerminal
+from .conftest import ESCALATE, ROOT, OnATerminal
 
 TUTORIAL = ROOT / "scenarios" / "tutorial.yaml"
 SWEEP = ["--vary", "talks_mean=30:120:8", "--metric", "p_reached:war", "-n", "2e5", "--seed", "5"]
@@ -46,7 +45,7 @@ def test_an_interrupted_sweep_resumes_to_the_same_result(tmp_path):
 
 def test_sigterm_mid_sweep_then_resume_from_the_command_line(cli, tmp_path):
     out = tmp_path / "sweep"
-    command = [sys.executable, "-m", "escalate", "sweep", str(TUTORIAL), *SWEEP, "--out", str(out)]
+    command = [ESCALATE, "sweep", str(TUTORIAL), *SWEEP, "--out", str(out)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     checkpoint = checkpoint_path(out)
     deadline = time.monotonic() + 120
@@ -83,7 +82,7 @@ def test_resume_refuses_a_different_job(cli, tmp_path):
 @pytest.mark.slow
 def test_sigterm_mid_run_leaves_nothing(tmp_path):
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "escalate", "run", str(TUTORIAL), "-n", "1e9"]
+    command = [ESCALATE, "run", str(TUTORIAL), "-n", "1e9"]
     terminal = OnATerminal([*command, "--out", str(out)])
     terminal.wait_for(rb"[1-9]\d*%")  # the progress bar moved: the run is under way
     terminal.process.send_signal(signal.SIGTERM)
@@ -124,7 +123,7 @@ def test_an_alias_bomb_is_refused_without_expanding(tmp_path):
     # ten levels of ten: 10**10 nodes if expanded; refused at once instead (a hang would
     # hit the timeout)
     done = subprocess.run(
-        [sys.executable, "-m", "escalate", "validate", str(path)],
+        [ESCALATE, "validate", str(path)],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert done.returncode == 2 and "alias" in done.stderr and "Traceback" not in done.stderr
