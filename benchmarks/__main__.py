@@ -767,6 +767,8 @@ def main(argv: list[str] | None = None) -> None:
     startup, startup_ratios = startup_table(args.quick)
     print("benchmarks: scaling ...", file=sys.stderr)
     scaling, peaks = scaling_tables(args.quick)
+    from escalate._kernels import GUIDE_WIDTH
+
     today = datetime.date.today().isoformat()
     report = "\n".join(
         [
@@ -836,7 +838,7 @@ def main(argv: list[str] | None = None) -> None:
             "count of war), one with numba's `np.random`, one with the inline xoshiro256** "
             "generator escalate uses. escalate runs with every accumulator on; it chooses a "
             "race's event by a scan of the race's row of cumulative hazards, or, when a race "
-            "may have more than 8 events (the 8-trigger chain), by a guide table. "
+            f"may have more than {GUIDE_WIDTH} events (the 8-trigger chain), by a guide table. "
             + _chain_sizes_text(*chain_sizes(args.quick)),
             "",
             chains,
