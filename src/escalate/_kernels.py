@@ -384,9 +384,11 @@ def _toggle(k, t, on, trajectory, clocks, onset_counts, switches_off):
     compiles this branch alone): an onset adds its time on to the horizon to ``onset_counts``
     (time on, its square, the horizon, quanta per unit) at once, and the trajectory's end
     only counts the triggers on. Otherwise the ``clocks`` keep the trajectory's time on:
-    ``since[k]`` when it last switched on, ``on_time[k]`` the time on before that, and
-    ``came_on[k]`` the last trajectory in which it was on; the end adds them up. Both give the
-    same counts (the sums of squared time on to rounding: they add in another order)."""
+    ``on_time[k]`` as a net sum, minus each time it switched on plus each time it switched
+    off (one on interval gives its length exactly; a trajectory's start resets nothing), and
+    ``came_on[k]`` the last trajectory in which it switched; the end adds the horizon for
+    those still on. Both give the same counts (the sums of squared time on to rounding: they
+    add in another order)."""
     bit = _ONE << k
     ku = np.uint64(k)
     if switches_off is None:
@@ -395,13 +397,28 @@ def _toggle(k, t, on, trajectory, clocks, onset_counts, switches_off):
         time_on[ku] += np.int64(rest * per_quantum + 0.5)
         time_on_sq[ku] += rest * rest
         return on | bit
-    since, on_time, came_on = clocks
+    on_time, came_on = clocks
     if on & bit:
-        on_time[ku] += t - since[ku]
+        on_time[ku] += t
         return on & ~bit
-    since[ku] = t
+    on_time[ku] -= t
     came_on[ku] = trajectory
     return on | bit
+
+
+@njit(inline="always", **_JIT)
+def _flip(k, t, on, trajectory, clocks, onset_counts, switches_off):
+    """``_toggle`` without a branch on the trigger's state, for the races: which way a
+    trigger switches there is as random as the triggers (a branch cost the 8-trigger
+    generated chain 5% of its speed). A switch either way marks the trigger as on in this
+    trajectory (it was on before, or is now)."""
+    if switches_off is None:
+        return _toggle(k, t, on, trajectory, clocks, onset_counts, switches_off)
+    ku = np.uint64(k)
+    on_time, came_on = clocks
+    on_time[ku] += t if (on >> k) & 1 else -t
+    came_on[ku] = trajectory
+    return on ^ (_ONE << k)
 
 
 @njit(inline="always", **_JIT)
@@ -524,10 +541,9 @@ def _run_chunk(b, size, state, model, tables, guide, acc, switches_off):
             timed = True
     next_on = np.empty(n_triggers)  # latent-clock stages: when each trigger next switches
     switch_rate = np.zeros(n_triggers)  # ... and the hazard that time was drawn with
-    since = np.zeros(n_triggers)  # per trajectory: when each trigger last switched on
-    on_time = np.zeros(n_triggers)  # ... and its time on before that
-    came_on = np.full(n_triggers, -1, dtype=np.int64)  # the last trajectory it was on in
-    clocks = (since, on_time, came_on)
+    on_time = np.zeros(n_triggers)  # per trajectory: each trigger's time on (see _toggle)
+    came_on = np.full(n_triggers, -1, dtype=np.int64)  # the last trajectory it switched in
+    clocks = (on_time, came_on)
     # at t = 0: the triggers on for certain (an `at` at or before 0), and those drawn, in order
     sure_on = np.int64(0)
     drawn = np.empty(n_triggers, dtype=np.int64)
@@ -605,15 +621,7 @@ def _run_chunk(b, size, state, model, tables, guide, acc, switches_off):
             k = drawn[i]
             u, r0, r1, r2, r3 = _next(r0, r1, r2, r3)
             on |= np.int64(u < initial[k]) << k
-        started = on
-        # a trigger's `since` is set as it comes on and its `on_time` is zeroed as the last
-        # trajectory's was counted: nothing to reset here for those off at the start
-        if switches_off is not None:
-            for k in range(n_triggers):  # without a branch: see the counts at the end
-                ku = np.uint64(k)
-                is_on = (started >> k) & 1
-                since[ku] = 0.0 if is_on else since[ku]
-                came_on[ku] = trajectory if is_on else came_on[ku]
+        started = on  # their on_time starts at 0, as the last trajectory's end left it
         t = 0.0
         g_enter = 0  # grid index of t: computed once per transition, at the exit
         h = _FNV_OFFSET
@@ -699,7 +707,7 @@ def _run_chunk(b, size, state, model, tables, guide, acc, switches_off):
                     else:
                         chosen = race_next[row, np.uint64(0)]
                     if chosen < 0:  # a trigger switches (on, or off)
-                        on = _toggle(
+                        on = _flip(
                             -chosen - 1, t, on, trajectory, clocks, onset_counts, switches_off
                         )
                         continue
@@ -830,12 +838,12 @@ def _run_chunk(b, size, state, model, tables, guide, acc, switches_off):
         else:
             # without a branch per trigger (their outcomes are as random as the triggers):
             # a trigger that was never on has no time on (its on_time was zeroed when last
-            # counted), so it adds zeros; one on at the end came on in this trajectory
+            # counted), so it adds zeros; one on at some time was on at the start or switched
             for k in range(n_triggers):
                 ku = np.uint64(k)
                 is_on = (on >> k) & 1  # on to the horizon (or kept in a terminal stage)
-                total_on = on_time[ku] + (horizon - since[ku]) * is_on
-                fired[ku] += came_on[ku] == trajectory  # on at some time
+                total_on = on_time[ku] + horizon * is_on  # the net sum's last interval
+                fired[ku] += (came_on[ku] == trajectory) | ((started >> k) & 1)
                 on_at_horizon[ku] += is_on
                 time_on[ku] += np.int64(total_on * per_quantum + 0.5)
                 time_on_sq[ku] += total_on * total_on
