@@ -58,6 +58,31 @@ transitions:
     assert close(y["p_fired"], y["p_fired_se"], 1 - math.exp(-a * t))
 
 
+def test_a_trigger_on_at_the_start_counts_its_time_on_until_it_switches_off():
+    # on at t = 0 for certain, then off at rate b: the kernel's net sum of time on starts
+    # from the trajectory's start, and a trigger on only at the start still counts as fired
+    b, t = 0.02, 150.0
+    text = f"""
+scenario: start-on
+horizon: {t}
+start: s
+stages: {{s: {{}}, end: {{terminal: true}}}}
+triggers:
+  x: {{initial: 1.0, offset: {{rate: {b}}}}}
+  never: {{}}
+transitions:
+  - {{from: s, to: end, rate: 1.0, requires: [never]}}
+"""
+    exact, mc = both(text)
+    time_on = (1 - math.exp(-b * t)) / b
+    x = exact.triggers["x"]
+    assert abs(x["time_on"] - time_on) < 1e-7
+    y = mc.triggers["x"]
+    assert y["p_fired"] == 1.0
+    assert close(y["p_on_at_horizon"], y["p_on_at_horizon_se"], math.exp(-b * t))
+    assert close(y["time_on"], y["time_on_se"], time_on)
+
+
 def test_an_effect_with_probability_p_fires_p_times_the_transition():
     p, r, t = 0.3, 0.01, 100.0
     text = f"""
