@@ -317,6 +317,38 @@ def test_a_guide_table_starts_at_or_before_the_event_the_scan_chooses():
     assert steps > 0  # some picks step beyond the guide's start: that path is exercised too
 
 
+def test_a_race_skips_the_effects_that_would_change_no_trigger():
+    """The race tables send a transition through its effects only where they may change
+    the triggers on: switching on one already on (with any probability: no draw) or off
+    one already off does nothing, so the event is the target stage itself."""
+    import escalate
+    from escalate._simulate import kernel_model
+    from escalate.compile import compile_scenario
+
+    compiled = compile_scenario(
+        escalate.loads(
+            """
+scenario: no-op-effects
+horizon: 100
+start: s
+stages: {s: {}, end: {terminal: true}}
+triggers: {x: {}, y: {}, z: {}}
+transitions:
+  - {from: s, to: end, rate: 0.1, effects: {x: on, y: off, z: 0.5}}
+"""
+        )
+    )
+    model = kernel_model(compiled)
+    s, end = compiled.stage_names.index("s"), compiled.stage_names.index("end")
+    _, count, _, event, _ = _kernels._hazard_tables(model)
+    with_effects = compiled.n_stages + 0  # the scenario's one transition, j = 0
+    x, y, z = (1 << compiled.trigger_names.index(name) for name in "xyz")
+    for mask in range(8):
+        assert count[s, mask] == 1
+        no_op = bool(mask & x) and not mask & y and bool(mask & z)
+        assert event[s, mask, 0] == (end if no_op else with_effects), mask
+
+
 @pytest.mark.parametrize("scenario", ["scenarios/venezuela.yaml", "benchmarks/language.yaml"])
 def test_races_chosen_by_guide_tables_count_as_races_chosen_by_a_scan(scenario):
     """The kernel with guide tables (``guided=True``, what a scenario whose races may be wide

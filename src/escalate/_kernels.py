@@ -284,6 +284,19 @@ def _switch_hazard(k, s, on, onset_rate, onset_ratio, offset_rate, offset_ratio)
     return hazard
 
 
+@njit(inline="always", **_JIT)
+def _effects_change(j, on, effect_start, effect_trigger, effect_value):
+    """Whether the effects of transition ``j`` may do anything with the triggers ``on``: an
+    effect that switches on a trigger already on (with any probability, drawing nothing) or
+    off one already off changes nothing, and a list of such effects needs no pass at all."""
+    for e in range(effect_start[j], effect_start[j + 1]):
+        is_on = (on >> effect_trigger[e]) & 1
+        value = effect_value[e]
+        if (value < 0.0 and is_on) or (value > 0.0 and not is_on):
+            return True
+    return False
+
+
 @njit(**_JIT)
 def _hazard_tables(model):
     """Per (stage, triggers on): the events that can happen in a memoryless stage, with their
@@ -291,7 +304,8 @@ def _hazard_tables(model):
 
     Returns ``memoryless[s]`` (every way out exponential), ``count[s, mask]``, and per event
     ``cumulative[s, mask, i]`` and ``event[s, mask, i]`` (the stage a transition leads to, or
-    ``n_stages + j`` for a transition ``j`` with effects, or a trigger switch ``-(k + 1)``: on if
+    ``n_stages + j`` for a transition ``j`` whose effects may change the triggers ``mask``
+    (see ``_effects_change``), or a trigger switch ``-(k + 1)``: on if
     it is off, off if it is on), and ``mean_wait[s, mask]``,
     1 / total hazard (inf if none). Tables span every mask only for up to ``TABLE_TRIGGERS``
     triggers; beyond, they are empty and the kernel computes hazards as it goes.
@@ -322,8 +336,10 @@ def _hazard_tables(model):
                 if hazard > 0.0:
                     total += hazard
                     cumulative[s, mask, i] = total
-                    has_effects = model.effect_start[j + 1] > model.effect_start[j]
-                    event[s, mask, i] = n_stages + j if has_effects else model.target[j]
+                    changes = _effects_change(
+                        j, mask, model.effect_start, model.effect_trigger, model.effect_value
+                    )
+                    event[s, mask, i] = n_stages + j if changes else model.target[j]
                     i += 1
             for k in range(n_triggers):
                 hazard = _switch_hazard(
