@@ -28,6 +28,7 @@ CHAINS = {"reference": REFERENCE, "cycles": HERE / "cycles.yaml"}
 TARGET = "war"
 SEED = 20261125
 CHAIN_SECONDS = 0.5  # generated chains: each method runs what escalate on 1 thread runs in this
+CHAIN_REPEATS = 5  # generated chains: timed calls per method (a median of 3 let one slow call in)
 
 # name: (trajectories, repeats, quick trajectories) -- sizes that fit each peer's speed/memory
 ROWS = {
@@ -337,7 +338,8 @@ def compile_table() -> tuple[str, dict]:
 
 def measure_shape(index: int, n: int, seconds: float) -> dict:
     """One generated chain (benchmarks/chains.py): escalate on 1 and 2 threads beside the two
-    loops written for that chain alone, medians of 3 after a warm call, P(war) of each.
+    loops written for that chain alone, medians of ``CHAIN_REPEATS`` after a warm call, P(war)
+    of each.
 
     Every method runs the same number of trajectories: at least ``n``, and as many as
     escalate on one thread runs in ``seconds`` (a fast chain's run of ``n`` would be short
@@ -361,7 +363,7 @@ def measure_shape(index: int, n: int, seconds: float) -> dict:
     def median_wall(call) -> float:
         call(min(n, 10_000))
         walls = []
-        for _ in range(3):
+        for _ in range(CHAIN_REPEATS):
             began = time.perf_counter()
             out["hits"] = call(n)
             walls.append(time.perf_counter() - began)
@@ -390,11 +392,11 @@ def chain_sizes(quick: bool) -> tuple[int, float]:
 
 def _chain_sizes_text(n: int, seconds: float) -> str:
     if seconds <= 0:
-        return f"Each method runs {n:,} trajectories; medians of 3."
+        return f"Each method runs {n:,} trajectories; medians of {CHAIN_REPEATS}."
     return (
         f"Each method runs the same trajectories, at least {n:,} and as many as escalate runs "
         f"on one thread in {seconds:g} s (so that a call's fixed costs and the timer's noise "
-        "do not show in a fast chain's rates); medians of 3."
+        f"do not show in a fast chain's rates); medians of {CHAIN_REPEATS}."
     )
 
 
