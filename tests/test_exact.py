@@ -357,6 +357,39 @@ def test_the_compiled_series_gives_the_same_figures_to_the_bit(path):
         assert np.array_equal(getattr(python, name), getattr(numba, name), equal_nan=True), name
 
 
+@pytest.mark.parametrize("hub", [False, True], ids=["even rows (padded)", "one long row (CSR)"])
+def test_the_compiled_series_is_expm_and_its_integral(hub):
+    """One piece of the compiled series against dense ``expm`` on a random generator: the
+    distribution, and its integral over the step (the top-right block of the expm of
+    ``[[Q, I], [0, 0]]``). Rows of even length run padded; a state every other one flows
+    into makes one row of its transpose too long to pad, and the CSR loop runs instead."""
+    from scipy import linalg, sparse
+
+    from escalate._uniformize import uniformized_piece
+
+    rng = np.random.default_rng(3)
+    n, h = 40, 7.0
+    q = np.zeros((n, n))
+    for i in range(n):
+        q[i, rng.choice(np.delete(np.arange(n), i), size=3, replace=False)] = rng.uniform(
+            0.05, 0.4, size=3
+        )
+    if hub:
+        q[1:, 0] = 0.02
+    np.fill_diagonal(q, -q.sum(axis=1))
+    q_t = sparse.csr_matrix(q.T)
+    lengths = np.diff(q_t.indptr)
+    assert (lengths.max() > 2 * lengths.sum() // n + 1) == hub  # the path meant is the one run
+    v = rng.dirichlet(np.ones(n))
+    lam = float(-q.diagonal().min())
+    out, integral = uniformized_piece(
+        q_t.indptr, q_t.indices, q_t.data, v, lam, lam * h, 400
+    )  # fmt: skip
+    assert np.allclose(out, v @ linalg.expm(q * h), rtol=0, atol=1e-13)
+    augmented = np.block([[q, np.eye(n)], [np.zeros((n, n)), np.zeros((n, n))]])
+    assert np.allclose(integral, v @ linalg.expm(augmented * h)[:n, n:], rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("name", ["taiwan", "india-pakistan", "venezuela"])
 def test_reach_curves_taken_from_the_walk_of_the_chain_itself(name):
     """A stage every trajectory starts in is reached at 0, and a terminal stage's reach curve
