@@ -69,3 +69,60 @@ def test_non_printable_character_is_located():
         parse_yaml("a: 1\nb: \x07\n", "f.yaml")
     issue = info.value.issues[0]
     assert (issue.line, issue.column) == (2, 4)
+
+
+def _same_graph(a, b, where="root"):
+    assert type(a) is type(b), where
+    assert (a.tag, a.start_mark.line, a.start_mark.column) == (
+        b.tag,
+        b.start_mark.line,
+        b.start_mark.column,
+    ), where
+    if isinstance(a.value, list):
+        assert len(a.value) == len(b.value), where
+        for i, (x, y) in enumerate(zip(a.value, b.value, strict=True)):
+            if isinstance(x, tuple):  # a mapping's (key, value)
+                _same_graph(x[0], y[0], f"{where} key {i}")
+                _same_graph(x[1], y[1], f"{where} value {i}")
+            else:
+                _same_graph(x, y, f"{where}[{i}]")
+    else:
+        assert a.value == b.value, where
+
+
+def test_libyaml_composes_the_graph_pyyaml_composes():
+    """Where PyYAML has libyaml, it composes every YAML file of the project: the same nodes,
+    tags, values, lines and columns as PyYAML's own loader (which parse_yaml keeps for files
+    with a problem, and for machines without libyaml)."""
+    from pathlib import Path
+
+    from escalate.scenario import _yaml
+
+    if _yaml._FastLoader is None:
+        pytest.skip("PyYAML without libyaml: parse_yaml uses its own loader alone")
+    root = Path(__file__).parent.parent
+    files = sorted([*root.glob("scenarios/**/*.yaml"), *root.glob("benchmarks/*.yaml")])
+    assert len(files) >= 10
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        fast = _yaml._fast_node(text)
+        loader = _yaml._Loader(text)
+        _same_graph(fast, loader.get_single_node(), str(path))
+        loader.dispose()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a: 1\n  b: 2\n", "a: [1, 2\n", "a: 1\na: {b: 1, b\n", "x: \x07\n", "--- 1\n--- 2\n"],
+)
+def test_a_file_libyaml_finds_a_problem_in_reads_as_pyyaml_reports_it(text, monkeypatch):
+    """libyaml's messages and marks are not PyYAML's: a file it cannot read is read again by
+    PyYAML's loader, so the error is the one parse_yaml gives without libyaml."""
+    from escalate.scenario import _yaml
+
+    with pytest.raises(ScenarioError) as fast:
+        parse_yaml(text, "f.yaml")
+    monkeypatch.setattr(_yaml, "_FastLoader", None)
+    with pytest.raises(ScenarioError) as alone:
+        parse_yaml(text, "f.yaml")
+    assert str(fast.value) == str(alone.value)

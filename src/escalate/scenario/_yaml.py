@@ -5,6 +5,11 @@ Plain PyYAML keeps the last of two duplicate keys silently, resolves ``no`` to `
 PyYAML, then builds the data itself: duplicate keys are errors, scalars follow the YAML 1.2 core
 schema (``true``/``false`` only; ``1e6`` is a number; ``1_000`` too), keys are always the text
 written, only the standard tags are accepted, and expansion is bounded in nodes and depth.
+
+The node graph comes from libyaml where PyYAML was built with it (the same graph, marks
+included, about ten times faster: 2 ms for the shipped scenario against 19 ms, which a
+command's start-up feels); a file libyaml finds a problem in is parsed again by PyYAML's
+own loader, whose messages and positions the errors report.
 """
 
 from __future__ import annotations
@@ -74,6 +79,40 @@ class _Loader(Reader, Scanner, Parser, Composer, _CoreResolver):
         Parser.__init__(self)
         Composer.__init__(self)
         _CoreResolver.__init__(self)
+
+
+try:
+    from yaml._yaml import CParser
+except ImportError:  # PyYAML built without libyaml
+    CParser = None
+
+if CParser is not None:
+
+    class _FastLoader(CParser, _CoreResolver):
+        """libyaml's parser and composer with the same resolver: the same node graph."""
+
+        def __init__(self, stream: str):
+            CParser.__init__(self, stream)
+            _CoreResolver.__init__(self)
+else:
+    _FastLoader = None
+
+
+def _fast_node(text: str) -> Node | None:
+    """The root node by libyaml, or None where it is missing or finds any problem (the
+    caller then parses with ``_Loader``, which locates the problem as users know it)."""
+    if _FastLoader is None:
+        return None
+    try:
+        loader = _FastLoader(text)
+    except (yaml.YAMLError, UnicodeError, ValueError):
+        return None
+    try:
+        return loader.get_single_node()
+    except (yaml.YAMLError, UnicodeError, ValueError, RecursionError):
+        return None
+    finally:
+        loader.dispose()
 
 
 @dataclass
@@ -173,10 +212,12 @@ def parse_yaml(source: str | bytes, file: str = "<string>") -> Document:
     else:
         text = source
 
+    root = _fast_node(text)
     loader = None
     try:
-        loader = _Loader(text)
-        root = loader.get_single_node()
+        if root is None:  # libyaml missing, an empty file, or a problem to locate
+            loader = _Loader(text)
+            root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
