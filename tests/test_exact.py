@@ -362,10 +362,12 @@ def test_the_compiled_series_is_expm_and_its_integral(hub):
     """One piece of the compiled series against dense ``expm`` on a random generator: the
     distribution, and its integral over the step (the top-right block of the expm of
     ``[[Q, I], [0, 0]]``). Rows of even length run padded; a state every other one flows
-    into makes one row of its transpose too long to pad, and the CSR loop runs instead."""
+    into makes one row of its transpose too long to pad, and the CSR loop runs instead. Both
+    paths give the Python series' figures to the bit."""
     from scipy import linalg, sparse
 
     from escalate._uniformize import uniformized_piece
+    from escalate.exact import _Uniformized
 
     rng = np.random.default_rng(3)
     n, h = 40, 7.0
@@ -385,6 +387,8 @@ def test_the_compiled_series_is_expm_and_its_integral(hub):
     out, integral = uniformized_piece(
         q_t.indptr, q_t.indices, q_t.data, v, lam, lam * h, 400
     )  # fmt: skip
+    python = _Uniformized(q_t.T.tocsr())._piece(v, h)  # the Python series, term for term
+    assert np.array_equal(out, python[0]) and np.array_equal(integral, python[1])
     assert np.allclose(out, v @ linalg.expm(q * h), rtol=0, atol=1e-13)
     augmented = np.block([[q, np.eye(n)], [np.zeros((n, n)), np.zeros((n, n))]])
     assert np.allclose(integral, v @ linalg.expm(augmented * h)[:n, n:], rtol=0, atol=1e-12)

@@ -60,7 +60,8 @@ transitions:
 
 def test_a_trigger_on_at_the_start_counts_its_time_on_until_it_switches_off():
     # on at t = 0 for certain, then off at rate b: the kernel's net sum of time on starts
-    # from the trajectory's start, and a trigger on only at the start still counts as fired
+    # from the trajectory's start, and a trigger on from the start to the horizon (5% of
+    # trajectories) counts as fired though it never switched
     b, t = 0.02, 150.0
     text = f"""
 scenario: start-on
@@ -80,6 +81,29 @@ transitions:
     y = mc.triggers["x"]
     assert y["p_fired"] == 1.0
     assert close(y["p_on_at_horizon"], y["p_on_at_horizon_se"], math.exp(-b * t))
+    assert close(y["time_on"], y["time_on_se"], time_on)
+
+
+def test_a_trigger_on_at_the_start_that_an_effect_switches_off_counts_as_fired():
+    # the effect switches it off through the kernel's _toggle, which marks only switches on:
+    # fired must come from its being on at the start
+    r, t = 0.05, 40.0
+    text = f"""
+scenario: start-on-effect-off
+horizon: {t}
+start: s
+stages: {{s: {{}}, end: {{terminal: true}}}}
+triggers:
+  x: {{initial: 1.0}}
+transitions:
+  - {{from: s, to: end, rate: {r}, effects: {{x: off}}}}
+"""
+    exact, mc = both(text)
+    time_on = (1 - math.exp(-r * t)) / r
+    assert abs(exact.triggers["x"]["time_on"] - time_on) < 1e-7
+    y = mc.triggers["x"]
+    assert y["p_fired"] == 1.0
+    assert close(y["p_on_at_horizon"], y["p_on_at_horizon_se"], math.exp(-r * t))
     assert close(y["time_on"], y["time_on_se"], time_on)
 
 

@@ -113,11 +113,15 @@ def test_libyaml_composes_the_graph_pyyaml_composes():
 
 @pytest.mark.parametrize(
     "text",
-    ["a: 1\n  b: 2\n", "a: [1, 2\n", "a: 1\na: {b: 1, b\n", "x: \x07\n", "--- 1\n--- 2\n"],
+    [
+        *("a: 1\n  b: 2\n", "a: [1, 2\n", "a: 1\na: {b: 1, b\n", "x: \x07\n", "--- 1\n--- 2\n"),
+        *("a: 1\t\n", "a: b\tc\n", "a\t: 1\n", "x: [1,\t2]\n"),  # tabs libyaml would accept
+    ],
 )
 def test_a_file_libyaml_finds_a_problem_in_reads_as_pyyaml_reports_it(text, monkeypatch):
     """libyaml's messages and marks are not PyYAML's: a file it cannot read is read again by
-    PyYAML's loader, so the error is the one parse_yaml gives without libyaml."""
+    PyYAML's loader, so the error is the one parse_yaml gives without libyaml. libyaml would
+    accept the tabs of the last four: text with a tab goes to PyYAML's loader at once."""
     from escalate.scenario import _yaml
 
     with pytest.raises(ScenarioError) as fast:

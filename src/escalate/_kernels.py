@@ -402,9 +402,10 @@ def _toggle(k, t, on, trajectory, clocks, onset_counts, switches_off):
     only counts the triggers on. Otherwise the ``clocks`` keep the trajectory's time on:
     ``on_time[k]`` as a net sum, minus each time it switched on plus each time it switched
     off (one on interval gives its length exactly; a trajectory's start resets nothing), and
-    ``came_on[k]`` the last trajectory in which it switched; the end adds the horizon for
-    those still on. Both give the same counts (the sums of squared time on to rounding: they
-    add in another order)."""
+    ``came_on[k]`` the last trajectory in which it switched on (``_flip`` marks a switch
+    either way: both mean it was on in that trajectory); the end adds the horizon for those
+    still on, and counts as fired those marked or on from the start. Both give the same
+    counts (the sums of squared time on to rounding: they add in another order)."""
     bit = _ONE << k
     ku = np.uint64(k)
     if switches_off is None:
@@ -558,7 +559,7 @@ def _run_chunk(b, size, state, model, tables, guide, acc, switches_off):
     next_on = np.empty(n_triggers)  # latent-clock stages: when each trigger next switches
     switch_rate = np.zeros(n_triggers)  # ... and the hazard that time was drawn with
     on_time = np.zeros(n_triggers)  # per trajectory: each trigger's time on (see _toggle)
-    came_on = np.full(n_triggers, -1, dtype=np.int64)  # the last trajectory it switched in
+    came_on = np.full(n_triggers, -1, dtype=np.int64)  # the last trajectory it came on in
     clocks = (on_time, came_on)
     # at t = 0: the triggers on for certain (an `at` at or before 0), and those drawn, in order
     sure_on = np.int64(0)

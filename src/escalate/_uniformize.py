@@ -28,8 +28,8 @@ def uniformized_piece(indptr, indices, data, v, lam, a, max_terms):
     zeros (ELLPACK): every row's loop then has the same trip count, so its exit is
     predicted, which more than pays for the padding's products (the shipped scenario's
     worlds: 15% faster). Each row adds its entries in CSR order and a padding adds an exact
-    zero: the same figures to the bit. Uneven rows (one far longer than twice the mean)
-    keep the CSR loop.
+    zero (``0.0 * term[i]``, ``term`` being finite probabilities): the same figures to the
+    bit. Uneven rows (one far longer than twice the mean plus one) keep the CSR loop.
     """
     n = v.shape[0]
     width = 0
