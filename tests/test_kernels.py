@@ -351,9 +351,9 @@ transitions:
 
 @pytest.mark.parametrize("scenario", ["scenarios/venezuela.yaml", "benchmarks/language.yaml"])
 def test_races_chosen_by_guide_tables_count_as_races_chosen_by_a_scan(scenario):
-    """The kernel with guide tables (``guided=True``, what a scenario whose races may be wide
-    runs)
-    and the kernel with the scan: the same chunks give the same counts, to the bit."""
+    """The kernel with guide tables (``guided=True``, which a scenario whose races may be
+    wide runs) and the kernel with the scan: the same chunks give the same counts, to the
+    bit."""
     import escalate
     from escalate._simulate import _Batch, guided, kernel_model, switches_off
     from escalate.compile import compile_scenario

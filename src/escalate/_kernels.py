@@ -288,7 +288,9 @@ def _switch_hazard(k, s, on, onset_rate, onset_ratio, offset_rate, offset_ratio)
 def _effects_change(j, on, effect_start, effect_trigger, effect_value):
     """Whether the effects of transition ``j`` may do anything with the triggers ``on``: an
     effect that switches on a trigger already on (with any probability, drawing nothing) or
-    off one already off changes nothing, and a list of such effects needs no pass at all."""
+    off one already off changes nothing, and a list of such effects needs no pass at all.
+    ``_effects`` applies the same rule through branches of its own: written through one
+    shared predicate, its pass ran 8% slower on the generated ladder with effects."""
     for e in range(effect_start[j], effect_start[j + 1]):
         is_on = (on >> effect_trigger[e]) & 1
         value = effect_value[e]

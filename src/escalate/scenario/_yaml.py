@@ -107,15 +107,9 @@ def _fast_node(text: str) -> Node | None:
     if _FastLoader is None or "\t" in text:
         return None
     try:
-        loader = _FastLoader(text)
-    except (yaml.YAMLError, UnicodeError, ValueError):
-        return None
-    try:
-        return loader.get_single_node()
+        return _FastLoader(text).get_single_node()  # libyaml frees its parser with the object
     except (yaml.YAMLError, UnicodeError, ValueError, RecursionError):
         return None
-    finally:
-        loader.dispose()
 
 
 @dataclass
