@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import integrate
+from scipy import integrate, linalg
 
 import escalate
 from escalate._nowcast import Observations, forward
@@ -235,8 +235,28 @@ def test_the_shipped_observations_file_reads_and_gives_a_likelihood():
         triggers.index("attack_on_us_assets"): [],
     }
     filtered = forward(compile_scenario(model), obs)
-    assert -30 < filtered.log_likelihood < 0
-    assert filtered.distribution.sum() == pytest.approx(1.0)
+    # the same likelihood and filtered state by dense matrix exponentials of the joint chain
+    chain, mobilizes = filtered.chain, 1 << triggers.index("venezuela_mobilizes")
+    q = chain.q.toarray()
+    observed = mobilizes | 1 << triggers.index("attack_on_us_assets")
+
+    def kept(stage, known):
+        return (chain.stage_of == stages.index(stage)) & ((chain.mask_of & observed) == known)
+
+    def survive(v, allowed, dt):
+        out = np.zeros_like(v)
+        out[allowed] = v[allowed] @ linalg.expm(q[np.ix_(allowed, allowed)] * dt)
+        return out
+
+    v = chain.p0 * kept("interdiction_strikes", 0)
+    v = survive(v, kept("interdiction_strikes", 0), 13.0)
+    switched = (chain.mask_of[:, None] ^ chain.mask_of[None, :]) == mobilizes
+    v = (v @ (q * switched)) * kept("interdiction_strikes", mobilizes)
+    v = survive(v, kept("interdiction_strikes", mobilizes), 13.0)
+    v = (v @ (q * ~np.eye(chain.n, dtype=bool))) * kept("asset_seizure", mobilizes)
+    v = survive(v, kept("asset_seizure", mobilizes), 12.0)
+    assert filtered.log_likelihood == pytest.approx(math.log(v.sum()), abs=1e-10)
+    np.testing.assert_allclose(filtered.distribution, v / v.sum(), atol=1e-12)
     done = subprocess.run(
         [ESCALATE, "validate",
          ROOT / "scenarios" / "forecasting" / "venezuela-observed.yaml"],

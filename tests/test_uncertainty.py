@@ -365,3 +365,55 @@ def test_summary_and_drivers_are_computed_once_and_handed_out_as_copies(model, m
     assert result.headline["metric"] == "p_reached:war"
     result.drivers("p_reached:peace")  # another metric: computed then
     assert len(calls) == 1
+
+
+def test_a_metric_undefined_in_some_worlds_is_averaged_over_the_others(model):
+    """One rule, weighted or not: a mean across worlds is over the worlds where the metric is
+    defined, with their share of the weight beside it. A stage no world reaches has no mean
+    time (NaN, share 0) either way; a time defined in half the worlds is pandas' mean over
+    that half, share 0.5, plain and equally weighted alike."""
+    import dataclasses
+
+    plain = run_worlds(model, 40, seed=1, engine="exact")
+    weighted = run_worlds(model, None, seed=1, given=plain.parameters.assign(weight=1 / 40))
+    for result in (plain, weighted):
+        row = result.summary().loc["time_to_reach:island:mean"]
+        assert math.isnan(row["pooled"]) and math.isnan(row["mean"]) and row["defined"] == 0
+    values = plain.values.copy()
+    values.loc[::2, "time_to_reach:war:mean"] = np.nan
+    rows = [
+        dataclasses.replace(result, values=values).summary().loc["time_to_reach:war:mean"]
+        for result in (plain, weighted)
+    ]
+    for row in rows:
+        assert row["mean"] == pytest.approx(values["time_to_reach:war:mean"].mean(), rel=1e-12)
+        assert row["defined"] == pytest.approx(0.5, abs=1e-12)
+    assert rows[0]["p50"] == pytest.approx(rows[1]["p50"], rel=1e-12)
+
+
+def test_draws_stay_inside_the_support():
+    """A gamma whose lowest draws round to 0 and a beta whose highest round to 1 (their
+    inverse CDFs at the Latin hypercube's edges): every draw lies strictly inside the
+    support, so that the update's unconstrained scale stays finite and tempering runs."""
+    text = (
+        "scenario: edges\nhorizon: 100\nstart: a\n"
+        "parameters:\n"
+        "  r: {value: 0.01, uncertain: {dist: gamma, mean: 0.01, sd: 0.0577}}\n"
+        "  p: {value: 0.5, uncertain: {dist: beta, a: 5, b: 0.05}}\n"
+        "stages: {a: {}, b: {}, c: {terminal: true}}\n"
+        "transitions:\n  - {from: a, to: b, rate: r}\n"
+        "  - {from: b, to: c, chance: 0.5, within: 10}\n"
+        "  - {from: a, to: c, chance: p, within: 1000}\n"
+    )
+    edges = escalate.loads(text)
+    r_dist, p_dist = edges.parameters["r"].uncertain, edges.parameters["p"].uncertain
+    assert r_dist.scipy(r_dist.numbers()).ppf(1e-12) == 0.0  # the cases being guarded
+    assert p_dist.scipy(p_dist.numbers()).ppf(0.9) == 1.0
+    worlds = draw_worlds(edges, 400, 1)
+    assert (worlds["r"] > 0).all() and ((worlds["p"] > 0) & (worlds["p"] < 1)).all()
+    assert (worlds["p"] == np.nextafter(1.0, 0.0)).sum() > 40  # those past the 0.9 quantile
+    from escalate._calibrate import Target, calibrate
+
+    result = calibrate(edges, [Target("p_reached:c@50", 0.2, 0.21)], worlds=400, seed=1,
+                       overrides={"r": 0.01})  # fmt: skip
+    assert result.posterior.powers and np.isfinite(result.parameters()["posterior_mean"]).all()

@@ -266,17 +266,34 @@ def _outputs_of(model, targets, overrides, n, seed, worlds):
     return _outputs(model, targets, overrides, n, seed)(worlds)
 
 
-def _log_likelihood(targets: list[Target], outputs_of):
+def _log_likelihood(targets: list[Target], outputs_of, trajectories: int | None = None):
+    """The log-likelihood of worlds given the targets: per target, g(output) ~ Normal(mu,
+    sigma^2 + the output's Monte Carlo variance on the scale g).
+
+    A simulated probability (``trajectories`` per world) is k hits in n: on the logit scale
+    it is read as the empirical logit log((k + 1/2) / (n - k + 1/2)) with variance
+    1 / (k + 1/2) + 1 / (n - k + 1/2) (Cox's continuity correction), finite at k = 0 and
+    k = n, where the plain logit and its delta-method variance are infinite; for k and n - k
+    large the two agree. Other simulated outputs carry their variance by the derivative of g;
+    exact ones have none.
+    """
+
     def log_likelihood(worlds: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
         values, variances = outputs_of(worlds)
         total = np.zeros(len(worlds))
         for target in targets:
             x = values[target.metric].to_numpy()
-            g = target.scale(x)
-            # a Monte Carlo output's variance, carried to the scale g by its derivative
-            slope = 1.0 / (x * (1.0 - x)) if target.is_probability else 1.0 / x
+            noise = variances[target.metric].to_numpy()
             with np.errstate(invalid="ignore", divide="ignore"):
-                var = target.sigma**2 + variances[target.metric].to_numpy() * slope**2
+                if target.is_probability and trajectories is not None:
+                    hits, n = x * trajectories, trajectories
+                    g = np.log((hits + 0.5) / (n - hits + 0.5))
+                    noise = 1.0 / (hits + 0.5) + 1.0 / (n - hits + 0.5)
+                else:
+                    g = target.scale(x)
+                    slope = 1.0 / (x * (1.0 - x)) if target.is_probability else 1.0 / x
+                    noise = np.where(noise > 0.0, noise * slope**2, 0.0)
+                var = target.sigma**2 + noise
                 term = -0.5 * (g - target.mu) ** 2 / var - 0.5 * np.log(2 * np.pi * var)
             total += np.where(np.isfinite(term), term, -np.inf)
         return total, values
@@ -451,7 +468,7 @@ def calibrate(
         posterior = fit_posterior(
             scenario,
             prior,
-            _log_likelihood(targets, outputs_of),
+            _log_likelihood(targets, outputs_of, n if method == "monte-carlo" else None),
             seed=seed,
             moves=moves,
             progress=progress,

@@ -297,6 +297,7 @@ class CompareResult:
     n: int
     worlds_from: str | None = None
     settings: list[dict[str, float]] = field(default_factory=list)
+    drawn: bool = False  # the worlds were drawn from the prior (a Latin hypercube)
 
     def summary(self) -> pd.DataFrame:
         """One row per variant and metric: its value, the baseline's, the difference with
@@ -350,6 +351,32 @@ class CompareResult:
                 rows.append(row)
         return pd.DataFrame(rows)
 
+    @property
+    def se_assumes(self) -> str:
+        """What the standard errors assume of the units, in a sentence.
+
+        Across worlds the SE is that of a weighted mean of independent draws
+        (:func:`escalate.uncertainty.weighted_mean_se`, on the effective count). Drawn worlds
+        are a Latin hypercube, stratified, so their mean errs less and the SE overstates. A
+        tempered posterior (calibrate's, nowcast's) holds resampled, moved descendants of its
+        prior worlds, correlated and partly duplicated: its SE may err either way (measured
+        over seeds in the tests: the spread of the mean difference within a factor of 2 of the
+        SE)."""
+        if self.mode == "exact":
+            return "nothing: the differences are exact"
+        if self.mode == "replicates":
+            return "independent replicates (they are: each has its own random numbers)"
+        if self.worlds_from is None and self.drawn:
+            return (
+                "independent worlds; these are a Latin hypercube, whose mean errs less than "
+                "independent draws': the SE overstates the error"
+            )
+        return (
+            "independent worlds; a tempered posterior's (calibrate, nowcast) are resampled and "
+            "moved, correlated and partly duplicated: the SE may err either way (in the "
+            "tests, within a factor of 2)"
+        )
+
     def plot(self):
         """A forest plot: per metric, each variant's difference from the baseline with its
         95% interval (and, with worlds, its 5-95% across worlds)."""
@@ -366,6 +393,7 @@ class CompareResult:
             "n": self.n,
             "units": len(self.weights),
             "worlds_from": self.worlds_from,
+            "se_assumes": self.se_assumes,
             "metrics": self.metrics,
             "variants": self.names[1:],
             "settings": dict(zip(self.names[1:], self.settings[1:], strict=True)),
@@ -503,4 +531,5 @@ def compare(
         n=n,
         worlds_from=source,
         settings=settings,
+        drawn=worlds_from is None and mode == "worlds",
     )

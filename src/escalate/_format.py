@@ -13,6 +13,7 @@ __all__ = [
     "Z95",
     "as_read",
     "compact_path",
+    "count",
     "finite_or_none",
     "is_probability",
     "json_records",
@@ -127,6 +128,11 @@ def number(x: float | None, digits: int = 4) -> str:
     if x == 0 or 1e-3 <= abs(x) < 1e6:
         return f"{x:.{digits}g}"
     return f"{x:.{digits - 1}e}"
+
+
+def count(n: int, noun: str) -> str:
+    """``n`` things in words: "1 world", "1,000 worlds"."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def compact_path(path: list[str], arrow: str = " → ") -> str:

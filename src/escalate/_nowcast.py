@@ -15,6 +15,7 @@ each step) to show which event moved the odds and by how much.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Callable
@@ -26,10 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from escalate._format import finite_or_none, json_records
+from escalate._format import count, finite_or_none, json_records
 from escalate.compile import CompiledScenario
 from escalate.errors import EscalateError
-from escalate.exact import chain_of, propagate
+from escalate.exact import chain_of, leaking_series
 from escalate.posterior import Posterior, ess_of, normalized, parameter_table
 
 __all__ = [
@@ -105,21 +106,33 @@ def require_memoryless(c: CompiledScenario) -> None:
 def forward(c: CompiledScenario, obs: Observations) -> Filtered:
     """The exact log-likelihood of ``obs`` under ``c`` and the filtered state at as_of.
 
+    What happens at one instant, in order: the observed stage entries, each a transition
+    after the one before with no time between (a -> b -> c on one day is two transitions, not
+    a -> c); then an ``at`` jump due then. An entry at the instant of an ``at`` jump happened
+    under the hazards just before it (the left limit: the jump's triggers were not yet on).
+    Observed trigger switches at the instant of an entry are that entry's effects; at an
+    instant without one, each switch is a trigger's onset or offset, one after another in
+    whichever order (their orders summed). The forward vector is rescaled at every step and
+    every piece of a long gap, its log norm carried, so no record underflows.
+
     Raises
     ------
     EscalateError
         When the scenario has a non-exponential timing (the forward algorithm needs a chain).
     """
     require_memoryless(c)
+    if obs.as_of > c.horizon:  # the chain keeps the `at` jumps up to its horizon
+        from escalate.compile import cut_at
+
+        c = cut_at(c, obs.as_of)
     chain = chain_of(c)
     q = chain.q.tocsr()
+    q_t = q.T.tocsr()
     stage_of, mask_of = chain.stage_of, chain.mask_of
     observed = obs.observed_mask()
-    # what happens at each instant, in time order: `at` jumps (up to as_of), a stage entry,
-    # trigger switches. Events at one instant are one event: a switch at the instant of a stage
-    # entry is that transition's effect, one at a trigger's `at` time is that jump (two
-    # independent events never share an instant in continuous time)
-    entries = {time: stage for stage, time in obs.path[1:]}
+    entries: dict[float, list[int]] = {}
+    for stage, time in obs.path[1:]:
+        entries.setdefault(time, []).append(stage)
     switched: dict[float, list[int]] = {}
     for k, switches in obs.switches.items():
         for time, _ in switches:
@@ -128,72 +141,73 @@ def forward(c: CompiledScenario, obs: Observations) -> Filtered:
     instants = sorted(
         set(entries) | set(switched) | {tau for tau in chain.jumps if tau <= obs.as_of}
     )
-
-    # per entry of q: its row and column, and whether it flips only trigger k's bit
     entry_rows = np.repeat(np.arange(chain.n), np.diff(q.indptr))
     entry_cols = q.indices
+    same_stage = stage_of[entry_rows] == stage_of[entry_cols]
+    flipped = mask_of[entry_rows] ^ mask_of[entry_cols]
 
-    def flips(k: int) -> np.ndarray:
-        same_stage = stage_of[entry_rows] == stage_of[entry_cols]
-        return same_stage & ((mask_of[entry_rows] ^ mask_of[entry_cols]) == (1 << k))
+    def switch(v: np.ndarray, k: int) -> np.ndarray:
+        """The probability flowing out of ``v`` along trigger ``k``'s switch alone."""
+        flow = np.zeros(chain.n)
+        along = same_stage & (flipped == (1 << k))
+        np.add.at(flow, entry_cols[along], v[entry_rows[along]] * q.data[along])
+        return flow
+
+    series: dict[tuple[int, int], tuple[np.ndarray, object]] = {}
+
+    def evolve(v: np.ndarray, stage: int, known: int, dt: float) -> tuple[np.ndarray, float]:
+        """``v`` after ``dt`` in the chain restricted to ``stage`` and the observed triggers'
+        known values, as (the distribution, summing to 1, log of the mass kept): the mass
+        lost is the paths where something observed would have happened (``v expm(Q_restricted
+        dt)``, by uniformization rescaled as it goes). Each restriction is built once."""
+        if (stage, known) not in series:
+            allowed = np.flatnonzero((stage_of == stage) & ((mask_of & observed) == known))
+            series[stage, known] = (allowed, leaking_series(q[allowed][:, allowed]))
+        allowed, restricted = series[stage, known]
+        out = np.zeros_like(v)
+        if len(allowed) == 0:
+            return out, -math.inf
+        out[allowed], log_mass = restricted.scaled(v[allowed], dt)
+        return out, log_mass
 
     start_stage = obs.path[0][0]
     known = obs.known_bits(0.0, after=True)
     consistent = (stage_of == start_stage) & ((mask_of & observed) == known)
     log_l = 0.0
-    v = chain.p0
-    if not np.all(consistent | (v == 0.0)):  # the start itself is news
-        v = v * consistent
-        total = v.sum()
-        if total <= 0.0:
-            return Filtered(-math.inf, v, chain)
-        log_l += math.log(total)
-        v = v / total
+    v = chain.p0 * consistent
     t, stage = 0.0, start_stage
-    for time in instants:
-        v = _evolve(q, v, stage, known, observed, stage_of, mask_of, time - t)
+    for time in [*instants, None]:  # None: the quiet span from the last instant to as_of
+        v, log_mass = evolve(v, stage, known, (obs.as_of if time is None else time) - t)
+        log_l += log_mass
+        if time is None or not math.isfinite(log_l):
+            break
         t = time
-        if time in chain.jumps:  # an `at` jump: every trigger it names comes on
+        for entered in entries.get(time, []):  # one transition after another
+            v = (q_t @ v) * (stage_of == entered)
+            stage = entered
+        if time in chain.jumps:  # every trigger the jump names comes on
             v = np.bincount(chain.jumps[time], weights=v, minlength=chain.n)
-        # the probability flowing along each entry of the generator, kept for the entries
-        # that make the observed event: an entry into the stage (with its effects), or a
-        # switch of one trigger alone in the same stage; a switch the jump made costs nothing
-        unexplained = [k for k in switched.get(time, []) if c.onset_at[k] != time]
-        if time in entries:
-            stage = entries[time]
-            v = (q.T @ v) * (stage_of == stage)
-        elif len(unexplained) == 1:
-            flow = np.zeros(chain.n)
-            np.add.at(flow, entry_cols, v[entry_rows] * q.data * flips(unexplained[0]))
-            v = flow * (stage_of == stage)
-        elif unexplained:  # two triggers switching at one instant with no transition
-            return Filtered(-math.inf, v * 0.0, chain)
+        # a switch the jump made costs nothing; one at an entry is that transition's effect
+        onsets = [k for k in switched.get(time, []) if c.onset_at[k] != time]
+        if onsets and time not in entries:
+            v = _in_any_order(v, onsets, switch)
         known = obs.known_bits(time, after=True)
-        v = v * ((mask_of & observed) == known)
-        total = v.sum()
-        if total <= 0.0:
-            return Filtered(-math.inf, v, chain)
-        log_l += math.log(total)
-        v = v / total
-    v = _evolve(q, v, stage, known, observed, stage_of, mask_of, obs.as_of - t)
-    total = v.sum()
-    if total <= 0.0:
-        return Filtered(-math.inf, v, chain)
-    return Filtered(log_l + math.log(total), v / total, chain)
+        v = v * ((stage_of == stage) & ((mask_of & observed) == known))
+    if not math.isfinite(log_l):
+        return Filtered(-math.inf, np.zeros(chain.n), chain)
+    return Filtered(log_l, v, chain)
 
 
-def _evolve(q, v, stage, known, observed, stage_of, mask_of, dt: float) -> np.ndarray:
-    """``v`` after ``dt`` in the chain restricted to ``stage`` and the observed triggers'
-    known values: sub-stochastic, the mass lost being the paths where something observed
-    would have happened (``v expm(Q_restricted dt)``, by uniformization)."""
-    if dt <= 0.0:
-        return v
-    allowed = np.flatnonzero((stage_of == stage) & ((mask_of & observed) == known))
-    out = np.zeros_like(v)
-    if len(allowed) == 0:
-        return out
-    out[allowed] = propagate(q[allowed][:, allowed], v[allowed], dt)
-    return out
+def _in_any_order(v: np.ndarray, triggers: list[int], switch) -> np.ndarray:
+    """``v`` after each of ``triggers`` switched once, one after another with no time
+    between, summed over every order (by subsets: the vector having switched a set is the sum,
+    over its members, of that member switching last)."""
+    after = {0: v}
+    for size in range(1, len(triggers) + 1):
+        for members in itertools.combinations(range(len(triggers)), size):
+            subset = sum(1 << i for i in members)
+            after[subset] = sum(switch(after[subset ^ (1 << i)], triggers[i]) for i in members)
+    return after[(1 << len(triggers)) - 1]
 
 
 def forecast(
@@ -207,6 +221,9 @@ def forecast(
     """Exact figures at ``horizon`` (absolute; default the scenario's) from the filtered state
     at as_of: each state weighted by its filtered probability, ``at`` triggers at their
     absolute times. Stages entered before as_of count as reached (their chains are skipped).
+
+    ``horizon`` may lie past the scenario's: the filter then runs again on a chain that keeps
+    the ``at`` jumps up to it.
 
     Returns the :class:`escalate.exact.HorizonFigures` of the span from as_of to ``horizon``
     (its times, such as the mean time to reach, count from as_of; ``occupancy=False`` leaves
@@ -222,6 +239,9 @@ def forecast(
         raise EscalateError.about(
             "{horizon} must come after as_of ({:g}), got {:g}", obs.as_of, end
         )
+    due = {float(tau) for tau in c.onset_at if obs.as_of < tau <= end}
+    if not due <= set(filtered.chain.jumps):  # a chain built to an earlier horizon
+        filtered = forward(cut_at(c, end), obs)
     chain = copy.copy(filtered.chain)
     chain.p0 = filtered.distribution
     chain.jumps = {
@@ -399,7 +419,7 @@ def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, worlds
     rows = np.full((len(worlds_frame), 2 * (n_s + n_k)), np.nan)
     occupancy = ahead == "all"
     for w, world in enumerate(worlds_frame.to_dict("records")):
-        c = compile_scenario(model, {**world, **overrides})
+        c = compile_scenario(model, {**world, **overrides}, horizon=horizon)
         if obs is None:
             chain = chain_of(c)
             distribution = chain.p0
@@ -695,7 +715,7 @@ def nowcast(
 
     from escalate.compile import compile_scenario
     from escalate.posterior import fit_posterior, process_pool
-    from escalate.uncertainty import worlds_to_weigh
+    from escalate.uncertainty import uncertain_parameters, worlds_to_weigh
 
     model = scenario
     obs = (
@@ -709,9 +729,13 @@ def nowcast(
     end = float(model.horizon_time if horizon is None else horizon)
     if not end > obs.as_of:
         raise EscalateError(f"the horizon ({end:g}) must come after as_of ({obs.as_of:g})")
-    if worlds is None and worlds_from is None:
-        worlds = PRIOR_WORLDS
-    prior, weights0, source = worlds_to_weigh(model, worlds, worlds_from, seed, overrides)
+    if worlds_from is None and not [n for n in uncertain_parameters(model) if n not in overrides]:
+        # nothing uncertain: one world, its likelihood and evidence exact
+        prior, weights0, source = pd.DataFrame(index=range(1)), np.ones(1), None
+    else:
+        if worlds is None and worlds_from is None:
+            worlds = PRIOR_WORLDS
+        prior, weights0, source = worlds_to_weigh(model, worlds, worlds_from, seed, overrides)
     names = list(prior.columns)
     prior_weights = weights0 if worlds_from is not None else None
     say = progress or (lambda line: None)
@@ -724,7 +748,7 @@ def nowcast(
         if pool is not None:
             stack.callback(pool.shutdown, cancel_futures=True)
         evaluate = _evaluator(model, overrides, end, pool, workers)
-        say(f"the prior forecast: {len(prior)} worlds")
+        say(f"the prior forecast: {count(len(prior), 'world')}")
         _, prior_out = evaluate(prior, None, "all")
         before = _weighted_stages(prior_out, model, weights0)
         ahead_before = {
@@ -740,8 +764,7 @@ def nowcast(
             moves=moves,
             progress=say,
             prior_weights=prior_weights,
-            evidence="the observations (events at one instant are taken as one transition "
-            "and its effects: give independent events different times)",
+            evidence="the observations",
         )
         say("the forecast from as_of")
         _, posterior.prior_outputs = evaluate(prior, obs, "all")
@@ -756,8 +779,8 @@ def nowcast(
         times = sorted(news)
         log_l0, out0 = evaluate(prior, initial)
         if np.any(np.abs(log_l0) > 1e-12):  # the start itself was news (observed triggers)
-            times = [0.0, *times]
-            news[0.0] = [_at_start(model, obs)]
+            news[0.0] = [_at_start(model, obs), *news.get(0.0, [])]
+            times = sorted(news)
         if obs.as_of not in news:
             times.append(obs.as_of)
             news[obs.as_of] = ["nothing else up to as_of"]
@@ -785,11 +808,9 @@ def nowcast(
         metric: (values, _weighted_stages(p.outputs, model, p.weights, metric))
         for metric, values in ahead_before.items()
     }
-    observed = set(obs.switches)
+    on_now = _weighted_stages(p.outputs, model, p.weights, "on")
     triggers_on = {
-        t: float(np.nansum(p.outputs[f"on:{t}"].to_numpy() * p.weights))
-        for k, t in enumerate(model.triggers)
-        if k not in observed
+        t: float(on_now[k]) for k, t in enumerate(model.triggers) if k not in obs.switches
     }
     return NowcastResult(
         scenario=model.scenario,
@@ -817,8 +838,10 @@ def nowcast(
 def _weighted_stages(
     outputs: pd.DataFrame, model, weights: np.ndarray, metric: str = "p_reached"
 ) -> np.ndarray:
-    """Per stage (per trigger for a trigger metric), the weighted mean of ``metric`` (worlds
-    that cannot be carry no weight)."""
-    names = model.triggers if metric == "p_on_at_horizon" else model.stages
-    cols = [f"{metric}:{name}" for name in names]
-    return np.nansum(outputs[cols].to_numpy() * weights[:, None], axis=0)
+    """Per stage (per trigger for a trigger metric, or ``on``), the weighted mean of
+    ``metric`` (:func:`escalate.uncertainty.weighted_mean`: worlds the news rules out have
+    no figures and no weight)."""
+    from escalate.uncertainty import weighted_mean
+
+    names = model.stages if metric in ("p_reached", "p_at_horizon") else model.triggers
+    return np.array([weighted_mean(outputs[f"{metric}:{name}"], weights)[0] for name in names])

@@ -19,11 +19,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from escalate._format import count
 from escalate.scenario import Scenario
-from escalate.uncertainty import weighted_quantile
+from escalate.uncertainty import inside_support, weighted_quantile
 
 __all__ = [
+    "FEW_WORLDS",
     "Posterior",
+    "describe",
     "ess_of",
     "fit_posterior",
     "map_in_parts",
@@ -33,6 +36,9 @@ __all__ = [
     "spread",
 ]
 
+# a posterior whose final ESS or distinct worlds fall under this share of its worlds is
+# flagged: the figures then rest on a few worlds and move with the seed
+FEW_WORLDS = 0.1
 # log-likelihood of a set of worlds: (W,) values (-inf: impossible) and the outputs behind them
 LogLikelihood = Callable[[pd.DataFrame], tuple[np.ndarray, pd.DataFrame]]
 
@@ -45,11 +51,13 @@ class Posterior:
     ``outputs``: what the likelihood computed in each world; ``prior_worlds`` and
     ``prior_outputs``: the W prior worlds before any update, ``prior_weights`` theirs (equal
     unless given) and ``prior_log_likelihood`` their log-likelihood. ``ess``: the effective
-    sample size
-    of the last reweighting (before any resampling); ``distinct``: the distinct worlds in the
-    end; ``acceptance``: the Metropolis acceptance rate (None without tempering);
-    ``log_evidence``: log of the mean likelihood under the prior; ``powers``: the tempering
-    powers phi_1 .. phi_K (empty without tempering).
+    sample size 1 / sum w^2 of the final ``weights`` (after tempering they are equal, so it is
+    W: read ``distinct`` then); ``importance_ess``: that of the prior worlds weighted by the
+    whole likelihood at once, before any tempering (how far the evidence moved them);
+    ``distinct``: the distinct worlds in the end (after tempering, resampling duplicates
+    worlds and the moves spread them again); ``acceptance``: the Metropolis acceptance rate
+    (None without tempering); ``log_evidence``: log of the mean likelihood under the prior;
+    ``powers``: the tempering powers phi_1 .. phi_K (empty without tempering).
     """
 
     worlds: pd.DataFrame
@@ -64,22 +72,71 @@ class Posterior:
     powers: list[float] = field(default_factory=list)
     prior_weights: np.ndarray | None = None
     prior_log_likelihood: np.ndarray | None = None
+    importance_ess: float | None = None
 
     def __post_init__(self):
         if self.prior_weights is None:
             self.prior_weights = np.full(len(self.prior_worlds), 1.0 / len(self.prior_worlds))
+        if self.importance_ess is None:
+            self.importance_ess = self.ess
+
+    @property
+    def warnings(self) -> list[str]:
+        """What makes the posterior rest on few worlds, in words: a final ESS or a count of
+        distinct worlds under ``FEW_WORLDS`` of the worlds (where more than one world was
+        weighed)."""
+        n, few = len(self.worlds), FEW_WORLDS * len(self.worlds)
+        said = []
+        if n > 1 and self.ess < few:
+            said.append(
+                f"the weights leave an effective sample of {self.ess:.1f} of {n:,} worlds "
+                f"(under {FEW_WORLDS:.0%}): the posterior rests on a few worlds; worlds "
+                "drawn from the prior (not read from a file) would be tempered and moved"
+            )
+        if n > 1 and self.powers and self.distinct < few:
+            said.append(
+                f"only {count(self.distinct, 'distinct world')} of {n:,} remain (under "
+                f"{FEW_WORLDS:.0%}): the posterior rests on a few worlds; more worlds or "
+                "more Metropolis moves would spread it"
+            )
+        return said
+
+    def describe(self) -> str:
+        """The diagnostics in a phrase (:func:`describe`)."""
+        return describe(self.diagnostics())
 
     def diagnostics(self) -> dict[str, Any]:
-        """What a reader checks first: worlds, ESS, distinct worlds, Metropolis acceptance,
-        log evidence and tempering powers."""
+        """What a reader checks first: worlds, ESS (final, and of the plain importance
+        weights), distinct worlds, Metropolis acceptance, log evidence, tempering powers, and
+        warnings when the posterior rests on few worlds."""
         return {
             "worlds": len(self.worlds),
             "ess": self.ess,
+            "importance_ess": self.importance_ess,
             "distinct_worlds": self.distinct,
             "acceptance": self.acceptance,
             "log_evidence": self.log_evidence,
             "tempering_powers": self.powers,
+            "warnings": self.warnings,
         }
+
+
+def describe(diagnostics: dict[str, Any]) -> str:
+    """A posterior's :meth:`Posterior.diagnostics` (or a summary.json holding them) in a
+    phrase: ESS, distinct worlds, Metropolis acceptance, log evidence."""
+    powers, acceptance = diagnostics.get("tempering_powers") or [], diagnostics.get("acceptance")
+    tempered = (
+        f" after tempering in {len(powers)} steps (weighting the prior worlds at once would "
+        f"have left {diagnostics['importance_ess']:.0f})"
+        if powers and diagnostics.get("importance_ess") is not None
+        else ""
+    )
+    return (
+        f"ESS {diagnostics['ess']:.0f}{tempered}, "
+        + count(diagnostics["distinct_worlds"], "distinct world")
+        + (f", Metropolis acceptance {acceptance:.0%}" if acceptance is not None else "")
+        + f", log evidence {diagnostics['log_evidence']:.3f}"
+    )
 
 
 def ess_of(weights: np.ndarray) -> float:
@@ -115,7 +172,7 @@ class _Scales:
     def to_free(self, worlds: pd.DataFrame) -> np.ndarray:
         u = np.empty((len(worlds), len(self.names)))
         for i, (name, (a, b)) in enumerate(zip(self.names, self.bounds, strict=True)):
-            x = worlds[name].to_numpy(float)
+            x = inside_support(worlds[name].to_numpy(float), a, b)
             if math.isfinite(a) and math.isfinite(b):
                 y = (x - a) / (b - a)
                 u[:, i] = np.log(y) - np.log1p(-y)
@@ -144,6 +201,8 @@ class _Scales:
                 log_jacobian += -v
             else:
                 columns[name] = v
+            # far out on the free scale a value rounds onto a bound: keep it inside
+            columns[name] = inside_support(columns[name], a, b)
         return pd.DataFrame(columns), log_jacobian
 
     def log_prior(self, worlds: pd.DataFrame, log_jacobian: np.ndarray) -> np.ndarray:
@@ -237,7 +296,7 @@ def fit_posterior(
         from escalate.errors import EscalateError
 
         raise EscalateError(f"no prior world is consistent with {evidence} (every likelihood is 0)")
-    ess = ess_of(weights)
+    ess = importance_ess = ess_of(weights)
     if ess >= n / 2 or given:
         return Posterior(
             prior_worlds, weights, outputs, prior_worlds, prior_outputs, ess,
@@ -256,7 +315,6 @@ def fit_posterior(
         new_phi = _next_power(log_l, phi, n / 2)
         weights, log_mean = normalized((new_phi - phi) * log_l)
         log_evidence += log_mean
-        ess = ess_of(weights)
         phi = new_phi
         powers.append(phi)
         pick = _systematic(weights, rng)
@@ -290,9 +348,11 @@ def fit_posterior(
         if progress is not None:
             progress(f"tempering: power {phi:.3g}, acceptance {accepted / max(proposed, 1):.0%}")
     distinct = len(np.unique(u, axis=0))
+    weights = np.full(n, 1.0 / n)
     return Posterior(
-        worlds, np.full(n, 1.0 / n), outputs, prior_worlds, prior_outputs, ess, distinct,
+        worlds, weights, outputs, prior_worlds, prior_outputs, ess_of(weights), distinct,
         accepted / max(proposed, 1), log_evidence, powers, prior_log_likelihood=prior_log_l,
+        importance_ess=importance_ess,
     )  # fmt: skip
 
 

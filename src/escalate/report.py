@@ -425,11 +425,10 @@ def _calibration(folder: Path, manifest: dict[str, Any]) -> str:
 
 def _diagnostics(summary: dict[str, Any]) -> str:
     """A posterior's diagnostics in words: ESS, distinct worlds, acceptance, log evidence."""
-    acceptance = summary.get("acceptance")
+    from escalate.posterior import describe
+
     return (
-        f"ESS {summary['ess']:.0f}, {summary['distinct_worlds']:,} distinct worlds"
-        + (f", Metropolis acceptance {acceptance:.0%}" if acceptance is not None else "")
-        + f"; log evidence {summary['log_evidence']:.3f}."
+        describe(summary) + "." + "".join(f" Warning: {w}." for w in summary.get("warnings") or [])
     )
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "read_worlds",
     "run_worlds",
     "uncertain_parameters",
+    "weighted_mean",
     "weighted_mean_se",
     "weighted_quantile",
 ]
@@ -67,18 +68,42 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q) -> np.ndarray:
     return np.interp(q, middle, values)
 
 
+def weighted_mean(values: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """The mean of ``values`` under ``weights`` over the worlds where the value is defined
+    (not NaN, such as a mean time to reach a stage some worlds never reach), the weights
+    renormalized there; and the share of the weight those worlds hold. With equal weights,
+    pandas' ``mean()``. NaN, and a share of 0, where no world defines it."""
+    values, weights = np.asarray(values, float), np.asarray(weights, float)
+    defined = ~np.isnan(values) & (weights > 0)
+    kept = float(weights[defined].sum())
+    if not kept > 0.0:
+        return math.nan, 0.0
+    x = values[defined]
+    mean = np.dot(weights[defined], x) / kept  # kept to the values' range against rounding
+    return float(np.clip(mean, x.min(), x.max())), kept / float(weights.sum())
+
+
 def uncertain_parameters(model: Scenario) -> list[str]:
     """Names of the parameters with an ``uncertain`` distribution, in file order."""
     return [name for name, p in model.parameters.items() if p.uncertain is not None]
 
 
+def inside_support(x: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``x`` kept strictly inside the support (low, high) of its distribution: a value on a
+    bound (a gamma draw that rounds to 0, a beta's to 1) has no finite unconstrained value
+    and, as a rate or a chance, breaks the model. Moves it by one floating-point step."""
+    return np.clip(x, np.nextafter(low, np.inf), np.nextafter(high, -np.inf))
+
+
 def to_values(model: Scenario, names: list[str], unit: np.ndarray) -> pd.DataFrame:
-    """Map points of the unit cube (rows) to parameter values through each inverse CDF."""
+    """Map points of the unit cube (rows) to parameter values through each inverse CDF,
+    strictly inside each distribution's support."""
     unit = np.clip(np.asarray(unit, dtype=float), _EDGE, 1 - _EDGE)
     columns = {}
     for i, name in enumerate(names):
         dist = model.parameters[name].uncertain
-        columns[name] = dist.scipy(dist.numbers()).ppf(unit[:, i])
+        frozen = dist.scipy(dist.numbers())
+        columns[name] = inside_support(frozen.ppf(unit[:, i]), *frozen.support())
     return pd.DataFrame(columns)
 
 
@@ -151,28 +176,29 @@ class WorldsResult:
 
     def summary(self) -> pd.DataFrame:
         """Per metric: the pooled value, and the mean and 5/50/95% quantiles across worlds
-        (:func:`weighted_quantile`, equal weights unless the worlds came weighted)."""
+        (:func:`weighted_quantile`, equal weights unless the worlds came weighted), each over
+        the worlds where the metric is defined (a mean time to reach: where the stage is
+        reached), whose share of the weight is ``defined`` (:func:`weighted_mean`)."""
         if "summary" not in self._computed:
             self._computed["summary"] = self._summary()
         return self._computed["summary"].copy()
 
     def _summary(self) -> pd.DataFrame:
         v = self.values
-        if self.weights is None:
-            mean, w = v.mean(), np.ones(len(v))
-        else:  # weighted worlds: their weighted mean
-            w = self.weights
-            mean = pd.Series({m: float(np.nansum(w * v[m].to_numpy())) for m in v.columns})
-        # one definition of a quantile across worlds, weighted or not (weighted_quantile's)
+        w = np.ones(len(v)) if self.weights is None else self.weights
+        # one rule for a mean and a quantile across worlds, weighted or not: over the worlds
+        # where the metric is defined, their share of the weight beside
+        means = {m: weighted_mean(v[m], w) for m in v.columns}
         by_metric = {m: weighted_quantile(v[m], w, [0.05, 0.5, 0.95]) for m in v.columns}
         quantiles = [pd.Series({m: float(q[i]) for m, q in by_metric.items()}) for i in range(3)]
         frame = pd.DataFrame(
             {
                 "pooled": pd.Series(self.pooled),
-                "mean": mean,
+                "mean": pd.Series({m: mean for m, (mean, _) in means.items()}),
                 "p5": quantiles[0],
                 "p50": quantiles[1],
                 "p95": quantiles[2],
+                "defined": pd.Series({m: share for m, (_, share) in means.items()}),
             }
         )
         frame.index.name = "metric"
@@ -631,14 +657,14 @@ def run_worlds(
     method = "monte-carlo" if pooled_tally is not None else "exact"
     if weights is not None:  # weighted worlds: their weighted mean
         pooled_result = None
-        pooled = {m: float(np.nansum(weights * values[m].to_numpy())) for m in metrics}
+        pooled = {m: weighted_mean(values[m], weights)[0] for m in metrics}
     elif pooled_tally is not None:
         labels = {name: model.label(name) for name in (*model.stages, *model.triggers)}
         pooled_result = Result.from_tally(pooled_tally, compiled, seed=seed, labels=labels)
         pooled = {m: pooled_result.metric(m)[0] for m in metrics}
     else:
         pooled_result = None
-        pooled = values.mean().to_dict()
+        pooled = {m: weighted_mean(values[m], np.ones(len(values)))[0] for m in metrics}
     stage = list(model.stages)[model.headline_stage()]
     reach = horizon if horizon is not None else model.horizon_time
     manifest = {

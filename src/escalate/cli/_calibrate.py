@@ -18,7 +18,7 @@ from escalate.cli._options import (
     set_option,
     user_errors,
 )
-from escalate.cli._render import output, stderr
+from escalate.cli._render import output, print_warnings, stderr
 from escalate.results import check_output_folder
 from escalate.scenario import load
 
@@ -120,6 +120,7 @@ def calibrate_command(
             extra=extra,
         )
     output(result, output_format, print_calibration)
+    print_warnings(result.posterior.warnings)
     if out is not None:
         err.print(f"calibration written: {out}", markup=False, highlight=False)
 
@@ -133,10 +134,8 @@ def print_calibration(out, result) -> None:
 
     s = result.summary()
     out.print(
-        f"{s['scenario']}: calibration over {s['worlds']} worlds ({s['method']}), "
-        f"ESS {s['ess']:.0f}, {s['distinct_worlds']} distinct worlds"
-        + (f", acceptance {s['acceptance']:.0%}" if s["acceptance"] is not None else "")
-        + f", log evidence {s['log_evidence']:.3f}",
+        f"{s['scenario']}: calibration over {s['worlds']:,} worlds ({s['method']}): "
+        + result.posterior.describe(),
         markup=False,
         highlight=False,
     )

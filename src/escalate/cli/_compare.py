@@ -176,7 +176,8 @@ def print_comparison(out, result) -> None:
     if result.mode != "exact":
         out.print(
             "variance ÷: the variance of two independent runs' difference over the paired "
-            "one's (from each run's own error); — where the difference is exactly 0.",
+            "one's (from each run's own error); — where the difference is exactly 0. "
+            f"The standard errors assume {result.se_assumes}.",
             markup=False,
             highlight=False,
         )

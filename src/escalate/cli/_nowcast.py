@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from escalate._format import count
 from escalate.cli._calibrate import print_parameters
 from escalate.cli._jobs import write_outputs
 from escalate.cli._options import (
@@ -19,7 +20,7 @@ from escalate.cli._options import (
     user_errors,
     worlds_from_option,
 )
-from escalate.cli._render import output, stderr
+from escalate.cli._render import output, print_warnings, stderr
 from escalate.results import check_output_folder
 from escalate.scenario import load
 
@@ -77,6 +78,7 @@ def nowcast_command(
     from escalate.compile import compile_scenario
     from escalate.errors import EscalateError, suggest
     from escalate.scenario.model import looks_like_date
+    from escalate.uncertainty import uncertain_parameters
 
     model = load(scenario)
     overrides = parse_set(settings, params_file, model)
@@ -104,9 +106,14 @@ def nowcast_command(
         check_output_folder(out, force=force)
     seed = random_seed(seed)
     err = stderr()
+    if worlds_from:
+        drawn = f"the worlds of {worlds_from}"
+    elif not [name for name in uncertain_parameters(model) if name not in overrides]:
+        drawn = "one world (no parameter is uncertain: the likelihood is exact)"
+    else:
+        drawn = count(worlds or PRIOR_WORLDS, "world")
     err.print(
-        f"nowcasting {model.scenario} as of {model.when(observations.as_of)}: "
-        + (f"the worlds of {worlds_from}" if worlds_from else f"{worlds or PRIOR_WORLDS} worlds")
+        f"nowcasting {model.scenario} as of {model.when(observations.as_of)}: {drawn}"
         + f", seed {seed}",
         markup=False,
         highlight=False,
@@ -148,6 +155,7 @@ def nowcast_command(
             extra=extra,
         )
     output(result, output_format, lambda console, shown: print_nowcast(console, shown, stage))
+    print_warnings(result.posterior.warnings)
     if out is not None:
         err.print(f"nowcast written: {out}", markup=False, highlight=False)
 
@@ -160,11 +168,9 @@ def print_nowcast(out, result, stage: str | None = None) -> None:
     p = result.posterior
     out.print(
         f"{result.scenario} as of {result.when(result.as_of)}, to {result.when(result.horizon)}:"
-        f" {len(p.worlds)} worlds"
+        f" {count(len(p.worlds), 'world')}"
         + (f" from {result.worlds_from}" if result.worlds_from else "")
-        + f", ESS {p.ess:.0f}"
-        + (f", acceptance {p.acceptance:.0%}" if p.acceptance is not None else "")
-        + f", log evidence {p.log_evidence:.3f}",
+        + f"; {p.describe()}",
         markup=False,
         highlight=False,
     )

@@ -43,6 +43,12 @@ def stderr() -> Console:
     return Console(stderr=True, soft_wrap=True, highlight=False, emoji=False)
 
 
+def print_warnings(warnings: list[str]) -> None:
+    """Each warning on a line of its own on stderr (so that JSON on stdout stays clean)."""
+    for line in warnings:
+        stderr().print(f"warning: {line}", markup=False, highlight=False)
+
+
 def output(result: Any, output_format: str, tables: Callable[[Console, Any], None]) -> None:
     """``result`` as JSON (``--format json``), or as the tables ``tables(console, result)``
     prints."""
@@ -176,14 +182,26 @@ def print_worlds(out: Console, result) -> None:
             f"{len(drawn)} uncertain parameters; seed {result.seed})"
         )
     table = Table(title=title, title_justify="left")
-    for col in ("metric", "pooled", "mean", "5%", "50%", "95%"):
+    summary = result.summary()
+    shown = summary[summary.index.str.startswith(
+        ("p_reached:", "p_fired:", "time_to_reach:", "p_on_at_horizon:")
+    )]  # fmt: skip
+    partly = bool((shown["defined"] < 1.0).any())  # a time some worlds never reach
+    for col in ("metric", "pooled", "mean", "5%", "50%", "95%", *(["defined in"] * partly)):
         table.add_column(col, justify="left" if col == "metric" else "right", overflow="fold")
-    for metric, row in result.summary().iterrows():
-        if metric.startswith(("p_reached:", "p_fired:", "time_to_reach:", "p_on_at_horizon:")):
-            form = "{:.1f}" if metric.startswith("time_") else "{:.3f}"
-            cells = [row[c] for c in ("pooled", "mean", "p5", "p50", "p95")]
-            table.add_row(metric, *(form.format(x) if x == x else "—" for x in cells))
+    for metric, row in shown.iterrows():
+        form = "{:.1f}" if metric.startswith("time_") else "{:.3f}"
+        cells = [row[c] for c in ("pooled", "mean", "p5", "p50", "p95")]
+        defined = [f"{row['defined']:.0%} of worlds"] if partly else []
+        table.add_row(metric, *(form.format(x) if x == x else "—" for x in cells), *defined)
     out.print(table)
+    if partly:
+        out.print(
+            "A time to reach is defined in the worlds that reach the stage: its mean and "
+            "percentiles are over those (their share of the worlds' weight: defined in).",
+            markup=False,
+            highlight=False,
+        )
     metric = result.headline.get("metric")
     if metric in result.values:
         out.print(result.across_worlds_text(), markup=False, highlight=False, style="bold")
