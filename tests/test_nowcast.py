@@ -141,6 +141,7 @@ def test_the_gamma_posterior_is_conjugate(exit_at):
     # stratified mean errs far less, and would make 3 of these a bound a bias could pass)
     prior = draw_worlds(model, 4000, 7, sampling="random")
     posterior = fit_posterior(model, prior, log_likelihood, seed=7)
+    assert not posterior.powers  # weighted at once: sd / sqrt(ESS) is its error (Kong)
     n, exposure = (0, as_of) if exit_at is None else (1, exit_at)
     expected = (shape + n) / (rate + exposure)
     lam = posterior.worlds["lam"].to_numpy()

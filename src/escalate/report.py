@@ -603,7 +603,13 @@ def _comparison(folder: Path, manifest: dict[str, Any]) -> str:
             _figure(folder, "forest", "Each variant against the baseline"),
             "<h2>Every difference</h2>",
             "<p>Variance ÷ pairing: the variance two independent runs' difference would have "
-            "had, over the paired one's.</p>",
+            "had, over the paired one's."
+            + (
+                f" The intervals' standard errors assume {escape(summary['se_assumes'])}."
+                if summary.get("se_assumes")
+                else ""
+            )
+            + "</p>",
             table,
             "<h2>Why each option</h2>",
             f"<dl>{reasons}</dl>",

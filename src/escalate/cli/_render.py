@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 
 def stdout() -> Console:
-    console = Console(soft_wrap=True)
+    console = Console(soft_wrap=True, emoji=False)  # "time_to_reach:a:mean" is no emoji
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 120  # tables in a pipe or a file: wider than rich's default 80
     return console
@@ -192,7 +192,7 @@ def print_worlds(out: Console, result) -> None:
     for metric, row in shown.iterrows():
         form = "{:.1f}" if metric.startswith("time_") else "{:.3f}"
         cells = [row[c] for c in ("pooled", "mean", "p5", "p50", "p95")]
-        defined = [f"{row['defined']:.0%} of worlds"] if partly else []
+        defined = [f"{row['defined']:.0%} of worlds" if row["defined"] < 1 else ""] * partly
         table.add_row(metric, *(form.format(x) if x == x else "—" for x in cells), *defined)
     out.print(table)
     if partly:
