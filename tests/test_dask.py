@@ -40,6 +40,19 @@ def test_a_client_gives_the_local_figures(cluster):
     assert escalate.simulate(model, 1_000_000, seed=3, scheduler=client).to_json() == expected
 
 
+def test_a_precision_run_on_a_cluster_gives_the_local_figures(cluster):
+    """The first batches of a precision run run here, the rest on the cluster: the same
+    trajectories, and the same stop, as a local run."""
+    _, client = cluster
+    model = escalate.load(TUTORIAL)
+    target = {"precision": 0.0008, "metric": "p_reached:war"}
+    local = escalate.simulate(model, 1e7, seed=3, **target)
+    assert local.trajectories > 131_072  # past the first chunk's worth: cluster batches ran
+    assert escalate.simulate(model, 1e7, seed=3, scheduler=client, **target).to_json() == (
+        local.to_json()
+    )
+
+
 @pytest.mark.slow
 def test_a_worker_lost_mid_run_changes_nothing(cluster):
     _, client = cluster

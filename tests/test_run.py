@@ -153,11 +153,24 @@ def test_precision_stops_when_the_interval_is_narrow_enough(cli):
     two = cli(*args, "--threads", "2")
     assert one.exit_code == 0, one.output
     assert one.stdout == two.stdout
-    war = json.loads(one.stdout)["stages"]["war"]
-    n = json.loads(one.stdout)["trajectories"]
-    assert n < 10_000_000
+    summary = json.loads(one.stdout)
+    war, n = summary["stages"]["war"], summary["trajectories"]
+    # batches double from 1,024: the run stops within 2x of the trajectories the target
+    # needs, p (1 - p) (1.96 / 0.004)^2 at the p it found
+    needed = war["p_reached"] * (1 - war["p_reached"]) * (1.959964 / 0.004) ** 2
+    assert needed <= n <= 2 * needed, (n, needed)
     lo, hi = war["p_reached_ci"]
     assert (hi - lo) / 2 <= 0.004 * 1.001
+    reached = summary["precision"]
+    assert reached["target"] == 0.004 and reached["met"] and reached["reached"] <= 0.004
+    assert reached["reached"] == pytest.approx(1.959964 * war["p_reached_se"], rel=1e-6)
+    assert f"95% interval ±{reached['reached']:.3g} after {n:,} trajectories" in one.stderr
+    # a cap reached first says so, in the summary and on stderr
+    capped = cli("run", TUTORIAL, "-n", "3000", "--seed", "9", "--format", "json",
+                 "--precision", "0.004", "--metric", "p_reached:war")  # fmt: skip
+    assert capped.exit_code == 0 and json.loads(capped.stdout)["trajectories"] == 3000
+    assert json.loads(capped.stdout)["precision"]["met"] is False
+    assert "not met: -n 3,000 ran out first" in capped.stderr
 
 
 @pytest.mark.parametrize(
@@ -206,3 +219,14 @@ def test_run_folder_without_the_exact_overlay_when_solve_refuses(cli, scenario_f
     result = cli("run", path, "-n", "1e4", "--out", tmp_path / "run")
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "run" / "reached.png").exists()
+
+
+def test_a_precision_run_s_first_batch_is_chunk_zero_s_first_trajectories():
+    """A target met after the first batch: the run is the first 1,024 trajectories of chunk 0,
+    the same figures, bit for bit, as a plain run of 1,024; a Dask-free, thread-free fact the
+    reproducibility of every precision run rests on (each batch is a prefix of its chunk)."""
+    loose = escalate.simulate(TUTORIAL, 1e6, seed=4, precision=0.2, metric="p_reached:war")
+    plain = escalate.simulate(TUTORIAL, 1024, seed=4)
+    assert loose.trajectories == 1024
+    assert loose.summary().equals(plain.summary())
+    assert loose.paths == plain.paths

@@ -2,7 +2,9 @@
 
 Chunk ``i`` always holds trajectories ``i * CHUNK_SIZE`` onwards and draws from the stream
 ``SeedSequence(seed, spawn_key=(i,))`` (the ``i``-th child of ``SeedSequence(seed).spawn``), so
-its counts depend on the seed and its index only. Counts are integers merged by addition, and
+its counts depend on the seed and its index only. A run with a stop rule (``--precision``)
+first runs the first 1,024, 1,024, 2,048 ... 65,536 trajectories of chunks 0 to 7, then whole
+chunks from chunk 8 on, in batches that double: it stops within about twice what it needs. Counts are integers merged by addition, and
 the few float sums are merged in chunk order: the same seed gives the same figures, bit for bit,
 on any number of threads. Memory is bounded by one batch of per-chunk accumulators, whatever
 the number of trajectories.
@@ -326,8 +328,8 @@ def run_trajectories(
     threads : int, optional
         Numba threads (default: all cores). Does not change any figure.
     stop : callable, optional
-        Called with the tally after each batch of ``BATCH_CHUNKS`` chunks; the run ends early
-        when it returns True (a ``precision`` reached).
+        Called with the tally after each batch; the run ends early when it returns True (a
+        ``precision`` reached). Batches then grow from 1,024 trajectories, doubling.
     progress : callable, optional
         Called as ``progress(done, n)`` after each batch.
     scheduler : str or dask.distributed.Client, optional
@@ -388,15 +390,20 @@ def launch(c: CompiledScenario, sizes: np.ndarray, states: np.ndarray, batch: _B
 
 
 def _batch_task(
-    c: CompiledScenario, n: int, seed: int, first: int, buffer: _Batch | None = None
+    c: CompiledScenario,
+    n: int,
+    seed: int,
+    first: int,
+    size: int = BATCH_CHUNKS,
+    buffer: _Batch | None = None,
 ) -> tuple[Tally, bool]:
-    """Run the batch of chunks that starts at chunk ``first`` and sum its chunks: a pure
-    function of its arguments (one Dask task, or one step of the in-process loop). Returns the
-    batch's counts and whether a trajectory stalled; a worker sends back one row of
-    histograms, not one a chunk. ``buffer``: per-chunk rows to reuse (the kernel zeroes the
-    rows it uses), so an in-process run allocates them once."""
+    """Run the batch of ``size`` chunks (fewer at the end) that starts at chunk ``first`` and
+    sum its chunks: a pure function of its arguments (one Dask task, or one step of the
+    in-process loop). Returns the batch's counts and whether a trajectory stalled; a worker
+    sends back one row of histograms, not one a chunk. ``buffer``: per-chunk rows to reuse
+    (the kernel zeroes the rows it uses), so an in-process run allocates them once."""
     n_chunks = -(-n // CHUNK_SIZE)
-    chunks = min(BATCH_CHUNKS, n_chunks - first)
+    chunks = min(size, n_chunks - first)
     sizes = np.array(
         [min(CHUNK_SIZE, n - (first + b) * CHUNK_SIZE) for b in range(chunks)], np.int64
     )
@@ -423,34 +430,74 @@ def _check_memory(c: CompiledScenario) -> None:
 
 
 def _run(compiled, n, seed, stop, progress, client=None) -> Tally:
+    """Run the chunks in batches of ``BATCH_CHUNKS``; with a ``stop`` rule, in batches that
+    grow geometrically from a small first one instead (:func:`_head`, then 1, 2, 4, 8 chunks
+    before full batches), so that a precision target stops within about twice the
+    trajectories it needs. Either way the trajectories are the first ones of the seed's
+    chunks, in order."""
     c = compiled
     _check_memory(c)
     tally = Tally.empty(c.n_stages, c.n_triggers, len(c.grid))
     n_chunks = -(-n // CHUNK_SIZE)
+
+    def absorb(part: Tally, stalled: bool) -> bool:
+        """Add a batch's counts; True when the run should stop."""
+        if stalled:
+            raise EscalateError(
+                f"a trajectory had more than {_kernels.MAX_EVENTS:,} events before the "
+                f"horizon ({compiled.horizon:g}): some cycle of transitions or trigger "
+                "switches is far too fast for the horizon; slow it down or shorten the horizon"
+            )
+        add_tally(tally, part)
+        _trim_paths(tally)
+        if progress is not None:
+            progress(tally.n, n)
+        return stop is not None and stop(tally)
+
+    starts = [(first, BATCH_CHUNKS) for first in range(0, n_chunks, BATCH_CHUNKS)]
+    if stop is not None:
+        if any(absorb(*part) for part in _head(c, min(n, CHUNK_SIZE), seed)):
+            return tally
+        # the head used chunks 0 .. HEAD_CHUNKS - 1 for one chunk's worth of trajectories:
+        # the rest run in whole chunks from there, 1, 2, 4, 8 and then 16 at a time
+        n += (HEAD_CHUNKS - 1) * CHUNK_SIZE
+        n_chunks = -(-n // CHUNK_SIZE)
+        starts, first, size = [], HEAD_CHUNKS, 1
+        while first < n_chunks:
+            starts.append((first, size))
+            first, size = first + size, min(2 * size, BATCH_CHUNKS)
     if client is not None:
         c = share(client, c)  # sent once, not with every task; survives a lost worker
         task = _batch_task
     else:  # in-process: one set of per-chunk rows serves every batch
         task = functools.partial(_batch_task, buffer=_Batch(c, min(BATCH_CHUNKS, n_chunks)))
-    batches = ordered_map(
-        task,
-        ((c, n, seed, first) for first in range(0, n_chunks, BATCH_CHUNKS)),
-        client=client,
-    )
+    batches = ordered_map(task, ((c, n, seed, *start) for start in starts), client=client)
     try:
         for part, stalled in batches:
-            if stalled:
-                raise EscalateError(
-                    f"a trajectory had more than {_kernels.MAX_EVENTS:,} events before the "
-                    f"horizon ({compiled.horizon:g}): some cycle of transitions or trigger "
-                    "switches is far too fast for the horizon; slow it down or shorten the horizon"
-                )
-            add_tally(tally, part)
-            _trim_paths(tally)
-            if progress is not None:
-                progress(tally.n, n)
-            if stop is not None and stop(tally):
+            if absorb(part, stalled):
                 break
     finally:
         batches.close()  # cancels tasks still in flight after a stop or an interrupt
     return tally
+
+
+HEAD_FIRST = 1024  # trajectories in the first batch of a run with a stop rule
+HEAD_CHUNKS = 8  # the batches of 1,024, 1,024, 2,048 ... 65,536: one chunk's worth
+
+
+def _head(c: CompiledScenario, n: int, seed: int):
+    """The first batches of a run with a stop rule: ``n`` trajectories (at most a chunk's
+    worth) in batches of 1,024, 1,024, 2,048, 4,096 ..., batch k the first trajectories of
+    chunk k (its own stream, as every chunk), so that a precision target of a few thousand
+    trajectories stops after a few thousand. Yields each batch's counts and whether a
+    trajectory stalled. Run here, also for a Dask run: it is a chunk's work at most."""
+    buffer = _Batch(c, 1)
+    done, size = 0, HEAD_FIRST
+    for chunk in range(HEAD_CHUNKS):
+        size = min(size, n - done)
+        if size <= 0:
+            return
+        launch(c, np.array([size], np.int64), chunk_states(seed, chunk, 1), buffer)
+        yield buffer.to_tally(1, size), bool(buffer.rows.stalled[:1].any())
+        done += size
+        size = done  # the total doubles

@@ -124,6 +124,8 @@ def simulate(
         "scheduler": _scheduler_name(scheduler),
         "precision": precision,
         "metric": metric,
+        # what the run reached: the 95% half-width of `metric` that the stop rule reads
+        "precision_reached": None if metric is None else Z95 * result.metric(metric)[1],
         "wall_time_s": wall,
         "kernel_load_s": kernel_load_s,
         "trajectories_per_s": tally.n / wall if wall > 0 else None,

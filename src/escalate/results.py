@@ -360,6 +360,14 @@ class Result:
         }
         if self.method == "exact":
             del summary["paths"]
+        if self.manifest.get("precision") is not None:
+            reached = self.manifest["precision_reached"]
+            summary["precision"] = {
+                "metric": self.manifest["metric"],
+                "target": self.manifest["precision"],
+                "reached": reached,
+                "met": bool(reached <= self.manifest["precision"]),
+            }
         summary["headline"] = {**self.headline(), "text": self.headline_text()}
         if self.start_date is not None:
             summary["start_date"] = self.start_date

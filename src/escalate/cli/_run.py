@@ -125,6 +125,18 @@ def run(
             scheduler=scheduler,
             max_seconds=max_seconds,
         )
+    if precision is not None:
+        reached = result.to_dict()["precision"]
+        err.print(
+            f"{metric}: 95% interval ±{reached['reached']:.3g} after "
+            f"{result.trajectories:,} trajectories ("
+            + (
+                f"the target ±{precision:g} met)"
+                if reached["met"]
+                else f"the target ±{precision:g} not met: -n {n:,} ran out first)"
+            ),
+            markup=False,
+        )
     if out is not None:
         result.save(out, force=force, model=model, exact=exact_overlay(model, result))
     output(result, output_format, print_result)
