@@ -417,3 +417,61 @@ def test_draws_stay_inside_the_support():
     result = calibrate(edges, [Target("p_reached:c@50", 0.2, 0.21)], worlds=400, seed=1,
                        overrides={"r": 0.01})  # fmt: skip
     assert result.posterior.powers and np.isfinite(result.parameters()["posterior_mean"]).all()
+
+
+def test_morris_s_grid_spans_each_parameter_s_central_range(model, monkeypatch):
+    """Morris's levels are the ends and thirds of each parameter's 5-95% range (the
+    tornado's), not its 1e-12 quantiles: every design point lies in that range, and both ends
+    are visited."""
+    from escalate import _sensitivity
+
+    seen = []
+    original = _sensitivity._evaluate
+
+    def record(model, values, *args):
+        seen.append(values)
+        return original(model, values, *args)
+
+    monkeypatch.setattr(_sensitivity, "_evaluate", record)
+    escalate.sensitivity(model, "p_reached:war", method="morris", samples=6, seed=2)
+    points = pd.DataFrame(seen)
+    assert len(points) == 6 * (3 + 1)
+    for name in points.columns:
+        dist = model.parameters[name].uncertain
+        low, high = dist.scipy(dist.numbers()).ppf([0.05, 0.95])
+        assert points[name].min() == pytest.approx(low, rel=1e-12)
+        assert points[name].max() == pytest.approx(high, rel=1e-12)
+
+
+def test_morris_on_the_shipped_scenario_completes_with_progress():
+    """The README's `escalate sensitivity ... --method morris` on the shipped scenario: on a
+    terminal it shows its progress over the design points and ends with exit 0."""
+    from .conftest import ROOT, OnATerminal
+
+    command = [ESCALATE, "sensitivity", str(ROOT / "scenarios" / "venezuela.yaml"),
+               "--method", "morris", "--samples", "4"]  # fmt: skip
+    terminal = OnATerminal(command)
+    terminal.wait_for(rb"points")  # the bar, named by its unit
+    shown = terminal.finish()
+    assert terminal.process.returncode == 0, shown
+    done = subprocess.run([*command, "--format", "json"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["evaluations"] == 4 * (38 + 1) and result["engine"] == "exact"
+
+
+def test_a_refused_design_point_is_named(scenario_file):
+    """A rate so fast at the top of its range that the exact solver refuses: the error names
+    the design point and the parameter at the end of its range, exit 2."""
+    path = scenario_file(
+        "scenario: stiff\nhorizon: 100\nstart: a\n"
+        "parameters:\n  r: {value: 1, uncertain: {dist: uniform, low: 1, high: 20000}}\n"
+        "  s: {value: 0.01, uncertain: {dist: uniform, low: 0.005, high: 0.02}}\n"
+        "stages: {a: {}, b: {}, c: {terminal: true}}\n"
+        "transitions:\n  - {from: a, to: b, rate: s}\n  - {from: b, to: a, rate: r}\n"
+        "  - {from: b, to: c, rate: s}\n"
+    )
+    done = subprocess.run([ESCALATE, "sensitivity", path, "--method", "oat"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "design point 2 (r at its 95% quantile): the fastest way out" in done.stderr

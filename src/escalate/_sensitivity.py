@@ -2,9 +2,12 @@
 
 Designs are drawn on the unit cube and mapped through each parameter's inverse distribution
 function, so Sobol indices decompose the variance of the metric under the scenario's own
-``uncertain`` distributions (not under uniform ranges). Morris elementary effects are measured
-per unit of quantile. The one-at-a-time tornado moves each parameter from its 5% to its 95%
-quantile with the others at their point values. Metrics come from the exact solver when the
+``uncertain`` distributions (not under uniform ranges). Morris's grid spans each parameter's
+central range, its 5% to 95% quantiles (the tornado's range, ``CENTRAL``): its levels are the
+ends and thirds of that range, and elementary effects are measured per unit of it. Its corners
+stay plausible; on the whole cube they would be the 1e-12 quantiles, where a mean of days
+becomes minutes and the exact solver has millions of jumps to take. The one-at-a-time tornado
+moves each parameter from its 5% to its 95% quantile with the others at their point values. Metrics come from the exact solver when the
 scenario is memoryless, else from simulation with one seed for every design point (common
 random numbers).
 """
@@ -34,6 +37,7 @@ from escalate.uncertainty import to_values, uncertain_parameters
 __all__ = ["METHODS", "SensitivityResult", "sensitivity"]
 
 METHODS = ("sobol", "morris", "oat")  # escalate.cli repeats this list to start fast
+CENTRAL = (0.05, 0.95)  # the quantiles Morris's grid and the tornado span
 
 
 @dataclass
@@ -145,20 +149,26 @@ def sensitivity(
     else:
         design = morris_sample.sample(problem, samples, num_levels=4, seed=rng_seed)
 
+    low, high = CENTRAL
     if design is not None:
-        values = to_values(model, names, design)
+        quantiles = design if method == "sobol" else low + (high - low) * design
+        values = to_values(model, names, quantiles)
         points = [values.iloc[i].to_dict() for i in range(len(values))]
     else:  # the point values, then each parameter at its 5% and 95% quantiles
         point = {name: model.parameters[name].value for name in names}
         points = [point]
+        quantiles = np.full((1 + 2 * len(names), len(names)), np.nan)
         for i, name in enumerate(names):
-            for q in (0.05, 0.95):
+            for j, q in enumerate(CENTRAL):
                 column = np.full((1, len(names)), 0.5)
-                column[0, i] = q
+                column[0, i] = quantiles[1 + 2 * i + j, i] = q
                 points.append({**point, name: float(to_values(model, names, column).iloc[0][name])})
     results: dict[int, list] = dict(checkpoint.done) if checkpoint else {}
     missing = [i for i in range(len(points)) if i not in results]
-    arguments = ((points[i], metric, engine, n, seed, horizon, threads) for i in missing)
+    arguments = (
+        (points[i], metric, engine, n, seed, horizon, threads, _point_words(i, names, quantiles[i]))
+        for i in missing
+    )
     with mapped(_evaluate, model, arguments, scheduler) as evaluations:
         for i, (y, how) in zip(missing, evaluations, strict=False):
             results[i] = [float(y), how]
@@ -219,8 +229,24 @@ def sensitivity(
     )
 
 
-def _evaluate(model, values, metric, engine, n, seed, horizon, threads) -> tuple[float, str]:
-    evaluation = evaluate(
-        model, values, [metric], engine=engine, n=n, seed=seed, horizon=horizon, threads=threads
-    )
+def _evaluate(model, values, metric, engine, n, seed, horizon, threads, words):
+    """The metric at one design point (a task); a refusal names the point (``words``)."""
+    try:
+        evaluation = evaluate(
+            model, values, [metric], engine=engine, n=n, seed=seed, horizon=horizon,
+            threads=threads,
+        )  # fmt: skip
+    except EscalateError as exc:
+        raise exc.within(f"{words}: ") from None
     return evaluation.values[metric], evaluation.engine
+
+
+def _point_words(i: int, names: list[str], quantiles: np.ndarray) -> str:
+    """Design point ``i`` in words, for an error: the parameters at the ends of their range
+    (their quantile), which is where a point turns extreme; the point values when none is."""
+    ends = [
+        f"{name} at its {q:.0%} quantile" if q >= 0.01 else f"{name} at its {q:.1e} quantile"
+        for name, q in zip(names, quantiles, strict=True)
+        if np.isfinite(q) and (q <= CENTRAL[0] or q >= CENTRAL[1])
+    ]
+    return f"design point {i}" + (f" ({', '.join(ends)})" if ends else " (the point values)")

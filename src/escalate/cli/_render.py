@@ -59,24 +59,32 @@ def output(result: Any, output_format: str, tables: Callable[[Console, Any], Non
 
 
 class progress:
-    """A rich progress bar on a terminal (for long runs); silent in a pipe."""
+    """A rich progress bar on a terminal (for long runs); silent in a pipe. ``total`` may be
+    unknown (None) until the work reports it: the bar starts at the first report of a long
+    run (more than two batches of trajectories, or 20 other units)."""
 
-    def __init__(self, console: Console, total: int, unit: str = "trajectories"):
+    def __init__(self, console: Console, total: int | None, unit: str = "trajectories"):
         from escalate._simulate import BATCH_CHUNKS, CHUNK_SIZE
 
-        self.bar = None
-        long = total > 2 * BATCH_CHUNKS * CHUNK_SIZE if unit == "trajectories" else total > 20
-        if console.is_terminal and long:
-            from rich.progress import Progress
-
-            self.bar = Progress(console=console, transient=True)
-            self.task = self.bar.add_task(unit, total=total)
+        self.console, self.unit, self.bar = console, unit, None
+        self.least = 2 * BATCH_CHUNKS * CHUNK_SIZE if unit == "trajectories" else 20
 
     def __enter__(self):
-        if self.bar is None:
+        if not self.console.is_terminal:
             return None
-        self.bar.start()
-        return lambda done, total: self.bar.update(self.task, completed=done)
+
+        def advance(done: int, total: int) -> None:
+            if self.bar is None:
+                if total <= self.least:
+                    return
+                from rich.progress import Progress
+
+                self.bar = Progress(console=self.console, transient=True)
+                self.task = self.bar.add_task(self.unit, total=total)
+                self.bar.start()
+            self.bar.update(self.task, completed=done, total=total)
+
+        return advance
 
     def __exit__(self, *exc):
         if self.bar is not None:
