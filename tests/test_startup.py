@@ -128,3 +128,34 @@ def test_only_jobs_of_many_worlds_load_the_numba_series(flag):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(flag)
+
+
+def test_the_first_compilation_says_so_before_it_starts(tmp_path):
+    """With an empty numba cache the kernel compiles for about 45 s: `escalate run` says so on
+    stderr before it compiles (the test reads that line, then stops the process rather than
+    wait); with the cache warm, as here, nothing is said."""
+    import os
+    import selectors
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    process = subprocess.Popen(
+        [ESCALATE, "run", VENEZUELA, "-n", "1e5"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        selector = selectors.DefaultSelector()
+        selector.register(process.stderr, selectors.EVENT_READ)
+        assert selector.select(timeout=60), "nothing on stderr within 60 s"
+        line = process.stderr.readline().decode()
+        assert process.poll() is None  # still compiling: the line came before the result
+    finally:
+        process.kill()
+        process.wait()
+        process.stderr.close()
+    assert line.startswith("compiling the simulation kernel once (about 45 s on 2 cores;"), line
+    for _ in range(2):  # the first fills the project's cache if no test has yet
+        warm = subprocess.run([ESCALATE, "run", VENEZUELA, "-n", "1e4"], capture_output=True,
+                              text=True)  # fmt: skip
+    assert warm.returncode == 0 and "compiling" not in warm.stderr, warm.stderr

@@ -13,6 +13,7 @@ the number of trajectories.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections import namedtuple
 from collections.abc import Callable
@@ -385,8 +386,39 @@ def guided(c: CompiledScenario) -> bool | None:
 def launch(c: CompiledScenario, sizes: np.ndarray, states: np.ndarray, batch: _Batch) -> None:
     """Run chunks of ``sizes`` trajectories from generator ``states`` (advanced in place) into
     the rows of ``batch``: the one place the kernel is called."""
+    arguments = (sizes, states, kernel_model(c), batch.rows, switches_off(c), guided(c))
     with KERNEL_LOCK:
-        _kernels.run_batch(sizes, states, kernel_model(c), batch.rows, switches_off(c), guided(c))
+        _say_if_compiling(arguments)
+        _kernels.run_batch(*arguments)
+
+
+# the kernel's first compilation, measured on this project's 2-core machine (an empty cache)
+COMPILE_SECONDS = 45
+_CHECKED: set = set()  # the argument types this process has checked the cache for
+
+
+def _say_if_compiling(arguments: tuple) -> None:
+    """Before the kernel's first call with these argument types: when numba holds them
+    neither in memory nor in its disk cache, log (logger ``escalate``, INFO; the command line
+    prints it) that it compiles now, for nothing else is said until it is done. Reads numba's
+    cache index by its private API; if that API changes, says nothing rather than guess."""
+    kernel = _kernels.run_batch
+    try:
+        types = tuple(kernel.typeof_pyval(a) for a in arguments)
+        if types in _CHECKED or types in kernel.overloads:
+            return
+        _CHECKED.add(types)
+        cache = kernel._cache
+        key = cache._index_key(types, kernel.targetctx.codegen())
+        cached = key in cache._cache_file._load_index()
+    except Exception:  # pragma: no cover - numba's private cache API changed
+        return
+    if not cached:
+        logging.getLogger("escalate").info(
+            "compiling the simulation kernel once (about %d s on 2 cores; later runs start at "
+            "once)",
+            COMPILE_SECONDS,
+        )
 
 
 def _batch_task(

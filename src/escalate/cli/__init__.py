@@ -10,6 +10,7 @@ Monte Carlo stack.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -34,6 +35,13 @@ __all__ = ["entry", "main"]
 @debug_option
 def main() -> None:
     """Odds and timing of staged escalation scenarios written in YAML."""
+    # what the library says as it works (the kernel compiling): one plain line on stderr
+    logger = logging.getLogger("escalate")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 for _command in (
