@@ -7,9 +7,9 @@ central range, its 5% to 95% quantiles (the tornado's range, ``CENTRAL``): its l
 ends and thirds of that range, and elementary effects are measured per unit of it. Its corners
 stay plausible; on the whole cube they would be the 1e-12 quantiles, where a mean of days
 becomes minutes and the exact solver has millions of jumps to take. The one-at-a-time tornado
-moves each parameter from its 5% to its 95% quantile with the others at their point values. Metrics come from the exact solver when the
-scenario is memoryless, else from simulation with one seed for every design point (common
-random numbers).
+moves each parameter from its 5% to its 95% quantile with the others at their point values.
+Metrics come from the exact solver when the scenario is memoryless, else from simulation with
+one seed for every design point (common random numbers).
 """
 
 from __future__ import annotations

@@ -4,10 +4,10 @@ Chunk ``i`` always holds trajectories ``i * CHUNK_SIZE`` onwards and draws from 
 ``SeedSequence(seed, spawn_key=(i,))`` (the ``i``-th child of ``SeedSequence(seed).spawn``), so
 its counts depend on the seed and its index only. A run with a stop rule (``--precision``)
 first runs the first 1,024, 1,024, 2,048 ... 65,536 trajectories of chunks 0 to 7, then whole
-chunks from chunk 8 on, in batches that double: it stops within about twice what it needs. Counts are integers merged by addition, and
-the few float sums are merged in chunk order: the same seed gives the same figures, bit for bit,
-on any number of threads. Memory is bounded by one batch of per-chunk accumulators, whatever
-the number of trajectories.
+chunks from chunk 8 on, in batches that double: it stops within about twice what it needs.
+Counts are integers merged by addition, and the few float sums are merged in chunk order: the
+same seed gives the same figures, bit for bit, on any number of threads. Memory is bounded by
+one batch of per-chunk accumulators, whatever the number of trajectories.
 """
 
 from __future__ import annotations
