@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import nbformat
 import pytest
 from nbclient import NotebookClient
@@ -47,3 +49,47 @@ def test_notebook_executes(path, monkeypatch):
         if output.output_type == "error"
     ]
     assert not errors
+    assert unshown_numbers(notebook) == [], path.name
+
+
+NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:e-?\d+)?%?")
+
+
+def unshown_numbers(notebook) -> list[tuple[int, str]]:
+    """The numbers the prose of an executed notebook quotes that neither its code nor its
+    outputs show, as (cell, number): prose that states a figure must take it from what was
+    computed (a Markdown cell rendered from variables) or leave it out. A percent matches its
+    number (95% is shown by a column p95), a grouped number its digits (8,960 by 8960)."""
+    shown = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        shown.append(cell.source)
+        for output in cell.outputs:
+            shown.append(output.get("text", ""))
+            for kind in ("text/plain", "text/html", "text/markdown"):
+                shown.append(str(output.get("data", {}).get(kind, "")))
+    shown_text = "\n".join(shown)
+    missing = []
+    for i, cell in enumerate(notebook.cells):
+        if cell.cell_type != "markdown":
+            continue
+        for number in NUMBER.findall(cell.source):
+            bare = number.rstrip("%")
+            if bare not in shown_text and bare.replace(",", "") not in shown_text:
+                missing.append((i, number))
+    return missing
+
+
+def test_prose_that_quotes_a_figure_no_output_shows_is_caught():
+    """The check on a made-up notebook: a figure in the prose that the outputs show passes, one
+    they do not (the prose of an earlier run) is caught, with its cell."""
+    notebook = nbformat.v4.new_notebook()
+    code = nbformat.v4.new_code_cell("result = 0.2634")
+    code.outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "0.2634 (8960)"})]
+    notebook.cells = [
+        code,
+        nbformat.v4.new_markdown_cell("P(war) is about 0.26 after 8,960 solves (95%)."),
+        nbformat.v4.new_markdown_cell("Between roughly 0.08 and 0.36."),
+    ]
+    assert unshown_numbers(notebook) == [(1, "95%"), (2, "0.08"), (2, "0.36")]

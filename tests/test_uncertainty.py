@@ -475,3 +475,22 @@ def test_a_refused_design_point_is_named(scenario_file):
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "design point 2 (r at its 95% quantile): the fastest way out" in done.stderr
+
+
+def test_a_pooled_mean_time_to_reach_is_the_mixture_s():
+    """Pooled over exact worlds, the mean time to reach b is the mixture's, each world
+    weighing by its chance of reaching b: sum p t / sum p with p = 1 - e^(-100 lam) and t
+    the closed form E[T | T <= 100]; not the plain mean of the worlds' t."""
+    model = escalate.loads(
+        "scenario: r\nhorizon: 100\nstart: a\n"
+        "parameters:\n  lam: {value: 0.01, uncertain: {dist: uniform, low: 0.001, high: 0.1}}\n"
+        "stages: {a: {}, b: {terminal: true}}\ntransitions:\n  - {from: a, to: b, rate: lam}\n"
+    )
+    exact = run_worlds(model, 200, seed=1, engine="exact")
+    lam = exact.parameters["lam"].to_numpy()
+    p = -np.expm1(-100 * lam)
+    t = 1 / lam - 100 * np.exp(-100 * lam) / p
+    pooled = exact.summary().loc["time_to_reach:b:mean"]
+    assert pooled["pooled"] == pytest.approx(np.sum(p * t) / np.sum(p), rel=1e-9)
+    assert pooled["mean"] == pytest.approx(np.mean(t), rel=1e-9)
+    assert abs(pooled["pooled"] - pooled["mean"]) > 1.0  # the two differ here

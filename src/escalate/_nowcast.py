@@ -106,14 +106,16 @@ def require_memoryless(c: CompiledScenario) -> None:
 def forward(c: CompiledScenario, obs: Observations) -> Filtered:
     """The exact log-likelihood of ``obs`` under ``c`` and the filtered state at as_of.
 
-    What happens at one instant, in order: the observed stage entries, each a transition
-    after the one before with no time between (a -> b -> c on one day is two transitions, not
-    a -> c); then an ``at`` jump due then. An entry at the instant of an ``at`` jump happened
-    under the hazards just before it (the left limit: the jump's triggers were not yet on).
-    Observed trigger switches at the instant of an entry are that entry's effects; at an
-    instant without one, each switch is a trigger's onset or offset, one after another in
-    whichever order (their orders summed). The forward vector is rescaled at every step and
-    every piece of a long gap, its log norm carried, so no record underflows.
+    What happens at one instant (a day, in a dated record): the observed stage entries, each
+    a transition after the one before with no time between (a -> b -> c on one day is two
+    transitions, not a -> c); an observed switch that an entered transition's effects can
+    make is that effect; any other switch is the trigger's onset or offset, at any place
+    among the entries and in any order among the switches (every such sequence summed);
+    an ``at`` jump due then comes after all of them (the left limit: what happened that
+    instant happened under the hazards before the jump). A trigger seen on from the start
+    that an entry at t = 0 can switch on may have been on before or switched by it. The
+    forward vector is rescaled at every step and every piece of a long gap, its log norm
+    carried, so no record underflows.
 
     Raises
     ------
@@ -153,44 +155,53 @@ def forward(c: CompiledScenario, obs: Observations) -> Filtered:
         np.add.at(flow, entry_cols[along], v[entry_rows[along]] * q.data[along])
         return flow
 
-    series: dict[tuple[int, int], tuple[np.ndarray, object]] = {}
+    series: dict[tuple[int, int, int], tuple[np.ndarray, object]] = {}
 
-    def evolve(v: np.ndarray, stage: int, known: int, dt: float) -> tuple[np.ndarray, float]:
+    def evolve(v, stage: int, known: int, dt: float, free: int = 0) -> tuple[np.ndarray, float]:
         """``v`` after ``dt`` in the chain restricted to ``stage`` and the observed triggers'
-        known values, as (the distribution, summing to 1, log of the mass kept): the mass
-        lost is the paths where something observed would have happened (``v expm(Q_restricted
-        dt)``, by uniformization rescaled as it goes). Each restriction is built once."""
-        if (stage, known) not in series:
-            allowed = np.flatnonzero((stage_of == stage) & ((mask_of & observed) == known))
-            series[stage, known] = (allowed, leaking_series(q[allowed][:, allowed]))
-        allowed, restricted = series[stage, known]
+        known values (but the ``free`` ones), as (the distribution, summing to 1, log of the
+        mass kept): the mass lost is the paths where something observed would have happened
+        (``v expm(Q_restricted dt)``, by uniformization rescaled as it goes). Each
+        restriction is built once."""
+        seen = observed & ~free
+        if (stage, known, seen) not in series:
+            allowed = np.flatnonzero((stage_of == stage) & ((mask_of & seen) == (known & seen)))
+            series[stage, known, seen] = (allowed, leaking_series(q[allowed][:, allowed]))
+        allowed, restricted = series[stage, known, seen]
         out = np.zeros_like(v)
         if len(allowed) == 0:
             return out, -math.inf
         out[allowed], log_mass = restricted.scaled(v[allowed], dt)
         return out, log_mass
 
+    def enter(v: np.ndarray, stage: int) -> np.ndarray:
+        """The probability flowing out of ``v`` into ``stage`` (with the effects)."""
+        return (q_t @ v) * (stage_of == stage)
+
     start_stage = obs.path[0][0]
     known = obs.known_bits(0.0, after=True)
-    consistent = (stage_of == start_stage) & ((mask_of & observed) == known)
+    # a trigger seen on from the start that an entry at t = 0 can switch on: either
+    free = _effects_on(c, [start_stage, *entries.get(0.0, [])])
+    consistent = (stage_of == start_stage) & ((mask_of & observed & ~free) == (known & ~free))
     log_l = 0.0
     v = chain.p0 * consistent
     t, stage = 0.0, start_stage
     for time in [*instants, None]:  # None: the quiet span from the last instant to as_of
-        v, log_mass = evolve(v, stage, known, (obs.as_of if time is None else time) - t)
+        v, log_mass = evolve(v, stage, known, (obs.as_of if time is None else time) - t, free)
         log_l += log_mass
+        free = 0  # only the start's span (of length 0 then) leaves them open
         if time is None or not math.isfinite(log_l):
             break
-        t = time
-        for entered in entries.get(time, []):  # one transition after another
-            v = (q_t @ v) * (stage_of == entered)
-            stage = entered
-        if time in chain.jumps:  # every trigger the jump names comes on
+        t, entered = time, entries.get(time, [])
+        # a switch the jump makes costs nothing; one an entered transition's effects can make
+        # is that effect; the others are onsets or offsets among the entries
+        effects = _effects_on(c, [stage, *entered])
+        onsets = [k for k in switched.get(time, [])
+                  if c.onset_at[k] != time and not effects >> k & 1]  # fmt: skip
+        v = _interleaved(v, entered, onsets, enter, switch)
+        stage = entered[-1] if entered else stage
+        if time in chain.jumps:  # after the rest: what happened then, happened before it
             v = np.bincount(chain.jumps[time], weights=v, minlength=chain.n)
-        # a switch the jump made costs nothing; one at an entry is that transition's effect
-        onsets = [k for k in switched.get(time, []) if c.onset_at[k] != time]
-        if onsets and time not in entries:
-            v = _in_any_order(v, onsets, switch)
         known = obs.known_bits(time, after=True)
         v = v * ((stage_of == stage) & ((mask_of & observed) == known))
     if not math.isfinite(log_l):
@@ -198,16 +209,37 @@ def forward(c: CompiledScenario, obs: Observations) -> Filtered:
     return Filtered(log_l, v, chain)
 
 
-def _in_any_order(v: np.ndarray, triggers: list[int], switch) -> np.ndarray:
-    """``v`` after each of ``triggers`` switched once, one after another with no time
-    between, summed over every order (by subsets: the vector having switched a set is the sum,
-    over its members, of that member switching last)."""
-    after = {0: v}
-    for size in range(1, len(triggers) + 1):
-        for members in itertools.combinations(range(len(triggers)), size):
-            subset = sum(1 << i for i in members)
-            after[subset] = sum(switch(after[subset ^ (1 << i)], triggers[i]) for i in members)
-    return after[(1 << len(triggers)) - 1]
+def _effects_on(c: CompiledScenario, stages: list[int]) -> int:
+    """The triggers (a mask) that the effects of the transitions along ``stages`` (each to
+    the next) may switch."""
+    sources = np.repeat(np.arange(c.n_stages), np.diff(c.out_start))
+    mask = 0
+    for source, target in itertools.pairwise(stages):
+        for j in np.flatnonzero((sources == source) & (c.target == target)):
+            for e in range(c.effect_start[j], c.effect_start[j + 1]):
+                mask |= 1 << int(c.effect_trigger[e])
+    return mask
+
+
+def _interleaved(v: np.ndarray, entered: list[int], onsets: list[int], enter, switch):
+    """``v`` after the transitions into ``entered`` (in order) and a switch of each of
+    ``onsets``, with no time between, every switch at any place among the entries and the
+    switches in any order: the sum over those sequences. By subsets: before each entry and
+    after the last, a set of switches done grows by one switch at a time (each sequence once,
+    the smaller sets first), then every set's vector makes the next entry."""
+    done = {0: v}
+    subsets = sorted(range(1 << len(onsets)), key=int.bit_count)
+    for place in range(len(entered) + 1):
+        for subset in subsets:
+            if subset not in done:
+                continue
+            for i, k in enumerate(onsets):
+                if not subset >> i & 1:
+                    grown = subset | 1 << i
+                    done[grown] = done.get(grown, 0.0) + switch(done[subset], k)
+        if place < len(entered):
+            done = {subset: enter(w, entered[place]) for subset, w in done.items()}
+    return done[(1 << len(onsets)) - 1]
 
 
 def forecast(

@@ -657,14 +657,14 @@ def run_worlds(
     method = "monte-carlo" if pooled_tally is not None else "exact"
     if weights is not None:  # weighted worlds: their weighted mean
         pooled_result = None
-        pooled = {m: weighted_mean(values[m], weights)[0] for m in metrics}
+        pooled = _pooled(values, weights)
     elif pooled_tally is not None:
         labels = {name: model.label(name) for name in (*model.stages, *model.triggers)}
         pooled_result = Result.from_tally(pooled_tally, compiled, seed=seed, labels=labels)
         pooled = {m: pooled_result.metric(m)[0] for m in metrics}
     else:
         pooled_result = None
-        pooled = {m: weighted_mean(values[m], np.ones(len(values)))[0] for m in metrics}
+        pooled = _pooled(values, np.ones(len(values)))
     stage = list(model.stages)[model.headline_stage()]
     reach = horizon if horizon is not None else model.horizon_time
     manifest = {
@@ -694,6 +694,21 @@ def run_worlds(
             "by": model.when(reach),
         },
     )
+
+
+def _pooled(values: pd.DataFrame, weights: np.ndarray) -> dict[str, float]:
+    """Each metric of exactly solved (or weighted) worlds pooled as one mixture: the weighted
+    mean, except a mean time to reach, which is conditional on reaching the stage: there
+    each world weighs by its weight times its chance of reaching it (what pooling the worlds'
+    trajectories would give)."""
+    pooled = {}
+    for metric in values.columns:
+        kind, *rest = metric.split(":")
+        weight = weights
+        if kind == "time_to_reach" and rest[-1] == "mean":
+            weight = weights * values[f"p_reached:{rest[0]}"].to_numpy(float)
+        pooled[metric] = weighted_mean(values[metric], weight)[0]
+    return pooled
 
 
 def reach_across_worlds(
