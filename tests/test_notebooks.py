@@ -59,7 +59,8 @@ def unshown_numbers(notebook) -> list[tuple[int, str]]:
     """The numbers the prose of an executed notebook quotes that neither its code nor its
     outputs show, as (cell, number): prose that states a figure must take it from what was
     computed (a Markdown cell rendered from variables) or leave it out. A percent matches its
-    number (95% is shown by a column p95), a grouped number its digits (8,960 by 8960)."""
+    number (95% is shown by a column p95), a grouped number its digits (8,960 by 8960 or
+    8_960)."""
     shown = []
     for cell in notebook.cells:
         if cell.cell_type != "code":
@@ -69,7 +70,7 @@ def unshown_numbers(notebook) -> list[tuple[int, str]]:
             shown.append(output.get("text", ""))
             for kind in ("text/plain", "text/html", "text/markdown"):
                 shown.append(str(output.get("data", {}).get(kind, "")))
-    shown_text = "\n".join(shown)
+    shown_text = re.sub(r"(?<=\d)_(?=\d)", "", "\n".join(shown))  # 200_000 shows 200000
     missing = []
     for i, cell in enumerate(notebook.cells):
         if cell.cell_type != "markdown":
