@@ -45,9 +45,10 @@ ROWS = {
 }
 
 
-# What DESIGN.md section 7 measured on its reference chain on this machine (trajectories/s):
-# the fingerprint of how much work one of its trajectories is, set beside our chains.
-DESIGN_RATES = {
+# What was measured on the reference chain of the project's speed targets on this machine when
+# they were set (trajectories/s): the fingerprint of how much work one of its trajectories is,
+# set beside our chains.
+REFERENCE_RATES = {
     "numba loop, numba np.random (1 thread)": "7.7 M/s",
     "numba loop, inline xoshiro256** (1 thread)": "20.8 M/s",
     "pure-Python event loop": "820 k/s",
@@ -258,7 +259,7 @@ def venezuela_table(quick: bool) -> str:
 
 
 def language_table(quick: bool) -> str:
-    """What the keys of DESIGN 1.1 cost: the reference chain (none of them) beside the same
+    """What the keys of the richer language cost: the reference chain (none of them) beside the same
     chain with every one of them (language.yaml), run alternately, each in its own process."""
     n = 500_000 if quick else 10_000_000
     lines = [
@@ -401,7 +402,7 @@ def _chain_sizes_text(n: int, seconds: float) -> str:
 
 
 def chains_table(quick: bool) -> str:
-    """escalate against hand-written loops on every generated chain (DESIGN.md section 7:
+    """escalate against hand-written loops on every generated chain (the speed targets:
     the lead must hold on any chain)."""
     from benchmarks.chains import SHAPES
 
@@ -509,7 +510,7 @@ def _escalate_command() -> list[str]:
 def startup_table(quick: bool) -> tuple[str, dict]:
     """Whole processes, as a user starts them: the bare import of escalate's dependencies beside
     ``escalate run -n 1e5`` and ``escalate solve`` of the shipped scenario (kernel cached),
-    alternated, medians (DESIGN.md section 7, start-up)."""
+    alternated, medians (the speed targets, start-up)."""
     escalate = _escalate_command()
     commands = {
         f'bare import (`python -c "{BARE_IMPORT}"`)': [sys.executable, "-c", BARE_IMPORT],
@@ -648,14 +649,14 @@ def machine() -> str:
 
 
 def calibration_table(by_chain: dict[str, list[dict]]) -> str:
-    """The same peers on each chain beside DESIGN.md's figures for its chain: a chain whose
-    peers run slower than DESIGN's is at least as much work a trajectory."""
+    """The same peers on each chain beside the figures measured when the targets were set: a
+    chain whose peers run slower than those is at least as much work a trajectory."""
     names = list(by_chain)
     lines = [
-        f"| peer | DESIGN.md, its chain | {' | '.join(f'{c} chain' for c in names)} |",
+        f"| peer | when the targets were set | {' | '.join(f'{c} chain' for c in names)} |",
         "|---|---:|" + "---:|" * len(names),
     ]
-    for name, design in DESIGN_RATES.items():
+    for name, design in REFERENCE_RATES.items():
         cells = [
             _fmt_rate(next(r["rate"] for r in by_chain[c] if r["name"] == name)) for c in names
         ]
@@ -781,7 +782,7 @@ def main(argv: list[str] | None = None) -> None:
             "",
             "The reference chain is `benchmarks/reference.yaml` (6 stages, 1 trigger, 730 days; "
             f"exact P(war by 730) = {_exact_p():.6f}, median time to war 163.61 days, as in "
-            "DESIGN.md section 7). Every row simulates that same model; day-stepped peers use "
+            "the project's speed targets). Every row simulates that same model; day-stepped peers use "
             "its exact daily matrix. Each row runs in its own process (peak memory is that "
             "process's); times are medians after a warm call. `benchmarks/cycles.yaml` is a "
             "heavier chain with the same two figures (two back-and-forth cycles, 6.1 stages "
@@ -791,16 +792,16 @@ def main(argv: list[str] | None = None) -> None:
             "",
             table,
             "",
-            "## Targets (DESIGN.md section 7), reference chain",
+            "## Targets, reference chain",
             "",
             targets(rows, compiled, peaks),
             "",
-            "## How much work a trajectory is: the peers beside DESIGN.md's figures",
+            "## How much work a trajectory is: the peers beside the figures of the targets",
             "",
-            "DESIGN.md gives its chain's two figures, not its rates, and what each peer "
-            "measured on it. Where an event-driven peer runs slower on our chain than DESIGN's "
-            "figure, a trajectory of our chain is likely more work than one of DESIGN's. A hint, "
-            "not a proof: our peers are not DESIGN's code (the day-stepped ones run faster than "
+            "The speed targets give their chain's two figures, not its rates, and what each peer "
+            "measured on it. Where an event-driven peer runs slower on our chain than that "
+            "figure, a trajectory of our chain is likely more work than one of theirs. A hint, "
+            "not a proof: our peers are not the code measured then (the day-stepped ones run faster than "
             "its figures on either chain, whose cost hardly depends on the chain), which is why "
             "both chains are measured.",
             "",
@@ -820,7 +821,7 @@ def main(argv: list[str] | None = None) -> None:
             "",
             "## What the richer language costs (`benchmarks/language.yaml`)",
             "",
-            "The reference chain beside the same chain with every key of DESIGN.md section 1.1 "
+            "The reference chain beside the same chain with every key of the richer language "
             "(a start date and a date horizon, two more triggers, an onset `when`, offsets, a "
             "date `at`, effects on, off and with a probability): its trajectories do more (the "
             "triggers switch on and off), so the ratio is the cost of the features used, not of "

@@ -1,6 +1,6 @@
 """Chains of varied shape, and for each the event loop a careful user would write by hand.
 
-DESIGN.md section 7 asks that escalate's lead hold on any chain, not only on the reference one:
+The project's speed targets ask that escalate's lead hold on any chain, not only on the reference one:
 back-steps and cycles, 1 to 8 triggers, per-stage onsets, onset ``when`` ratios, offsets and
 effects. :data:`SHAPES` describes such chains; :func:`generate` turns one into a scenario (YAML)
 and :func:`hand_written` into two numba loops specialized to it (every rate a constant, one

@@ -63,7 +63,7 @@ def test_quantecon(reference):
 
 
 def test_tables_render_targets_for_both_chains():
-    from benchmarks.__main__ import DESIGN_RATES, ROWS, calibration_table, targets
+    from benchmarks.__main__ import REFERENCE_RATES, ROWS, calibration_table, targets
 
     rows = [{"name": name, "rate": 1e6} for name in ROWS if name != "escalate solve (exact)"]
     by = {r["name"]: r for r in rows}
@@ -76,11 +76,11 @@ def test_tables_render_targets_for_both_chains():
     lines = targets(rows, None, None).splitlines()
     assert not any("second process" in line or "memory" in line for line in lines)
     calibration = calibration_table({"reference": rows, "cycles": rows})
-    assert len(calibration.splitlines()) == 2 + len(DESIGN_RATES)
+    assert len(calibration.splitlines()) == 2 + len(REFERENCE_RATES)
 
 
 def test_the_language_chain_simulates_what_solve_gives():
-    """benchmarks/language.yaml (every key of DESIGN 1.1) is a fair speed comparison only if
+    """benchmarks/language.yaml (every key of the richer language) is a fair speed comparison only if
     the engine does the chain's work right: Monte Carlo within 4 SE of the exact figures."""
     model = escalate.load(ROOT / "benchmarks" / "language.yaml")
     exact, mc = escalate.solve(model), escalate.simulate(model, 200_000, seed=2)

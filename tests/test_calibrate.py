@@ -1,4 +1,4 @@
-"""`calibrate`: the checks of DESIGN.md 8.4, tempering at work, and the command as users run it."""
+"""`calibrate`: known answers by quadrature, tempering at work, and the command as users run it."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def _quadrature_mean(model, target: Target) -> float:
 
 @pytest.mark.slow
 def test_the_posterior_mean_is_the_quadrature_answer():
-    """DESIGN 8.4: the posterior mean of m is prior x likelihood's by quadrature."""
+    """The posterior mean of m is prior x likelihood's by quadrature."""
     model = escalate.loads(ONE)
     target = Target("p_reached:b@50", 0.3, 0.5)
     result = calibrate(model, [target], worlds=2000, seed=1)

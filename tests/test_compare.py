@@ -1,4 +1,4 @@
-"""`escalate compare` (issue 19): the checks of DESIGN.md 8.4 for compare, variants files
+"""`escalate compare` (issue 19): the known answers of compare, variants files
 read with located errors, and the command as users run it."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ METRICS = ["p_reached:war", "p_at_horizon:crisis", "time_in:crisis"]
 
 def test_an_identical_variant_differs_by_exactly_zero():
     """The same scenario as a variant: 0, bit for bit, exactly, paired Monte Carlo and on
-    worlds (DESIGN 8.4)."""
+    worlds."""
     model = escalate.loads(LADDER)
     for options in ({}, {"engine": "monte-carlo", "n": 40_000, "replicates": 4},
                     {"worlds": 8, "engine": "monte-carlo", "n": 5_000}):  # fmt: skip

@@ -208,7 +208,7 @@ def random_scenarios(draw):
     for k in range(n_triggers):
         initial = draw(st.sampled_from([0, 0.3, 1]))
         onsets = ["", "onset: {rate: 0.02}", "onset: {s0: {mean: 30}}", "onset: {at: 25}"]
-        if k > 0:  # a ratio from an earlier trigger on the onset (DESIGN 1.1)
+        if k > 0:  # a ratio from an earlier trigger on the onset (an onset `when`)
             onsets.append("onset: {rate: 0.01, when: {t0: 4}}")
         onset = draw(st.sampled_from(onsets))
         offset = draw(st.sampled_from(["", "offset: {rate: 0.03}", "offset: {s0: {mean: 20}}"]))

@@ -383,7 +383,7 @@ def test_races_chosen_by_guide_tables_count_as_races_chosen_by_a_scan(scenario):
 )
 def test_a_seeded_run_keeps_its_bits_from_one_version_to_the_next(path, n, expected):
     """Reproducible bit for bit, across versions too: every tally of a seeded run (the
-    shipped scenario, and a chain with every key of DESIGN.md section 1.1) hashes to what
+    shipped scenario, and a chain with every key of the richer language) hashes to what
     commit b180640 gave (the run of three chunks, the last short, to what 2106445 gave), on
     one thread and on two. A speed change must leave these alone; a change meant to move the
     figures updates them and says so in its commit."""

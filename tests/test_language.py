@@ -1,4 +1,4 @@
-"""The language of DESIGN 1.1 (offsets, onset `when`, effects, dates) against closed forms.
+"""The richer language (offsets, onset `when`, effects, dates) against closed forms.
 
 Each figure comes from the exact solver (to 1e-9) and from the Monte Carlo engine (within 4
 standard errors, fixed seed), and is compared with the textbook answer: a two-state Markov

@@ -1,5 +1,5 @@
 """The forward algorithm of nowcast (issue 18): exact likelihoods against closed forms and
-one-dimensional integrals, and the conjugate gamma check of DESIGN.md 8.4."""
+one-dimensional integrals, and the conjugate gamma check."""
 
 from __future__ import annotations
 
@@ -315,7 +315,7 @@ def test_bad_observations_are_located(tmp_path, body, expected):
 
 def test_empty_observations_at_the_start_reproduce_the_prior_forecast():
     """Nothing observed at as_of = 0: every world keeps its weight and the forecast after the
-    news is the one before, exactly (DESIGN 8.4)."""
+    news is the one before, exactly."""
     from escalate._nowcast import nowcast
 
     model = escalate.loads(

@@ -226,3 +226,27 @@ def test_usage_errors_exit_2(cli):
     assert cli("validate").exit_code == 2
     assert cli("frobnicate").exit_code == 2
     assert cli("show").exit_code == 2
+
+
+def test_no_file_of_the_repository_points_outside_it():
+    """A clone is all a user has: no tracked file names a contract kept elsewhere, and every
+    relative path that climbs ("../x") lands inside the repository."""
+    import re
+    import subprocess as sp
+
+    files = sp.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
+    elsewhere = re.compile("DESIGN" + r"\.md|shared/(sources|DESIGN)")
+    climbing = re.compile(r"(?:\.\./)+[\w.-][\w./-]*")
+    outside = []
+    for name in files.stdout.split():
+        path = ROOT / name
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, FileNotFoundError):
+            continue  # a figure or a binary: it names nothing
+        outside += [f"{name}: {m.group(0)}" for m in elsewhere.finditer(text)]
+        for match in climbing.finditer(text):
+            target = (path.parent / match.group(0)).resolve()
+            if not target.is_relative_to(ROOT.resolve()):
+                outside.append(f"{name}: {match.group(0)}")
+    assert outside == []

@@ -1,6 +1,6 @@
 """``calibrate``: fit a scenario's uncertain parameters to analysts' statements about outcomes.
 
-A targets file states, for some model outputs, the analyst's 90% interval (DESIGN.md 8.1)::
+A targets file states, for some model outputs, the analyst's 90% interval (docs/forecasting.md)::
 
     scenario: venezuela
     targets:
@@ -459,7 +459,7 @@ def calibrate(
     scheduler: Any = None,
     progress: Callable[[str], None] | None = None,
 ) -> CalibrationResult:
-    """Fit the uncertain parameters of ``scenario`` to ``targets`` (DESIGN.md 8.1).
+    """Fit the uncertain parameters of ``scenario`` to ``targets`` (docs/forecasting.md).
 
     Parameters
     ----------

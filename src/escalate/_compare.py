@@ -1,4 +1,4 @@
-"""Compare variants of a scenario: what each option changes, with its error (DESIGN.md 8.3).
+"""Compare variants of a scenario: what each option changes, with its error (docs/forecasting.md).
 
 A variant is the scenario with parameter overrides (``set``) and trigger overrides
 (``initial``, ``onset``, ``offset``, ``at``). Every variant is evaluated on the same footing
@@ -74,7 +74,7 @@ class Variants:
 
 
 def read_variants(path: str | Path, scenario: Scenario) -> Variants:
-    """The variants of a file (DESIGN.md 8.3), checked against ``scenario``.
+    """The variants of a file (docs/language.md), checked against ``scenario``.
 
     Raises
     ------

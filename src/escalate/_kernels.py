@@ -509,7 +509,7 @@ def _stay(s, duration, stay, time_in, time_in_sq, per_quantum):
 
 @njit(**_JIT)
 def _run_chunk(b, size, state, model, tables, guide, acc, switches_off):
-    """Run ``size`` trajectories and add their counts to the accumulators (DESIGN.md s. 2).
+    """Run ``size`` trajectories and add their counts to the accumulators (docs/semantics.md).
 
     The chunk is ``b``: it writes row ``b`` of every accumulator of ``acc`` (an
     ``escalate._simulate.Accumulators``) and reads the scenario from ``model`` (a

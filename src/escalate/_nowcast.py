@@ -1,4 +1,4 @@
-"""The exact likelihood of what has happened, and the filtered state at as_of (DESIGN.md 8.2).
+"""The exact likelihood of what has happened, and the filtered state at as_of (docs/forecasting.md).
 
 The forward algorithm on the joint chain of (stage, triggers on): between observed events the
 distribution, restricted to the observed stage and to the trigger sets consistent with the
@@ -296,7 +296,7 @@ OBSERVATION_KEYS = ("scenario", "as_of", "path", "triggers", "title", "descripti
 
 
 def read_observations(path, model) -> Observations:
-    """The observations of a file (DESIGN.md 8.2), checked against ``model``.
+    """The observations of a file (docs/language.md), checked against ``model``.
 
     Raises
     ------
@@ -711,7 +711,7 @@ def nowcast(
     workers: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> NowcastResult:
-    """Update the scenario on what has happened and forecast from as_of (DESIGN.md 8.2).
+    """Update the scenario on what has happened and forecast from as_of (docs/forecasting.md).
 
     Parameters
     ----------

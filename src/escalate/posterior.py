@@ -1,4 +1,4 @@
-"""A posterior over worlds, shared by calibrate and nowcast (DESIGN.md section 8).
+"""A posterior over worlds, shared by calibrate and nowcast (docs/forecasting.md).
 
 Start from W prior worlds (Latin hypercube) weighted by their likelihood. When the effective
 sample size (ESS = 1 / sum w^2) falls below W/2, start again by tempering: powers

@@ -340,7 +340,7 @@ class Result:
         return text + "."
 
     def to_dict(self) -> dict[str, Any]:
-        """The machine-readable summary of DESIGN.md section 3 (exact: without paths)."""
+        """The machine-readable summary (docs/semantics.md; exact: without paths)."""
         summary = {
             "scenario": self.scenario,
             "method": self.method,

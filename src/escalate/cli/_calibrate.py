@@ -1,4 +1,4 @@
-"""``calibrate``: fit a scenario to analysts' statements about its outcomes (DESIGN.md 8.1)."""
+"""``calibrate``: fit a scenario to analysts' statements about its outcomes (docs/forecasting.md)."""
 
 from __future__ import annotations
 

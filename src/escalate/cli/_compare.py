@@ -1,4 +1,4 @@
-"""``compare``: what each option changes, paired so that the noise cancels (DESIGN.md 8.3)."""
+"""``compare``: what each option changes, paired so that the noise cancels (docs/forecasting.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``nowcast``: the odds as of today, given what has happened (DESIGN.md 8.2)."""
+"""``nowcast``: the odds as of today, given what has happened (docs/forecasting.md)."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ def load(path: str | Path) -> Scenario:
     Parameters
     ----------
     path : str or Path
-        A YAML scenario file (see DESIGN.md section 1 for the language).
+        A YAML scenario file (docs/language.md describes the language).
 
     Returns
     -------
