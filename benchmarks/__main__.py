@@ -781,9 +781,9 @@ def main(argv: list[str] | None = None) -> None:
             f"({time.perf_counter() - began:.0f} s in all) on: {machine()}.",
             "",
             "The reference chain is `benchmarks/reference.yaml` (6 stages, 1 trigger, 730 days; "
-            f"exact P(war by 730) = {_exact_p():.6f}, median time to war 163.61 days, as in "
-            "the project's speed targets). Every row simulates that same model; day-stepped peers use "
-            "its exact daily matrix. Each row runs in its own process (peak memory is that "
+            f"exact P(war by 730) = {_exact_p():.6f}, median time to war 163.61 days, as in the "
+            "project's speed targets). Every row simulates that same model; day-stepped peers use"
+            " its exact daily matrix. Each row runs in its own process (peak memory is that "
             "process's); times are medians after a warm call. `benchmarks/cycles.yaml` is a "
             "heavier chain with the same two figures (two back-and-forth cycles, 6.1 stages "
             "entered a trajectory against 2.9), measured the same way below.",
@@ -801,9 +801,9 @@ def main(argv: list[str] | None = None) -> None:
             "The speed targets give their chain's two figures, not its rates, and what each peer "
             "measured on it. Where an event-driven peer runs slower on our chain than that "
             "figure, a trajectory of our chain is likely more work than one of theirs. A hint, "
-            "not a proof: our peers are not the code measured then (the day-stepped ones run faster than "
-            "its figures on either chain, whose cost hardly depends on the chain), which is why "
-            "both chains are measured.",
+            "not a proof: our peers are not the code measured then (the day-stepped ones run "
+            "faster than its figures on either chain, whose cost hardly depends on the chain), "
+            "which is why both chains are measured.",
             "",
             calibration_table({"reference": rows, "cycles": cycles_rows}),
             "",

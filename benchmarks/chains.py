@@ -1,12 +1,13 @@
 """Chains of varied shape, and for each the event loop a careful user would write by hand.
 
-The project's speed targets ask that escalate's lead hold on any chain, not only on the reference one:
-back-steps and cycles, 1 to 8 triggers, per-stage onsets, onset ``when`` ratios, offsets and
-effects. :data:`SHAPES` describes such chains; :func:`generate` turns one into a scenario (YAML)
-and :func:`hand_written` into two numba loops specialized to it (every rate a constant, one
-branch per stage, no tables, only the count of war): one drawing with numba's ``np.random``,
-one with the inline xoshiro256** generator escalate itself uses. Both race hazards as escalate's
-kernel does (exact for exponential timings), so their P(war) can be checked against ``solve``.
+The project's speed targets ask that escalate's lead hold on any chain, not only on the
+reference one: back-steps and cycles, 1 to 8 triggers, per-stage onsets, onset ``when`` ratios,
+offsets and effects. :data:`SHAPES` describes such chains; :func:`generate` turns one into a
+scenario (YAML) and :func:`hand_written` into two numba loops specialized to it (every rate a
+constant, one branch per stage, no tables, only the count of war): one drawing with numba's
+``np.random``, one with the inline xoshiro256** generator escalate itself uses. Both race
+hazards as escalate's kernel does (exact for exponential timings), so their P(war) can be
+checked against ``solve``.
 """
 
 from __future__ import annotations

@@ -80,8 +80,8 @@ def test_tables_render_targets_for_both_chains():
 
 
 def test_the_language_chain_simulates_what_solve_gives():
-    """benchmarks/language.yaml (every key of the richer language) is a fair speed comparison only if
-    the engine does the chain's work right: Monte Carlo within 4 SE of the exact figures."""
+    """benchmarks/language.yaml (every key of the richer language) is a fair speed comparison
+    only if the engine does the chain's work right: Monte Carlo within 4 SE of the exact figures."""
     model = escalate.load(ROOT / "benchmarks" / "language.yaml")
     exact, mc = escalate.solve(model), escalate.simulate(model, 200_000, seed=2)
     for name, stage in exact.stages.items():

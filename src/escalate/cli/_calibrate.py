@@ -1,4 +1,5 @@
-"""``calibrate``: fit a scenario to analysts' statements about its outcomes (docs/forecasting.md)."""
+"""``calibrate``: fit a scenario to analysts' statements about its outcomes
+(docs/forecasting.md)."""
 
 from __future__ import annotations
 
