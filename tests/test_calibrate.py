@@ -325,3 +325,36 @@ def test_a_posterior_on_few_worlds_is_flagged(tmp_path):
     summary = json.loads(done.stdout)
     assert summary["ess"] == pytest.approx(300) and summary["importance_ess"] < 3
     assert summary["warnings"] == [] and "warning" not in done.stderr
+
+
+def test_validate_recognizes_parameters_and_worlds_files(tmp_path):
+    """`escalate validate` on calibrate's params.yaml and worlds.parquet: each recognized and
+    checked against the scenario its folder's manifest names; a parameters file with a value
+    out of range, or a worlds file with no weight column, is invalid (exit 2, named)."""
+    scenario = tmp_path / "one.yaml"
+    scenario.write_text(ONE)
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("scenario: one\ntargets:\n  - {metric: 'p_reached:b@50', between: "
+                       "[30%, 50%]}\n")  # fmt: skip
+    out = tmp_path / "cal"
+    done = subprocess.run([ESCALATE, "calibrate", scenario, targets, "--worlds", "100",
+                           "--out", out], capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    checked = subprocess.run([ESCALATE, "validate", out / "params.yaml", out / "worlds.parquet"],
+                             capture_output=True, text=True)  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert f"params.yaml: valid parameters file (1 parameter value, checked against {scenario}" in (
+        checked.stdout
+    )
+    assert "worlds.parquet: valid worlds file (100 worlds, 1 parameter, checked against" in (
+        checked.stdout
+    )
+    (tmp_path / "bad.yaml").write_text("scenario: one\nm: -5\n")
+    pd.DataFrame({"m": [50.0]}).to_parquet(tmp_path / "bad.parquet")
+    refused = subprocess.run(
+        [ESCALATE, "validate", tmp_path / "bad.yaml", tmp_path / "bad.parquet"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "bad.yaml:2:4: m: transitions[0].mean must be positive" in refused.stderr
+    assert "bad.parquet: no `weight` column" in refused.stderr

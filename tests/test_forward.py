@@ -224,3 +224,28 @@ def test_an_entry_at_the_start_may_switch_a_trigger_seen_on_from_the_start():
     obs = Observations(10.0, [(A, 0.0), (B, 0.0)], {X: [(0.0, True)]})
     _, filtered = _filter(text, obs)
     assert filtered.log_likelihood == pytest.approx(math.log(0.1) - 0.2, abs=1e-12)
+
+
+def test_a_trigger_switched_off_by_an_effect_can_be_recorded(tmp_path):
+    """x (no offset) is switched off by b -> c's effect: a record of c entered and x off on
+    day 20 reads (no "no offset" refusal) and scores the effect: x on from the start (0.5),
+    a -> b at 0.02 on day 5, b -> c at 0.03 (x on: doubled) on day 20, quiet in c to day 30."""
+    from escalate._nowcast import read_observations
+
+    text = (
+        "scenario: off\nhorizon: 100\nstart: a\n"
+        "stages: {a: {}, b: {}, c: {}, d: {terminal: true}}\ntriggers: {x: {initial: 0.5}}\n"
+        "transitions:\n  - {from: a, to: b, rate: 0.02}\n"
+        "  - {from: b, to: c, rate: 0.03, when: {x: 2}, effects: {x: off}}\n"
+        "  - {from: c, to: d, rate: 0.01}\n"
+    )
+    model = escalate.loads(text)
+    record = tmp_path / "record.yaml"
+    record.write_text(
+        "scenario: off\nas_of: 30\npath: [{stage: a, at: start}, {stage: b, at: 5}, "
+        "{stage: c, at: 20}]\ntriggers: {x: {on: [start], off: [20]}}\n"
+    )
+    obs = read_observations(record, model)
+    filtered = forward(compile_scenario(model), obs)
+    expected = math.log(0.5) - 0.1 + math.log(0.02) - 0.9 + math.log(0.06) - 0.1
+    assert filtered.log_likelihood == pytest.approx(expected, abs=1e-12)

@@ -287,7 +287,7 @@ def test_the_shipped_observations_file_reads_and_gives_a_likelihood():
          "triggers: {venezuela_mobilizes: {off: [5]}}", "switches off while already off"),
         ("path: [{stage: interdiction_strikes, at: start}]\n"
          "triggers: {venezuela_mobilizes: {on: [3], off: [5]}}",
-         "switches off, but the trigger has no offset"),
+         "switches off, but neither an offset nor a transition's effect switches it off"),
         ("path: [{stage: interdiction_strikes, at: start}]\ntriggers: [a, b]",
          "triggers: a mapping of trigger"),
         ("path: [{stage: interdiction_strikes, at: start}]\n"

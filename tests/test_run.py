@@ -230,3 +230,17 @@ def test_a_precision_run_s_first_batch_is_chunk_zero_s_first_trajectories():
     assert loose.trajectories == 1024
     assert loose.summary().equals(plain.summary())
     assert loose.paths == plain.paths
+
+
+def test_a_metric_after_the_horizon_is_refused_not_read_at_the_horizon(cli):
+    """p_reached:war@T with T after the horizon: the curves stop at the horizon, so reading
+    their last point would answer "by the horizon" under another name. Refused, with the
+    horizon that would reach it; at the horizon itself it is P(reached)."""
+    solved = escalate.solve(ROOT / "scenarios" / "venezuela.yaml")
+    at_end, _ = solved.metric("p_reached:full_scale_war@730")
+    assert at_end == solved.stages["full_scale_war"].p_reached
+    with pytest.raises(escalate.EscalateError, match=r"2027-11-08 is after the horizon"):
+        solved.metric("p_reached:full_scale_war@731")
+    refused = cli("run", TUTORIAL, "--precision", "0.01", "--metric", "p_reached:war@2030-01-01")
+    assert refused.exit_code == 2
+    assert "a --horizon of at least 2030-01-01 reaches it" in refused.stderr

@@ -346,7 +346,8 @@ def read_observations(path, model) -> Observations:
     if as_of is not None and as_of < 0:
         issues.append(doc.issue(("as_of",), "must not come before the start"))
     stages = list(model.stages)
-    starts = np.diff(compile_scenario(model).start_cdf, prepend=0.0) > 0
+    compiled = compile_scenario(model)
+    starts = np.diff(compiled.start_cdf, prepend=0.0) > 0
     allowed = {(t.from_, t.to) for t in model.transitions}
     entries: list[tuple[int, float]] = []
     raw_path = data.get("path")
@@ -417,8 +418,9 @@ def read_observations(path, model) -> Observations:
             if state == on:
                 issues.append(doc.issue(place, f"switches {'on' if state else 'off'} while "
                                         f"already {'on' if on else 'off'}"))  # fmt: skip
-            if not state and not model.triggers[name].offset:
-                issues.append(doc.issue(place, "switches off, but the trigger has no offset"))
+            if not state and not compiled.can_switch_off(triggers.index(name)):
+                issues.append(doc.issue(place, "switches off, but neither an offset nor a "
+                                        "transition's effect switches it off"))  # fmt: skip
             if as_of is not None and time > as_of:
                 issues.append(doc.issue(place, f"comes after as_of ({as_of:g})"))
             on = state

@@ -12,7 +12,7 @@ import numpy as np
 
 from escalate.compile import compile_scenario
 from escalate.errors import EscalateError, ScenarioError
-from escalate.results import Z95, Result, parse_metric, run_manifest
+from escalate.results import Z95, Result, check_within_horizon, parse_metric, run_manifest
 from escalate.scenario import Scenario, load
 
 __all__ = ["exact_overlay", "simulate", "solve"]
@@ -85,7 +85,8 @@ def simulate(
             raise EscalateError(
                 f"precision must be positive, got {precision:g}", parameter="precision"
             )
-        parse_metric(metric, model=model)
+        at = parse_metric(metric, model=model)[3]
+        check_within_horizon(metric, at, compiled.horizon, compiled.start_date, model.time_unit)
 
         def stop(tally) -> bool:
             _, se = Result.from_tally(tally, compiled, seed=seed).metric(metric)

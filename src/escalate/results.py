@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Result",
     "check_output_folder",
+    "check_within_horizon",
     "dates_of",
     "parse_metric",
     "run_manifest",
@@ -392,6 +393,7 @@ class Result:
         if kind == "p_reached" and at is None:
             return s.p_reached, s.p_reached_se
         if kind == "p_reached":
+            check_within_horizon(name, at, self.horizon, self.start_date, self.time_unit)
             curve = self.curves[(self.curves.stage == target) & (self.curves.curve == "reached")]
             before = curve[curve.t <= at + 1e-9]
             p = float(before.value.iloc[-1]) if len(before) else 0.0
@@ -648,6 +650,17 @@ _METRIC = re.compile(
     r":(?P<target>[A-Za-z][A-Za-z0-9_-]*)"
     r"(?::(?P<detail>mean|p10|p50|p90))?(?:@(?P<at>[0-9.eE+-]+|[0-9]{4}-[0-9-]+))?$"
 )
+
+
+def check_within_horizon(name: str, at, horizon: float, start_date, time_unit: str) -> None:
+    """Refuse ``p_reached:S@T`` with T after the horizon: the figures stop there, and reading
+    the curve's last point would answer another question."""
+    if at is not None and at > horizon * (1 + 1e-12):
+        raise EscalateError.about(
+            "{metric} {!r}: {} is after the horizon ({}), where the figures stop; a {horizon} "
+            "of at least {} reaches it",
+            name, *(when(x, start_date, time_unit) for x in (at, horizon, at)),
+        )  # fmt: skip
 
 
 def parse_metric(

@@ -526,9 +526,10 @@ def worlds_to_weigh(
     return frame, np.full(len(frame), 1.0 / len(frame)), None
 
 
-def read_worlds(path, model: Scenario) -> pd.DataFrame:
+def read_worlds(path, model: Scenario | None) -> pd.DataFrame:
     """A worlds file (``worlds.parquet``, as calibrate writes it): a column per parameter of
-    ``model`` and ``weight``; the weights are returned normalized to sum to 1.
+    ``model`` and ``weight``; the weights are returned normalized to sum to 1. Without a
+    ``model``, only the file's form is checked (columns of numbers, the weights).
 
     Raises
     ------
@@ -549,7 +550,7 @@ def read_worlds(path, model: Scenario) -> pd.DataFrame:
     if "weight" not in frame.columns:
         raise EscalateError(f"{path}: no `weight` column (a worlds file has one per world)")
     for column in frame.columns:
-        if column != "weight" and column not in model.parameters:
+        if model is not None and column != "weight" and column not in model.parameters:
             raise EscalateError(
                 f"{path}: column {column!r} names no parameter of scenario {model.scenario!r}"
                 f"{suggest(str(column), model.parameters)}"
@@ -566,7 +567,7 @@ def read_worlds(path, model: Scenario) -> pd.DataFrame:
     from escalate.errors import format_path
     from escalate.scenario._rules import value_problems
 
-    for column in frame.columns.drop("weight"):
+    for column in frame.columns.drop("weight") if model is not None else []:
         for row in (frame[column].idxmin(), frame[column].idxmax()):  # domains are intervals
             value = frame.at[row, column]
             for where, message in value_problems(model, model.point_values({column: value})):

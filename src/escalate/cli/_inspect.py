@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from escalate._format import count
 from escalate.cli._options import (
     USAGE_ERROR,
     output_option,
@@ -27,13 +28,22 @@ from escalate.scenario.resolve import resolve
 @click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
 @user_errors
 def validate(scenarios: tuple[Path, ...]) -> None:
-    """Check scenario files (and targets, observations and variants files); list every error.
+    """Check scenario files (and targets, observations, variants, parameters and worlds
+    files); list every error.
 
     Exit 0 when all are valid, 2 when any is invalid.
     """
     out, err = stdout(), stderr()
     invalid = 0
     for path in scenarios:
+        if _is_parquet(path):
+            try:
+                out.print(_worlds_file(path), markup=False, highlight=False)
+            except EscalateError as exc:
+                invalid += 1
+                err.print(str(exc), markup=False)
+                err.print(f"{path}: invalid (1 error)", markup=False)
+            continue
         try:
             kind, scenario_id = _kind_of(path)
             if kind != "scenario":
@@ -60,6 +70,46 @@ def validate(scenarios: tuple[Path, ...]) -> None:
         sys.exit(USAGE_ERROR)
 
 
+def _is_parquet(path: Path) -> bool:
+    """Whether ``path`` is a Parquet file (a worlds file), by its magic bytes."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(4) == b"PAR1"
+    except OSError:
+        return False
+
+
+def _worlds_file(path: Path) -> str:
+    """Check a worlds file, against the scenario its folder's manifest.json names when there
+    is one (calibrate and nowcast write both), and describe it in a line."""
+    from escalate.uncertainty import read_worlds
+
+    named = _scenario_in_manifest(path)
+    model = None if named is None else load(named)
+    against = (
+        f", checked against {named}"
+        if named
+        else "; no manifest.json beside it names a scenario to check it against"
+    )
+    frame = read_worlds(path, model)
+    columns = [c for c in frame.columns if c != "weight"]
+    return (
+        f"{path}: valid worlds file ({count(len(frame), 'world')}, "
+        f"{count(len(columns), 'parameter')}{against})"
+    )
+
+
+def _scenario_in_manifest(path: Path) -> Path | None:
+    """The scenario file that the manifest.json beside ``path`` names (an output folder of
+    calibrate or nowcast), if it names one that exists."""
+    manifest = path.parent / "manifest.json"
+    try:
+        named = json.loads(manifest.read_text(encoding="utf-8")).get("scenario_file")
+    except (ValueError, AttributeError, OSError):
+        return None
+    return Path(named) if isinstance(named, str) and Path(named).is_file() else None
+
+
 def _kind_of(path: Path) -> tuple[str, object]:
     """What ``path`` holds (see :func:`document_kind`) and the scenario id it names; a file
     that cannot be read is left to the scenario reader, which reports it."""
@@ -84,16 +134,17 @@ def _scenario_beside(path: Path, scenario_id) -> Path | None:
 
 
 def _companion(path: Path, kind: str, scenario_id) -> str:
-    """Check a targets, observations or variants file against its scenario (``ID.yaml`` in
-    its folder or the one above) and describe it in a line. Observations and variants mean
-    nothing without their scenario; a targets file without one is checked for form alone."""
+    """Check a targets, observations, variants or parameters file against its scenario
+    (``ID.yaml`` in its folder or the one above) and describe it in a line. Observations and
+    variants mean nothing without their scenario; a targets or parameters file without one is
+    checked for form alone."""
     from escalate._calibrate import read_targets
     from escalate._compare import read_variants
     from escalate._nowcast import read_observations
     from escalate.errors import Issue
 
-    candidate = _scenario_beside(path, scenario_id)
-    if candidate is None and kind != "targets":
+    candidate = _scenario_beside(path, scenario_id) or _scenario_in_manifest(path)
+    if candidate is None and kind not in ("targets", "params"):
         article = "an" if kind == "observations" else "a"
         raise ScenarioError(
             [Issue(str(path), 1, 1, ("scenario",), f"no {scenario_id}.yaml beside this file or "
@@ -101,10 +152,20 @@ def _companion(path: Path, kind: str, scenario_id) -> str:
         )  # fmt: skip
     model = None if candidate is None else load(candidate)
     if candidate is None:
-        against = f"; no {scenario_id}.yaml found to check its names against"
+        against = (
+            f"; no {scenario_id}.yaml found to check its names against"
+            if isinstance(scenario_id, str)
+            else "; it names no scenario to check its names against"
+        )
     else:
         against = f", checked against {candidate}"
-    if kind == "targets":
+    if kind == "params" and model is None:
+        what = count(len(_params_form(path)), "parameter value")
+    elif kind == "params":
+        from escalate.scenario._params import read_params
+
+        what = count(len(read_params(path, model)), "parameter value")
+    elif kind == "targets":
         what = f"{len(read_targets(path, model))} targets"
     elif kind == "observations":
         seen = read_observations(path, model)
@@ -115,7 +176,16 @@ def _companion(path: Path, kind: str, scenario_id) -> str:
     else:
         variants = read_variants(path, model)
         what = f"{len(variants.variants)} variants, {len(variants.metrics)} metrics"
-    return f"{path}: valid {kind} file ({what}{against})"
+    name = "parameters" if kind == "params" else kind
+    return f"{path}: valid {name} file ({what}{against})"
+
+
+def _params_form(path: Path) -> dict:
+    """A parameters file with no scenario to check its names against: its values (the
+    reader found them numbers)."""
+    from escalate.scenario._yaml import read_yaml
+
+    return {k: v for k, v in read_yaml(path).data.items() if k != "scenario"}
 
 
 @click.command()

@@ -145,8 +145,9 @@ class Document:
 
 def document_kind(data: Any) -> str:
     """What a parsed file is, by its keys: ``"targets"`` (calibrate's statements),
-    ``"observations"`` (nowcast's events), ``"variants"`` (compare's options) or
-    ``"scenario"`` (anything else, checked as one)."""
+    ``"observations"`` (nowcast's events), ``"variants"`` (compare's options), ``"params"``
+    (a point overlay: every value but ``scenario`` a number) or ``"scenario"`` (anything
+    else, checked as one)."""
     if isinstance(data, dict) and "stages" not in data:
         if "targets" in data:
             return "targets"
@@ -154,6 +155,9 @@ def document_kind(data: Any) -> str:
             return "observations"
         if "variants" in data:
             return "variants"
+        values = [v for k, v in data.items() if k != "scenario"]
+        if values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            return "params"
     return "scenario"
 
 
