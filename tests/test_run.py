@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
+import subprocess
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -244,3 +246,25 @@ def test_a_metric_after_the_horizon_is_refused_not_read_at_the_horizon(cli):
     refused = cli("run", TUTORIAL, "--precision", "0.01", "--metric", "p_reached:war@2030-01-01")
     assert refused.exit_code == 2
     assert "a --horizon of at least 2030-01-01 reaches it" in refused.stderr
+
+
+@pytest.mark.parametrize("command", ["solve", "run"])
+def test_an_80_column_terminal_keeps_every_stage_label_whole(command):
+    """In 80 columns the stage table splits in two (the odds, then the timing), each table
+    fits, no value is cut short and every word of every stage label shows whole."""
+    import os
+
+    scenario = ROOT / "scenarios" / "venezuela.yaml"
+    done = subprocess.run(
+        [ESCALATE, command, scenario, *(["-n", "1e5", "--seed", "1"] if command == "run" else [])],
+        capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    tables = [line for line in done.stdout.splitlines() if line[:1] in "┏┃┡│└"]
+    assert tables and max(len(line) for line in tables) <= 80
+    assert "…" not in done.stdout
+    model = escalate.load(scenario)
+    for stage in model.stages:
+        for word in model.label(stage).split():
+            assert re.search(rf"(^|[\s│(]){re.escape(word)}([\s│)]|$)", done.stdout, re.M), word
+    assert "Time to reach (days)" in done.stdout

@@ -119,36 +119,37 @@ def print_result(out: Console, result: Result) -> None:
         header += ")"
     out.print(header, markup=False, highlight=False)
     out.print(result.headline_text(), markup=False, highlight=False, style="bold")
-    table = Table(
-        title=f"Stages (times in {unit}s; ± is the 95% interval half-width)",
-        title_justify="left",
-    )
-    table.add_column("stage", overflow="fold")
-    table.add_column("P(reached)", justify="right")
-    table.add_column("P(at horizon)", justify="right")
-    table.add_column("time in stage", justify="right")
-    table.add_column("time to reach: p10", justify="right")
-    table.add_column("p50", justify="right")
-    table.add_column("p90", justify="right")
-    table.add_column("mean", justify="right")
-    dated = result.start_date is not None
-    if dated:
-        table.add_column("p50 as a date", justify="right")
+    exact = result.method == "exact"
+    title = f"Stages (times in {unit}s" + (")" if exact else "; ± is the 95% interval half-width)")
+    labels = [result.labels.get(name, name) for name in result.stages]
+    odds = ["P(reached)", "P(at horizon)", "time in stage"]
+    timing = ["time to reach: p10", "p50", "p90", "mean"]
+    if result.start_date is not None:
+        timing.append("p50 as a date")
+    rows = []
     for name, s in result.stages.items():
         lo, hi = s.p_reached_ci
         ttr = s.time_to_reach
-        table.add_row(
-            result.labels.get(name, name),
-            percent(s.p_reached) + (f" ± {100 * (hi - lo) / 2:.2f}" if hi > lo else ""),
-            percent(s.p_at_horizon),
-            number(s.time_in),
-            number(ttr["p10"]),
-            number(ttr["p50"]),
-            number(ttr["p90"]),
-            number(ttr["mean"]),
-            *([result.date(ttr["p50"]) or MISSING] if dated else []),
+        rows.append(
+            [
+                percent(s.p_reached) + (f" ± {100 * (hi - lo) / 2:.2f}" if hi > lo else ""),
+                percent(s.p_at_horizon),
+                number(s.time_in),
+                number(ttr["p10"]),
+                number(ttr["p50"]),
+                number(ttr["p90"]),
+                number(ttr["mean"]),
+                *([result.date(ttr["p50"]) or MISSING] if len(timing) > 4 else []),
+            ]
         )
-    out.print(table)
+    if out.width >= WIDE:
+        out.print(_stage_table(title, labels, odds + timing, rows))
+    else:  # a narrow terminal: the odds, then the timing, each with the whole stage names
+        out.print(_stage_table(title, labels, odds, [row[:3] for row in rows]))
+        timing[0] = "p10"
+        out.print(
+            _stage_table(f"Time to reach ({unit}s)", labels, timing, [row[3:] for row in rows])
+        )
     if result.triggers:
         triggers = Table(title="Triggers", title_justify="left")
         triggers.add_column("trigger", overflow="fold")
@@ -171,6 +172,22 @@ def print_result(out: Console, result: Result) -> None:
         for p in result.paths[:10]:
             paths.add_row(compact_path(p["path"]), percent(p["p"]))
         out.print(paths)
+
+
+WIDE = 100  # terminal columns from which a run's stage table is one table, not two
+
+
+def _stage_table(title: str, labels: list[str], columns: list[str], rows: list[list[str]]):
+    """A table with a row per stage: its label in the first column, never broken inside a
+    word (the column is at least as wide as the longest word), then ``columns``."""
+    table = Table(title=title, title_justify="left")
+    longest = max((len(word) for label in labels for word in label.split()), default=5)
+    table.add_column("stage", min_width=min(longest, 30))
+    for column in columns:
+        table.add_column(column, justify="right", no_wrap=True)
+    for label, row in zip(labels, rows, strict=True):
+        table.add_row(label, *row)
+    return table
 
 
 def print_worlds(out: Console, result) -> None:
