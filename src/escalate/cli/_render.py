@@ -127,7 +127,7 @@ def print_result(out: Console, result: Result) -> None:
     if result.start_date is not None:
         timing.append("p50 as a date")
     rows = []
-    for name, s in result.stages.items():
+    for s in result.stages.values():
         lo, hi = s.p_reached_ci
         ttr = s.time_to_reach
         rows.append(
