@@ -17,9 +17,14 @@ __all__ = ["EscalateError", "Issue", "ScenarioError", "format_path", "suggest"]
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
-    """``"; did you mean 'x'?"`` when a choice is close to ``word``, else ``""``."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    """``"; did you mean 'x'?"`` when a choice is close to ``word`` (by spelling, else the
+    choices that contain it whole: 'war' -> 'full_scale_war' or 'protracted_war', at most
+    three), else ``""``."""
+    choices = list(choices)
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if not close and len(word) >= 3:
+        close = [c for c in choices if word in c][:3]
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 def format_path(path: tuple[str | int, ...]) -> str:
@@ -52,8 +57,10 @@ class Issue:
     severity: str = "error"
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
         kind = "warning: " if self.severity == "warning" else ""
+        if not self.line and not self.path:  # the file as a whole: it cannot be read
+            return f"{self.file}: {kind}{self.message}"
+        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
         return f"{where}: {format_path(self.path)}: {kind}{self.message}"
 
 

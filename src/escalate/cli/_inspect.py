@@ -214,3 +214,4 @@ def schema(output: Path | None) -> None:
             output.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise EscalateError(f"cannot write {output}: {exc.strerror}") from None
+        stderr().print(f"schema written: {output}", markup=False, highlight=False)

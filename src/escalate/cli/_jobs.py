@@ -68,6 +68,7 @@ def run_job(
             _save_figure(result.plot(), folder / command)
 
         _write_job(out, write, force, checkpoint)
+        stderr().print(f"{command} written: {out}", markup=False, highlight=False)
     return result
 
 

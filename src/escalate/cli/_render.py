@@ -262,10 +262,15 @@ def print_drivers(out: Console, result, metric: str, top: int = 8) -> None:
 
 
 def print_sweep(out: Console, result) -> None:
+    """The sweep's grid: a row per point, its parameters and metrics (an exact sweep's
+    standard errors, all 0, left out)."""
+    frame = result.frame
+    if result.engine == "exact":
+        frame = frame[[c for c in frame.columns if not c.endswith("_se")]]
     table = Table(title=f"Sweep ({result.engine})", title_justify="left")
-    for col in result.frame.columns:
+    for col in frame.columns:
         table.add_column(col, justify="right", overflow="fold")
-    for row in result.frame.itertuples(index=False):
+    for row in frame.itertuples(index=False):
         table.add_row(*(number(float(v)) for v in row))
     out.print(table)
 

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     "--precision",
     type=float,
     metavar="EPS",
-    help="Run until the 95%% interval half-width of --metric is at most EPS.",
+    help="Run until the 95% interval half-width of --metric is at most EPS.",
 )
 @click.option("--metric", metavar="M", help="e.g. p_reached:full_scale_war (with --precision).")
 @click.option(

@@ -73,7 +73,8 @@ def _validate(doc: Document) -> Scenario:
     try:
         scenario = Scenario.model_validate(data, context=allowed)
     except ValidationError as exc:
-        raise ScenarioError([_translate(e, doc, allowed) for e in exc.errors()]) from None
+        issues = [_translate(e, doc, allowed) for e in exc.errors()]
+        raise ScenarioError(issues + _beyond_shape_errors(doc, exc.errors())) from None
     scenario._file = doc.file
     scenario._document = doc
     issues = check(scenario, doc)
@@ -81,6 +82,46 @@ def _validate(doc: Document) -> Scenario:
         raise ScenarioError(issues)
     scenario._warnings = tuple(issues)
     return scenario
+
+
+def _beyond_shape_errors(doc: Document, errors: list[dict]) -> list[Issue]:
+    """The other errors of a file with shape errors, so that one run lists every error: the
+    keys at fault are set aside (each error's own key in a mapping; where one cannot be, none
+    is), the rest validated again and its cross-reference rules checked, and what that finds
+    reported but near a key set aside (a transition whose only timing was set aside would
+    otherwise be said to have none)."""
+    import copy
+
+    data = copy.deepcopy(doc.data)
+    aside = []
+    for error in errors:
+        path, parent = _data_path(error["loc"], data)
+        if not path or not isinstance(parent, dict) or path[-1] not in parent:
+            return []  # a list item, or a key that is missing: nothing to set aside
+        aside.append(path)
+    for path in sorted(aside, key=len, reverse=True):
+        node = data
+        for part in path[:-1]:
+            node = node[part]
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+
+    def near(issue: Issue) -> bool:
+        return any(
+            issue.path[: len(path)] == path or path[: len(issue.path)] == issue.path
+            for path in aside
+        )
+
+    allowed: dict[int, list[str]] = {}
+    try:
+        scenario = Scenario.model_validate(data, context=allowed)
+    except ValidationError as exc:
+        pruned = Document(doc.file, data, doc.value_marks, doc.key_marks)
+        found = [_translate(e, pruned, allowed) for e in exc.errors()]
+    else:
+        scenario._file = doc.file
+        found = [issue for issue in check(scenario, doc) if issue.severity == "error"]
+    return [issue for issue in found if not near(issue)]
 
 
 def _required() -> str:

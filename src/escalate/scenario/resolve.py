@@ -136,11 +136,17 @@ def resolve(scenario: Scenario, overrides: dict[str, float] | None = None) -> Re
     overrides = dict(overrides or {})
     for name in overrides:
         if name not in scenario.parameters:
+            hint = suggest(name, scenario.parameters)
+            if not hint:
+                names = list(scenario.parameters)
+                hint = (
+                    f" (the scenario's {len(names)}: {', '.join(names[:6])}"
+                    + (", ...)" if len(names) > 6 else ")")
+                    if names
+                    else " (the scenario has no parameters)"
+                )
             raise EscalateError(
-                f"overrides {name}: unknown parameter {name!r}"
-                f"{suggest(name, scenario.parameters)}"
-                + ("" if scenario.parameters else " (the scenario has no parameters)"),
-                parameter="overrides",
+                f"overrides {name}: unknown parameter {name!r}{hint}", parameter="overrides"
             )
     values = scenario.point_values(overrides)
     if overrides:
