@@ -494,3 +494,16 @@ def test_a_pooled_mean_time_to_reach_is_the_mixture_s():
     assert pooled["pooled"] == pytest.approx(np.sum(p * t) / np.sum(p), rel=1e-9)
     assert pooled["mean"] == pytest.approx(np.mean(t), rel=1e-9)
     assert abs(pooled["pooled"] - pooled["mean"]) > 1.0  # the two differ here
+
+
+def test_a_heat_map_of_positive_parameters_stays_above_zero(model):
+    """A two-parameter sweep from 0.001 (its cells halfway to the next value) draws no cell
+    below 0, where a positive parameter cannot be; the last cell still extends past the top."""
+    grid = escalate.sweep(
+        model, {"dominant": [0.001, 0.02, 0.039], "minor": [0.009, 0.01, 0.011]},
+        ["p_reached:war"],
+    )  # fmt: skip
+    fig = grid.plot()
+    ax = fig.axes[0]
+    assert ax.get_xlim()[0] >= 0.0 and ax.get_xlim()[1] > 0.039
+    plt.close(fig)

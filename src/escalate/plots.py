@@ -479,14 +479,17 @@ def _log_axis(ax, which: str, values: np.ndarray) -> None:
 
 
 def _edges(values: np.ndarray, log: bool) -> np.ndarray:
-    """Cell edges halfway between grid values (geometrically on a log axis)."""
+    """Cell edges halfway between grid values (geometrically on a log axis); the outer cells
+    of a positive parameter stop at 0 rather than reach below it."""
     v = np.log(values) if log else values
     if len(v) == 1:
         edges = np.array([v[0] - 0.5, v[0] + 0.5])
     else:
         mid = (v[1:] + v[:-1]) / 2
         edges = np.concatenate([[2 * v[0] - mid[0]], mid, [2 * v[-1] - mid[-1]]])
-    return np.exp(edges) if log else edges
+    if log:
+        return np.exp(edges)
+    return np.maximum(edges, 0.0) if values.min() > 0 else edges
 
 
 def sweep(result, metric: str | None = None):

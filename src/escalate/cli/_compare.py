@@ -152,7 +152,11 @@ def print_comparison(out, result) -> None:
         if result.mode != "exact":
             columns += ["SE paired", "SE independent", "variance ÷"]
         for column in columns:
-            table.add_column(column, justify="left" if column == "variant" else "right")
+            if column == "variant":  # names whole: the other columns wrap instead
+                longest = max((len(name) for name in result.names[1:]), default=7)
+                table.add_column(column, min_width=min(longest, 40))
+            else:
+                table.add_column(column, justify="right")
         for row in rows.to_dict("records"):
             cells = [
                 row["variant"],

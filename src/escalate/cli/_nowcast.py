@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from escalate._format import count
+from escalate._format import count, points
 from escalate.cli._calibrate import print_parameters
 from escalate.cli._jobs import write_outputs
 from escalate.cli._options import (
@@ -181,7 +181,7 @@ def print_nowcast(out, result, stage: str | None = None) -> None:
     at_before, at_after = result.ahead["p_at_horizon"]
     for i, label in enumerate(result.stage_labels):
         b, a = result.before[i], result.after[i]
-        table.add_row(label, f"{b:.1%}", f"{a:.1%}", f"{round(a - b, 3) + 0.0:+.1%}",
+        table.add_row(label, f"{b:.1%}", f"{a:.1%}", points(a - b),
                       f"{at_before[i]:.1%}", f"{at_after[i]:.1%}")  # fmt: skip
     out.print(table)
     updates = result.updates(stage)
@@ -195,7 +195,7 @@ def print_nowcast(out, result, stage: str | None = None) -> None:
             row["news"],
             f"{row['before']:.1%}",
             f"{row['after']:.1%}",
-            f"{row['change']:+.1%}",
+            points(row["change"]),
             f"{row['ess']:.0f}",
         )
     out.print(table)
