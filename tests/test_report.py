@@ -3,6 +3,7 @@ is well-formed, self-contained, and renders with every image in a headless brows
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import shutil
@@ -16,6 +17,7 @@ from matplotlib.patches import FancyArrowPatch
 
 import escalate
 from escalate import plots
+from escalate._format import percent
 from escalate.report import FIGURES
 from escalate.uncertainty import reach_across_worlds
 
@@ -282,9 +284,12 @@ def test_the_report_says_what_drives_the_answer(drivers_folder, tmp_path):
     assert metric == tornado["metric"] == "p_reached:full_scale_war"
     assert tornado["scenario_sha256"] == manifest["scenario_sha256"]
     text = (folder / "report.html").read_text(encoding="utf-8")
-    headline = text.split("id='headline'>", 1)[1].split("</p>", 1)[0]
+    headline = html.unescape(text.split("id='headline'>", 1)[1].split("</p>", 1)[0])
     assert headline.startswith("P(Full-scale war by 2027-11-07) = ")
-    assert f"Monte Carlo 95% interval, pooled over {WORLDS} worlds:" in headline
+    # each of the headline's three figures says which it is: pooled, across worlds, tornado
+    assert f"(the {WORLDS} worlds pooled, their parameters' uncertainty averaged in; " in headline
+    base = percent(next(iter(tornado["parameters"].values()))["base"])
+    assert f"the others at their point values, where it is {base})." in headline
     assert f"Across {WORLDS} worlds, P(Full-scale war by 2027-11-07) runs from" in headline
     assert headline.count("Sensitivity (") == 1  # not the hidden, broken or other-horizon ones
     assert "Sensitivity (oat, tornado/): p_reached:full_scale_war moves most with " in headline

@@ -36,8 +36,11 @@ __all__ = [
     "sweep",
 ]
 
-_STYLE = cycler(color=plt.get_cmap("tab10").colors[:8]) + cycler(
-    linestyle=["-", "--", "-.", ":", "-", "--", "-.", ":"]
+# 40 distinct (colour, dash) pairs: the first ten stages differ by colour and the next by dash
+# too, so no two of a scenario's stages (40 at most) share a line
+_DASHES = ["-", "--", "-.", ":"]
+_STYLE = cycler(color=[plt.get_cmap("tab10").colors[i % 10] for i in range(40)]) + cycler(
+    linestyle=[_DASHES[(i + i // 10) % 4] for i in range(40)]
 )
 
 
@@ -70,7 +73,7 @@ def reached(result, stages=None, exact=None):
     ``exact`` (the Result of ``solve``) overlays the exact curves as thin black dots."""
     curves = result.curves[result.curves.curve == "reached"]
     names = list(stages or [s for s in result.stages if s in set(curves.stage)])
-    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    fig, ax = plt.subplots(figsize=(9.5, 4.5), layout="constrained")
     ax.set_prop_cycle(_STYLE)
     n = result.trajectories
     for name in names:
@@ -88,11 +91,12 @@ def reached(result, stages=None, exact=None):
             ax.plot(c.t, c.value, color="black", lw=0.9, ls=":", label=label)
     ax.set_xlabel(f"time ({result.time_unit}s)")
     ax.set_ylabel("probability reached by t")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(-0.01, 1.03)  # a curve at 0 or 1 (the start stage) clear of the frame
     ax.set_xlim(0, result.horizon)
     _date_axis(ax, result.start_date, result.time_unit)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="best")
+    # beside the axes, never over a curve
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     ax.set_title(_title(result, "probability each stage is reached by time t"))
     return fig
 

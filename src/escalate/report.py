@@ -52,7 +52,7 @@ h2 { font-size: 1.2rem; margin-top: 2.2rem; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; font-size: 0.88rem; margin: 0.6rem 0; }
 th, td { border: 1px solid #d0d0d0; padding: 0.25rem 0.55rem; text-align: right; }
 th { background: #f2f2f2; } td.text, th.text { text-align: left; }
-td.nowrap { white-space: nowrap; }
+td.nowrap, th, td:not(.text) { white-space: nowrap; }
 figure { margin: 1rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 dt { font-weight: 600; margin-top: 0.5rem; } dd { margin-left: 1rem; }
 pre { background: #f7f7f7; padding: 0.6rem; overflow-x: auto; font-size: 0.8rem; }
@@ -277,6 +277,10 @@ def _sensitivity_sentence(
 
     said = ", then ".join(f"{name} ({size(values.get(column))})" for name, values in ranked)
     own = " at the scenario's own values" if manifest_overrides else ""
+    if result["method"] == "oat":  # its own baseline: every parameter at its point value
+        base = ranked[0][1].get("base")
+        shown = percent(base) if is_probability(result["metric"]) else number(base, 4)
+        called += f", the others at their point values, where it is {shown}"
     return (
         f"Sensitivity ({result['method']}, {place}{own}): {result['metric']} moves most with "
         f"{said} ({called})."

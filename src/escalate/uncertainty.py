@@ -230,7 +230,10 @@ class WorldsResult:
         worlds and the parameters that move it most (:meth:`across_worlds_text`)."""
         pooled = []
         if self.pooled_result is not None:
-            interval = f"Monte Carlo 95% interval, pooled over {self.worlds:,} worlds:"
+            interval = (
+                f"the {self.worlds:,} worlds pooled, their parameters' uncertainty averaged in; "
+                "Monte Carlo 95% interval"
+            )
             pooled.append(self.pooled_result.headline_text(interval=interval))
         return " ".join([*pooled, self.across_worlds_text()]).strip()
 
