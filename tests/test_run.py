@@ -268,3 +268,20 @@ def test_an_80_column_terminal_keeps_every_stage_label_whole(command):
         for word in model.label(stage).split():
             assert re.search(rf"(^|[\s│(]){re.escape(word)}([\s│)]|$)", done.stdout, re.M), word
     assert "Time to reach (days)" in done.stdout
+
+
+def test_the_reach_figure_draws_every_stage_apart():
+    """Nine stages, nine different lines (colour and dash), the legend outside the axes (over
+    no curve), and the start stage's line at 1 inside the frame, not on its edge."""
+    from matplotlib.colors import to_hex
+
+    result = escalate.solve(ROOT / "scenarios" / "venezuela.yaml")
+    fig = result.plot_reached()
+    ax = fig.axes[0]
+    lines = ax.get_lines()[: len(result.stages)]
+    styles = {(to_hex(line.get_color()), line.get_linestyle()) for line in lines}
+    assert len(lines) == len(styles) == 9
+    legend = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
+    assert legend.x0 >= ax.get_window_extent(fig.canvas.get_renderer()).x1
+    assert ax.get_ylim()[1] > 1.0
+    plt.close(fig)
