@@ -415,3 +415,35 @@ def test_reach_curves_taken_from_the_walk_of_the_chain_itself(name):
             curve.append(v[target].sum())
         np.testing.assert_allclose(solution.reached[s], curve, rtol=0, atol=1e-12)
     assert shortcuts >= 2  # a certain start stage and at least one terminal stage
+
+
+def test_a_chain_reused_for_other_numbers_has_the_rates_built_afresh():
+    """Worlds share their chain's states and take their rates from with_rates: against the
+    chain built from scratch for each parameter set, the same generator, entry by entry, with
+    effects that are sure (on, off) and chances on two triggers of one transition."""
+    from escalate.exact import _Chain, chain_of
+
+    model = escalate.loads("""\
+scenario: fx
+horizon: 100
+start: a
+parameters:
+  p: {value: 0.3, uncertain: {dist: uniform, low: 0.05, high: 0.95}}
+  q: {value: 0.6, uncertain: {dist: uniform, low: 0.05, high: 0.95}}
+  r: {value: 0.02, uncertain: {dist: gamma, mean: 0.02, sd: 0.01}}
+stages: {a: {}, b: {}, c: {terminal: true}}
+triggers:
+  x: {onset: {rate: 0.01}, offset: {rate: 0.05}}
+  y: {initial: 0.2}
+transitions:
+  - {from: a, to: b, rate: r, effects: {x: p, y: q}}
+  - {from: b, to: a, rate: 0.03, effects: {x: off}}
+  - {from: b, to: c, rate: r, when: {x: 2, y: 0.5}, effects: {y: on}}
+""")
+    for world in escalate.draw_worlds(model, 6, 3).to_dict("records"):
+        c = compile_scenario(model, world)
+        reused, fresh = chain_of(c), _Chain(c)
+        order = [reused.index[state] for state in fresh.states]
+        np.testing.assert_allclose(
+            reused.q.toarray()[np.ix_(order, order)], fresh.q.toarray(), rtol=1e-14, atol=0
+        )

@@ -200,9 +200,11 @@ class _Chain:
         ratios = np.where(bits[moves] == 1, c.ratio[j], 1.0)
         rates[moves] = c.p1[j] * np.prod(ratios, axis=1)
         if self._has_effects:
-            for e in np.flatnonzero(moves):
-                outcomes = chain.effects(int(self._which[e]), int(self._mask[e]))
-                rates[e] *= outcomes.get(int(self._after[e]), 0.0)
+            entries, effects, on = self._effect_factors()
+            value = c.effect_value[effects]
+            factor = np.ones(len(rates))
+            np.multiply.at(factor, entries, np.where(on, value, 1.0 - value))
+            rates *= factor
         switches = ~moves
         k, st, on = self._which[switches], self._stage[switches], bits[switches]
         is_on = on[np.arange(len(k)), k] == 1
@@ -211,6 +213,46 @@ class _Chain:
         rates[switches] = base * np.prod(np.where(on == 1, table, 1.0), axis=1)
         chain._set_generator(rates, chain._initial_distribution())
         return chain
+
+    def _effect_factors(self):
+        """How each move's rate depends on its transition's effects, worked out once per
+        structure (as :meth:`effects` applies them): which effects are chances (0 < p < 1)
+        and which way each went to reach the entry's trigger set is the structure's, only
+        the chances' values vary. Returns (entry, effect, went on) arrays: the entry's rate
+        is multiplied by p where the chance went on and by 1 - p where it did not. A
+        transition's effects name each trigger once, so one way leads to each set."""
+        if not hasattr(self, "_factors"):
+            c = self.c
+            entries, effects, on = [], [], []
+            for e in np.flatnonzero(self._kind == 0):
+                j, mask, after = int(self._which[e]), int(self._mask[e]), int(self._after[e])
+                ways: dict[int, list[list[tuple[int, bool]]]] = {mask: [[]]}
+                for x in range(c.effect_start[j], c.effect_start[j + 1]):
+                    bit, value = 1 << int(c.effect_trigger[x]), float(c.effect_value[x])
+                    grown: dict[int, list] = {}
+                    for m, paths in ways.items():
+                        if value < 0.0:
+                            branches = [(m & ~bit, [])]
+                        elif m & bit or value <= 0.0:
+                            branches = [(m, [])]
+                        elif value >= 1.0:
+                            branches = [(m | bit, [])]
+                        else:
+                            branches = [(m | bit, [(x, True)]), (m, [(x, False)])]
+                        for m2, step in branches:
+                            grown.setdefault(m2, []).extend(path + step for path in paths)
+                    ways = grown
+                (way,) = ways[after]
+                for x, went_on in way:
+                    entries.append(e)
+                    effects.append(x)
+                    on.append(went_on)
+            self._factors = (
+                np.array(entries, np.int64),
+                np.array(effects, np.int64),
+                np.array(on, bool),
+            )
+        return self._factors
 
     def speed(self, j: int, mask: int) -> float:
         required = self._requires[j]
