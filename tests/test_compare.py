@@ -284,15 +284,15 @@ transitions:
 @pytest.mark.slow
 def test_the_standard_error_on_tempered_worlds_against_the_spread_over_seeds():
     """Worlds from a tempered calibration (resampled and moved: correlated, some duplicated),
-    compared on: the SE across worlds assumes independent worlds, and says so; over 12 seeds
+    compared on: the SE across worlds assumes independent worlds, and says so; over 8 seeds
     (a calibration and a comparison each) the spread of the mean difference lies within a
-    factor of 2 of the mean SE reported (measured: 1.4x on this case, 0.84x on a tighter
-    target)."""
+    factor of 2 of the mean SE reported (measured: 1.3x over these 8, 1.4x over 12; 0.84x on a
+    tighter target)."""
     from escalate._calibrate import Target, calibrate
 
     model = escalate.loads(TEMPERED)
     differences, errors = [], []
-    for seed in range(12):
+    for seed in range(8):
         calibrated = calibrate(model, [Target("p_reached:war@100", 0.30, 0.40)], worlds=400,
                                seed=seed, workers=1)  # fmt: skip
         assert calibrated.posterior.powers  # tempered
