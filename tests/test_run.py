@@ -285,3 +285,13 @@ def test_the_reach_figure_draws_every_stage_apart():
     assert legend.x0 >= ax.get_window_extent(fig.canvas.get_renderer()).x1
     assert ax.get_ylim()[1] > 1.0
     plt.close(fig)
+
+
+def test_a_precision_run_reports_its_progress_against_the_cap():
+    """Its batches double, and each reports the trajectories done out of the cap (-n), never
+    out of the chunk numbering behind the first batches."""
+    seen = []
+    result = escalate.simulate(TUTORIAL, 1e6, seed=1, precision=0.0015, metric="p_reached:war",
+                               progress=lambda done, total: seen.append((done, total)))  # fmt: skip
+    assert [done for done, _ in seen] == [1024 * 2**k for k in range(9)]
+    assert {total for _, total in seen} == {1_000_000} and result.trajectories == 262_144

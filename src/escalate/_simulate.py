@@ -470,7 +470,7 @@ def _run(compiled, n, seed, stop, progress, client=None) -> Tally:
     c = compiled
     _check_memory(c)
     tally = Tally.empty(c.n_stages, c.n_triggers, len(c.grid))
-    n_chunks = -(-n // CHUNK_SIZE)
+    n_chunks, total = -(-n // CHUNK_SIZE), n
 
     def absorb(part: Tally, stalled: bool) -> bool:
         """Add a batch's counts; True when the run should stop."""
@@ -483,7 +483,7 @@ def _run(compiled, n, seed, stop, progress, client=None) -> Tally:
         add_tally(tally, part)
         _trim_paths(tally)
         if progress is not None:
-            progress(tally.n, n)
+            progress(tally.n, total)
         return stop is not None and stop(tally)
 
     starts = [(first, BATCH_CHUNKS) for first in range(0, n_chunks, BATCH_CHUNKS)]
