@@ -25,7 +25,7 @@ def cluster():
             n_workers=2,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: a scheduler on 8787 is no clash
             host="127.0.0.1",
         ) as local,
         distributed.Client(local) as client,
