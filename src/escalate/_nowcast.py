@@ -91,9 +91,8 @@ def require_memoryless(c: CompiledScenario) -> None:
     of what happened is exact on a Markov chain only."""
     if c.is_markov:
         return
-    sources = np.repeat(np.arange(c.n_stages), np.diff(c.out_start))
     slow = [
-        f"{c.stage_names[sources[j]]} -> {c.stage_names[c.target[j]]}"
+        f"{c.stage_names[c.source[j]]} -> {c.stage_names[c.target[j]]}"
         for j in range(len(c.kind))
         if c.kind[j] != 0
     ]
@@ -212,10 +211,9 @@ def forward(c: CompiledScenario, obs: Observations) -> Filtered:
 def _effects_on(c: CompiledScenario, stages: list[int]) -> int:
     """The triggers (a mask) that the effects of the transitions along ``stages`` (each to
     the next) may switch."""
-    sources = np.repeat(np.arange(c.n_stages), np.diff(c.out_start))
     mask = 0
     for source, target in itertools.pairwise(stages):
-        for j in np.flatnonzero((sources == source) & (c.target == target)):
+        for j in np.flatnonzero((c.source == source) & (c.target == target)):
             for e in range(c.effect_start[j], c.effect_start[j + 1]):
                 mask |= 1 << int(c.effect_trigger[e])
     return mask

@@ -394,7 +394,7 @@ def launch(c: CompiledScenario, sizes: np.ndarray, states: np.ndarray, batch: _B
 
 # the kernel's first compilation, measured on this project's 2-core machine (an empty cache)
 COMPILE_SECONDS = 45
-_CHECKED: set = set()  # the argument types this process has checked the cache for
+_CHECKED: set = set()  # the kernel's flags (switches off, guided) this process has checked
 
 
 def _say_if_compiling(arguments: tuple) -> None:
@@ -402,12 +402,16 @@ def _say_if_compiling(arguments: tuple) -> None:
     neither in memory nor in its disk cache, log (logger ``escalate``, INFO; the command line
     prints it) that it compiles now, for nothing else is said until it is done. Reads numba's
     cache index by its private API; if that API changes, says nothing rather than guess."""
+    # the arrays' types are fixed by the code; the flags pick the specialization: once each
+    flags = arguments[-2:]
+    if flags in _CHECKED:
+        return
+    _CHECKED.add(flags)
     kernel = _kernels.run_batch
     try:
         types = tuple(kernel.typeof_pyval(a) for a in arguments)
-        if types in _CHECKED or types in kernel.overloads:
+        if types in kernel.overloads:
             return
-        _CHECKED.add(types)
         cache = kernel._cache
         key = cache._index_key(types, kernel.targetctx.codegen())
         cached = key in cache._cache_file._load_index()

@@ -99,6 +99,11 @@ class CompiledScenario:
         return len(self.trigger_names)
 
     @property
+    def source(self) -> np.ndarray:
+        """The stage each transition (a row of ``target``) leaves."""
+        return np.repeat(np.arange(self.n_stages), np.diff(self.out_start))
+
+    @property
     def is_markov(self) -> bool:
         """Every transition exponential: the process is a CTMC on (stage, triggers on)."""
         return bool(np.all(self.kind == EXPONENTIAL))

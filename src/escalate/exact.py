@@ -640,9 +640,10 @@ class _Uniformized:
         rescaled after every piece of the series (each loses at most a factor e^-100), so that
         a long span of a leaking chain (a quiet record: e^-900 after 600 days at 1.5 a day)
         does not underflow. ``log_mass`` is -inf, and ``u`` zero, when nothing survives."""
-        pieces = max(1, int(np.ceil(self.lam * h / self.MAX_MEAN))) if h > 0.0 else 0
+        moves = h > 0.0 and self.lam > 0.0  # else nothing leaves: v stays as it is
+        pieces = max(1, int(np.ceil(self.lam * h / self.MAX_MEAN))) if moves else 0
         log_mass = 0.0
-        for _ in range(pieces if self.lam > 0.0 else 0):
+        for _ in range(pieces):
             v, _ = self._piece(v, h / pieces)
             total = float(v.sum())
             if not total > 0.0:

@@ -705,12 +705,14 @@ def _pooled(values: pd.DataFrame, weights: np.ndarray) -> dict[str, float]:
     mean, except a mean time to reach, which is conditional on reaching the stage: there
     each world weighs by its weight times its chance of reaching it (what pooling the worlds'
     trajectories would give)."""
+    from escalate.results import parse_metric
+
     pooled = {}
     for metric in values.columns:
-        kind, *rest = metric.split(":")
+        kind, stage, detail, _ = parse_metric(metric)
         weight = weights
-        if kind == "time_to_reach" and rest[-1] == "mean":
-            weight = weights * values[f"p_reached:{rest[0]}"].to_numpy(float)
+        if kind == "time_to_reach" and detail == "mean":
+            weight = weights * values[f"p_reached:{stage}"].to_numpy(float)
         pooled[metric] = weighted_mean(values[metric], weight)[0]
     return pooled
 
