@@ -64,7 +64,7 @@ REFERENCE_RATES = {
 
 def _compiled(path: Path = REFERENCE):
     import escalate
-    from escalate.compile import compile_scenario
+    from escalate.engine.compile import compile_scenario
 
     return escalate.load(path), compile_scenario(escalate.load(path))
 
@@ -177,7 +177,7 @@ def draws_per_trajectory(chain: str, m: int = 2_000) -> float:
     import numpy as np
 
     from benchmarks.peers import _draws_between
-    from escalate._simulate import _Batch, chunk_state, launch
+    from escalate.engine.simulate import _Batch, chunk_state, launch
 
     _, c = _compiled(CHAINS[chain])
     before = chunk_state(SEED, 0)
@@ -349,7 +349,7 @@ def measure_shape(index: int, n: int, seconds: float) -> dict:
 
     import escalate
     from benchmarks.chains import SHAPES, generate, hand_written
-    from escalate._simulate import chunk_state
+    from escalate.engine.simulate import chunk_state
 
     chain = generate(SHAPES[index])
     model = escalate.loads(chain.yaml)
@@ -452,7 +452,7 @@ def measure_worlds(method: str, worlds: int) -> dict:
     ``scipy.linalg.expm`` of the joint generator per world: the distribution at the horizon
     and nothing else), on the same Latin-hypercube worlds. Returns the wall per world."""
     import escalate
-    from escalate.uncertainty import draw_worlds, run_worlds
+    from escalate.analysis.worlds import draw_worlds, run_worlds
 
     model = escalate.load(VENEZUELA)
     if method == "escalate":
@@ -462,8 +462,8 @@ def measure_worlds(method: str, worlds: int) -> dict:
         return {"per_world": (time.perf_counter() - began) / worlds, "worlds": worlds}
     from scipy import linalg
 
-    from escalate.compile import compile_scenario
-    from escalate.exact import _Chain
+    from escalate.engine.compile import compile_scenario
+    from escalate.engine.exact import _Chain
 
     drawn = draw_worlds(model, worlds, SEED)
     began = time.perf_counter()
@@ -770,7 +770,7 @@ def main(argv: list[str] | None = None) -> None:
     startup, startup_ratios = startup_table(args.quick)
     print("benchmarks: scaling ...", file=sys.stderr)
     scaling, peaks = scaling_tables(args.quick)
-    from escalate._kernels import GUIDE_WIDTH
+    from escalate.engine.kernels import GUIDE_WIDTH
 
     today = datetime.date.today().isoformat()
     report = "\n".join(

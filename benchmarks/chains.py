@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from escalate._kernels import _exponential, _uniform
+from escalate.engine.kernels import _exponential, _uniform
 
 __all__ = ["SHAPES", "Chain", "generate", "hand_written"]
 

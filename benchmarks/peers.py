@@ -15,10 +15,10 @@ import numpy as np
 from numba import njit
 from scipy import linalg
 
-from escalate._kernels import _exponential, _next_exponential, _uniform
-from escalate._simulate import chunk_state
-from escalate.compile import CompiledScenario
-from escalate.exact import _Chain
+from escalate.engine.compile import CompiledScenario
+from escalate.engine.exact import _Chain
+from escalate.engine.kernels import _exponential, _next_exponential, _uniform
+from escalate.engine.simulate import chunk_state
 
 
 class DailyChain:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import escalate
-from escalate.compile import compile_scenario
+from escalate.engine.compile import compile_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- gallery:start -->", "<!-- gallery:end -->"

@@ -8,7 +8,7 @@ import pytest
 from benchmarks import peers
 
 import escalate
-from escalate.compile import compile_scenario
+from escalate.engine.compile import compile_scenario
 
 from .conftest import ROOT
 
@@ -100,7 +100,7 @@ def test_the_loops_written_for_a_generated_chain_simulate_it(index, xoshiro):
     P(war) within 4 SE of the exact solution of the same generated scenario."""
     from benchmarks.chains import SHAPES, generate, hand_written
 
-    from escalate._simulate import chunk_state
+    from escalate.engine.simulate import chunk_state
 
     chain = generate(SHAPES[index])
     exact = escalate.solve(escalate.loads(chain.yaml)).stages["war"].p_reached

@@ -11,7 +11,7 @@ import pytest
 from scipy import integrate, stats
 
 import escalate
-from escalate._calibrate import Target, calibrate
+from escalate.forecast.calibrate import Target, calibrate
 
 from .conftest import ESCALATE, ROOT
 
@@ -69,8 +69,8 @@ def test_tempering_rescues_a_target_that_collapses_importance_weights():
     target = Target("p_reached:b@50", 0.400, 0.401)
     worlds = 1000
     prior = escalate.draw_worlds(model, worlds, 2)
-    from escalate._calibrate import _log_likelihood, _outputs
-    from escalate.posterior import ess_of, normalized
+    from escalate.forecast.calibrate import _log_likelihood, _outputs
+    from escalate.forecast.posterior import ess_of, normalized
 
     log_l, _ = _log_likelihood([target], _outputs(model, [target], {}, 1000, 2))(prior)
     assert ess_of(normalized(log_l)[0]) < 0.01 * worlds  # plain importance weights collapse
@@ -242,7 +242,7 @@ def test_a_simulated_probability_s_likelihood_is_the_beta_average(low, high):
     method's normal."""
     from scipy import special
 
-    from escalate._calibrate import simulated_log_likelihood
+    from escalate.forecast.calibrate import simulated_log_likelihood
 
     n, target = 20_000, Target("p_reached:b", low, high)
     hits = np.array([0, 1, 2, 3, 5, 10, 20, 50, 200, 1000, 5000, 19_990, 20_000])

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import escalate
-from escalate._compare import read_variants
+from escalate.forecast.compare import read_variants
 
 from .conftest import ESCALATE, ROOT
 
@@ -257,7 +257,7 @@ def test_a_few_worlds_get_a_student_t_interval():
 
 
 def test_a_worlds_file_value_outside_its_domain_is_named(tmp_path):
-    from escalate.uncertainty import read_worlds
+    from escalate.analysis.worlds import read_worlds
 
     path = tmp_path / "worlds.parquet"
     pd.DataFrame({"mobilization_initial": [0.2, 5.0], "weight": [1, 1]}).to_parquet(path)
@@ -288,7 +288,7 @@ def test_the_standard_error_on_tempered_worlds_against_the_spread_over_seeds():
     (a calibration and a comparison each) the spread of the mean difference lies within a
     factor of 2 of the mean SE reported (measured: 1.3x over these 8, 1.4x over 12; 0.84x on a
     tighter target)."""
-    from escalate._calibrate import Target, calibrate
+    from escalate.forecast.calibrate import Target, calibrate
 
     model = escalate.loads(TEMPERED)
     differences, errors = [], []

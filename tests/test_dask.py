@@ -82,7 +82,7 @@ def test_a_shared_model_survives_the_loss_of_its_only_copy(cluster):
     """Dask's active memory manager soon keeps one replica of a key; the worker holding the
     shared model is then restarted. A scattered value would be lost with it (and every task
     that needs it cancelled); a shared one is recomputed."""
-    from escalate._dask import share
+    from escalate.engine.cluster import share
 
     _, client = cluster
     shared = share(client, list(range(100)))

@@ -178,7 +178,7 @@ def test_solve_needs_worlds_for_a_scheduler():
 def test_a_scheduler_without_workers_is_refused(tmp_path, monkeypatch):
     """Its tasks would wait for ever; the Python API (an address) says so after the timeout."""
     import escalate as api
-    from escalate import _dask
+    from escalate.engine import cluster as _dask
     from escalate.errors import EscalateError
 
     monkeypatch.setattr(_dask, "WORKER_TIMEOUT", 1.0)

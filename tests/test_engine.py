@@ -315,7 +315,7 @@ def test_probabilities_zero_and_one():
 def test_trigger_onsets_with_and_without_hazard_tables(count):
     """Exponential stages race by tabled hazards up to TABLE_TRIGGERS triggers, and by
     hazards computed as they go beyond: both give the piecewise hazard of the closed form."""
-    from escalate._kernels import TABLE_TRIGGERS
+    from escalate.engine.kernels import TABLE_TRIGGERS
 
     assert (count <= TABLE_TRIGGERS) == (count == 2)
     r0, ratio, lam, h = 0.004, 5.0, 0.02, 100

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import escalate
-from escalate._format import wilson
-from escalate._simulate import run_trajectories
-from escalate.compile import compile_scenario
+from escalate.engine.compile import compile_scenario
+from escalate.engine.numbers import wilson
+from escalate.engine.simulate import run_trajectories
 
 from .conftest import ROOT, SCENARIOS
 
@@ -185,9 +185,7 @@ def assert_agree(exact, mc, n):
     return worst
 
 
-MEMORYLESS = [
-    path for path in SCENARIOS if escalate.compile.compile_scenario(escalate.load(path)).is_markov
-]
+MEMORYLESS = [path for path in SCENARIOS if compile_scenario(escalate.load(path)).is_markov]
 
 
 @pytest.mark.parametrize("path", MEMORYLESS, ids=lambda p: p.name)
@@ -275,7 +273,7 @@ def test_uniformized_step_matches_the_matrix_exponential(h):
     """Every step length ends (rounding once stalled the Poisson tail) and matches expm."""
     from scipy import linalg, sparse
 
-    from escalate.exact import _Uniformized
+    from escalate.engine.exact import _Uniformized
 
     rng = np.random.default_rng(7)
     rates = rng.uniform(0.0, 2.0, (5, 5)) * (rng.uniform(size=(5, 5)) < 0.6)
@@ -305,7 +303,7 @@ def assert_horizon_figures_match_the_grid_solver(scenario):
     """The horizon-only solver (uniformization; worlds, sweeps, sensitivity) gives the grid
     solver's probabilities to 1e-9, and times in stage and mean times to reach that match an
     independent Van Loan integral (no ``at`` jumps) or the trapezoid rule on the grid."""
-    from escalate.exact import _absorbing, _Chain, solve_at_horizon, solve_chain
+    from escalate.engine.exact import _absorbing, _Chain, solve_at_horizon, solve_chain
 
     compiled = compile_scenario(scenario)
     fast, full = solve_at_horizon(compiled), solve_chain(compiled)
@@ -348,8 +346,8 @@ def test_horizon_solver_matches_the_grid_solver_on_random_scenarios(text):
 def test_the_compiled_series_gives_the_same_figures_to_the_bit(path):
     """Exact worlds run the uniformization series in numba; it is the Python series, term for
     term, so every horizon figure is identical."""
-    from escalate.compile import compile_scenario
-    from escalate.exact import solve_at_horizon
+    from escalate.engine.compile import compile_scenario
+    from escalate.engine.exact import solve_at_horizon
 
     compiled = compile_scenario(escalate.load(ROOT / path))
     python, numba = solve_at_horizon(compiled), solve_at_horizon(compiled, numba_series=True)
@@ -366,8 +364,8 @@ def test_the_compiled_series_is_expm_and_its_integral(hub):
     paths give the Python series' figures to the bit."""
     from scipy import linalg, sparse
 
-    from escalate._uniformize import uniformized_piece
-    from escalate.exact import _Uniformized
+    from escalate.engine.exact import _Uniformized
+    from escalate.engine.uniformize import uniformized_piece
 
     rng = np.random.default_rng(3)
     n, h = 40, 7.0
@@ -399,7 +397,7 @@ def test_reach_curves_taken_from_the_walk_of_the_chain_itself(name):
     """A stage every trajectory starts in is reached at 0, and a terminal stage's reach curve
     is its occupancy (its states have no way out): both read without an absorbing walk of
     their own, and they agree with that walk to 1e-12 (Taiwan has `at` jumps)."""
-    from escalate import exact
+    from escalate.engine import exact
 
     compiled = compile_scenario(escalate.load(ROOT / "scenarios" / f"{name}.yaml"))
     solution = exact.solve_chain(compiled)
@@ -421,7 +419,7 @@ def test_a_chain_reused_for_other_numbers_has_the_rates_built_afresh():
     """Worlds share their chain's states and take their rates from with_rates: against the
     chain built from scratch for each parameter set, the same generator, entry by entry, with
     effects that are sure (on, off) and chances on two triggers of one transition."""
-    from escalate.exact import _Chain, chain_of
+    from escalate.engine.exact import _Chain, chain_of
 
     model = escalate.loads("""\
 scenario: fx

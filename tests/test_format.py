@@ -8,7 +8,8 @@ import pytest
 from scipy import stats
 from scipy.special import ndtri
 
-from escalate._format import MISSING, Z95, number, percent, wilson, wilson_band
+from escalate.engine.numbers import Z95, wilson, wilson_band
+from escalate.output.format import MISSING, number, percent
 
 
 def test_z95_is_the_normal_quantile():
@@ -41,7 +42,7 @@ def test_numbers_and_percents():
 def test_a_metric_reads_as_a_percent_or_a_number_and_a_change_in_points_or_signed():
     """One rule for every table, sentence and figure: a probability in percent, its change
     in signed points; a swing's size unsigned; any other metric a number, a change signed."""
-    from escalate._format import as_read, size_in_points
+    from escalate.output.format import as_read, size_in_points
 
     assert as_read(0.1995, True) == "19.95%"
     assert as_read(-0.204, True, change=True) == "-20.4 pts"
@@ -53,7 +54,7 @@ def test_a_metric_reads_as_a_percent_or_a_number_and_a_change_in_points_or_signe
 
 
 def test_a_probability_is_known_by_its_kind_not_its_prefix():
-    from escalate._format import is_probability
+    from escalate.engine.numbers import is_probability
 
     assert is_probability("p_reached:war") and is_probability("p_on_at_horizon:mobilized@90")
     assert not is_probability("time_to_reach:war") and not is_probability("time_on:x")

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import escalate
-from escalate._checkpoint import Checkpoint, checkpoint_path
+from escalate.engine.checkpoint import Checkpoint, checkpoint_path
 
 from .conftest import ESCALATE, ROOT, OnATerminal
 

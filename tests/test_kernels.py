@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from escalate import _kernels
-from escalate._simulate import chunk_state
-from escalate.compile import EXPONENTIAL, FIXED, GAMMA, LOGNORMAL, UNIFORM, WEIBULL
+from escalate.engine import kernels as _kernels
+from escalate.engine.compile import EXPONENTIAL, FIXED, GAMMA, LOGNORMAL, UNIFORM, WEIBULL
+from escalate.engine.simulate import chunk_state
 
 TUTORIAL = Path(__file__).parent.parent / "scenarios" / "tutorial.yaml"
 
@@ -53,8 +53,8 @@ def test_path_table_keeps_counting_when_paths_outnumber_its_slots():
     """Far more distinct paths than slots: the table fills to 3/4 of its slots, every other
     trajectory counts in ``other``, and a path kept early is still counted every time."""
     import escalate
-    from escalate._simulate import _Batch, launch
-    from escalate.compile import PATH_CAPACITY, compile_scenario
+    from escalate.engine.compile import PATH_CAPACITY, compile_scenario
+    from escalate.engine.simulate import _Batch, launch
 
     text = """
 scenario: many-paths
@@ -101,8 +101,15 @@ def test_ziggurat_exponential_follows_exp1_into_its_tail():
 def test_a_reused_batch_buffer_gives_what_a_fresh_one_gives():
     """In-process runs hand the same per-chunk rows to every batch; the kernel zeroes them."""
     import escalate
-    from escalate._simulate import ACCUMULATORS, BATCH_CHUNKS, CHUNK_SIZE, SUM, _Batch, _batch_task
-    from escalate.compile import compile_scenario
+    from escalate.engine.compile import compile_scenario
+    from escalate.engine.simulate import (
+        ACCUMULATORS,
+        BATCH_CHUNKS,
+        CHUNK_SIZE,
+        SUM,
+        _Batch,
+        _batch_task,
+    )
 
     from .conftest import ROOT
 
@@ -128,8 +135,8 @@ def test_every_chunk_row_sits_on_cache_lines_of_its_own():
     whole lines (the long per-chunk blocks of histograms share at most their edges); the
     tally reads the unpadded part, in the shapes of the accumulator table."""
     import escalate
-    from escalate._simulate import ACCUMULATORS, CACHE_LINE, PATHS, _Batch, chunk_states
-    from escalate.compile import compile_scenario
+    from escalate.engine.compile import compile_scenario
+    from escalate.engine.simulate import ACCUMULATORS, CACHE_LINE, PATHS, _Batch, chunk_states
 
     from .conftest import ROOT
 
@@ -165,7 +172,7 @@ def test_the_kernel_reads_the_accumulators_and_the_model_by_their_names():
     import inspect
     import re
 
-    from escalate._simulate import Accumulators, KernelModel
+    from escalate.engine.simulate import Accumulators, KernelModel
 
     source = inspect.getsource(_kernels)
     assert set(re.findall(r"\bacc\.(\w+)", source)) == set(Accumulators._fields)
@@ -179,8 +186,8 @@ def test_every_accumulator_row_is_zeroed_by_the_kernel():
     """Rows full of garbage from an earlier batch: a chunk of 0 trajectories leaves every one
     of them at zero (the start-stage counts of a chunk of 0 are 0 too)."""
     import escalate
-    from escalate._simulate import _Batch, launch
-    from escalate.compile import compile_scenario
+    from escalate.engine.compile import compile_scenario
+    from escalate.engine.simulate import _Batch, launch
 
     from .conftest import ROOT
 
@@ -196,7 +203,7 @@ def test_every_accumulator_row_is_zeroed_by_the_kernel():
 def test_the_kernels_timing_codes_are_the_compilers():
     """The kernel keeps its own copy of the timing codes (numba's cache would not see a change
     in compile.py); they must be the codes compile.py writes."""
-    from escalate import compile as compiler
+    from escalate.engine import compile as compiler
 
     for name in compiler.KIND_NAMES:
         assert getattr(_kernels, name.upper()) == getattr(compiler, name.upper()), name
@@ -206,8 +213,8 @@ def test_path_tables_merge_by_key_and_trim_the_rarest():
     """Paths of two batches add their counts per key; trimming keeps the most frequent (ties:
     the smaller key) and hands back the trajectories it dropped; a result names the 20 most
     frequent paths exactly as a full sort by (count, names) would."""
-    from escalate._simulate import Paths
-    from escalate.compile import PATH_LENGTH
+    from escalate.engine.compile import PATH_LENGTH
+    from escalate.engine.simulate import Paths
 
     def table(keys, counts):
         n = len(keys)
@@ -227,7 +234,7 @@ def test_path_tables_merge_by_key_and_trim_the_rarest():
 
     from types import SimpleNamespace
 
-    from escalate.results import TOP_PATHS, _paths
+    from escalate.engine.results import TOP_PATHS, _paths
 
     rng = np.random.default_rng(3)
     keys = np.arange(500)
@@ -251,8 +258,8 @@ def test_the_kernel_without_switching_off_counts_as_the_general_one(scenario):
     kernel's on the same chunks, to the bit (squares of time on to rounding: they add in
     another order)."""
     import escalate
-    from escalate._simulate import _Batch, chunk_state, kernel_model, switches_off
-    from escalate.compile import compile_scenario
+    from escalate.engine.compile import compile_scenario
+    from escalate.engine.simulate import _Batch, chunk_state, kernel_model, switches_off
 
     compiled = compile_scenario(escalate.load(Path(__file__).parent.parent / scenario))
     assert switches_off(compiled) is None
@@ -322,8 +329,8 @@ def test_a_race_skips_the_effects_that_would_change_no_trigger():
     the triggers on: switching on one already on (with any probability: no draw) or off
     one already off does nothing, so the event is the target stage itself."""
     import escalate
-    from escalate._simulate import kernel_model
-    from escalate.compile import compile_scenario
+    from escalate.engine.compile import compile_scenario
+    from escalate.engine.simulate import kernel_model
 
     compiled = compile_scenario(
         escalate.loads(
@@ -355,8 +362,8 @@ def test_races_chosen_by_guide_tables_count_as_races_chosen_by_a_scan(scenario):
     wide runs) and the kernel with the scan: the same chunks give the same counts, to the
     bit."""
     import escalate
-    from escalate._simulate import _Batch, guided, kernel_model, switches_off
-    from escalate.compile import compile_scenario
+    from escalate.engine.compile import compile_scenario
+    from escalate.engine.simulate import _Batch, guided, kernel_model, switches_off
 
     compiled = compile_scenario(escalate.load(Path(__file__).parent.parent / scenario))
     sizes = np.array([30_000, 11_000], np.int64)
@@ -392,8 +399,8 @@ def test_a_seeded_run_keeps_its_bits_from_one_version_to_the_next(path, n, expec
     import numba
 
     import escalate
-    from escalate._simulate import run_trajectories
-    from escalate.compile import compile_scenario
+    from escalate.engine.compile import compile_scenario
+    from escalate.engine.simulate import run_trajectories
 
     from .conftest import ROOT
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import escalate
-from escalate.report import build_report
+from escalate.output.report import build_report
 
 from .conftest import ESCALATE
 
@@ -334,7 +334,7 @@ def test_dates_stand_beside_times_in_the_run_folder_and_the_report(tmp_path):
 
 
 def test_figures_carry_a_date_axis_only_with_a_start_date():
-    from escalate import plots
+    from escalate.output import plots
 
     dated = escalate.solve(escalate.loads(SWITCH))
     undated = escalate.solve(escalate.loads(SWITCH.replace("start_date: 2026-01-01\n", "")))

@@ -13,8 +13,8 @@ import pytest
 from scipy import integrate, linalg
 
 import escalate
-from escalate._nowcast import Observations, forward
-from escalate.compile import compile_scenario
+from escalate.engine.compile import compile_scenario
+from escalate.forecast.nowcast import Observations, forward
 
 from .conftest import ESCALATE, ROOT
 
@@ -119,8 +119,8 @@ def test_the_gamma_posterior_is_conjugate(exit_at):
     """One exponential transition whose rate has a gamma prior, watched for T: with n exits
     (0 or 1) over exposure E the posterior is Gamma(shape + n, rate + E); the weighted mean of
     the worlds lies within 3 standard errors of its mean."""
-    from escalate.posterior import fit_posterior
-    from escalate.uncertainty import draw_worlds
+    from escalate.analysis.worlds import draw_worlds
+    from escalate.forecast.posterior import fit_posterior
 
     shape, rate = GAMMA_SHAPE, GAMMA_RATE
     model = escalate.loads(GAMMA)
@@ -160,7 +160,7 @@ def test_non_exponential_scenarios_are_refused():
 def test_with_everything_observed_the_forecast_is_solve_from_the_observed_state():
     """Fixed parameters, every trigger observed: the forecast from as_of equals `solve` of
     the scenario started in the observed state with the remaining horizon (1e-9)."""
-    from escalate._nowcast import forecast
+    from escalate.forecast.nowcast import forecast
 
     text = """\
 scenario: f
@@ -222,7 +222,7 @@ def test_the_filtered_trigger_agrees_with_rejection_sampling():
 def test_the_shipped_observations_file_reads_and_gives_a_likelihood():
     """The shipped example reads as the dates say, and the filter runs on it (its exactness is
     the closed-form tests' above)."""
-    from escalate._nowcast import read_observations
+    from escalate.forecast.nowcast import read_observations
 
     model = escalate.load(ROOT / "scenarios" / "venezuela.yaml")
     obs = read_observations(ROOT / "scenarios" / "forecasting" / "venezuela-observed.yaml", model)
@@ -302,7 +302,7 @@ def test_the_shipped_observations_file_reads_and_gives_a_likelihood():
     ],
 )  # fmt: skip
 def test_bad_observations_are_located(tmp_path, body, expected):
-    from escalate._nowcast import read_observations
+    from escalate.forecast.nowcast import read_observations
 
     path = tmp_path / "observed.yaml"
     path.write_text(f"scenario: venezuela\nas_of: 40\n{body}\n")
@@ -316,7 +316,7 @@ def test_bad_observations_are_located(tmp_path, body, expected):
 def test_empty_observations_at_the_start_reproduce_the_prior_forecast():
     """Nothing observed at as_of = 0: every world keeps its weight and the forecast after the
     news is the one before, exactly."""
-    from escalate._nowcast import nowcast
+    from escalate.forecast.nowcast import nowcast
 
     model = escalate.loads(
         "scenario: e\nhorizon: 100\nstart: a\n"
@@ -338,7 +338,7 @@ def test_empty_observations_at_the_start_reproduce_the_prior_forecast():
 
 
 def test_dates_need_a_start_date(tmp_path):
-    from escalate._nowcast import read_observations
+    from escalate.forecast.nowcast import read_observations
 
     path = tmp_path / "observed.yaml"
     path.write_text("scenario: bf\nas_of: 2025-12-01\npath: [{stage: a, at: start}]\n")

@@ -7,9 +7,9 @@ import pickle
 import pytest
 
 import escalate
-from escalate._checkpoint import Checkpoint
 from escalate.cli import main
 from escalate.cli._options import FLAGS
+from escalate.engine.checkpoint import Checkpoint
 from escalate.errors import EscalateError
 
 from .conftest import ROOT
@@ -141,7 +141,7 @@ def test_every_flag_of_the_mapping_is_a_flag_of_a_command():
 
 
 def test_the_cli_lists_the_sensitivity_methods_of_the_library():
-    from escalate._sensitivity import METHODS
+    from escalate.analysis.sensitivity import METHODS
     from escalate.cli._sensitivity import METHODS as CLI_METHODS
 
     assert CLI_METHODS == METHODS

@@ -16,10 +16,10 @@ import pytest
 from matplotlib.patches import FancyArrowPatch
 
 import escalate
-from escalate import plots
-from escalate._format import percent
-from escalate.report import FIGURES
-from escalate.uncertainty import reach_across_worlds
+from escalate.analysis.worlds import reach_across_worlds
+from escalate.output import plots
+from escalate.output.format import percent
+from escalate.output.report import FIGURES
 
 from .conftest import ESCALATE, ROOT, SCENARIOS
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import escalate
-from escalate import plots
+from escalate.output import plots
 
 from .conftest import ESCALATE, ROOT, OnATerminal
 
@@ -203,7 +203,7 @@ def test_python_api_returns_a_result():
 
 
 def test_compact_path():
-    from escalate._format import compact_path
+    from escalate.output.format import compact_path
 
     cycle = ["talks", "standoff"] * 4 + ["war"]
     assert compact_path(cycle) == "(talks → standoff) ×4 → war"

@@ -34,7 +34,7 @@ def test_shipped_scenario_validates(cli, path):
 def test_every_shipped_scenario_runs_and_where_memoryless_solves(path):
     """Each shipped scenario simulates; where every timing is exponential it also solves,
     and the two agree on the headline figure within 4 standard errors."""
-    from escalate.compile import compile_scenario
+    from escalate.engine.compile import compile_scenario
 
     model = escalate.load(path)
     simulated = escalate.simulate(model, 100_000, seed=3)
@@ -128,7 +128,7 @@ def test_venezuela_is_marked_as_illustration():
 
 def test_venezuela_numbers_are_all_named_parameters():
     scenario = escalate.load(ROOT / "scenarios" / "venezuela.yaml")
-    from escalate.scenario._rules import number_slots
+    from escalate.scenario.rules import number_slots
 
     literal = [slot.path for slot in number_slots(scenario) if not isinstance(slot.raw, str)]
     literal = [p for p in literal if p[-1] != "initial"]  # default initial 0 is not a number

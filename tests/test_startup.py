@@ -111,10 +111,10 @@ def test_the_executable_keeps_its_status_with_a_closed_stream():
 SERIES_PROBE = """
 import sys
 import escalate
-from escalate._evaluate import evaluate
+from escalate.engine.evaluate import evaluate
 model = escalate.load(sys.argv[1])
 evaluate(model, {{}}, ["p_reached:full_scale_war"], engine="exact", numba_series={flag})
-print("escalate._uniformize" in sys.modules)
+print("escalate.engine.uniformize" in sys.modules)
 """
 
 

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 import escalate
-from escalate.uncertainty import draw_worlds, run_worlds
+from escalate.analysis.worlds import draw_worlds, run_worlds
 
 from .conftest import ESCALATE
 
@@ -243,7 +243,7 @@ def test_drivers_are_the_means_of_each_fifth_and_spearman():
     """By construction: the metric rises with `strong`, falls a little with `weak`, ignores
     `none`. Each fifth's mean, the swing's standard error and the rank correlation are checked
     against a direct computation (100 equal worlds: 20 in each fifth)."""
-    from escalate.uncertainty import drivers
+    from escalate.analysis.worlds import drivers
 
     rng = np.random.default_rng(5)
     frame = pd.DataFrame(rng.random((100, 3)), columns=["none", "weak", "strong"])
@@ -267,7 +267,7 @@ def test_drivers_are_the_means_of_each_fifth_and_spearman():
 
 def test_drivers_of_weighted_worlds():
     """A world of weight 0 changes nothing; a world of weight 2 ranks as two copies."""
-    from escalate.uncertainty import drivers
+    from escalate.analysis.worlds import drivers
 
     rng = np.random.default_rng(6)
     frame = pd.DataFrame(rng.random((30, 2)), columns=["x", "y"])
@@ -286,7 +286,7 @@ def test_drivers_of_weighted_worlds():
 def test_drivers_share_the_edge_among_ties_and_skip_constants():
     """Worlds that tie on a value share the fifth's edge, whatever their order; a parameter
     with one value in every world is not ranked; an out-of-range fraction is refused."""
-    from escalate.uncertainty import drivers
+    from escalate.analysis.worlds import drivers
 
     rng = np.random.default_rng(7)
     values = rng.random(50)
@@ -347,7 +347,7 @@ def test_worlds_name_what_moves_the_headline(model):
 def test_summary_and_drivers_are_computed_once_and_handed_out_as_copies(model, monkeypatch):
     """The tables, the JSON, the headline and the folder all ask a worlds result for its
     summary and drivers: computed once, and a caller that edits its copy changes nothing."""
-    import escalate.uncertainty as uncertainty
+    import escalate.analysis.worlds as uncertainty
 
     result = run_worlds(model, 40, seed=8)
     first, ranked = result.summary(), result.drivers()
@@ -412,7 +412,7 @@ def test_draws_stay_inside_the_support():
     worlds = draw_worlds(edges, 400, 1)
     assert (worlds["r"] > 0).all() and ((worlds["p"] > 0) & (worlds["p"] < 1)).all()
     assert (worlds["p"] == np.nextafter(1.0, 0.0)).sum() > 40  # those past the 0.9 quantile
-    from escalate._calibrate import Target, calibrate
+    from escalate.forecast.calibrate import Target, calibrate
 
     result = calibrate(edges, [Target("p_reached:c@50", 0.2, 0.21)], worlds=400, seed=1,
                        overrides={"r": 0.01})  # fmt: skip
@@ -423,7 +423,7 @@ def test_morris_s_grid_spans_each_parameter_s_central_range(model, monkeypatch):
     """Morris's levels are the ends and thirds of each parameter's 5-95% range (the
     tornado's), not its 1e-12 quantiles: every design point lies in that range, and both ends
     are visited."""
-    from escalate import _sensitivity
+    from escalate.analysis import sensitivity as _sensitivity
 
     seen = []
     original = _sensitivity._evaluate

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from escalate.compile import compile_scenario
+from escalate.engine.compile import compile_scenario
+from escalate.engine.results import Z95, Result, check_within_horizon, parse_metric, run_manifest
 from escalate.errors import EscalateError, ScenarioError
-from escalate.results import Z95, Result, check_within_horizon, parse_metric, run_manifest
 from escalate.scenario import Scenario, load
 
 __all__ = ["exact_overlay", "simulate", "solve"]
@@ -94,8 +94,8 @@ def simulate(
 
     import numba
 
-    from escalate import _kernels
-    from escalate._simulate import CHUNK_SIZE, run_trajectories
+    from escalate.engine import kernels as _kernels
+    from escalate.engine.simulate import CHUNK_SIZE, run_trajectories
 
     loading = time.perf_counter()
     if scheduler is None and not _kernels.run_batch.signatures:
@@ -191,7 +191,7 @@ def solve(
     EscalateError
         If the reachable joint space of stages and triggers is too large.
     """
-    from escalate.exact import NotMemoryless, solve_chain  # scipy: only where solve runs
+    from escalate.engine.exact import NotMemoryless, solve_chain  # scipy: only where solve runs
 
     model = _scenario(scenario)
     compiled = compile_scenario(model, overrides, horizon=horizon)
@@ -228,7 +228,7 @@ def exact_overlay(scenario: Scenario | str | Path, result: Result) -> Result | N
     )
     if not compiled.is_markov:
         return None
-    from escalate.exact import solve_chain
+    from escalate.engine.exact import solve_chain
 
     try:
         return Result.from_exact(solve_chain(compiled), compiled)

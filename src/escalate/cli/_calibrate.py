@@ -20,7 +20,7 @@ from escalate.cli._options import (
     user_errors,
 )
 from escalate.cli._render import output, print_warnings, stderr
-from escalate.results import check_output_folder
+from escalate.engine.results import check_output_folder
 from escalate.scenario import load
 
 
@@ -63,7 +63,7 @@ def calibrate_command(
     scheduler,
 ) -> None:
     """Fit the uncertain parameters to statements about outcomes (a targets file)."""
-    from escalate._calibrate import calibrate, read_targets
+    from escalate.forecast.calibrate import calibrate, read_targets
 
     model = load(scenario)
     overrides = parse_set(settings, params_file, model)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from escalate._format import MISSING, as_read, is_probability
 from escalate.cli._jobs import write_outputs
 from escalate.cli._options import (
     format_option,
@@ -24,7 +23,9 @@ from escalate.cli._options import (
     worlds_option,
 )
 from escalate.cli._render import output, stderr
-from escalate.results import check_output_folder
+from escalate.engine.numbers import is_probability
+from escalate.engine.results import check_output_folder
+from escalate.output.format import MISSING, as_read
 from escalate.scenario import load
 
 
@@ -73,7 +74,7 @@ def compare_command(
     scheduler,
 ) -> None:
     """Compare variants of a scenario (a variants file) with the baseline, paired."""
-    from escalate._compare import compare, read_variants
+    from escalate.forecast.compare import compare, read_variants
 
     model = load(scenario)
     overrides = parse_set(settings, params_file, model)

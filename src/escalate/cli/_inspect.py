@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 
-from escalate._format import count
 from escalate.cli._options import (
     USAGE_ERROR,
     output_option,
@@ -19,6 +18,7 @@ from escalate.cli._options import (
     user_errors,
 )
 from escalate.cli._render import print_scenario, stderr, stdout
+from escalate.engine.numbers import count
 from escalate.errors import EscalateError, ScenarioError
 from escalate.scenario import Scenario, load
 from escalate.scenario.resolve import resolve
@@ -82,7 +82,7 @@ def _is_parquet(path: Path) -> bool:
 def _worlds_file(path: Path) -> str:
     """Check a worlds file, against the scenario its folder's manifest.json names when there
     is one (calibrate and nowcast write both), and describe it in a line."""
-    from escalate.uncertainty import read_worlds
+    from escalate.analysis.worlds import read_worlds
 
     named = _scenario_in_manifest(path)
     model = None if named is None else load(named)
@@ -138,10 +138,10 @@ def _companion(path: Path, kind: str, scenario_id) -> str:
     (``ID.yaml`` in its folder or the one above) and describe it in a line. Observations and
     variants mean nothing without their scenario; a targets or parameters file without one is
     checked for form alone."""
-    from escalate._calibrate import read_targets
-    from escalate._compare import read_variants
-    from escalate._nowcast import read_observations
     from escalate.errors import Issue
+    from escalate.forecast.calibrate import read_targets
+    from escalate.forecast.compare import read_variants
+    from escalate.forecast.nowcast import read_observations
 
     candidate = _scenario_beside(path, scenario_id) or _scenario_in_manifest(path)
     if candidate is None and kind not in ("targets", "params"):
@@ -162,7 +162,7 @@ def _companion(path: Path, kind: str, scenario_id) -> str:
     if kind == "params" and model is None:
         what = count(len(_params_form(path)), "parameter value")
     elif kind == "params":
-        from escalate.scenario._params import read_params
+        from escalate.scenario.params import read_params
 
         what = count(len(read_params(path, model)), "parameter value")
     elif kind == "targets":

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from escalate.cli._render import progress, stderr
+from escalate.engine.results import check_output_folder, write_folder
 from escalate.errors import EscalateError
-from escalate.results import check_output_folder, write_folder
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def run_job(
 
 def _checkpointed(out: Path | None, resume: bool, fingerprint: dict):
     """The checkpoint of a sweep or sensitivity job writing ``out`` (None without ``--out``)."""
-    from escalate._checkpoint import Checkpoint, checkpoint_path
+    from escalate.engine.checkpoint import Checkpoint, checkpoint_path
 
     if out is None:
         if resume:
@@ -169,6 +169,6 @@ def write_outputs(
 
 
 def _save_figure(fig, stem: Path) -> None:
-    from escalate.plots import save_figure
+    from escalate.output.plots import save_figure
 
     save_figure(fig, stem)

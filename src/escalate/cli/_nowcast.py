@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from escalate._format import count, points
 from escalate.cli._calibrate import print_parameters
 from escalate.cli._jobs import write_outputs
 from escalate.cli._options import (
@@ -21,14 +20,16 @@ from escalate.cli._options import (
     worlds_from_option,
 )
 from escalate.cli._render import output, print_warnings, stderr
-from escalate.results import check_output_folder
+from escalate.engine.numbers import count
+from escalate.engine.results import check_output_folder
+from escalate.output.format import points
 from escalate.scenario import load
 
 
 @click.command(name="nowcast")
 @scenario_argument
 @click.argument("observed", type=click.Path(path_type=Path))
-# escalate._nowcast.PRIOR_WORLDS, repeated so that the command line starts fast
+# escalate.forecast.nowcast.PRIOR_WORLDS, repeated so that the command line starts fast
 @posterior_options(1000, "Prior worlds drawn and weighted by the news.")
 @worlds_from_option(
     "Start from these weighted worlds (calibrate's worlds.parquet) instead of the prior: "
@@ -74,11 +75,16 @@ def nowcast_command(
     output_format,
 ):
     """Update the odds on what has happened up to as_of (an observations file)."""
-    from escalate._nowcast import PRIOR_WORLDS, nowcast, read_observations, require_memoryless
-    from escalate.compile import compile_scenario
+    from escalate.analysis.worlds import uncertain_parameters
+    from escalate.engine.compile import compile_scenario
     from escalate.errors import EscalateError, suggest
+    from escalate.forecast.nowcast import (
+        PRIOR_WORLDS,
+        nowcast,
+        read_observations,
+        require_memoryless,
+    )
     from escalate.scenario.model import looks_like_date
-    from escalate.uncertainty import uncertain_parameters
 
     model = load(scenario)
     overrides = parse_set(settings, params_file, model)

@@ -262,7 +262,7 @@ def parse_set(
     options over them, as overrides (parameter name -> value)."""
     overrides = {}
     if params_file is not None:
-        from escalate.scenario._params import read_params
+        from escalate.scenario.params import read_params
 
         overrides.update(read_params(params_file, model))
     for item in values:

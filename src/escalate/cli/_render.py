@@ -14,20 +14,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from escalate._format import (
-    MISSING,
-    Z95,
-    compact_path,
-    is_probability,
-    number,
-    percent,
-    points,
-    signed,
-)
+from escalate.engine.numbers import Z95, is_probability
+from escalate.output.format import MISSING, compact_path, number, percent, points, signed
 from escalate.scenario.model import OnsetAt, OnsetTiming
 
 if TYPE_CHECKING:
-    from escalate.results import Result
+    from escalate.engine.results import Result
     from escalate.scenario import Scenario
     from escalate.scenario.resolve import ResolvedScenario
 
@@ -64,7 +56,7 @@ class progress:
     run (more than two batches of trajectories, or 20 other units)."""
 
     def __init__(self, console: Console, total: int | None, unit: str = "trajectories"):
-        from escalate._simulate import BATCH_CHUNKS, CHUNK_SIZE
+        from escalate.engine.simulate import BATCH_CHUNKS, CHUNK_SIZE
 
         self.console, self.unit, self.bar = console, unit, None
         self.least = 2 * BATCH_CHUNKS * CHUNK_SIZE if unit == "trajectories" else 20

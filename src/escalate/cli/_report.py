@@ -17,7 +17,7 @@ from escalate.cli._render import stderr
 def report(run_dir: Path, output: Path | None) -> None:
     """One self-contained HTML page of a run folder (escalate run --out): summary, figures,
     pathways, the claims behind the parameters, the manifest."""
-    from escalate.report import write_report
+    from escalate.output.report import write_report
 
     written = write_report(run_dir, output)
     stderr().print(f"report written: {written}", markup=False)

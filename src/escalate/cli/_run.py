@@ -22,12 +22,12 @@ from escalate.cli._options import (
     worlds_option,
 )
 from escalate.cli._render import output, print_result, print_worlds, progress, stderr
+from escalate.engine.results import check_output_folder
 from escalate.errors import EscalateError
-from escalate.results import check_output_folder
 from escalate.scenario import load
 
 if TYPE_CHECKING:
-    from escalate.uncertainty import WorldsResult
+    from escalate.analysis.worlds import WorldsResult
 
 
 @click.command()
@@ -150,7 +150,7 @@ def across_worlds(
     """``--worlds``: evaluate ``worlds`` parameter sets drawn from the uncertain ranges, or
     ``--worlds-from``: the weighted worlds of a file (``options`` go to
     :func:`escalate.run_worlds`), print the metrics across them and return the result."""
-    from escalate.uncertainty import run_worlds, worlds_to_weigh  # scipy: only when asked
+    from escalate.analysis.worlds import run_worlds, worlds_to_weigh  # scipy: only when asked
 
     given = None
     if worlds_from is not None:

@@ -17,7 +17,7 @@ from escalate.cli._options import (
 from escalate.cli._render import output, print_sensitivity
 from escalate.scenario import load
 
-# escalate._sensitivity.METHODS, repeated so that the command line starts without SALib
+# escalate.analysis.sensitivity.METHODS, repeated so that the command line starts without SALib
 METHODS = ("sobol", "morris", "oat")
 
 
@@ -44,7 +44,7 @@ METHODS = ("sobol", "morris", "oat")
 @user_errors
 def sensitivity_command(scenario, method, metric, samples, n, seed, job) -> None:
     """Which uncertain parameters drive a metric: Sobol, Morris or a tornado (oat)."""
-    from escalate._sensitivity import sensitivity
+    from escalate.analysis.sensitivity import sensitivity
 
     model = load(scenario)
     if metric is None:  # the question the headline answers

@@ -46,7 +46,7 @@ from escalate.scenario import load
 @user_errors
 def sweep_command(scenario, varies, metrics, n, seed, settings, params_file, job) -> None:
     """Metrics over a grid of one or two parameters (exact where the scenario allows)."""
-    from escalate._sweep import parse_vary, sweep
+    from escalate.analysis.sweep import parse_vary, sweep
 
     model = load(scenario)
     vary = dict(parse_vary(v) for v in varies)

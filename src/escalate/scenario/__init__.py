@@ -5,8 +5,8 @@ parameters) into the rates and distributions every engine uses; :func:`read_para
 parameters file (name -> value) as overrides.
 """
 
-from escalate.scenario._load import load, loads
-from escalate.scenario._params import read_params
+from escalate.scenario.loader import load, loads
 from escalate.scenario.model import Scenario
+from escalate.scenario.params import read_params
 
 __all__ = ["Scenario", "load", "loads", "read_params"]

@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass, field
 
 from escalate.errors import EscalateError, format_path, suggest
-from escalate.scenario._rules import value_problems
 from escalate.scenario.model import (
     Distribution,
     Exponential,
@@ -20,6 +19,7 @@ from escalate.scenario.model import (
     Scenario,
     Timing,
 )
+from escalate.scenario.rules import value_problems
 
 __all__ = ["ResolvedScenario", "ResolvedTransition", "ResolvedTrigger", "resolve"]
 

@@ -20,17 +20,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from escalate._format import (
-    Z95,
-    as_read,
-    is_probability,
-    number,
-    percent,
-    points,
-    signed,
-    size_in_points,
-)
+from escalate.engine.numbers import Z95, is_probability
 from escalate.errors import EscalateError
+from escalate.output.format import as_read, number, percent, points, signed, size_in_points
 
 __all__ = ["FIGURES", "build_report", "write_report"]
 
@@ -429,7 +421,7 @@ def _calibration(folder: Path, manifest: dict[str, Any]) -> str:
 
 def _diagnostics(summary: dict[str, Any]) -> str:
     """A posterior's diagnostics in words: ESS, distinct worlds, acceptance, log evidence."""
-    from escalate.posterior import describe
+    from escalate.forecast.posterior import describe
 
     return (
         describe(summary) + "." + "".join(f" Warning: {w}." for w in summary.get("warnings") or [])

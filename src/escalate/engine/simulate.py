@@ -23,9 +23,9 @@ from typing import Any
 import numba
 import numpy as np
 
-from escalate import _kernels
-from escalate._dask import connect, ordered_map, share
-from escalate.compile import (
+from escalate.engine import kernels as _kernels
+from escalate.engine.cluster import connect, ordered_map, share
+from escalate.engine.compile import (
     PATH_CAPACITY,
     PATH_LENGTH,
     QUANTILE_BINS,

@@ -23,16 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from escalate._format import Z95, wilson
-from escalate.compile import QUANTILE_BINS, TIME_BITS, CompiledScenario
+from escalate.engine.compile import QUANTILE_BINS, TIME_BITS, CompiledScenario
+from escalate.engine.numbers import Z95, wilson
 from escalate.errors import EscalateError, suggest
 from escalate.scenario.model import date_of, days_per, headline_stage, time_of, when
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from escalate._simulate import Tally
-    from escalate.exact import ExactSolution  # scipy: imported only where solve runs
+    from escalate.engine.exact import ExactSolution  # scipy: imported only where solve runs
+    from escalate.engine.simulate import Tally
     from escalate.scenario import Scenario
 
 __all__ = [
@@ -460,19 +460,19 @@ class Result:
             json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8"
         )
         if figures:
-            from escalate import plots  # plots come after results in the data flow
+            from escalate.output import plots  # plots come after results in the data flow
 
             plots.save_run_figures(self, folder, model=model, exact=exact)
 
     def plot_reached(self, stages=None):
-        """Figure: P(stage reached by t) with 95% bands (see :mod:`escalate.plots`)."""
-        from escalate import plots
+        """Figure: P(stage reached by t) with 95% bands (see :mod:`escalate.output.plots`)."""
+        from escalate.output import plots
 
         return plots.reached(self, stages)
 
     def plot_occupancy(self):
-        """Figure: where trajectories are over time, stacked (see :mod:`escalate.plots`)."""
-        from escalate import plots
+        """Figure: where trajectories are over time, stacked (see :mod:`escalate.output.plots`)."""
+        from escalate.output import plots
 
         return plots.occupancy(self)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg, sparse
 
-from escalate.compile import EXPONENTIAL, KIND_NAMES, CompiledScenario
+from escalate.engine.compile import EXPONENTIAL, KIND_NAMES, CompiledScenario
 from escalate.errors import EscalateError
 
 __all__ = [
@@ -492,7 +492,7 @@ def solve_at_horizon(
     (p_reached, mean time to reach) to those stages. A trigger that can switch off gets a
     chain of its own, absorbing once it is on, for ``p_fired``; for the others being on at the
     horizon is having fired. ``numba_series`` runs the series in numba (see
-    :mod:`escalate._uniformize`): for jobs that solve many parameter sets.
+    :mod:`escalate.engine.uniformize`): for jobs that solve many parameter sets.
     """
     _memoryless(c)
     chain = chain_of(c) if chain is None else chain
@@ -612,7 +612,9 @@ class _Uniformized:
     def __init__(self, q: sparse.csr_matrix, *, numba_series: bool = False):
         self.q_t = q.T.tocsr()
         self.lam = float(-q.diagonal().min()) if q.shape[0] else 0.0
-        self.numba_series = numba_series  # the series in one numba call (escalate._uniformize)
+        self.numba_series = (
+            numba_series  # the series in one numba call (escalate.engine.uniformize)
+        )
 
     @classmethod
     def transposed(cls, q_t: sparse.csr_matrix, *, numba_series: bool, diagonal: np.ndarray):
@@ -658,7 +660,7 @@ class _Uniformized:
     def _piece(self, v, h):
         a = self.lam * h
         if self.numba_series:
-            from escalate._uniformize import uniformized_piece
+            from escalate.engine.uniformize import uniformized_piece
 
             q_t = self.q_t
             return uniformized_piece(

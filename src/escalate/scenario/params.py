@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from escalate.errors import Issue, ScenarioError, format_path, suggest
-from escalate.scenario._rules import value_problems
 from escalate.scenario._yaml import read_yaml
 from escalate.scenario.model import Scenario
+from escalate.scenario.rules import value_problems
 
 __all__ = ["check_values", "read_params"]
 

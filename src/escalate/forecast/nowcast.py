@@ -8,7 +8,7 @@ an observed stage entry multiplies by the hazards of the transitions into that s
 observed trigger switch by its onset or offset hazard; an ``at`` trigger jumps at its time.
 Unobserved triggers are marginalized: they switch freely inside the restricted chain.
 
-The posterior over worlds is calibrate's (:mod:`escalate.posterior`) with this likelihood;
+The posterior over worlds is calibrate's (:mod:`escalate.forecast.posterior`) with this likelihood;
 the news is also replayed one step at a time (the prior worlds reweighted on what was known at
 each step) to show which event moved the odds and by how much.
 """
@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from escalate._format import count, finite_or_none, json_records
-from escalate.compile import CompiledScenario
+from escalate.engine.compile import CompiledScenario
+from escalate.engine.exact import chain_of, leaking_series
+from escalate.engine.numbers import count, finite_or_none, json_records
 from escalate.errors import EscalateError
-from escalate.exact import chain_of, leaking_series
-from escalate.posterior import Posterior, ess_of, normalized, parameter_table
+from escalate.forecast.posterior import Posterior, ess_of, normalized, parameter_table
 
 __all__ = [
     "Filtered",
@@ -123,7 +123,7 @@ def forward(c: CompiledScenario, obs: Observations) -> Filtered:
     """
     require_memoryless(c)
     if obs.as_of > c.horizon:  # the chain keeps the `at` jumps up to its horizon
-        from escalate.compile import cut_at
+        from escalate.engine.compile import cut_at
 
         c = cut_at(c, obs.as_of)
     chain = chain_of(c)
@@ -255,14 +255,14 @@ def forecast(
     ``horizon`` may lie past the scenario's: the filter then runs again on a chain that keeps
     the ``at`` jumps up to it.
 
-    Returns the :class:`escalate.exact.HorizonFigures` of the span from as_of to ``horizon``
+    Returns the :class:`escalate.engine.exact.HorizonFigures` of the span from as_of to ``horizon``
     (its times, such as the mean time to reach, count from as_of; ``occupancy=False`` leaves
-    the occupancy figures nan, as :func:`escalate.exact.solve_at_horizon` does).
+    the occupancy figures nan, as :func:`escalate.engine.exact.solve_at_horizon` does).
     """
     import copy
 
-    from escalate.compile import cut_at
-    from escalate.exact import solve_at_horizon
+    from escalate.engine.compile import cut_at
+    from escalate.engine.exact import solve_at_horizon
 
     end = c.horizon if horizon is None else horizon
     if not end > obs.as_of:
@@ -305,7 +305,7 @@ def read_observations(path, model) -> Observations:
         transition allows; switches that contradict each other (off while off, on while on);
         a switch off for a trigger without an ``offset``; another scenario's id.
     """
-    from escalate.compile import compile_scenario
+    from escalate.engine.compile import compile_scenario
     from escalate.errors import ScenarioError, suggest
     from escalate.scenario._yaml import document_kind, read_yaml
 
@@ -444,7 +444,7 @@ def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, worlds
     no columns), "reach" (``p_reached:STAGE`` and ``on:TRIGGER``, the probability that the
     trigger is on at as_of) or "all" (also ``p_at_horizon:STAGE`` and
     ``p_on_at_horizon:TRIGGER``)."""
-    from escalate.compile import compile_scenario
+    from escalate.engine.compile import compile_scenario
 
     n_s, n_k = len(model.stages), len(model.triggers)
     log_l = np.zeros(len(worlds_frame))
@@ -485,7 +485,7 @@ def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, worlds
 def _evaluator(model, overrides, horizon, pool, workers):
     """``evaluate(worlds, obs) -> (log-likelihood, forecast)``, here or split among the
     processes of ``pool`` (in order: the figures do not depend on the split)."""
-    from escalate.posterior import map_in_parts
+    from escalate.forecast.posterior import map_in_parts
 
     def evaluate(worlds_frame, obs, ahead="reach"):
         return map_in_parts(
@@ -604,13 +604,13 @@ class NowcastResult:
     def plot_update(self, stage: str | None = None):
         """A waterfall: P(``stage`` by the horizon) before the news, each step's change, and
         the figure after it."""
-        from escalate import plots
+        from escalate.output import plots
 
         return plots.nowcast_waterfall(self, self._stage(stage))
 
     def plot_parameters(self, top: int = 12):
         """Prior against posterior for the ``top`` parameters the news moved most."""
-        from escalate import plots
+        from escalate.output import plots
 
         return plots.prior_posterior(self, top, "what the news says of the parameters")
 
@@ -745,9 +745,9 @@ def nowcast(
     import contextlib
     import os
 
-    from escalate.compile import compile_scenario
-    from escalate.posterior import fit_posterior, process_pool
-    from escalate.uncertainty import uncertain_parameters, worlds_to_weigh
+    from escalate.analysis.worlds import uncertain_parameters, worlds_to_weigh
+    from escalate.engine.compile import compile_scenario
+    from escalate.forecast.posterior import fit_posterior, process_pool
 
     model = scenario
     obs = (
@@ -871,9 +871,9 @@ def _weighted_stages(
     outputs: pd.DataFrame, model, weights: np.ndarray, metric: str = "p_reached"
 ) -> np.ndarray:
     """Per stage (per trigger for a trigger metric, or ``on``), the weighted mean of
-    ``metric`` (:func:`escalate.uncertainty.weighted_mean`: worlds the news rules out have
+    ``metric`` (:func:`escalate.analysis.worlds.weighted_mean`: worlds the news rules out have
     no figures and no weight)."""
-    from escalate.uncertainty import weighted_mean
+    from escalate.analysis.worlds import weighted_mean
 
     names = model.stages if metric in ("p_reached", "p_at_horizon") else model.triggers
     return np.array([weighted_mean(outputs[f"{metric}:{name}"], weights)[0] for name in names])

@@ -10,9 +10,10 @@ A targets file states, for some model outputs, the analyst's 90% interval (docs/
 
 Each target is a noisy observation of its output on a scale g (logit for probabilities, log
 for times): g(output) ~ Normal(mu, sigma), mu the middle of g(lo) and g(hi), sigma their
-distance over 3.29. Worlds are weighted (and tempered, see :mod:`escalate.posterior`) by the
-product of these densities; outputs are exact per world where ``solve`` applies, else Monte
-Carlo with the same seed in every world, its variance added to sigma^2.
+distance over 3.29. Worlds are weighted (and tempered, see
+:mod:`escalate.forecast.posterior`) by the product of these densities; outputs are exact per
+world where ``solve`` applies, else Monte Carlo with the same seed in every world, its variance
+added to sigma^2.
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from escalate._evaluate import evaluate_compiled
-from escalate._format import is_probability, json_records
-from escalate.compile import compile_scenario, cut_at
+from escalate.analysis.worlds import draw_worlds, uncertain_parameters, weighted_quantile
+from escalate.engine.compile import compile_scenario, cut_at
+from escalate.engine.evaluate import evaluate_compiled
+from escalate.engine.numbers import is_probability, json_records
+from escalate.engine.results import parse_metric
 from escalate.errors import EscalateError, Issue, ScenarioError
-from escalate.posterior import (
+from escalate.forecast.posterior import (
     Posterior,
     fit_posterior,
     map_in_parts,
@@ -42,10 +45,8 @@ from escalate.posterior import (
     process_pool,
     spread,
 )
-from escalate.results import parse_metric
 from escalate.scenario import Scenario
 from escalate.scenario._yaml import document_kind, read_yaml
-from escalate.uncertainty import draw_worlds, uncertain_parameters, weighted_quantile
 
 __all__ = ["CalibrationResult", "Target", "calibrate", "read_targets"]
 
@@ -208,7 +209,7 @@ def _outputs(
     process ``pool`` the worlds are split among its ``workers`` processes, with a Dask
     ``client`` among the cluster's tasks, in order (the figures do not change)."""
     if client is not None:
-        from escalate._dask import ordered_map, share
+        from escalate.engine.cluster import ordered_map, share
 
         shared = share(client, model)
         threads = sum(client.nthreads().values()) or 1
@@ -411,13 +412,13 @@ class CalibrationResult:
 
     def plot_targets(self):
         """Each statement's interval against the prior and posterior predictive 90%."""
-        from escalate import plots
+        from escalate.output import plots
 
         return plots.calibration_targets(self)
 
     def plot_parameters(self, top: int = 12):
         """Prior against posterior for the ``top`` parameters the statements moved most."""
-        from escalate import plots
+        from escalate.output import plots
 
         return plots.prior_posterior(self, top, "what the statements say of the parameters")
 
@@ -502,7 +503,7 @@ def calibrate(
     prior = draw_worlds(scenario, worlds, seed)[names]
     if workers is None:
         workers = min(os.cpu_count() or 1, 8)
-    from escalate._dask import connect
+    from escalate.engine.cluster import connect
 
     with connect(scheduler) as client, contextlib.ExitStack() as stack:
         pool = None

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from escalate._format import count
+from escalate.analysis.worlds import inside_support, weighted_quantile
+from escalate.engine.numbers import count
 from escalate.scenario import Scenario
-from escalate.uncertainty import inside_support, weighted_quantile
 
 __all__ = [
     "FEW_WORLDS",

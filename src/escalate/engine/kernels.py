@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numba import literal_unroll, njit, prange
 
-# The timing kinds' codes (``escalate.compile`` gives transitions these codes; a test checks
+# The timing kinds' codes (``escalate.engine.compile`` gives transitions these codes; a test checks
 # that the two agree). Kept here, not imported: numba's disk cache bakes a global into the
 # compiled kernel and notices a change of this file only.
 EXPONENTIAL, FIXED, UNIFORM, GAMMA, WEIBULL, LOGNORMAL = range(6)
@@ -512,7 +512,7 @@ def _run_chunk(b, size, state, model, tables, guide, acc, switches_off):
     """Run ``size`` trajectories and add their counts to the accumulators (docs/semantics.md).
 
     The chunk is ``b``: it writes row ``b`` of every accumulator of ``acc`` (an
-    ``escalate._simulate.Accumulators``) and reads the scenario from ``model`` (a
+    ``escalate.engine.simulate.Accumulators``) and reads the scenario from ``model`` (a
     ``KernelModel``) and the race ``tables`` of ``_hazard_tables``, with their ``guide`` (see
     ``_guide_tables``; None: races choose by a scan, the faster way for short races: numba
     then compiles no guide code, which, even unused, cost the generated chains whose races
@@ -895,7 +895,7 @@ def _run_chunk(b, size, state, model, tables, guide, acc, switches_off):
 def run_batch(sizes, states, model, acc, switches_off, guided):
     """Run one batch of chunks in parallel: chunk ``b`` runs ``sizes[b]`` trajectories from
     generator ``states[b]`` (advanced in place) and writes only row ``b`` of each array of
-    ``acc``. ``model`` and ``acc`` are the named tuples of ``escalate._simulate``;
+    ``acc``. ``model`` and ``acc`` are the named tuples of ``escalate.engine.simulate``;
     ``switches_off`` is None when no trigger ever switches off (a kernel without the
     bookkeeping of triggers going off: see ``_toggle``), else True; ``guided`` is True when
     races choose their event by guide tables (see ``_guide_tables``), else None. Both give

@@ -31,15 +31,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from escalate._evaluate import choose_engine, evaluate_compiled
-from escalate._format import json_records
-from escalate.compile import compile_scenario
+from escalate.analysis.worlds import weighted_mean_se, weighted_quantile, worlds_to_weigh
+from escalate.engine.compile import compile_scenario
+from escalate.engine.evaluate import choose_engine, evaluate_compiled
+from escalate.engine.numbers import json_records
+from escalate.engine.results import parse_metric
 from escalate.errors import EscalateError, Issue, ScenarioError, suggest
-from escalate.posterior import ess_of, map_in_parts, process_pool
-from escalate.results import parse_metric
+from escalate.forecast.posterior import ess_of, map_in_parts, process_pool
 from escalate.scenario import Scenario
 from escalate.scenario._yaml import Document, parse_yaml, read_yaml
-from escalate.uncertainty import weighted_mean_se, weighted_quantile, worlds_to_weigh
 
 __all__ = ["CompareResult", "Variant", "Variants", "compare", "read_variants"]
 
@@ -99,7 +99,7 @@ def variants_from_mapping(data: dict, scenario: Scenario) -> Variants:
 
 
 def _read(doc: Document, scenario: Scenario) -> Variants:
-    from escalate.scenario._params import check_values
+    from escalate.scenario.params import check_values
 
     data = doc.data
     if not isinstance(data, dict) or "variants" not in data:
@@ -207,7 +207,7 @@ def _with_triggers(scenario: Scenario, overrides: dict[str, dict[str, Any]]) -> 
     """``scenario`` with its triggers' ``initial``, ``onset``, ``offset`` replaced (``none``
     removes an onset or offset; ``at: T`` makes the onset a fixed time), validated by the
     scenario language's own checks."""
-    from escalate.scenario._load import _validate
+    from escalate.scenario.loader import _validate
 
     document = scenario._document
     data = copy.deepcopy(document.data)
@@ -356,7 +356,7 @@ class CompareResult:
         """What the standard errors assume of the units, in a sentence.
 
         Across worlds the SE is that of a weighted mean of independent draws
-        (:func:`escalate.uncertainty.weighted_mean_se`, on the effective count). Drawn worlds
+        (:func:`escalate.analysis.worlds.weighted_mean_se`, on the effective count). Drawn worlds
         are a Latin hypercube, stratified, so their mean errs less and the SE overstates. A
         tempered posterior (calibrate's, nowcast's) holds resampled, moved descendants of its
         prior worlds, correlated and partly duplicated: its SE may err either way (measured
@@ -380,7 +380,7 @@ class CompareResult:
     def plot(self):
         """A forest plot: per metric, each variant's difference from the baseline with its
         95% interval (and, with worlds, its 5-95% across worlds)."""
-        from escalate import plots
+        from escalate.output import plots
 
         return plots.compare_forest(self)
 
@@ -457,7 +457,7 @@ def compare(
     import contextlib
     import os
 
-    from escalate._dask import connect, ordered_map
+    from escalate.engine.cluster import connect, ordered_map
 
     if isinstance(variants, dict):
         variants = variants_from_mapping(variants, scenario)
@@ -498,7 +498,7 @@ def compare(
         workers = min(os.cpu_count() or 1, 8)
     with connect(scheduler) as client, contextlib.ExitStack() as stack:
         if client is not None:
-            from escalate._dask import share
+            from escalate.engine.cluster import share
 
             shared = share(client, scenarios)
             arguments = ((shared, *common, units.iloc[[u]]) for u in range(len(units)))

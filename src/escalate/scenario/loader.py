@@ -16,9 +16,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from escalate.errors import Issue, ScenarioError, suggest
-from escalate.scenario._rules import check
 from escalate.scenario._yaml import Document, parse_yaml, read_yaml
 from escalate.scenario.model import DELAY_DISTRIBUTIONS, UNCERTAIN_DISTRIBUTIONS, Scenario
+from escalate.scenario.rules import check
 
 __all__ = ["load", "loads"]
 

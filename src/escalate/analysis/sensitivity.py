@@ -26,13 +26,13 @@ from SALib.analyze import sobol as sobol_analyze
 from SALib.sample import morris as morris_sample
 from SALib.sample import sobol as sobol_sample
 
-from escalate._checkpoint import Checkpoint
-from escalate._dask import mapped
-from escalate._evaluate import check_metrics, evaluate
-from escalate._format import finite_or_none
+from escalate.analysis.worlds import to_values, uncertain_parameters
+from escalate.engine.checkpoint import Checkpoint
+from escalate.engine.cluster import mapped
+from escalate.engine.evaluate import check_metrics, evaluate
+from escalate.engine.numbers import finite_or_none
 from escalate.errors import EscalateError
 from escalate.scenario import Scenario
-from escalate.uncertainty import to_values, uncertain_parameters
 
 __all__ = ["METHODS", "SensitivityResult", "sensitivity"]
 
@@ -85,7 +85,7 @@ class SensitivityResult:
 
     def plot(self):
         """Tornado (oat) or index bars with 95% intervals (sobol, morris)."""
-        from escalate import plots
+        from escalate.output import plots
 
         return plots.sensitivity(self)
 

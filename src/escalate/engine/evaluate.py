@@ -12,14 +12,14 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from escalate.compile import CompiledScenario, compile_scenario
+from escalate.engine.compile import CompiledScenario, compile_scenario
+from escalate.engine.exact import solve_at_horizon, solve_chain
+from escalate.engine.results import TRIGGER_METRICS, Result, parse_metric
 from escalate.errors import EscalateError
-from escalate.exact import solve_at_horizon, solve_chain
-from escalate.results import TRIGGER_METRICS, Result, parse_metric
 from escalate.scenario import Scenario
 
 if TYPE_CHECKING:
-    from escalate._simulate import Tally
+    from escalate.engine.simulate import Tally
 
 ENGINES = ("auto", "exact", "monte-carlo")
 OCCUPANCY_METRICS = ("p_at_horizon", "time_in", *TRIGGER_METRICS)  # need the chain itself
@@ -127,7 +127,7 @@ def evaluate_compiled(
         result = Result.from_exact(solve_chain(compiled), compiled)
         tally = None
     else:
-        from escalate._simulate import run_trajectories
+        from escalate.engine.simulate import run_trajectories
 
         tally = run_trajectories(compiled, n, seed, threads=threads)
         result = Result.from_tally(tally, compiled, seed=seed)

@@ -23,11 +23,11 @@ import pandas as pd
 from scipy.stats import qmc
 from scipy.stats import t as t_dist
 
-from escalate._dask import mapped
-from escalate._evaluate import all_metrics, evaluate
-from escalate._format import finite_or_none
+from escalate.engine.cluster import mapped
+from escalate.engine.evaluate import all_metrics, evaluate
+from escalate.engine.numbers import finite_or_none
+from escalate.engine.results import Result, run_manifest, write_folder
 from escalate.errors import EscalateError, suggest
-from escalate.results import Result, run_manifest, write_folder
 from escalate.scenario import Scenario
 
 __all__ = [
@@ -322,8 +322,8 @@ class WorldsResult:
 
     def plot_drivers(self, metric: str | None = None, top: int = 8):
         """Figure: ``metric`` in the lowest and the highest fifth of each parameter's worlds,
-        the parameters that move it most at the top (see :func:`escalate.plots.drivers`)."""
-        from escalate import plots
+        the parameters that move it most at the top (see :func:`escalate.output.plots.drivers`)."""
+        from escalate.output import plots
 
         return plots.drivers(self, metric, top=top)
 
@@ -371,7 +371,7 @@ class WorldsResult:
             metrics.index.name = "world"
             metrics.to_parquet(folder / "world_metrics.parquet")
             if self.has_drivers():
-                from escalate.plots import save_figure
+                from escalate.output.plots import save_figure
 
                 save_figure(self.plot_drivers(), folder / "drivers")
 
@@ -568,7 +568,7 @@ def read_worlds(path, model: Scenario | None) -> pd.DataFrame:
         raise EscalateError(f"{path}: column 'weight' must be non-negative, not all zero")
     frame = frame.astype(float).reset_index(drop=True)
     from escalate.errors import format_path
-    from escalate.scenario._rules import value_problems
+    from escalate.scenario.rules import value_problems
 
     for column in frame.columns.drop("weight") if model is not None else []:
         for row in (frame[column].idxmin(), frame[column].idxmax()):  # domains are intervals
@@ -647,7 +647,7 @@ def run_worlds(
         for w, evaluation in enumerate(evaluations):
             rows.append(evaluation.values)
             if evaluation.tally is not None:
-                from escalate._simulate import Tally, add_tally
+                from escalate.engine.simulate import Tally, add_tally
 
                 compiled = evaluation.compiled
                 if pooled_tally is None:
@@ -705,7 +705,7 @@ def _pooled(values: pd.DataFrame, weights: np.ndarray) -> dict[str, float]:
     mean, except a mean time to reach, which is conditional on reaching the stage: there
     each world weighs by its weight times its chance of reaching it (what pooling the worlds'
     trajectories would give)."""
-    from escalate.results import parse_metric
+    from escalate.engine.results import parse_metric
 
     pooled = {}
     for metric in values.columns:
@@ -729,7 +729,7 @@ def reach_across_worlds(
     scheduler: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """P(``stage`` reached by t) at ``times`` in each of ``worlds`` parameter sets, for a fan
-    chart (:func:`escalate.plots.fan`).
+    chart (:func:`escalate.output.plots.fan`).
 
     Exact worlds solve once per time (horizon-only, so fast); simulated worlds (``n``
     trajectories each) read one run's curve at every time.

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from escalate._checkpoint import Checkpoint
-from escalate._dask import mapped
-from escalate._evaluate import check_metrics, evaluate
-from escalate._format import finite_or_none
+from escalate.engine.checkpoint import Checkpoint
+from escalate.engine.cluster import mapped
+from escalate.engine.evaluate import check_metrics, evaluate
+from escalate.engine.numbers import finite_or_none
 from escalate.errors import EscalateError, suggest
 from escalate.scenario import Scenario
 
@@ -83,7 +83,7 @@ class SweepResult:
 
     def plot(self, metric: str | None = None):
         """A line per metric (one parameter) or a heat map of one metric (two parameters)."""
-        from escalate import plots
+        from escalate.output import plots
 
         return plots.sweep(self, metric)
 
