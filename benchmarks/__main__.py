@@ -462,14 +462,14 @@ def measure_worlds(method: str, worlds: int) -> dict:
         return {"per_world": (time.perf_counter() - began) / worlds, "worlds": worlds}
     from scipy import linalg
 
+    from escalate.engine.chain import Chain
     from escalate.engine.compile import compile_scenario
-    from escalate.engine.exact import _Chain
 
     drawn = draw_worlds(model, worlds, SEED)
     began = time.perf_counter()
     for w in range(worlds):
         values = {k: float(v) for k, v in drawn.iloc[w].items()}
-        chain = _Chain(compile_scenario(model, values))
+        chain = Chain(compile_scenario(model, values))
         at_horizon = chain.p0 @ linalg.expm(chain.q.toarray() * chain.c.horizon)
     assert abs(at_horizon.sum() - 1) < 1e-6
     return {"per_world": (time.perf_counter() - began) / worlds, "worlds": worlds}

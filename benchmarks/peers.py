@@ -15,8 +15,8 @@ import numpy as np
 from numba import njit
 from scipy import linalg
 
+from escalate.engine.chain import Chain
 from escalate.engine.compile import CompiledScenario
-from escalate.engine.exact import _Chain
 from escalate.engine.kernels import _exponential, _next_exponential, _uniform
 from escalate.engine.simulate import chunk_state
 
@@ -25,7 +25,7 @@ class DailyChain:
     """The joint chain of a memoryless scenario as a daily transition matrix."""
 
     def __init__(self, compiled: CompiledScenario, target: str):
-        chain = _Chain(compiled)
+        chain = Chain(compiled)
         if chain.jumps:
             raise ValueError("day-stepped peers need a scenario without `at` triggers")
         self.matrix = linalg.expm(chain.q.toarray())

@@ -273,14 +273,14 @@ def test_uniformized_step_matches_the_matrix_exponential(h):
     """Every step length ends (rounding once stalled the Poisson tail) and matches expm."""
     from scipy import linalg, sparse
 
-    from escalate.engine.exact import _Uniformized
+    from escalate.engine.stepping import Uniformized
 
     rng = np.random.default_rng(7)
     rates = rng.uniform(0.0, 2.0, (5, 5)) * (rng.uniform(size=(5, 5)) < 0.6)
     np.fill_diagonal(rates, 0.0)
     q = rates - np.diag(rates.sum(axis=1))
     v = rng.dirichlet(np.ones(5))
-    end, integral = _Uniformized(sparse.csr_matrix(q)).step(v, h)
+    end, integral = Uniformized(sparse.csr_matrix(q)).step(v, h)
     block = np.zeros((10, 10))
     block[:5, :5], block[:5, 5:] = q * h, np.eye(5) * h
     e = linalg.expm(block)
@@ -303,7 +303,8 @@ def assert_horizon_figures_match_the_grid_solver(scenario):
     """The horizon-only solver (uniformization; worlds, sweeps, sensitivity) gives the grid
     solver's probabilities to 1e-9, and times in stage and mean times to reach that match an
     independent Van Loan integral (no ``at`` jumps) or the trapezoid rule on the grid."""
-    from escalate.engine.exact import _absorbing, _Chain, solve_at_horizon, solve_chain
+    from escalate.engine.chain import Chain
+    from escalate.engine.exact import _absorbing, solve_at_horizon, solve_chain
 
     compiled = compile_scenario(scenario)
     fast, full = solve_at_horizon(compiled), solve_chain(compiled)
@@ -311,7 +312,7 @@ def assert_horizon_figures_match_the_grid_solver(scenario):
     np.testing.assert_allclose(fast.p_reached, full.reached[:, -1], atol=1e-9)
     np.testing.assert_allclose(fast.p_at_horizon, full.occupancy[:, -1], atol=1e-9)
     np.testing.assert_allclose(fast.p_fired, full.p_fired, atol=1e-9)
-    chain = _Chain(compiled)
+    chain = Chain(compiled)
     if not chain.jumps:
         end, area = van_loan(chain.q.toarray(), chain.p0, horizon)
         time_in = np.bincount(chain.stage_of, weights=area, minlength=compiled.n_stages)
@@ -364,7 +365,7 @@ def test_the_compiled_series_is_expm_and_its_integral(hub):
     paths give the Python series' figures to the bit."""
     from scipy import linalg, sparse
 
-    from escalate.engine.exact import _Uniformized
+    from escalate.engine.stepping import Uniformized
     from escalate.engine.uniformize import uniformized_piece
 
     rng = np.random.default_rng(3)
@@ -385,7 +386,7 @@ def test_the_compiled_series_is_expm_and_its_integral(hub):
     out, integral = uniformized_piece(
         q_t.indptr, q_t.indices, q_t.data, v, lam, lam * h, 400
     )  # fmt: skip
-    python = _Uniformized(q_t.T.tocsr())._piece(v, h)  # the Python series, term for term
+    python = Uniformized(q_t.T.tocsr())._piece(v, h)  # the Python series, term for term
     assert np.array_equal(out, python[0]) and np.array_equal(integral, python[1])
     assert np.allclose(out, v @ linalg.expm(q * h), rtol=0, atol=1e-13)
     augmented = np.block([[q, np.eye(n)], [np.zeros((n, n)), np.zeros((n, n))]])
@@ -398,18 +399,20 @@ def test_reach_curves_taken_from_the_walk_of_the_chain_itself(name):
     is its occupancy (its states have no way out): both read without an absorbing walk of
     their own, and they agree with that walk to 1e-12 (Taiwan has `at` jumps)."""
     from escalate.engine import exact
+    from escalate.engine.chain import Chain
+    from escalate.engine.stepping import Stepper
 
     compiled = compile_scenario(escalate.load(ROOT / "scenarios" / f"{name}.yaml"))
     solution = exact.solve_chain(compiled)
-    chain, grid = exact._Chain(compiled), compiled.grid
+    chain, grid = Chain(compiled), compiled.grid
     shortcuts = 0
     for s in range(compiled.n_stages):
         target = chain.stage_of == s
         shortcuts += compiled.terminal[s] or chain.p0[target].sum() == 1.0
-        absorbing = exact._Stepper(exact._absorbing(chain, target))
+        absorbing = Stepper(exact._absorbing(chain, target))
         v, curve = chain.p0.copy(), [chain.p0[target].sum()]
         for g in range(1, len(grid)):
-            v, _ = exact._advance(chain, absorbing, v, grid[g - 1], grid[g])
+            v, _ = exact.advance(chain, absorbing, v, grid[g - 1], grid[g])
             curve.append(v[target].sum())
         np.testing.assert_allclose(solution.reached[s], curve, rtol=0, atol=1e-12)
     assert shortcuts >= 2  # a certain start stage and at least one terminal stage
@@ -419,7 +422,7 @@ def test_a_chain_reused_for_other_numbers_has_the_rates_built_afresh():
     """Worlds share their chain's states and take their rates from with_rates: against the
     chain built from scratch for each parameter set, the same generator, entry by entry, with
     effects that are sure (on, off) and chances on two triggers of one transition."""
-    from escalate.engine.exact import _Chain, chain_of
+    from escalate.engine.chain import Chain, chain_of
 
     model = escalate.loads("""\
 scenario: fx
@@ -440,7 +443,7 @@ transitions:
 """)
     for world in escalate.draw_worlds(model, 6, 3).to_dict("records"):
         c = compile_scenario(model, world)
-        reused, fresh = chain_of(c), _Chain(c)
+        reused, fresh = chain_of(c), Chain(c)
         order = [reused.index[state] for state in fresh.states]
         np.testing.assert_allclose(
             reused.q.toarray()[np.ix_(order, order)], fresh.q.toarray(), rtol=1e-14, atol=0

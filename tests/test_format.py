@@ -54,7 +54,7 @@ def test_a_metric_reads_as_a_percent_or_a_number_and_a_change_in_points_or_signe
 
 
 def test_a_probability_is_known_by_its_kind_not_its_prefix():
-    from escalate.engine.numbers import is_probability
+    from escalate.engine.metrics import is_probability
 
     assert is_probability("p_reached:war") and is_probability("p_on_at_horizon:mobilized@90")
     assert not is_probability("time_to_reach:war") and not is_probability("time_on:x")

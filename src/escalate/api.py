@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 
 from escalate.engine.compile import compile_scenario
-from escalate.engine.results import Z95, Result, check_within_horizon, parse_metric, run_manifest
+from escalate.engine.folder import run_manifest
+from escalate.engine.metrics import check_within_horizon, parse_metric
+from escalate.engine.results import Z95, Result
 from escalate.errors import EscalateError, ScenarioError
 from escalate.scenario import Scenario, load
 
@@ -191,7 +193,8 @@ def solve(
     EscalateError
         If the reachable joint space of stages and triggers is too large.
     """
-    from escalate.engine.exact import NotMemoryless, solve_chain  # scipy: only where solve runs
+    from escalate.engine.chain import NotMemoryless
+    from escalate.engine.exact import solve_chain  # scipy: only where solve runs
 
     model = _scenario(scenario)
     compiled = compile_scenario(model, overrides, horizon=horizon)

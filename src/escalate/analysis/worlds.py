@@ -25,8 +25,9 @@ from scipy.stats import t as t_dist
 
 from escalate.engine.cluster import mapped
 from escalate.engine.evaluate import all_metrics, evaluate
+from escalate.engine.folder import run_manifest, write_folder
 from escalate.engine.numbers import finite_or_none
-from escalate.engine.results import Result, run_manifest, write_folder
+from escalate.engine.results import Result
 from escalate.errors import EscalateError, suggest
 from escalate.scenario import Scenario
 
@@ -705,7 +706,7 @@ def _pooled(values: pd.DataFrame, weights: np.ndarray) -> dict[str, float]:
     mean, except a mean time to reach, which is conditional on reaching the stage: there
     each world weighs by its weight times its chance of reaching it (what pooling the worlds'
     trajectories would give)."""
-    from escalate.engine.results import parse_metric
+    from escalate.engine.metrics import parse_metric
 
     pooled = {}
     for metric in values.columns:

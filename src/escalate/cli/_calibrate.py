@@ -20,7 +20,7 @@ from escalate.cli._options import (
     user_errors,
 )
 from escalate.cli._render import output, print_warnings, stderr
-from escalate.engine.results import check_output_folder
+from escalate.engine.folder import check_output_folder
 from escalate.scenario import load
 
 

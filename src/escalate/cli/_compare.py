@@ -23,8 +23,8 @@ from escalate.cli._options import (
     worlds_option,
 )
 from escalate.cli._render import output, stderr
-from escalate.engine.numbers import is_probability
-from escalate.engine.results import check_output_folder
+from escalate.engine.folder import check_output_folder
+from escalate.engine.metrics import is_probability
 from escalate.output.format import MISSING, as_read
 from escalate.scenario import load
 

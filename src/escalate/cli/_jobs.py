@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from escalate.cli._render import progress, stderr
-from escalate.engine.results import check_output_folder, write_folder
+from escalate.engine.folder import check_output_folder, write_folder
 from escalate.errors import EscalateError
 
 

@@ -20,8 +20,8 @@ from escalate.cli._options import (
     worlds_from_option,
 )
 from escalate.cli._render import output, print_warnings, stderr
+from escalate.engine.folder import check_output_folder
 from escalate.engine.numbers import count
-from escalate.engine.results import check_output_folder
 from escalate.output.format import points
 from escalate.scenario import load
 

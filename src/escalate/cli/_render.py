@@ -14,7 +14,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from escalate.engine.numbers import Z95, is_probability
+from escalate.engine.metrics import is_probability
+from escalate.engine.numbers import Z95
 from escalate.output.format import MISSING, compact_path, number, percent, points, signed
 from escalate.scenario.model import OnsetAt, OnsetTiming
 

@@ -22,7 +22,7 @@ from escalate.cli._options import (
     worlds_option,
 )
 from escalate.cli._render import output, print_result, print_worlds, progress, stderr
-from escalate.engine.results import check_output_folder
+from escalate.engine.folder import check_output_folder
 from escalate.errors import EscalateError
 from escalate.scenario import load
 

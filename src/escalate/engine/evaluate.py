@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from escalate.engine.compile import CompiledScenario, compile_scenario
 from escalate.engine.exact import solve_at_horizon, solve_chain
-from escalate.engine.results import TRIGGER_METRICS, Result, parse_metric
+from escalate.engine.metrics import TRIGGER_METRICS, parse_metric
+from escalate.engine.results import Result
 from escalate.errors import EscalateError
 from escalate.scenario import Scenario
 

@@ -1,6 +1,6 @@
-"""Numbers every later step shares: the 95% z, the Wilson interval of a proportion, which
-metrics are probabilities, floats and records made safe for JSON, a count in words. It imports
-nothing of escalate and nothing heavy (no scipy at start-up).
+"""Numbers every later step shares: the 95% z, the Wilson interval of a proportion, floats
+and records made safe for JSON, a count in words. It imports nothing of escalate and nothing
+heavy (no scipy at start-up).
 """
 
 from __future__ import annotations
@@ -8,18 +8,15 @@ from __future__ import annotations
 import math
 
 __all__ = [
-    "PROBABILITY_KINDS",
     "Z95",
     "count",
     "finite_or_none",
-    "is_probability",
     "json_records",
     "wilson",
     "wilson_band",
 ]
 
 Z95 = 1.959963984540054  # scipy.special.ndtri(0.975): the two-sided 95% normal quantile
-PROBABILITY_KINDS = ("p_reached", "p_at_horizon", "p_fired", "p_on_at_horizon")
 
 
 def wilson(successes: int, n: int) -> list[float]:
@@ -51,12 +48,6 @@ def wilson_band(p, n: int):
     center = (2 * n * p + z**2) / denom
     delta = z / denom * np.sqrt(np.maximum(4 * n * p * (1 - p), 0.0) + z**2)
     return np.where(p <= 0, 0.0, center - delta), np.where(p >= 1, 1.0, center + delta)
-
-
-def is_probability(metric: str) -> bool:
-    """Whether a metric (``kind:name``, e.g. ``p_reached:war`` or ``p_fired:mobilized@90``)
-    is a probability: read in percent, its changes in points."""
-    return metric.split(":", 1)[0] in PROBABILITY_KINDS
 
 
 def finite_or_none(x):

@@ -7,25 +7,19 @@ the ranks ``n p -/+ 1.96 sqrt(n p (1 - p))``).
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import os
-import platform
-import re
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from escalate.engine.compile import QUANTILE_BINS, TIME_BITS, CompiledScenario
+from escalate.engine.folder import write_folder
+from escalate.engine.metrics import TRIGGER_METRICS, check_within_horizon, parse_metric
 from escalate.engine.numbers import Z95, wilson
-from escalate.errors import EscalateError, suggest
 from escalate.scenario.model import date_of, days_per, headline_stage, time_of, when
 
 if TYPE_CHECKING:
@@ -33,17 +27,8 @@ if TYPE_CHECKING:
 
     from escalate.engine.exact import ExactSolution  # scipy: imported only where solve runs
     from escalate.engine.simulate import Tally
-    from escalate.scenario import Scenario
 
-__all__ = [
-    "Result",
-    "check_output_folder",
-    "check_within_horizon",
-    "dates_of",
-    "parse_metric",
-    "run_manifest",
-    "write_folder",
-]
+__all__ = ["Result", "StageStats", "dates_of"]
 
 QUANTILES = (0.1, 0.5, 0.9)
 TOP_PATHS = 20
@@ -489,95 +474,6 @@ class Result:
         )
 
 
-def run_manifest(
-    model: Scenario, overrides: dict[str, float] | None, horizon: float, method: str
-) -> dict[str, Any]:
-    """What every run's manifest says first (run, solve, worlds): the scenario (file, hash,
-    resolved text), the overrides, the horizon, the method and the package versions.
-
-    Parameters
-    ----------
-    model : Scenario
-    overrides : dict, optional
-        Parameter values set for the run.
-    horizon : float
-        The run's horizon, in the scenario's time unit.
-    method : str
-        ``monte-carlo`` or ``exact``.
-
-    Returns
-    -------
-    dict
-        The manifest's common part; each run adds its own figures.
-    """
-    return {
-        "scenario": model.scenario,
-        "scenario_file": str(model.file),
-        "scenario_sha256": model.sha256,
-        "resolved_scenario": model.model_dump(mode="json", by_alias=True, exclude_none=True),
-        "overrides": dict(overrides or {}),
-        "horizon": horizon,
-        "method": method,
-        "versions": dict(_versions()),
-    }
-
-
-@functools.cache
-def _versions() -> dict[str, str]:
-    """Versions for the manifest, read once a process (importlib.metadata costs ~10 ms)."""
-    versions = {"python": platform.python_version()}
-    for package in ("escalate", "numpy", "numba", "scipy", "pandas", "pydantic", "pyyaml"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:  # pragma: no cover
-            versions[package] = "not installed"
-    return versions
-
-
-def check_output_folder(target: Path, *, force: bool) -> None:
-    """Refuse an existing output folder unless ``force`` (checked before a run starts too)."""
-    if target.exists() and not force:
-        raise EscalateError.about("{} already exists; use {force} to replace it", target)
-    if target.exists() and not target.is_dir():
-        raise EscalateError(f"{target} exists and is not a folder")
-
-
-def write_folder(target: Path, write, *, force: bool = False) -> Path:
-    """Create the folder ``target`` whole or not at all.
-
-    ``write(folder)`` fills a temporary folder beside ``target``, which is then renamed into
-    place; on any error or interruption the temporary folder is removed. An existing
-    ``target`` is replaced only with ``force``.
-    """
-    check_output_folder(target, force=force)
-    temporary = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary.mkdir()
-    except OSError as exc:
-        raise EscalateError(f"{target}: cannot create the folder ({exc.strerror})") from None
-    try:
-        write(temporary)
-        _replace(temporary, target, force)
-    except OSError as exc:  # a full or read-only disk: nothing is left behind
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise EscalateError(f"{target}: cannot write ({exc.strerror or exc})") from None
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-    return target
-
-
-def _replace(temporary: Path, target: Path, force: bool) -> None:
-    if target.exists() and force:
-        trash = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(target, trash)
-        os.replace(temporary, target)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(temporary, target)
-
-
 def _tally_time_to_reach(tally: Tally, i: int, quantum: float, width: float) -> dict[str, Any]:
     reached = int(tally.reached[i])
     keys = ("mean", "mean_se", *(f"p{round(q * 100)}" for q in QUANTILES))
@@ -641,74 +537,3 @@ def _paths(tally: Tally, compiled: CompiledScenario) -> list[dict[str, Any]]:
         p = count / tally.n
         out.append({"path": path, "p": p, "p_se": math.sqrt(p * (1 - p) / tally.n)})
     return out
-
-
-TRIGGER_METRICS = ("p_fired", "p_on_at_horizon", "time_on")
-
-_METRIC = re.compile(
-    r"^(?P<kind>p_reached|p_at_horizon|time_in|time_to_reach|p_fired|p_on_at_horizon|time_on)"
-    r":(?P<target>[A-Za-z][A-Za-z0-9_-]*)"
-    r"(?::(?P<detail>mean|p10|p50|p90))?(?:@(?P<at>[0-9.eE+-]+|[0-9]{4}-[0-9-]+))?$"
-)
-
-
-def check_within_horizon(name: str, at, horizon: float, start_date, time_unit: str) -> None:
-    """Refuse ``p_reached:S@T`` with T after the horizon: the figures stop there, and reading
-    the curve's last point would answer another question."""
-    if at is not None and at > horizon * (1 + 1e-12):
-        raise EscalateError.about(
-            "{metric} {!r}: {} is after the horizon ({}), where the figures stop; a {horizon} "
-            "of at least {} reaches it",
-            name, *(when(x, start_date, time_unit) for x in (at, horizon, at)),
-        )  # fmt: skip
-
-
-def parse_metric(
-    name: str, result: Result | None = None, *, stages=None, triggers=None, model=None
-):
-    """Split a metric name into (kind, target, detail, at), checking names when it can.
-
-    Forms: ``p_reached:STAGE``, ``p_reached:STAGE@T`` (T a time, or a date ``YYYY-MM-DD``
-    with the scenario's ``start_date``), ``time_to_reach:STAGE:p50``, ``p_at_horizon:STAGE``,
-    ``time_in:STAGE``, ``p_fired:TRIGGER``, ``p_on_at_horizon:TRIGGER``, ``time_on:TRIGGER``.
-    ``model`` (a Scenario) or ``result`` checks names and turns a date into a time; without
-    either, a date is returned as written.
-    """
-    match = _METRIC.match(name)
-    if not match:
-        raise EscalateError.about(
-            "{metric} {!r}: expected p_reached:STAGE[@T], time_to_reach:STAGE:p10|p50|p90|"
-            "mean, p_at_horizon:STAGE, time_in:STAGE, p_fired:TRIGGER, "
-            "p_on_at_horizon:TRIGGER or time_on:TRIGGER",
-            name,
-        )
-    kind, target, detail, at = match.group("kind", "target", "detail", "at")
-    if (detail is not None) != (kind == "time_to_reach"):
-        raise EscalateError.about(
-            "{metric} {!r}: time_to_reach takes :p10, :p50, :p90 or :mean, "
-            "and only time_to_reach does",
-            name,
-        )
-    if at is not None and kind != "p_reached":
-        raise EscalateError.about("{metric} {!r}: only p_reached takes @T", name)
-    if model is not None:
-        stages, triggers = model.stages, model.triggers
-    if result is not None:
-        stages, triggers = result.stages, result.triggers
-    at_value: Any = None
-    if at is not None:
-        convert = model or result
-        try:
-            if convert is not None:
-                at_value = convert.time_of(at)
-            else:  # a date stays as written until a scenario can place it
-                at_value = at if re.match(r"^[0-9]{4}-", at) else time_of(at, None, "day")
-        except ValueError as exc:
-            raise EscalateError.about("{metric} {!r}: {}", name, str(exc)) from None
-    names = triggers if kind in TRIGGER_METRICS else stages
-    if names is not None and target not in names:
-        what = "trigger" if kind in TRIGGER_METRICS else "stage"
-        raise EscalateError.about(
-            "{metric} {!r}: unknown {} {!r}{}", name, what, target, suggest(target, names)
-        )
-    return kind, target, detail, at_value

@@ -21,7 +21,7 @@ def uniformized_piece(indptr, indices, data, v, lam, a, max_terms):
     """One step of ``a / lam`` time units: ``(v expm(Q h), integral of it over the step)``.
 
     ``indptr, indices, data`` hold ``Q`` transposed (CSR), ``lam`` at least every exit rate,
-    ``a = lam h``. The same series, in the same order, as ``exact._Uniformized._piece``.
+    ``a = lam h``. The same series, in the same order, as ``stepping.Uniformized._piece``.
 
     Where the rows are of similar lengths (a joint chain's are: a few transitions and trigger
     switches into each state), the product runs on a fixed-width copy of them padded with

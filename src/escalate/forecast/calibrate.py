@@ -34,8 +34,8 @@ import pandas as pd
 from escalate.analysis.worlds import draw_worlds, uncertain_parameters, weighted_quantile
 from escalate.engine.compile import compile_scenario, cut_at
 from escalate.engine.evaluate import evaluate_compiled
-from escalate.engine.numbers import is_probability, json_records
-from escalate.engine.results import parse_metric
+from escalate.engine.metrics import is_probability, parse_metric
+from escalate.engine.numbers import json_records
 from escalate.errors import EscalateError, Issue, ScenarioError
 from escalate.forecast.posterior import (
     Posterior,

@@ -34,8 +34,8 @@ import pandas as pd
 from escalate.analysis.worlds import weighted_mean_se, weighted_quantile, worlds_to_weigh
 from escalate.engine.compile import compile_scenario
 from escalate.engine.evaluate import choose_engine, evaluate_compiled
+from escalate.engine.metrics import parse_metric
 from escalate.engine.numbers import json_records
-from escalate.engine.results import parse_metric
 from escalate.errors import EscalateError, Issue, ScenarioError, suggest
 from escalate.forecast.posterior import ess_of, map_in_parts, process_pool
 from escalate.scenario import Scenario

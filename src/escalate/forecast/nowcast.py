@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from escalate.engine.chain import chain_of
 from escalate.engine.compile import CompiledScenario
-from escalate.engine.exact import chain_of, leaking_series
 from escalate.engine.numbers import count, finite_or_none, json_records
+from escalate.engine.stepping import leaking_series
 from escalate.errors import EscalateError
 from escalate.forecast.posterior import Posterior, ess_of, normalized, parameter_table
 

@@ -18,7 +18,8 @@ import numpy as np
 from cycler import cycler
 from matplotlib import ticker
 
-from escalate.engine.numbers import Z95, is_probability, wilson_band
+from escalate.engine.metrics import is_probability
+from escalate.engine.numbers import Z95, wilson_band
 from escalate.output.format import compact_path, points
 
 __all__ = [

@@ -20,7 +20,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from escalate.engine.numbers import Z95, is_probability
+from escalate.engine.metrics import is_probability
+from escalate.engine.numbers import Z95
 from escalate.errors import EscalateError
 from escalate.output.format import as_read, number, percent, points, signed, size_in_points
 
