@@ -452,7 +452,8 @@ def measure_worlds(method: str, worlds: int) -> dict:
     ``scipy.linalg.expm`` of the joint generator per world: the distribution at the horizon
     and nothing else), on the same Latin-hypercube worlds. Returns the wall per world."""
     import escalate
-    from escalate.analysis.worlds import draw_worlds, run_worlds
+    from escalate.analysis.draws import draw_worlds
+    from escalate.analysis.worlds import run_worlds
 
     model = escalate.load(VENEZUELA)
     if method == "escalate":

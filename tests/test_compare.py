@@ -257,7 +257,7 @@ def test_a_few_worlds_get_a_student_t_interval():
 
 
 def test_a_worlds_file_value_outside_its_domain_is_named(tmp_path):
-    from escalate.analysis.worlds import read_worlds
+    from escalate.analysis.draws import read_worlds
 
     path = tmp_path / "worlds.parquet"
     pd.DataFrame({"mobilization_initial": [0.2, 5.0], "weight": [1, 1]}).to_parquet(path)

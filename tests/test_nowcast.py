@@ -119,7 +119,7 @@ def test_the_gamma_posterior_is_conjugate(exit_at):
     """One exponential transition whose rate has a gamma prior, watched for T: with n exits
     (0 or 1) over exposure E the posterior is Gamma(shape + n, rate + E); the weighted mean of
     the worlds lies within 3 standard errors of its mean."""
-    from escalate.analysis.worlds import draw_worlds
+    from escalate.analysis.draws import draw_worlds
     from escalate.forecast.posterior import fit_posterior
 
     shape, rate = GAMMA_SHAPE, GAMMA_RATE

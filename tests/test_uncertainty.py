@@ -13,7 +13,8 @@ import pytest
 from scipy import stats
 
 import escalate
-from escalate.analysis.worlds import draw_worlds, run_worlds
+from escalate.analysis.draws import draw_worlds
+from escalate.analysis.worlds import run_worlds
 
 from .conftest import ESCALATE
 
@@ -243,7 +244,7 @@ def test_drivers_are_the_means_of_each_fifth_and_spearman():
     """By construction: the metric rises with `strong`, falls a little with `weak`, ignores
     `none`. Each fifth's mean, the swing's standard error and the rank correlation are checked
     against a direct computation (100 equal worlds: 20 in each fifth)."""
-    from escalate.analysis.worlds import drivers
+    from escalate.analysis.drivers import drivers
 
     rng = np.random.default_rng(5)
     frame = pd.DataFrame(rng.random((100, 3)), columns=["none", "weak", "strong"])
@@ -267,7 +268,7 @@ def test_drivers_are_the_means_of_each_fifth_and_spearman():
 
 def test_drivers_of_weighted_worlds():
     """A world of weight 0 changes nothing; a world of weight 2 ranks as two copies."""
-    from escalate.analysis.worlds import drivers
+    from escalate.analysis.drivers import drivers
 
     rng = np.random.default_rng(6)
     frame = pd.DataFrame(rng.random((30, 2)), columns=["x", "y"])
@@ -286,7 +287,7 @@ def test_drivers_of_weighted_worlds():
 def test_drivers_share_the_edge_among_ties_and_skip_constants():
     """Worlds that tie on a value share the fifth's edge, whatever their order; a parameter
     with one value in every world is not ranked; an out-of-range fraction is refused."""
-    from escalate.analysis.worlds import drivers
+    from escalate.analysis.drivers import drivers
 
     rng = np.random.default_rng(7)
     values = rng.random(50)

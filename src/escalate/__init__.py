@@ -30,7 +30,7 @@ _LAZY = {
     "solve": "escalate.api",
     "exact_overlay": "escalate.api",
     "WorldsResult": "escalate.analysis.worlds",
-    "draw_worlds": "escalate.analysis.worlds",
+    "draw_worlds": "escalate.analysis.draws",
     "run_worlds": "escalate.analysis.worlds",
     "SweepResult": "escalate.analysis.sweep",
     "sweep": "escalate.analysis.sweep",

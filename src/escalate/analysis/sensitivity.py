@@ -26,7 +26,7 @@ from SALib.analyze import sobol as sobol_analyze
 from SALib.sample import morris as morris_sample
 from SALib.sample import sobol as sobol_sample
 
-from escalate.analysis.worlds import to_values, uncertain_parameters
+from escalate.analysis.draws import to_values, uncertain_parameters
 from escalate.engine.checkpoint import Checkpoint
 from escalate.engine.cluster import mapped
 from escalate.engine.evaluate import check_metrics, evaluate

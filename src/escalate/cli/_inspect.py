@@ -82,7 +82,7 @@ def _is_parquet(path: Path) -> bool:
 def _worlds_file(path: Path) -> str:
     """Check a worlds file, against the scenario its folder's manifest.json names when there
     is one (calibrate and nowcast write both), and describe it in a line."""
-    from escalate.analysis.worlds import read_worlds
+    from escalate.analysis.draws import read_worlds
 
     named = _scenario_in_manifest(path)
     model = None if named is None else load(named)

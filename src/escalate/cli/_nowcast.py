@@ -75,7 +75,7 @@ def nowcast_command(
     output_format,
 ):
     """Update the odds on what has happened up to as_of (an observations file)."""
-    from escalate.analysis.worlds import uncertain_parameters
+    from escalate.analysis.draws import uncertain_parameters
     from escalate.engine.compile import compile_scenario
     from escalate.errors import EscalateError, suggest
     from escalate.forecast.nowcast import (

@@ -150,7 +150,8 @@ def across_worlds(
     """``--worlds``: evaluate ``worlds`` parameter sets drawn from the uncertain ranges, or
     ``--worlds-from``: the weighted worlds of a file (``options`` go to
     :func:`escalate.run_worlds`), print the metrics across them and return the result."""
-    from escalate.analysis.worlds import run_worlds, worlds_to_weigh  # scipy: only when asked
+    from escalate.analysis.draws import worlds_to_weigh  # scipy: only when asked
+    from escalate.analysis.worlds import run_worlds
 
     given = None
     if worlds_from is not None:

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from escalate.analysis.worlds import draw_worlds, uncertain_parameters, weighted_quantile
+from escalate.analysis.draws import draw_worlds, uncertain_parameters
+from escalate.analysis.weights import weighted_quantile
 from escalate.engine.compile import compile_scenario, cut_at
 from escalate.engine.evaluate import evaluate_compiled
 from escalate.engine.metrics import is_probability, parse_metric

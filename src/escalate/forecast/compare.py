@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from escalate.analysis.worlds import weighted_mean_se, weighted_quantile, worlds_to_weigh
+from escalate.analysis.draws import worlds_to_weigh
+from escalate.analysis.weights import weighted_mean_se, weighted_quantile
 from escalate.engine.compile import compile_scenario
 from escalate.engine.evaluate import choose_engine, evaluate_compiled
 from escalate.engine.metrics import parse_metric
@@ -356,7 +357,7 @@ class CompareResult:
         """What the standard errors assume of the units, in a sentence.
 
         Across worlds the SE is that of a weighted mean of independent draws
-        (:func:`escalate.analysis.worlds.weighted_mean_se`, on the effective count). Drawn worlds
+        (:func:`escalate.analysis.weights.weighted_mean_se`, on the effective count). Drawn worlds
         are a Latin hypercube, stratified, so their mean errs less and the SE overstates. A
         tempered posterior (calibrate's, nowcast's) holds resampled, moved descendants of its
         prior worlds, correlated and partly duplicated: its SE may err either way (measured

@@ -746,7 +746,7 @@ def nowcast(
     import contextlib
     import os
 
-    from escalate.analysis.worlds import uncertain_parameters, worlds_to_weigh
+    from escalate.analysis.draws import uncertain_parameters, worlds_to_weigh
     from escalate.engine.compile import compile_scenario
     from escalate.forecast.posterior import fit_posterior, process_pool
 
@@ -872,9 +872,9 @@ def _weighted_stages(
     outputs: pd.DataFrame, model, weights: np.ndarray, metric: str = "p_reached"
 ) -> np.ndarray:
     """Per stage (per trigger for a trigger metric, or ``on``), the weighted mean of
-    ``metric`` (:func:`escalate.analysis.worlds.weighted_mean`: worlds the news rules out have
+    ``metric`` (:func:`escalate.analysis.weights.weighted_mean`: worlds the news rules out have
     no figures and no weight)."""
-    from escalate.analysis.worlds import weighted_mean
+    from escalate.analysis.weights import weighted_mean
 
     names = model.stages if metric in ("p_reached", "p_at_horizon") else model.triggers
     return np.array([weighted_mean(outputs[f"{metric}:{name}"], weights)[0] for name in names])

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from escalate.analysis.worlds import inside_support, weighted_quantile
+from escalate.analysis.draws import inside_support
+from escalate.analysis.weights import weighted_quantile
 from escalate.engine.numbers import count
 from escalate.scenario import Scenario
 

@@ -770,7 +770,7 @@ def drivers(result, metric: str | None = None, top: int = 8):
     """What moves a metric across worlds: per parameter (most influential at the top), the
     metric's mean over the fifth of worlds where the parameter is lowest and over the fifth
     where it is highest, joined by a line, with its swing and 95% half-width (marked "within
-    noise" unless it stands out: see :func:`escalate.analysis.worlds.drivers`); a dashed line at
+    noise" unless it stands out: see :func:`escalate.analysis.drivers.drivers`); a dashed line at
     its mean over all worlds."""
     metric = metric or result.headline.get("metric")
     table = result.drivers(metric).head(top).iloc[::-1]
@@ -786,7 +786,7 @@ def drivers(result, metric: str | None = None, top: int = 8):
         zip(table["swing"], table["swing_se"], table["clear"], np.maximum(low, high), strict=True)
     ):
         unit = " pts" if probability else ""
-        noise = "" if clear else " (within noise)"  # the test of escalate.analysis.worlds.drivers
+        noise = "" if clear else " (within noise)"  # the test of escalate.analysis.drivers.drivers
         ax.annotate(f"{swing * scale:+.1f} ± {Z95 * se * scale:.1f}{unit}{noise}", (right, at),
                     xytext=(8, 0), textcoords="offset points", va="center", fontsize=9)  # fmt: skip
     values = result.values[metric].to_numpy(float)
