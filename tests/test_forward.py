@@ -12,7 +12,8 @@ import pytest
 
 import escalate
 from escalate.engine.compile import compile_scenario
-from escalate.forecast.nowcast import Observations, forecast, forward
+from escalate.forecast.forward import forecast, forward
+from escalate.forecast.observations import Observations
 
 from .conftest import ESCALATE
 
@@ -230,7 +231,7 @@ def test_a_trigger_switched_off_by_an_effect_can_be_recorded(tmp_path):
     """x (no offset) is switched off by b -> c's effect: a record of c entered and x off on
     day 20 reads (no "no offset" refusal) and scores the effect: x on from the start (0.5),
     a -> b at 0.02 on day 5, b -> c at 0.03 (x on: doubled) on day 20, quiet in c to day 30."""
-    from escalate.forecast.nowcast import read_observations
+    from escalate.forecast.observations import read_observations
 
     text = (
         "scenario: off\nhorizon: 100\nstart: a\n"

@@ -14,7 +14,8 @@ from scipy import integrate, linalg
 
 import escalate
 from escalate.engine.compile import compile_scenario
-from escalate.forecast.nowcast import Observations, forward
+from escalate.forecast.forward import forward
+from escalate.forecast.observations import Observations
 
 from .conftest import ESCALATE, ROOT
 
@@ -160,7 +161,7 @@ def test_non_exponential_scenarios_are_refused():
 def test_with_everything_observed_the_forecast_is_solve_from_the_observed_state():
     """Fixed parameters, every trigger observed: the forecast from as_of equals `solve` of
     the scenario started in the observed state with the remaining horizon (1e-9)."""
-    from escalate.forecast.nowcast import forecast
+    from escalate.forecast.forward import forecast
 
     text = """\
 scenario: f
@@ -222,7 +223,7 @@ def test_the_filtered_trigger_agrees_with_rejection_sampling():
 def test_the_shipped_observations_file_reads_and_gives_a_likelihood():
     """The shipped example reads as the dates say, and the filter runs on it (its exactness is
     the closed-form tests' above)."""
-    from escalate.forecast.nowcast import read_observations
+    from escalate.forecast.observations import read_observations
 
     model = escalate.load(ROOT / "scenarios" / "venezuela.yaml")
     obs = read_observations(ROOT / "scenarios" / "forecasting" / "venezuela-observed.yaml", model)
@@ -302,7 +303,7 @@ def test_the_shipped_observations_file_reads_and_gives_a_likelihood():
     ],
 )  # fmt: skip
 def test_bad_observations_are_located(tmp_path, body, expected):
-    from escalate.forecast.nowcast import read_observations
+    from escalate.forecast.observations import read_observations
 
     path = tmp_path / "observed.yaml"
     path.write_text(f"scenario: venezuela\nas_of: 40\n{body}\n")
@@ -338,7 +339,7 @@ def test_empty_observations_at_the_start_reproduce_the_prior_forecast():
 
 
 def test_dates_need_a_start_date(tmp_path):
-    from escalate.forecast.nowcast import read_observations
+    from escalate.forecast.observations import read_observations
 
     path = tmp_path / "observed.yaml"
     path.write_text("scenario: bf\nas_of: 2025-12-01\npath: [{stage: a, at: start}]\n")

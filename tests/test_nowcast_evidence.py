@@ -11,7 +11,7 @@ import pytest
 from scipy import special, stats
 
 import escalate
-from escalate.forecast.nowcast import Observations
+from escalate.forecast.observations import Observations
 
 SHAPE, RATE = 4.0, 200.0  # the gamma prior of the rate lam: mean 0.02, sd 0.01
 PRIOR = f"lam: {{value: 0.02, uncertain: {{dist: gamma, mean: {SHAPE / RATE}, sd: {0.01}}}}}"

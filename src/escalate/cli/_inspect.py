@@ -141,7 +141,7 @@ def _companion(path: Path, kind: str, scenario_id) -> str:
     from escalate.errors import Issue
     from escalate.forecast.calibrate import read_targets
     from escalate.forecast.compare import read_variants
-    from escalate.forecast.nowcast import read_observations
+    from escalate.forecast.observations import read_observations
 
     candidate = _scenario_beside(path, scenario_id) or _scenario_in_manifest(path)
     if candidate is None and kind not in ("targets", "params"):

@@ -78,12 +78,9 @@ def nowcast_command(
     from escalate.analysis.draws import uncertain_parameters
     from escalate.engine.compile import compile_scenario
     from escalate.errors import EscalateError, suggest
-    from escalate.forecast.nowcast import (
-        PRIOR_WORLDS,
-        nowcast,
-        read_observations,
-        require_memoryless,
-    )
+    from escalate.forecast.forward import require_memoryless
+    from escalate.forecast.nowcast import PRIOR_WORLDS, nowcast
+    from escalate.forecast.observations import read_observations
     from escalate.scenario.model import looks_like_date
 
     model = load(scenario)
