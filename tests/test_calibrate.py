@@ -11,7 +11,8 @@ import pytest
 from scipy import integrate, stats
 
 import escalate
-from escalate.forecast.calibrate import Target, calibrate
+from escalate.forecast.calibrate import calibrate
+from escalate.forecast.targets import Target
 
 from .conftest import ESCALATE, ROOT
 

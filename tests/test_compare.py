@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import escalate
-from escalate.forecast.compare import read_variants
+from escalate.forecast.variants import read_variants
 
 from .conftest import ESCALATE, ROOT
 
@@ -288,7 +288,8 @@ def test_the_standard_error_on_tempered_worlds_against_the_spread_over_seeds():
     (a calibration and a comparison each) the spread of the mean difference lies within a
     factor of 2 of the mean SE reported (measured: 1.3x over these 8, 1.4x over 12; 0.84x on a
     tighter target)."""
-    from escalate.forecast.calibrate import Target, calibrate
+    from escalate.forecast.calibrate import calibrate
+    from escalate.forecast.targets import Target
 
     model = escalate.loads(TEMPERED)
     differences, errors = [], []

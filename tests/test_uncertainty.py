@@ -413,7 +413,8 @@ def test_draws_stay_inside_the_support():
     worlds = draw_worlds(edges, 400, 1)
     assert (worlds["r"] > 0).all() and ((worlds["p"] > 0) & (worlds["p"] < 1)).all()
     assert (worlds["p"] == np.nextafter(1.0, 0.0)).sum() > 40  # those past the 0.9 quantile
-    from escalate.forecast.calibrate import Target, calibrate
+    from escalate.forecast.calibrate import calibrate
+    from escalate.forecast.targets import Target
 
     result = calibrate(edges, [Target("p_reached:c@50", 0.2, 0.21)], worlds=400, seed=1,
                        overrides={"r": 0.01})  # fmt: skip

@@ -37,16 +37,16 @@ _LAZY = {
     "SensitivityResult": "escalate.analysis.sensitivity",
     "sensitivity": "escalate.analysis.sensitivity",
     "CalibrationResult": "escalate.forecast.calibrate",
-    "Target": "escalate.forecast.calibrate",
+    "Target": "escalate.forecast.targets",
     "calibrate": "escalate.forecast.calibrate",
-    "read_targets": "escalate.forecast.calibrate",
+    "read_targets": "escalate.forecast.targets",
     "NowcastResult": "escalate.forecast.nowcast",
     "Observations": "escalate.forecast.observations",
     "nowcast": "escalate.forecast.nowcast",
     "read_observations": "escalate.forecast.observations",
     "CompareResult": "escalate.forecast.compare",
     "compare": "escalate.forecast.compare",
-    "read_variants": "escalate.forecast.compare",
+    "read_variants": "escalate.forecast.variants",
 }
 
 __all__ = ["EscalateError", "Issue", "ScenarioError", *_LAZY]

@@ -63,7 +63,8 @@ def calibrate_command(
     scheduler,
 ) -> None:
     """Fit the uncertain parameters to statements about outcomes (a targets file)."""
-    from escalate.forecast.calibrate import calibrate, read_targets
+    from escalate.forecast.calibrate import calibrate
+    from escalate.forecast.targets import read_targets
 
     model = load(scenario)
     overrides = parse_set(settings, params_file, model)

@@ -74,7 +74,8 @@ def compare_command(
     scheduler,
 ) -> None:
     """Compare variants of a scenario (a variants file) with the baseline, paired."""
-    from escalate.forecast.compare import compare, read_variants
+    from escalate.forecast.compare import compare
+    from escalate.forecast.variants import read_variants
 
     model = load(scenario)
     overrides = parse_set(settings, params_file, model)

@@ -139,9 +139,9 @@ def _companion(path: Path, kind: str, scenario_id) -> str:
     variants mean nothing without their scenario; a targets or parameters file without one is
     checked for form alone."""
     from escalate.errors import Issue
-    from escalate.forecast.calibrate import read_targets
-    from escalate.forecast.compare import read_variants
     from escalate.forecast.observations import read_observations
+    from escalate.forecast.targets import read_targets
+    from escalate.forecast.variants import read_variants
 
     candidate = _scenario_beside(path, scenario_id) or _scenario_in_manifest(path)
     if candidate is None and kind not in ("targets", "params"):
