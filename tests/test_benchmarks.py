@@ -63,7 +63,8 @@ def test_quantecon(reference):
 
 
 def test_tables_render_targets_for_both_chains():
-    from benchmarks.__main__ import REFERENCE_RATES, ROWS, calibration_table, targets
+    from benchmarks.measure import REFERENCE_RATES, ROWS
+    from benchmarks.tables import calibration_table, targets
 
     rows = [{"name": name, "rate": 1e6} for name in ROWS if name != "escalate solve (exact)"]
     by = {r["name"]: r for r in rows}
