@@ -3,13 +3,23 @@
 Public names are imported on first use (PEP 562), so ``import escalate`` and the command line
 start fast; numba, SALib and matplotlib load only when a call needs them.
 
-Modules: a step of the data flow that users may import from is public (``scenario``,
-``compile``, ``exact``, ``results``, ``uncertainty``, ``posterior``, ``plots``, ``report``,
-``api``, ``cli``, ``errors``); plumbing no user calls is private (``_kernels``, ``_dask``,
-``_checkpoint``, ``_evaluate``, ``_format``), and so is a step whose module name is a public
-function here (``_simulate``, ``_sweep``, ``_sensitivity``, ``_calibrate``, ``_nowcast``,
-``_compare``:
-importing a module ``escalate.sweep`` would replace the function ``escalate.sweep``).
+The folders are the data flow, each step importing only the steps before it::
+
+    scenario/   YAML -> validated model; parameters files; resolved numbers
+    engine/     compile (model + values -> arrays), kernels and simulate (Monte Carlo), chain,
+                stepping and exact (the exact solver), results (one Result for both), metrics,
+                folder (run folders), cluster (Dask), checkpoint, evaluate, numbers
+    analysis/   many runs of one scenario: draws and worlds, weights, drivers, sweep, sensitivity
+    forecast/   the scenario held against what people know: posterior, targets and calibrate,
+                observations, forward and nowcast, variants and compare
+    output/     format (numbers as people read them), plots (one module per family of figures),
+                report (one module per page kind)
+    cli/        the command line, a module per verb
+    api.py      simulate, solve, exact_overlay;  errors.py: the errors every step raises
+
+One exception: a result's plotting method imports ``escalate.output.plots`` inside itself.
+``tests/test_layout.py`` walks every import (lazy ones included) and fails on one against the
+flow or on a cycle.
 """
 
 from __future__ import annotations

@@ -1,16 +1,16 @@
-"""The exact solution of a memoryless scenario: a continuous-time Markov chain on
-(stage, set of triggers on), built from the same compiled arrays as the kernel.
+"""The exact solution of a memoryless scenario, on the continuous-time Markov chain of
+(stage, set of triggers on) that ``engine.chain`` builds from the same compiled arrays as the
+kernel, stepped in time by ``engine.stepping``.
 
-Method. Only the part of the joint state space reachable from the start is built (breadth-first
-over transitions, onsets and ``at`` switches). The chain is time-homogeneous between ``at``
-times, where a deterministic jump switches triggers on. Curves: the distribution is stepped
-along the time grid with ``expm(Q h)``, one matrix exponential per distinct step length
-(``scipy.linalg.expm`` up to ``DENSE_STATES`` states, ``scipy.sparse.linalg.expm_multiply``
-beyond). Reach curves come from the same chain with the target stage made absorbing; quantiles of
-the time to reach solve ``F(t) = q F(horizon)`` with ``brentq`` inside the bracketing grid step.
-Figures at the horizon (time in stage, mean time to reach) need integrals of the distribution
-over time: the chain and its absorbing copies are stacked block-diagonally and advanced together
-by uniformization, whose series gives the integral exactly term by term (no quadrature error).
+Method. The chain is time-homogeneous between ``at`` times, where a deterministic jump switches
+triggers on. Curves: the distribution is stepped along the time grid with ``expm(Q h)``, one
+matrix exponential per distinct step length (``scipy.linalg.expm`` up to ``DENSE_STATES``
+states, ``scipy.sparse.linalg.expm_multiply`` beyond). Reach curves come from the same chain
+with the target stage made absorbing; quantiles of the time to reach solve
+``F(t) = q F(horizon)`` with ``brentq`` inside the bracketing grid step. Figures at the horizon
+(time in stage, mean time to reach) need integrals of the distribution over time: the chain
+and its absorbing copies are stacked block-diagonally and advanced together by uniformization,
+whose series gives the integral exactly term by term (no quadrature error).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 These models check structure (keys, types, forms). Rules that relate one part of a file to
 another (names that exist, ranges of the parameters a number names, the graph) live in
-``_rules.py``; numbers are turned into rates and distributions in ``resolve.py``.
+``rules.py``; numbers are turned into rates and distributions in ``resolve.py``.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 
 import escalate
 
-from .conftest import ESCALATE
+from ..conftest import ESCALATE
 
 SCENARIO = """\
 scenario: two-step

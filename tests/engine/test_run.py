@@ -14,7 +14,7 @@ import pytest
 import escalate
 from escalate.output import plots
 
-from .conftest import ESCALATE, ROOT, OnATerminal
+from ..conftest import ESCALATE, ROOT, OnATerminal
 
 TUTORIAL = ROOT / "scenarios" / "tutorial.yaml"
 RUN_FILES = {

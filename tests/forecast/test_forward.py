@@ -15,7 +15,7 @@ from escalate.engine.compile import compile_scenario
 from escalate.forecast.forward import forecast, forward
 from escalate.forecast.observations import Observations
 
-from .conftest import ESCALATE
+from ..conftest import ESCALATE
 
 A, B, C = 0, 1, 2
 X, Y = 0, 1

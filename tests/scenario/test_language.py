@@ -17,7 +17,7 @@ import pytest
 import escalate
 from escalate.output.report import build_report
 
-from .conftest import ESCALATE
+from ..conftest import ESCALATE
 
 EXACT = 1e-9
 N = 400_000

@@ -14,7 +14,7 @@ import escalate
 from escalate.forecast.calibrate import calibrate
 from escalate.forecast.targets import Target
 
-from .conftest import ESCALATE, ROOT
+from ..conftest import ESCALATE, ROOT
 
 ONE = """\
 scenario: one

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT
+from ..conftest import ROOT
 from .dask_processes import ESCALATE, DaskProcesses, escalate, wait_until
 
 pytest.importorskip("distributed")

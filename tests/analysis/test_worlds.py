@@ -16,7 +16,7 @@ import escalate
 from escalate.analysis.draws import draw_worlds
 from escalate.analysis.worlds import run_worlds
 
-from .conftest import ESCALATE
+from ..conftest import ESCALATE
 
 # P(war) depends strongly on `dominant`, weakly on `minor`, and not at all on `irrelevant`,
 # which times a transition out of a stage nothing leads to.
@@ -448,7 +448,7 @@ def test_morris_s_grid_spans_each_parameter_s_central_range(model, monkeypatch):
 def test_morris_on_the_shipped_scenario_completes_with_progress():
     """The README's `escalate sensitivity ... --method morris` on the shipped scenario: on a
     terminal it shows its progress over the design points and ends with exit 0."""
-    from .conftest import ROOT, OnATerminal
+    from ..conftest import ROOT, OnATerminal
 
     command = [ESCALATE, "sensitivity", str(ROOT / "scenarios" / "venezuela.yaml"),
                "--method", "morris", "--samples", "4"]  # fmt: skip

@@ -12,7 +12,7 @@ from escalate.cli._options import FLAGS
 from escalate.engine.checkpoint import Checkpoint
 from escalate.errors import EscalateError
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 TUTORIAL = ROOT / "scenarios" / "tutorial.yaml"
 VENEZUELA = ROOT / "scenarios" / "venezuela.yaml"

@@ -13,7 +13,7 @@ from escalate.engine import kernels as _kernels
 from escalate.engine.compile import EXPONENTIAL, FIXED, GAMMA, LOGNORMAL, UNIFORM, WEIBULL
 from escalate.engine.simulate import chunk_state
 
-TUTORIAL = Path(__file__).parent.parent / "scenarios" / "tutorial.yaml"
+TUTORIAL = Path(__file__).parents[2] / "scenarios" / "tutorial.yaml"
 
 CASES = [
     (EXPONENTIAL, 0.5, 0.0, stats.expon(scale=2.0)),
@@ -111,7 +111,7 @@ def test_a_reused_batch_buffer_gives_what_a_fresh_one_gives():
         _batch_task,
     )
 
-    from .conftest import ROOT
+    from ..conftest import ROOT
 
     compiled = compile_scenario(escalate.load(ROOT / "scenarios" / "venezuela.yaml"))
     n = BATCH_CHUNKS * CHUNK_SIZE + 3 * CHUNK_SIZE // 2  # a full batch, then 1.5 chunks
@@ -138,7 +138,7 @@ def test_every_chunk_row_sits_on_cache_lines_of_its_own():
     from escalate.engine.compile import compile_scenario
     from escalate.engine.simulate import ACCUMULATORS, CACHE_LINE, PATHS, _Batch, chunk_states
 
-    from .conftest import ROOT
+    from ..conftest import ROOT
 
     compiled = compile_scenario(escalate.load(ROOT / "scenarios" / "venezuela.yaml"))
     assert compiled.n_stages * 8 % CACHE_LINE != 0  # its stage rows need padding
@@ -189,7 +189,7 @@ def test_every_accumulator_row_is_zeroed_by_the_kernel():
     from escalate.engine.compile import compile_scenario
     from escalate.engine.simulate import _Batch, launch
 
-    from .conftest import ROOT
+    from ..conftest import ROOT
 
     compiled = compile_scenario(escalate.load(ROOT / "scenarios" / "venezuela.yaml"))
     batch = _Batch(compiled, 2)
@@ -261,7 +261,7 @@ def test_the_kernel_without_switching_off_counts_as_the_general_one(scenario):
     from escalate.engine.compile import compile_scenario
     from escalate.engine.simulate import _Batch, chunk_state, kernel_model, switches_off
 
-    compiled = compile_scenario(escalate.load(Path(__file__).parent.parent / scenario))
+    compiled = compile_scenario(escalate.load(Path(__file__).parents[2] / scenario))
     assert switches_off(compiled) is None
     assert switches_off(compile_scenario(escalate.load(TUTORIAL))) is True  # it has an offset
     sizes = np.array([20_000, 7_000], np.int64)
@@ -365,7 +365,7 @@ def test_races_chosen_by_guide_tables_count_as_races_chosen_by_a_scan(scenario):
     from escalate.engine.compile import compile_scenario
     from escalate.engine.simulate import _Batch, guided, kernel_model, switches_off
 
-    compiled = compile_scenario(escalate.load(Path(__file__).parent.parent / scenario))
+    compiled = compile_scenario(escalate.load(Path(__file__).parents[2] / scenario))
     sizes = np.array([30_000, 11_000], np.int64)
     rows = {}
     for mode in (None, True):
@@ -402,7 +402,7 @@ def test_a_seeded_run_keeps_its_bits_from_one_version_to_the_next(path, n, expec
     from escalate.engine.compile import compile_scenario
     from escalate.engine.simulate import run_trajectories
 
-    from .conftest import ROOT
+    from ..conftest import ROOT
 
     compiled = compile_scenario(escalate.load(ROOT / path))
     for threads in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):

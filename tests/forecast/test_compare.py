@@ -14,7 +14,7 @@ import pytest
 import escalate
 from escalate.forecast.variants import read_variants
 
-from .conftest import ESCALATE, ROOT
+from ..conftest import ESCALATE, ROOT
 
 VENEZUELA = ROOT / "scenarios" / "venezuela.yaml"
 VARIANTS = ROOT / "scenarios" / "forecasting" / "venezuela-variants.yaml"

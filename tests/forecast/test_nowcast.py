@@ -17,7 +17,7 @@ from escalate.engine.compile import compile_scenario
 from escalate.forecast.forward import forward
 from escalate.forecast.observations import Observations
 
-from .conftest import ESCALATE, ROOT
+from ..conftest import ESCALATE, ROOT
 
 C, R, RHO = 0.02, 0.01, 3.0  # x's onset rate, a -> b's rate, and its ratio while x is on
 SCENARIO = f"""\
@@ -153,7 +153,7 @@ def test_the_gamma_posterior_is_conjugate(exit_at):
 
 
 def test_non_exponential_scenarios_are_refused():
-    model = escalate.load(Path(__file__).resolve().parent.parent / "scenarios" / "tutorial.yaml")
+    model = escalate.load(Path(__file__).resolve().parents[2] / "scenarios" / "tutorial.yaml")
     with pytest.raises(escalate.EscalateError, match="every timing exponential"):
         forward(compile_scenario(model), Observations(10.0, [(0, 0.0)]))
 

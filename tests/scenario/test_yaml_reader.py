@@ -100,7 +100,7 @@ def test_libyaml_composes_the_graph_pyyaml_composes():
 
     if _yaml._FastLoader is None:
         pytest.skip("PyYAML without libyaml: parse_yaml uses its own loader alone")
-    root = Path(__file__).parent.parent
+    root = Path(__file__).parents[2]
     files = sorted([*root.glob("scenarios/**/*.yaml"), *root.glob("benchmarks/*.yaml")])
     assert len(files) >= 10
     for path in files:

@@ -23,7 +23,7 @@ from escalate.engine.compile import compile_scenario
 from escalate.engine.numbers import wilson
 from escalate.engine.simulate import run_trajectories
 
-from .conftest import ROOT, SCENARIOS
+from ..conftest import ROOT, SCENARIOS
 
 EXACT = 1e-9
 

@@ -10,7 +10,7 @@ import pytest
 
 import escalate
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 distributed = pytest.importorskip("distributed")
 

@@ -21,7 +21,7 @@ from escalate.output import plots
 from escalate.output.format import percent
 from escalate.output.report import FIGURES
 
-from .conftest import ESCALATE, ROOT, SCENARIOS
+from ..conftest import ESCALATE, ROOT, SCENARIOS
 
 VENEZUELA = ROOT / "scenarios" / "venezuela.yaml"
 TUTORIAL = ROOT / "scenarios" / "tutorial.yaml"

@@ -14,7 +14,7 @@ from escalate.scenario._yaml import read_yaml
 from escalate.scenario.model import Scenario
 from escalate.scenario.resolve import resolve
 
-from .conftest import ROOT, SCENARIOS
+from ..conftest import ROOT, SCENARIOS
 
 
 def test_the_shipped_scenarios_are_there():
