@@ -97,7 +97,7 @@ def test_a_shared_model_survives_the_loss_of_its_only_copy(cluster):
 
 def test_a_sweep_of_the_new_trigger_metrics_on_a_client_gives_the_local_figures(cluster):
     """Offsets, effects and a date metric, simulated point by point on the cluster."""
-    from .test_language import SWITCH, SWITCH_METRICS
+    from ..scenario.test_language import SWITCH, SWITCH_METRICS
 
     _, client = cluster
     model = escalate.loads(SWITCH)
