@@ -200,3 +200,11 @@ def test_modules_are_short_and_the_top_holds_few():
     assert len(top) <= MAX_TOP_MODULES, top
     folders = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
     assert folders <= set(FLOW), folders
+
+
+def test_every_public_name_resolves():
+    """``escalate.X`` for every name the package lists: its lazy table points at modules that
+    moved with the layout."""
+    import escalate
+
+    assert [name for name in escalate.__all__ if getattr(escalate, name, None) is None] == []
