@@ -143,13 +143,18 @@ class _RateMap:
 
 
 def _jobs(c: CompiledScenario, metrics: list[str]) -> dict[str, np.ndarray]:
-    """The chains a world advances for ``metrics``, as ``solve_at_horizon`` picks them, but
-    two kinds of stage need none of their own: the one every trajectory starts in (reached at
-    0) and a terminal stage (it absorbs in the chain itself, whose walk gives its figures)."""
+    """The chains a world advances for ``metrics``: the chain itself where a figure reads its
+    occupancy, a copy absorbing in each stage whose first entry is asked, one absorbing once
+    a trigger is on for each ``p_fired`` asked (of a trigger that never switches off, the
+    chain itself says it too, when it is walked anyway). Two kinds of stage need no chain of
+    their own: the one every trajectory starts in (reached at 0) and a terminal stage (it
+    absorbs in the chain itself, whose walk gives its figures)."""
     kinds = [parse_metric(m)[:2] for m in metrics]
     stage = {name: s for s, name in enumerate(c.stage_names)}
-    occupancy = any(kind in OCCUPANCY_METRICS for kind, _ in kinds)
+    trigger = {name: k for k, name in enumerate(c.trigger_names)}
+    occupancy = any(kind in OCCUPANCY_METRICS and kind != "p_fired" for kind, _ in kinds)
     reach = sorted({stage[t] for kind, t in kinds if kind in ("p_reached", "time_to_reach")})
+    fired = sorted({trigger[t] for kind, t in kinds if kind == "p_fired"})
     start = np.diff(np.concatenate([[0.0], c.start_cdf]))
     at_start = np.zeros(c.n_stages, bool)
     in_occupancy = np.zeros(c.n_stages, bool)
@@ -159,8 +164,7 @@ def _jobs(c: CompiledScenario, metrics: list[str]) -> dict[str, np.ndarray]:
     occupancy = occupancy or bool(in_occupancy.any())
     jobs = [(kernels.JOB_OCCUPANCY, 0)] if occupancy else []
     jobs += [(kernels.JOB_REACH, s) for s in reach if not (at_start[s] or in_occupancy[s])]
-    if occupancy:
-        jobs += [(kernels.JOB_FIRED, k) for k in range(c.n_triggers) if c.can_switch_off(k)]
+    jobs += [(kernels.JOB_FIRED, k) for k in fired if c.can_switch_off(k) or not occupancy]
     return {
         "job_kind": np.array([j for j, _ in jobs], np.int64),
         "job_target": np.array([t for _, t in jobs], np.int64),

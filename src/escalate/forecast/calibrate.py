@@ -32,6 +32,7 @@ import pandas as pd
 
 from escalate.analysis.draws import draw_worlds, uncertain_parameters
 from escalate.analysis.weights import weighted_quantile
+from escalate.engine.batch_kernels import SOLVED
 from escalate.engine.compile import compile_scenario, cut_at
 from escalate.engine.evaluate import evaluate_compiled
 from escalate.engine.metrics import parse_metric
@@ -49,6 +50,8 @@ from escalate.forecast.targets import Target, read_targets
 from escalate.scenario import Scenario
 
 __all__ = ["CalibrationResult", "calibrate"]
+
+BATCH_WORLDS = 512  # worlds a task solves at once
 
 
 def _outputs(
@@ -91,11 +94,7 @@ def _outputs(
         return lambda worlds: map_in_parts(
             _outputs_of, worlds, pool, workers, model, targets, overrides, n, seed
         )
-    groups: dict[float | None, list[tuple[int, str]]] = {}
-    for i, target in enumerate(targets):
-        kind, name, detail, at = parse_metric(target.metric, model=model)
-        plain = f"{kind}:{name}" + (f":{detail}" if detail else "")
-        groups.setdefault(at, []).append((i, plain))
+    groups = _target_groups(model, targets)
 
     def outputs(worlds: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         values = np.full((len(worlds), len(targets)), np.nan)
@@ -119,6 +118,64 @@ def _outputs(
         return pd.DataFrame(values, columns=columns), pd.DataFrame(variances, columns=columns)
 
     return outputs
+
+
+def _target_groups(model: Scenario, targets: list[Target]) -> dict[float | None, list]:
+    """Targets by the time point they read (None: the horizon), each as (index, horizon
+    metric): ``p_reached:S@T`` is ``p_reached:S`` of the scenario cut at T."""
+    groups: dict[float | None, list[tuple[int, str]]] = {}
+    for i, target in enumerate(targets):
+        kind, name, detail, at = parse_metric(target.metric, model=model)
+        plain = f"{kind}:{name}" + (f":{detail}" if detail else "")
+        groups.setdefault(at, []).append((i, plain))
+    return groups
+
+
+def _batched_outputs(model, targets, overrides, n, seed, prior, client):
+    """Each target's output by the worlds engine (a batch per time point the targets read,
+    a task per 512 worlds, in-process or on the cluster: the same figures), or None where it
+    does not apply. A world a batch leaves is solved on its own."""
+    from escalate.engine.batches import CHECKED_WORLDS, WorldsBatch
+    from escalate.engine.cluster import ordered_map, share
+
+    names = list(prior.columns)
+    sample = prior.to_numpy(float)[:CHECKED_WORLDS]
+    batches = {}
+    for at, members in _target_groups(model, targets).items():
+        metrics = [plain for _, plain in members]
+        batch = WorldsBatch.build(
+            model, names, metrics, overrides=overrides, horizon=at, sample=sample
+        )
+        if batch is None:
+            return None
+        batches[at] = ([i for i, _ in members], batch)
+    shared = batches if client is None else share(client, batches)
+    per_world = _outputs(model, targets, overrides, n, seed)
+
+    def outputs(worlds: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        x = worlds[names].to_numpy(float)
+        values = np.full((len(x), len(targets)), np.nan)
+        left = np.zeros(len(x), bool)
+        firsts = range(0, len(x), BATCH_WORLDS)
+        parts = ((shared, x[first : first + BATCH_WORLDS]) for first in firsts)
+        for first, solved in zip(firsts, ordered_map(_solve_batches, parts, client=client),
+                                 strict=True):  # fmt: skip
+            for columns, (figures, status) in solved:
+                rows = slice(first, first + len(figures))
+                values[rows, columns] = figures
+                left[rows] |= status != SOLVED
+        if left.any():
+            values[left] = per_world(worlds.iloc[np.flatnonzero(left)])[0].to_numpy(float)
+        columns = [t.metric for t in targets]
+        return pd.DataFrame(values, columns=columns), pd.DataFrame(0.0, index=range(len(x)),
+                                                                   columns=columns)  # fmt: skip
+
+    return outputs
+
+
+def _solve_batches(batches: dict, x: np.ndarray) -> list:
+    """One task: a part of the worlds through every time point's batch."""
+    return [(columns, batch.solve(x)) for columns, batch in batches.values()]
 
 
 def _outputs_of(model, targets, overrides, n, seed, worlds):
@@ -365,13 +422,17 @@ def calibrate(
     from escalate.engine.cluster import connect
 
     with connect(scheduler) as client, contextlib.ExitStack() as stack:
-        pool = None
-        # exact worlds split among processes (simulated ones use every core in the kernel)
-        if client is None and method == "exact" and worlds >= 100:
-            pool = process_pool(workers)
-            if pool is not None:
-                stack.callback(pool.shutdown, cancel_futures=True)
-        outputs_of = _outputs(scenario, targets, overrides, n, seed, pool, client, workers)
+        outputs_of = None
+        if method == "exact":  # the worlds engine: every core in compiled code
+            outputs_of = _batched_outputs(scenario, targets, overrides, n, seed, prior, client)
+        if outputs_of is None:
+            pool = None
+            # exact worlds split among processes (simulated ones use every core in the kernel)
+            if client is None and method == "exact" and worlds >= 100:
+                pool = process_pool(workers)
+                if pool is not None:
+                    stack.callback(pool.shutdown, cancel_futures=True)
+            outputs_of = _outputs(scenario, targets, overrides, n, seed, pool, client, workers)
         posterior = fit_posterior(
             scenario,
             prior,
