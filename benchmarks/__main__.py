@@ -41,6 +41,7 @@ from benchmarks.tables import (
     startup_targets,
     targets,
     venezuela_table,
+    worlds_engine_table,
     worlds_table,
 )
 
@@ -113,7 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     print("benchmarks: generated chains ...", file=sys.stderr)
     chains = chains_table(args.quick)
     print("benchmarks: exact worlds ...", file=sys.stderr)
-    worlds, _ = worlds_table(args.quick)
+    worlds, unit = worlds_table(args.quick)
+    print("benchmarks: the worlds engine ...", file=sys.stderr)
+    worlds_engine = worlds_engine_table(args.quick, unit)
     print("benchmarks: start-up ...", file=sys.stderr)
     startup, startup_ratios = startup_table(args.quick)
     print("benchmarks: scaling ...", file=sys.stderr)
@@ -197,6 +200,10 @@ def main(argv: list[str] | None = None) -> None:
             "## Exact worlds: every metric of 2,000 parameter sets of the shipped scenario",
             "",
             worlds,
+            "",
+            "## The worlds engine: the forecasting loop in units of the naive expm per world",
+            "",
+            worlds_engine,
             "",
             "## Start-up: whole processes against the bare import of the dependencies",
             "",

@@ -281,7 +281,9 @@ def measure_worlds(method: str, worlds: int) -> dict:
         run_worlds(model, 4, seed=SEED, engine="exact")  # warm
         began = time.perf_counter()
         run_worlds(model, worlds, seed=SEED, engine="exact")
-        return {"per_world": (time.perf_counter() - began) / worlds, "worlds": worlds}
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return {"per_world": (time.perf_counter() - began) / worlds, "worlds": worlds,
+                "peak_kb": peak}  # fmt: skip
     from scipy import linalg
 
     from escalate.engine.chain import Chain

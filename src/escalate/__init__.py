@@ -8,7 +8,8 @@ The folders are the data flow, each step importing only the steps before it::
     scenario/   YAML -> validated model; parameters files; resolved numbers
     engine/     compile (model + values -> arrays), kernels and simulate (Monte Carlo), chain,
                 stepping and exact (the exact solver), results (one Result for both), metrics,
-                folder (run folders), cluster (Dask), checkpoint, evaluate, numbers
+                folder (run folders), cluster (Dask), checkpoint, evaluate, numbers;
+                batches and batch_kernels (the worlds engine: many exact worlds at once)
     analysis/   many runs of one scenario: draws and worlds, weights, drivers, sweep, sensitivity
     forecast/   the scenario held against what people know: posterior, targets and calibrate,
                 observations, forward and nowcast, variants and compare
