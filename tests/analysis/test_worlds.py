@@ -428,13 +428,13 @@ def test_morris_s_grid_spans_each_parameter_s_central_range(model, monkeypatch):
     from escalate.analysis import sensitivity as _sensitivity
 
     seen = []
-    original = _sensitivity._evaluate
+    original = _sensitivity.exact_metrics  # the points go to the worlds engine at once
 
-    def record(model, values, *args):
-        seen.append(values)
-        return original(model, values, *args)
+    def record(model, names, x, *args, **kwargs):
+        seen.extend(dict(zip(names, row, strict=True)) for row in x)
+        return original(model, names, x, *args, **kwargs)
 
-    monkeypatch.setattr(_sensitivity, "_evaluate", record)
+    monkeypatch.setattr(_sensitivity, "exact_metrics", record)
     escalate.sensitivity(model, "p_reached:war", method="morris", samples=6, seed=2)
     points = pd.DataFrame(seen)
     assert len(points) == 6 * (3 + 1)

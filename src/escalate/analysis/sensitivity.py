@@ -27,6 +27,7 @@ from SALib.sample import morris as morris_sample
 from SALib.sample import sobol as sobol_sample
 
 from escalate.analysis.draws import to_values, uncertain_parameters
+from escalate.engine.batches import exact_metrics
 from escalate.engine.checkpoint import Checkpoint
 from escalate.engine.cluster import mapped
 from escalate.engine.evaluate import check_metrics, evaluate
@@ -169,13 +170,33 @@ def sensitivity(
         (points[i], metric, engine, n, seed, horizon, threads, _point_words(i, names, quantiles[i]))
         for i in missing
     )
-    with mapped(_evaluate, model, arguments, scheduler) as evaluations:
-        for i, (y, how) in zip(missing, evaluations, strict=False):
-            results[i] = [float(y), how]
+    solved = None
+    if engine in ("auto", "exact") and missing:  # exact points: the worlds engine
+
+        def left(w: int) -> list[float]:
+            i = missing[w]
+            point = (points[i], metric, engine, n, seed, horizon, threads)
+            return [_evaluate(model, *point, _point_words(i, names, quantiles[i]))[0]]
+
+        done = len(results)
+        solved = exact_metrics(
+            model, names, np.array([[points[i][k] for k in names] for i in missing]),
+            [metric], left=left, horizon=horizon, scheduler=scheduler,
+            progress=None if progress is None else lambda k, _: progress(done + k, len(points)),
+        )  # fmt: skip
+    if solved is not None:
+        for i, y in zip(missing, solved[:, 0], strict=True):
+            results[i] = [float(y), "exact"]
             if checkpoint is not None:
                 checkpoint.add(i, results[i])
-            if progress is not None:
-                progress(len(results), len(points))
+    else:
+        with mapped(_evaluate, model, arguments, scheduler) as evaluations:
+            for i, (y, how) in zip(missing, evaluations, strict=False):
+                results[i] = [float(y), how]
+                if checkpoint is not None:
+                    checkpoint.add(i, results[i])
+                if progress is not None:
+                    progress(len(results), len(points))
     ys = np.array([results[i][0] for i in range(len(points))])
     used = results[len(points) - 1][1]
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from escalate.engine.batches import exact_metrics
 from escalate.engine.checkpoint import Checkpoint
 from escalate.engine.cluster import mapped
 from escalate.engine.evaluate import check_metrics, evaluate
@@ -164,17 +165,42 @@ def sweep(
     arguments = (
         (points[i], overrides, metrics, engine, n, seed, horizon, threads) for i in missing
     )
-    with mapped(_point, model, arguments, scheduler) as evaluations:
-        for i, evaluation in zip(missing, evaluations, strict=False):
+    solved = None
+    if engine in ("auto", "exact") and missing:  # exact points: the worlds engine
+
+        def left(w: int) -> list[float]:
+            point = (points[missing[w]], overrides, metrics, engine, n, seed, horizon, threads)
+            evaluation = _point(model, *point)
+            return [evaluation.values[m] for m in metrics]
+
+        done = len(results)
+        solved = exact_metrics(
+            model, names, np.array([[points[i][k] for k in names] for i in missing]),
+            list(metrics), left=left, overrides=overrides, horizon=horizon,
+            scheduler=scheduler,
+            progress=None if progress is None else lambda k, _: progress(done + k, len(points)),
+        )  # fmt: skip
+    if solved is not None:
+        for i, row in zip(missing, solved, strict=True):
             results[i] = {
-                "values": evaluation.values,
-                "errors": evaluation.errors,
-                "engine": evaluation.engine,
+                "values": dict(zip(metrics, row.tolist(), strict=True)),
+                "errors": dict.fromkeys(metrics, 0.0),
+                "engine": "exact",
             }
             if checkpoint is not None:
                 checkpoint.add(i, results[i])
-            if progress is not None:
-                progress(len(results), len(points))
+    else:
+        with mapped(_point, model, arguments, scheduler) as evaluations:
+            for i, evaluation in zip(missing, evaluations, strict=False):
+                results[i] = {
+                    "values": evaluation.values,
+                    "errors": evaluation.errors,
+                    "engine": evaluation.engine,
+                }
+                if checkpoint is not None:
+                    checkpoint.add(i, results[i])
+                if progress is not None:
+                    progress(len(results), len(points))
     rows, used = [], None
     for i, values in enumerate(points):
         used = results[i]["engine"]

@@ -23,8 +23,7 @@ import pandas as pd
 from escalate.analysis.draws import draw_worlds, world_seed
 from escalate.analysis.drivers import DRIVER_FRACTION, MIN_DRIVER_WORLDS, drivers
 from escalate.analysis.weights import weighted_mean, weighted_quantile
-from escalate.engine.batch_kernels import SOLVED
-from escalate.engine.batches import CHECKED_WORLDS, WorldsBatch
+from escalate.engine.batches import exact_metrics
 from escalate.engine.cluster import mapped
 from escalate.engine.evaluate import all_metrics, evaluate
 from escalate.engine.folder import run_manifest, write_folder
@@ -34,8 +33,6 @@ from escalate.errors import EscalateError, suggest
 from escalate.scenario import Scenario
 
 __all__ = ["WorldsResult", "reach_across_worlds", "run_worlds"]
-
-BATCH_WORLDS = 512  # worlds a task solves at once: memory grows with a batch, not the worlds
 
 
 @dataclass
@@ -330,14 +327,21 @@ def run_worlds(
     def world(w: int) -> dict[str, float]:
         return {**overrides, **{k: float(v) for k, v in drawn.iloc[w].items()}}
 
-    batch = None
+    values = None
     if engine in ("auto", "exact"):  # exact worlds: in batches where the worlds engine applies
-        batch = _worlds_batch(model, drawn, overrides, metrics, horizon)
-    if batch is not None:
-        values = _solve_in_batches(
-            batch, model, drawn, metrics, engine, seed, horizon, threads, progress, scheduler
-        )
-    else:
+
+        def left(w: int) -> list[float]:
+            evaluation = _world(model, world(w), w, metrics, engine, None, seed, horizon, None)
+            return [evaluation.values[m] for m in metrics]
+
+        solved = exact_metrics(
+            model, list(drawn.columns), drawn.to_numpy(float), metrics, left=left,
+            overrides={k: v for k, v in overrides.items() if k not in drawn},
+            horizon=horizon, scheduler=scheduler, progress=progress,
+        )  # fmt: skip
+        if solved is not None:
+            values = pd.DataFrame(solved, columns=metrics)
+    if values is None:
         arguments = (
             (world(w), w, metrics, engine, n, seed, horizon, threads) for w in range(worlds)
         )
@@ -396,43 +400,6 @@ def run_worlds(
             "by": model.when(reach),
         },
     )
-
-
-def _worlds_batch(model, drawn, overrides, metrics, horizon) -> WorldsBatch | None:
-    """The worlds engine for these worlds, or None where it does not apply (then each world
-    is solved on its own)."""
-    names = list(drawn.columns)
-    fixed = {k: v for k, v in overrides.items() if k not in drawn}
-    sample = drawn.to_numpy(float)[:CHECKED_WORLDS]
-    return WorldsBatch.build(model, names, metrics, overrides=fixed, horizon=horizon, sample=sample)
-
-
-def _solve_in_batches(
-    batch, model, drawn, metrics, engine, seed, horizon, threads, progress, scheduler
-) -> pd.DataFrame:
-    """Every world's metrics by the worlds engine, a batch of worlds per task (in-process or
-    on the cluster of ``scheduler``: the same figures); a world it leaves (another structure,
-    or too fast a cycle) is solved on its own, which says why if it cannot be."""
-    x = drawn.to_numpy(float)
-    values = np.empty((len(x), len(metrics)))
-    parts = [(first, x[first : first + BATCH_WORLDS]) for first in range(0, len(x), BATCH_WORLDS)]
-    done = 0
-    with mapped(_solve_batch, batch, ((part, threads) for _, part in parts), scheduler) as out:
-        for (first, part), (figures, status) in zip(parts, out, strict=True):
-            values[first : first + len(part)] = figures
-            for w in np.flatnonzero(status != SOLVED) + first:
-                world = {k: float(v) for k, v in drawn.iloc[w].items()}
-                evaluation = _world(model, world, w, metrics, engine, None, seed, horizon, None)
-                values[w] = [evaluation.values[m] for m in metrics]
-            done += len(part)
-            if progress is not None:
-                progress(done, len(x))
-    return pd.DataFrame(values, columns=metrics)
-
-
-def _solve_batch(batch: WorldsBatch, x: np.ndarray, threads: int | None):
-    """One batch of worlds (a task: in-process or on a Dask worker)."""
-    return batch.solve(x, threads=threads)
 
 
 def _pooled(values: pd.DataFrame, weights: np.ndarray) -> dict[str, float]:

@@ -26,7 +26,7 @@ OP_CONST, OP_PARAM, OP_RECIPROCAL, OP_CHANCE = 0, 1, 2, 3
 KEEP_POSITIVE, KEEP_SIGN_AND_ONE = 0, 1
 # the chains a world advances
 JOB_OCCUPANCY, JOB_REACH, JOB_FIRED = 0, 1, 2
-# a world the batch could not solve: its structure differs, or a number is not finite
+# a world the batch leaves: its structure differs, or a number is not finite or out of range
 SOLVED, OTHER_STRUCTURE, TOO_FAST = 0, 1, 2
 MAX_TERMS = 400  # Uniformized.MAX_TERMS
 MAX_MEAN = 100.0  # Uniformized.MAX_MEAN: a step is cut so that lam h <= 100
@@ -124,7 +124,14 @@ def _world(spec, x, figures):
     numbers = np.empty(spec.op.shape[0])
     rate_numbers(x, spec.op, spec.a_index, spec.a_value, spec.b_index, spec.b_value, numbers)
     for i in range(numbers.shape[0]):
-        if not math.isfinite(numbers[i]) or _pattern(numbers[i], spec.keep[i]) != spec.code[i]:
+        value = numbers[i]
+        if not math.isfinite(value) or _pattern(value, spec.keep[i]) != spec.code[i]:
+            return OTHER_STRUCTURE
+        # outside its range (a chance above 1): the per-world engine says so
+        if spec.keep[i] == KEEP_POSITIVE:
+            if value < 0.0:
+                return OTHER_STRUCTURE
+        elif value > 1.0 or (value < 0.0 and value != -1.0):
             return OTHER_STRUCTURE
     rates = np.empty(spec.entry_kind.shape[0])
     entry_rates(spec, numbers, rates)

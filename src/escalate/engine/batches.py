@@ -17,6 +17,8 @@ uniformization series, is left to the per-world engine (``evaluate``), which say
 from __future__ import annotations
 
 from collections import namedtuple
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -30,7 +32,7 @@ from escalate.engine.metrics import TRIGGER_METRICS, parse_metric
 from escalate.scenario import Scenario
 from escalate.scenario.model import Exponential, OnsetAt, OnsetTiming
 
-__all__ = ["BatchSpec", "WorldsBatch", "compiled_numbers"]
+__all__ = ["BATCH_WORLDS", "BatchSpec", "WorldsBatch", "compiled_numbers", "exact_metrics"]
 
 BatchSpec = namedtuple(
     "BatchSpec",
@@ -313,3 +315,77 @@ def _spec(c: CompiledScenario, chain: Chain, rates: _RateMap, jobs: dict) -> Bat
         jump_times=jump_times, jump_moved=jump_moved.astype(np.int64),
         **jobs,
     )  # fmt: skip
+
+
+BATCH_WORLDS = 512  # worlds a task solves at once: memory grows with a batch, not the worlds
+
+
+def exact_metrics(
+    model: Scenario,
+    names: list[str],
+    x: np.ndarray,
+    metrics: list[str],
+    *,
+    left: Callable[[int], list[float]],
+    overrides: dict[str, float] | None = None,
+    horizon: float | None = None,
+    scheduler: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray | None:
+    """``metrics`` (``p_reached:S@T`` included) of every world of ``x`` (worlds x ``names``)
+    by the worlds engine: a batch per time point the metrics read, a task per
+    ``BATCH_WORLDS`` worlds (in-process or on the cluster of ``scheduler``: the same figures).
+    A world the engine leaves gets ``left(w)`` (the per-world engine, which says why if it
+    cannot solve it either). None where the engine does not apply to the scenario."""
+    from escalate.engine.cluster import mapped
+
+    groups: dict[float | None, list[int]] = {}
+    plain = []
+    for i, metric in enumerate(metrics):
+        kind, target, detail, at = parse_metric(metric, model=model)
+        if kind == "time_to_reach" and detail != "mean":
+            return None  # a quantile needs the whole curve (solve)
+        plain.append(f"{kind}:{target}" + (f":{detail}" if detail else ""))
+        groups.setdefault(horizon if at is None else at, []).append(i)
+    sample = np.asarray(x, float)[:CHECKED_WORLDS]
+    batches = []
+    for at, members in groups.items():
+        batch = _built(model, names, [plain[i] for i in members], overrides, at, sample)
+        if batch is None:
+            return None
+        batches.append((members, batch))
+    values = np.empty((len(x), len(metrics)))
+    firsts = list(range(0, len(x), BATCH_WORLDS))
+    parts = ((x[first : first + BATCH_WORLDS],) for first in firsts)
+    with mapped(_solve_part, batches, parts, scheduler) as solved:
+        for first, part in zip(firsts, solved, strict=True):
+            for (members, _), (figures, status) in zip(batches, part, strict=True):
+                rows = slice(first, first + len(figures))
+                values[rows, members] = figures
+                for w in np.flatnonzero(status != kernels.SOLVED) + first:
+                    values[w] = left(int(w))
+            if progress is not None:
+                progress(min(first + BATCH_WORLDS, len(x)), len(x))
+    return values
+
+
+_BUILT: list = []  # recent batches: (model, key, batch); a forecast asks for the same ones often
+
+
+def _built(model, names, metrics, overrides, horizon, sample) -> WorldsBatch | None:
+    """:meth:`WorldsBatch.build`, kept for the same scenario object and question (the rate
+    map checked on the first worlds it was built for)."""
+    key = (tuple(names), tuple(metrics), tuple(sorted((overrides or {}).items())), horizon)
+    for cached_model, cached_key, batch in _BUILT:
+        if cached_model is model and cached_key == key:
+            return batch
+    batch = WorldsBatch.build(
+        model, names, metrics, overrides=overrides, horizon=horizon, sample=sample
+    )
+    _BUILT[:] = [(model, key, batch), *_BUILT[:7]]
+    return batch
+
+
+def _solve_part(batches: list, x: np.ndarray) -> list:
+    """One task: a part of the worlds through every time point's batch."""
+    return [batch.solve(x) for _, batch in batches]

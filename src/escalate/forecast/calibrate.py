@@ -32,7 +32,6 @@ import pandas as pd
 
 from escalate.analysis.draws import draw_worlds, uncertain_parameters
 from escalate.analysis.weights import weighted_quantile
-from escalate.engine.batch_kernels import SOLVED
 from escalate.engine.compile import compile_scenario, cut_at
 from escalate.engine.evaluate import evaluate_compiled
 from escalate.engine.metrics import parse_metric
@@ -50,8 +49,6 @@ from escalate.forecast.targets import Target, read_targets
 from escalate.scenario import Scenario
 
 __all__ = ["CalibrationResult", "calibrate"]
-
-BATCH_WORLDS = 512  # worlds a task solves at once
 
 
 def _outputs(
@@ -132,50 +129,41 @@ def _target_groups(model: Scenario, targets: list[Target]) -> dict[float | None,
 
 
 def _batched_outputs(model, targets, overrides, n, seed, prior, client):
-    """Each target's output by the worlds engine (a batch per time point the targets read,
-    a task per 512 worlds, in-process or on the cluster: the same figures), or None where it
-    does not apply. A world a batch leaves is solved on its own."""
-    from escalate.engine.batches import CHECKED_WORLDS, WorldsBatch
-    from escalate.engine.cluster import ordered_map, share
+    """Each target's output by the worlds engine (``exact_metrics``: in-process or on the
+    cluster, the same figures), or None where it does not apply. A world it leaves is
+    solved on its own."""
+    from escalate.engine.batches import CHECKED_WORLDS, exact_metrics
 
     names = list(prior.columns)
-    sample = prior.to_numpy(float)[:CHECKED_WORLDS]
-    batches = {}
-    for at, members in _target_groups(model, targets).items():
-        metrics = [plain for _, plain in members]
-        batch = WorldsBatch.build(
-            model, names, metrics, overrides=overrides, horizon=at, sample=sample
+    metrics = [t.metric for t in targets]
+    if (
+        exact_metrics(
+            model,
+            names,
+            prior.to_numpy(float)[:CHECKED_WORLDS],
+            metrics,
+            left=lambda w: [math.nan] * len(metrics),
+            overrides=overrides,
         )
-        if batch is None:
-            return None
-        batches[at] = ([i for i, _ in members], batch)
-    shared = batches if client is None else share(client, batches)
+        is None
+    ):
+        return None  # fmt: skip
     per_world = _outputs(model, targets, overrides, n, seed)
 
     def outputs(worlds: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        def left(w: int) -> list[float]:
+            return per_world(worlds.iloc[[w]])[0].iloc[0].tolist()
+
         x = worlds[names].to_numpy(float)
-        values = np.full((len(x), len(targets)), np.nan)
-        left = np.zeros(len(x), bool)
-        firsts = range(0, len(x), BATCH_WORLDS)
-        parts = ((shared, x[first : first + BATCH_WORLDS]) for first in firsts)
-        for first, solved in zip(firsts, ordered_map(_solve_batches, parts, client=client),
-                                 strict=True):  # fmt: skip
-            for columns, (figures, status) in solved:
-                rows = slice(first, first + len(figures))
-                values[rows, columns] = figures
-                left[rows] |= status != SOLVED
-        if left.any():
-            values[left] = per_world(worlds.iloc[np.flatnonzero(left)])[0].to_numpy(float)
-        columns = [t.metric for t in targets]
-        return pd.DataFrame(values, columns=columns), pd.DataFrame(0.0, index=range(len(x)),
-                                                                   columns=columns)  # fmt: skip
+        values = exact_metrics(
+            model, names, x, metrics, left=left, overrides=overrides, scheduler=client
+        )
+        return (
+            pd.DataFrame(values, columns=metrics),
+            pd.DataFrame(0.0, index=range(len(x)), columns=metrics),
+        )
 
     return outputs
-
-
-def _solve_batches(batches: dict, x: np.ndarray) -> list:
-    """One task: a part of the worlds through every time point's batch."""
-    return [(columns, batch.solve(x)) for columns, batch in batches.values()]
 
 
 def _outputs_of(model, targets, overrides, n, seed, worlds):
