@@ -143,3 +143,42 @@ def test_a_scenario_the_engine_cannot_take_builds_no_batch():
         WorldsBatch.build(model, list(drawn.columns), ["p_reached:war"], sample=drawn.values)
         is None
     )
+
+
+def test_every_world_s_chain_gives_the_forward_algorithm_its_own_answer():
+    """The worlds engine builds each world's chain (the template's states, the world's
+    generator and start) for the nowcast's forward algorithm: the same likelihood and
+    filtered state as the world's own compiled chain."""
+    from escalate.forecast.forward import forward
+    from escalate.forecast.observations import read_observations
+
+    model = load("venezuela")
+    obs = read_observations(ROOT / "scenarios/forecasting/venezuela-observed.yaml", model)
+    drawn = draw_worlds(model, 12, seed=12)
+    names, x = list(drawn.columns), drawn.to_numpy(float)
+    batch = WorldsBatch.build(model, names, ["p_reached:full_scale_war"], sample=x)
+    for row, chain in zip(x, batch.chains(x), strict=True):
+        own = forward(compile_scenario(model, dict(zip(names, row, strict=True))), obs)
+        given = forward(batch.chain.c, obs, chain=chain)
+        assert abs(given.log_likelihood - own.log_likelihood) <= 1e-12 * abs(own.log_likelihood)
+        assert np.max(np.abs(given.distribution - own.distribution)) < 1e-12
+
+
+def test_a_session_that_ran_a_parallel_kernel_does_not_fork():
+    """GNU OpenMP aborts a forked child once it has run in the parent: a nowcast asked for
+    two worker processes after the worlds engine ran in the same session evaluates here
+    instead of crashing its pool."""
+    import subprocess
+    import sys
+
+    script = (
+        "import escalate; m = escalate.load('scenarios/venezuela.yaml');"
+        "escalate.run_worlds(m, 20, seed=1);"
+        "r = escalate.nowcast(m, 'scenarios/forecasting/venezuela-observed.yaml', worlds=120,"
+        " seed=1, workers=2); print(round(r.after[m.headline_stage()], 6))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert 0.0 < float(done.stdout.strip()) < 1.0

@@ -118,8 +118,11 @@ def _absorbed(spec, job, state):
 
 
 @njit(cache=True, nogil=True)
-def _world(spec, x, figures):
-    """Solve one world: its figures into the rows of ``figures``; ``status`` says whether."""
+def _generator(spec, x, q, p0):
+    """One world's generator (``q``: the data of the template's pattern) and start
+    distribution ``p0`` from its parameter values ``x``; returns whether it has the template's
+    structure (else ``OTHER_STRUCTURE``: a number not finite, out of its range, or zero where
+    the template's is not)."""
     n, n_k = spec.n_states, spec.n_triggers
     numbers = np.empty(spec.op.shape[0])
     rate_numbers(x, spec.op, spec.a_index, spec.a_value, spec.b_index, spec.b_value, numbers)
@@ -135,19 +138,14 @@ def _world(spec, x, figures):
             return OTHER_STRUCTURE
     rates = np.empty(spec.entry_kind.shape[0])
     entry_rates(spec, numbers, rates)
-    q = np.zeros(spec.q_size)
+    q[:] = 0.0
     out = np.zeros(n)
     for e in range(rates.shape[0]):
         q[spec.entry_slot[e]] += rates[e]
         out[spec.entry_row[e]] += rates[e]
     for i in range(n):
         q[spec.diagonal_slot[i]] += -out[i]
-    fastest = 0.0
-    for i in range(n):
-        fastest = max(fastest, -q[spec.diagonal_slot[i]])
-    if not fastest * spec.horizon <= spec.max_jumps:
-        return TOO_FAST
-    p0 = np.zeros(n)
+    p0[:] = 0.0
     for i in range(n):
         s, mask = spec.stage_of[i], spec.mask_of[i]
         if spec.start[s] > 0.0:
@@ -159,6 +157,39 @@ def _world(spec, x, figures):
                 else:
                     p = p * (1.0 - chance) if chance < 1.0 else 0.0
             p0[i] = spec.start[s] * p
+    return SOLVED
+
+
+@njit(cache=True, parallel=True)
+def generators(spec, x, q, p0, status):
+    """Every world's generator and start (rows of ``q`` and ``p0``), for the forward
+    algorithm of a nowcast; ``status[w]`` says whether world ``w`` has the template's
+    structure."""
+    for w in prange(x.shape[0]):
+        status[w] = _generator(spec, x[w], q[w], p0[w])
+
+
+@njit(cache=True, nogil=True)
+def _world(spec, x, start, figures):
+    """Solve one world: its figures into ``figures``; returns whether it could. ``start``: its
+    distribution at ``spec.t_start`` (empty: the scenario's start, from its numbers)."""
+    n, n_k = spec.n_states, spec.n_triggers
+    q, p0 = np.empty(spec.q_size), np.empty(n)
+    if _generator(spec, x, q, p0) != SOLVED:
+        return OTHER_STRUCTURE
+    fastest = 0.0
+    for i in range(n):
+        fastest = max(fastest, -q[spec.diagonal_slot[i]])
+    if not fastest * (spec.horizon - spec.t_start) <= spec.max_jumps:
+        return TOO_FAST
+    if start.shape[0] == n:
+        p0[:] = start
+    for k in range(n_k):  # on at the start (of the span)
+        on = 0.0
+        for i in range(n):
+            if (spec.mask_of[i] >> k) & 1:
+                on += p0[i]
+        figures[4 * spec.n_stages + 3 * n_k + k] = on
     for s in range(spec.n_stages):
         if spec.reach_at_start[s]:  # every trajectory starts there: reached at 0
             reached = 0.0
@@ -177,9 +208,11 @@ def _world(spec, x, figures):
         for i in range(n):
             if not _absorbed(spec, job, i):
                 lam = max(lam, -q[spec.diagonal_slot[i]])
-        v, area, t0 = p0.copy(), np.zeros(n), 0.0
+        v, area, t0 = p0.copy(), np.zeros(n), spec.t_start
         for jump in range(spec.jump_times.shape[0]):
             tau = spec.jump_times[jump]
+            if tau <= spec.t_start:
+                continue
             v = _step(spec, data, v, lam, tau - t0, area)
             moved = np.zeros(n)
             for i in range(n):
@@ -193,8 +226,9 @@ def _world(spec, x, figures):
 @njit(cache=True, nogil=True)
 def _figures(spec, job, v, area, figures):
     """A job's figures (rows of ``figures``: p_reached, p_at_horizon, time_in, mean time to
-    reach per stage, then p_fired, p_on_at_horizon, time_on per trigger)."""
-    n_s, n_k, horizon = spec.n_stages, spec.n_triggers, spec.horizon
+    reach per stage, then p_fired, p_on_at_horizon, time_on and on at the start per trigger;
+    times count from ``spec.t_start``)."""
+    n_s, n_k, horizon = spec.n_stages, spec.n_triggers, spec.horizon - spec.t_start
     kind, target = spec.job_kind[job], spec.job_target[job]
     if kind == JOB_OCCUPANCY:
         for s in range(n_s):
@@ -243,8 +277,10 @@ def _reach(s, reached, inside, horizon, n_s, figures):
 
 
 @njit(cache=True, parallel=True)
-def solve_worlds(spec, x, figures, status):
+def solve_worlds(spec, x, starts, figures, status):
     """Solve every world of ``x`` (worlds x parameters) at the horizon: row ``w`` of
-    ``figures`` (nan where a figure was not asked) and ``status[w]``."""
+    ``figures`` (nan where a figure was not asked) and ``status[w]``. ``starts``: each world's
+    distribution at ``spec.t_start`` (no rows: the scenario's start)."""
     for w in prange(x.shape[0]):
-        status[w] = _world(spec, x[w], figures[w])
+        start = starts[w] if starts.shape[0] else starts[0:0].ravel()
+        status[w] = _world(spec, x[w], start, figures[w])

@@ -16,6 +16,7 @@ uniformization series, is left to the per-world engine (``evaluate``), which say
 
 from __future__ import annotations
 
+import copy
 from collections import namedtuple
 from collections.abc import Callable
 from typing import Any
@@ -32,11 +33,11 @@ from escalate.engine.metrics import TRIGGER_METRICS, parse_metric
 from escalate.scenario import Scenario
 from escalate.scenario.model import Exponential, OnsetAt, OnsetTiming
 
-__all__ = ["BATCH_WORLDS", "BatchSpec", "WorldsBatch", "compiled_numbers", "exact_metrics"]
+__all__ = ["BATCH_WORLDS", "BatchSpec", "WorldsBatch", "built", "compiled_numbers", "exact_metrics"]
 
 BatchSpec = namedtuple(
     "BatchSpec",
-    "n_stages n_triggers n_states horizon max_jumps has_effects "
+    "n_stages n_triggers n_states horizon t_start max_jumps has_effects "
     "op a_index a_value b_index b_value keep code "
     "p1_at ratio_at initial_at onset_rate_at offset_rate_at onset_ratio_at offset_ratio_at "
     "effect_at entry_kind entry_which entry_stage entry_mask entry_row entry_slot "
@@ -144,14 +145,15 @@ class _RateMap:
             self.supported = False  # not memoryless
 
 
-def _jobs(c: CompiledScenario, metrics: list[str]) -> dict[str, np.ndarray]:
+def _jobs(c: CompiledScenario, metrics: list[str], given_start: bool) -> dict[str, np.ndarray]:
     """The chains a world advances for ``metrics``: the chain itself where a figure reads its
     occupancy, a copy absorbing in each stage whose first entry is asked, one absorbing once
     a trigger is on for each ``p_fired`` asked (of a trigger that never switches off, the
     chain itself says it too, when it is walked anyway). Two kinds of stage need no chain of
     their own: the one every trajectory starts in (reached at 0) and a terminal stage (it
-    absorbs in the chain itself, whose walk gives its figures)."""
-    kinds = [parse_metric(m)[:2] for m in metrics]
+    absorbs in the chain itself, whose walk gives its figures). ``on:TRIGGER`` (on at the
+    start of the span) needs none; with a ``given_start``, no stage is certain at the start."""
+    kinds = [parse_metric(m)[:2] for m in metrics if not m.startswith("on:")]
     stage = {name: s for s, name in enumerate(c.stage_names)}
     trigger = {name: k for k, name in enumerate(c.trigger_names)}
     occupancy = any(kind in OCCUPANCY_METRICS and kind != "p_fired" for kind, _ in kinds)
@@ -161,7 +163,7 @@ def _jobs(c: CompiledScenario, metrics: list[str]) -> dict[str, np.ndarray]:
     at_start = np.zeros(c.n_stages, bool)
     in_occupancy = np.zeros(c.n_stages, bool)
     for s in reach:
-        at_start[s] = start[s] == 1.0
+        at_start[s] = start[s] == 1.0 and not given_start
         in_occupancy[s] = bool(c.terminal[s]) and not at_start[s]
     occupancy = occupancy or bool(in_occupancy.any())
     jobs = [(kernels.JOB_OCCUPANCY, 0)] if occupancy else []
@@ -188,12 +190,15 @@ def _columns(c: CompiledScenario, metrics: list[str]) -> np.ndarray:
         "p_fired": 4 * n_s,
         "p_on_at_horizon": 4 * n_s + n_k,
         "time_on": 4 * n_s + 2 * n_k,
+        "on": 4 * n_s + 3 * n_k,  # on at the start of the span
     }
     columns = []
     for metric in metrics:
-        kind, target, _, _ = parse_metric(metric)
-        columns.append(first[kind] + (trigger if kind in TRIGGER_METRICS else stage)[target])
-    return np.array(columns, np.int64)  # fmt: skip
+        on = metric.startswith("on:")
+        kind, target = metric.split(":") if on else parse_metric(metric)[:2]
+        named = trigger if on or kind in TRIGGER_METRICS else stage
+        columns.append(first[kind] + named[target])
+    return np.array(columns, np.int64)
 
 
 class WorldsBatch:
@@ -205,8 +210,9 @@ class WorldsBatch:
     give compile's numbers); :meth:`solve` then takes worlds as a matrix.
     """
 
-    def __init__(self, spec: BatchSpec, names: list[str], columns: np.ndarray):
+    def __init__(self, spec: BatchSpec, names: list[str], columns: np.ndarray, chain: Chain):
         self.spec, self.names, self.columns = spec, names, columns
+        self.chain = chain  # the template world's: its states order every world's vectors
 
     @classmethod
     def build(
@@ -218,9 +224,13 @@ class WorldsBatch:
         overrides: dict[str, float] | None = None,
         horizon: float | None = None,
         sample: np.ndarray | None = None,
+        t_start: float = 0.0,
+        given_start: bool = False,
     ) -> WorldsBatch | None:
         """The batch of ``model`` whose worlds give the parameters ``names`` (in that order;
-        ``overrides`` fix others); ``sample``, worlds to check the rate map on."""
+        ``overrides`` fix others); ``sample``, worlds to check the rate map on. The chains
+        run from ``t_start`` (times count from there) to ``horizon``; ``given_start``: each
+        world's distribution at ``t_start`` is given to :meth:`solve` (a filtered state)."""
         overrides = dict(overrides or {})
         template = (
             {**overrides, **dict(zip(names, sample[0], strict=True))} if sample is not None else {}
@@ -241,32 +251,63 @@ class WorldsBatch:
             if not np.array_equal(numbers, compiled_numbers(compile_scenario(model, world))):
                 return None
         chain = Chain(c)
-        spec = _spec(c, chain, rates, _jobs(c, metrics))
-        return cls(spec, list(names), _columns(c, metrics))
+        spec = _spec(c, chain, rates, _jobs(c, metrics, given_start), t_start)
+        return cls(spec, list(names), _columns(c, metrics), chain)
 
-    def solve(self, x: np.ndarray, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def solve(
+        self, x: np.ndarray, threads: int | None = None, starts: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The metrics of every world of ``x`` (worlds x parameters, in ``names`` order) and
         each world's status (``batch_kernels.SOLVED`` or why not: its row is then nan), on
-        ``threads`` numba threads (default: all; the figures do not depend on it)."""
+        ``threads`` numba threads (default: all; the figures do not depend on it);
+        ``starts``, each world's distribution over the chain's states at ``t_start``."""
         import numba
 
         from escalate.engine.simulate import KERNEL_LOCK
 
         x = np.ascontiguousarray(x, dtype=float)
         spec = self.spec
-        figures = np.full((len(x), 4 * spec.n_stages + 3 * spec.n_triggers), np.nan)
+        figures = np.full((len(x), 4 * spec.n_stages + 4 * spec.n_triggers), np.nan)
+        if starts is None:
+            starts = np.zeros((0, spec.n_states))
         status = np.zeros(len(x), np.int64)
         with KERNEL_LOCK:
             previous = numba.get_num_threads()
             numba.set_num_threads(threads or previous)
             try:
-                kernels.solve_worlds(spec, x, figures, status)
+                starts = np.ascontiguousarray(starts, float)
+                kernels.solve_worlds(spec, x, starts, figures, status)
             finally:
                 numba.set_num_threads(previous)
         return figures[:, self.columns], status
 
+    def chains(self, x: np.ndarray) -> list[Chain | None]:
+        """Every world's chain (the template's states, the world's generator and start), in
+        compiled code, or None for a world of another structure: for the forward algorithm."""
+        spec, x = self.spec, np.ascontiguousarray(x, dtype=float)
+        q = np.empty((len(x), spec.q_size))
+        p0 = np.empty((len(x), spec.n_states))
+        status = np.zeros(len(x), np.int64)
+        from escalate.engine.simulate import KERNEL_LOCK
 
-def _spec(c: CompiledScenario, chain: Chain, rates: _RateMap, jobs: dict) -> BatchSpec:
+        with KERNEL_LOCK:
+            kernels.generators(spec, x, q, p0, status)
+        template = self.chain
+        chains: list[Chain | None] = []
+        for w in range(len(x)):
+            if status[w] != kernels.SOLVED:
+                chains.append(None)
+                continue
+            chain = copy.copy(template)
+            chain.q = sparse.csr_matrix(
+                (q[w], template.q.indices, template.q.indptr), shape=template.q.shape
+            )
+            chain.p0 = p0[w]
+            chains.append(chain)
+        return chains
+
+
+def _spec(c: CompiledScenario, chain: Chain, rates: _RateMap, jobs: dict, t_start) -> BatchSpec:
     """The arrays the kernel runs on, from the template's chain and the rate map."""
     entries = len(chain._kind)
     q = chain.q
@@ -293,7 +334,8 @@ def _spec(c: CompiledScenario, chain: Chain, rates: _RateMap, jobs: dict) -> Bat
     at = rates.at
     return BatchSpec(
         n_stages=c.n_stages, n_triggers=c.n_triggers, n_states=chain.n,
-        horizon=float(c.horizon), max_jumps=float(MAX_JUMPS), has_effects=chain._has_effects,
+        horizon=float(c.horizon), t_start=float(t_start), max_jumps=float(MAX_JUMPS),
+        has_effects=chain._has_effects,
         op=rates.op, a_index=rates.a_index, a_value=rates.a_value, b_index=rates.b_index,
         b_value=rates.b_value, keep=rates.keep, code=code,
         p1_at=at["p1"], ratio_at=at["ratio"], initial_at=at["initial"],
@@ -350,7 +392,7 @@ def exact_metrics(
     sample = np.asarray(x, float)[:CHECKED_WORLDS]
     batches = []
     for at, members in groups.items():
-        batch = _built(model, names, [plain[i] for i in members], overrides, at, sample)
+        batch = built(model, names, [plain[i] for i in members], overrides, at, sample)
         if batch is None:
             return None
         batches.append((members, batch))
@@ -372,17 +414,22 @@ def exact_metrics(
 _BUILT: list = []  # recent batches: (model, key, batch); a forecast asks for the same ones often
 
 
-def _built(model, names, metrics, overrides, horizon, sample) -> WorldsBatch | None:
+def built(
+    model, names, metrics, overrides, horizon, sample, t_start=0.0, given_start=False
+) -> WorldsBatch | None:
     """:meth:`WorldsBatch.build`, kept for the same scenario object and question (the rate
-    map checked on the first worlds it was built for)."""
-    key = (tuple(names), tuple(metrics), tuple(sorted((overrides or {}).items())), horizon)
+    map checked on the first worlds it was built for): a forecast asks for the same batches
+    again and again."""
+    key = (tuple(names), tuple(metrics), tuple(sorted((overrides or {}).items())), horizon,
+           t_start, given_start)  # fmt: skip
     for cached_model, cached_key, batch in _BUILT:
         if cached_model is model and cached_key == key:
             return batch
     batch = WorldsBatch.build(
-        model, names, metrics, overrides=overrides, horizon=horizon, sample=sample
-    )
-    _BUILT[:] = [(model, key, batch), *_BUILT[:7]]
+        model, names, metrics, overrides=overrides, horizon=horizon, sample=sample,
+        t_start=t_start, given_start=given_start,
+    )  # fmt: skip
+    _BUILT[:] = [(model, key, batch), *_BUILT[:15]]
     return batch
 
 

@@ -119,6 +119,7 @@ class Chain:
         self._mask, self._after = np.array(masks_, np.int64), np.array(afters, np.int64)
         self._set_generator(np.array(rates, float), initial)
         self._stacks: dict = {}  # stacked chains' patterns, shared by with_rates copies
+        self._restrictions: dict = {}  # restricted chains' patterns (the forward algorithm)
         self.stage_of = np.array([s for s, _ in states], dtype=np.int64)
         self.mask_of = np.array([m for _, m in states], dtype=np.int64)
         self.jumps = {}

@@ -17,10 +17,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
-from escalate.engine.chain import chain_of
+from escalate.engine.chain import Chain, chain_of
 from escalate.engine.compile import CompiledScenario
-from escalate.engine.stepping import leaking_series
+from escalate.engine.stepping import Uniformized
 from escalate.errors import EscalateError
 from escalate.forecast.observations import Observations
 
@@ -53,7 +54,7 @@ def require_memoryless(c: CompiledScenario) -> None:
     )
 
 
-def forward(c: CompiledScenario, obs: Observations) -> Filtered:
+def forward(c: CompiledScenario, obs: Observations, chain: Chain | None = None) -> Filtered:
     """The exact log-likelihood of ``obs`` under ``c`` and the filtered state at as_of.
 
     What happens at one instant (a day, in a dated record): the observed stage entries, each
@@ -65,7 +66,8 @@ def forward(c: CompiledScenario, obs: Observations) -> Filtered:
     instant happened under the hazards before the jump). A trigger seen on from the start
     that an entry at t = 0 can switch on may have been on before or switched by it. The
     forward vector is rescaled at every step and every piece of a long gap, its log norm
-    carried, so no record underflows.
+    carried, so no record underflows. ``chain``: the chain of ``c`` when the caller has it
+    (the worlds engine builds every world's at once); ``c`` then gives only the structure.
 
     Raises
     ------
@@ -76,8 +78,8 @@ def forward(c: CompiledScenario, obs: Observations) -> Filtered:
     if obs.as_of > c.horizon:  # the chain keeps the `at` jumps up to its horizon
         from escalate.engine.compile import cut_at
 
-        c = cut_at(c, obs.as_of)
-    chain = chain_of(c)
+        c, chain = cut_at(c, obs.as_of), None
+    chain = chain_of(c) if chain is None else chain
     q = chain.q.tocsr()
     q_t = q.T.tocsr()
     stage_of, mask_of = chain.stage_of, chain.mask_of
@@ -115,8 +117,7 @@ def forward(c: CompiledScenario, obs: Observations) -> Filtered:
         restriction is built once."""
         seen = observed & ~free
         if (stage, known, seen) not in series:
-            allowed = np.flatnonzero((stage_of == stage) & ((mask_of & seen) == (known & seen)))
-            series[stage, known, seen] = (allowed, leaking_series(q[allowed][:, allowed]))
+            series[stage, known, seen] = _restricted(chain, stage, known, seen)
         allowed, restricted = series[stage, known, seen]
         out = np.zeros_like(v)
         if len(allowed) == 0:
@@ -157,6 +158,28 @@ def forward(c: CompiledScenario, obs: Observations) -> Filtered:
     if not math.isfinite(log_l):
         return Filtered(-math.inf, np.zeros(chain.n), chain)
     return Filtered(log_l, v, chain)
+
+
+def _restricted(chain: Chain, stage: int, known: int, seen: int):
+    """The states of ``stage`` whose ``seen`` triggers are as ``known``, and the series of the
+    chain restricted to them. Which entries the restriction keeps is the structure's: worked
+    out once per structure (kept with the chain's template), each world only picks its
+    values."""
+    key = (stage, known, seen)
+    patterns = chain._restrictions
+    if key not in patterns:
+        stage_of, mask_of, q = chain.stage_of, chain.mask_of, chain.q
+        allowed = np.flatnonzero((stage_of == stage) & ((mask_of & seen) == (known & seen)))
+        # data: each entry's position in q.data, plus one (no explicit zero to drop)
+        positions = sparse.csr_matrix((np.arange(1.0, q.nnz + 1), q.indices, q.indptr),
+                                      shape=q.shape)[allowed][:, allowed].T.tocsr()  # fmt: skip
+        rows = np.repeat(np.arange(len(allowed)), np.diff(positions.indptr))
+        patterns[key] = (allowed, positions, positions.data.astype(np.int64) - 1,
+                         rows == positions.indices)  # fmt: skip
+    allowed, positions, taken, diagonal = patterns[key]
+    q_t = sparse.csr_matrix((chain.q.data[taken], positions.indices, positions.indptr),
+                            shape=positions.shape)  # fmt: skip
+    return allowed, Uniformized.transposed(q_t, numba_series=True, diagonal=diagonal)
 
 
 def _effects_on(c: CompiledScenario, stages: list[int]) -> int:

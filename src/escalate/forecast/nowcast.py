@@ -37,43 +37,96 @@ def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, worlds
     t = 0, log-likelihood 0. ``ahead``: "none" (the likelihood alone, several times faster:
     no columns), "reach" (``p_reached:STAGE`` and ``on:TRIGGER``, the probability that the
     trigger is on at as_of) or "all" (also ``p_at_horizon:STAGE`` and
-    ``p_on_at_horizon:TRIGGER``)."""
+    ``p_on_at_horizon:TRIGGER``). The forecasts run on the worlds engine, every world from
+    its filtered state at once; a world it leaves is forecast on its own."""
+    from escalate.engine.batch_kernels import SOLVED
+    from escalate.engine.batches import CHECKED_WORLDS, built
     from escalate.engine.compile import compile_scenario
 
-    n_s, n_k = len(model.stages), len(model.triggers)
-    log_l = np.zeros(len(worlds_frame))
-    rows = np.full((len(worlds_frame), 2 * (n_s + n_k)), np.nan)
-    occupancy = ahead == "all"
-    for w, world in enumerate(worlds_frame.to_dict("records")):
-        c = compile_scenario(model, {**world, **overrides}, horizon=horizon)
-        if obs is None:
-            chain = chain_of(c)
-            distribution = chain.p0
-            starts = np.unique(chain.stage_of[distribution > 0])  # one: reached for certain
-            certain = [(int(starts[0]), 0.0)] if len(starts) == 1 else []
-            start = Filtered(0.0, distribution, chain)
-            figures = forecast(c, start, Observations(0.0, certain), horizon, occupancy=occupancy)
-        else:
-            filtered = forward(c, obs)
-            log_l[w] = filtered.log_likelihood
-            if ahead == "none" or not math.isfinite(filtered.log_likelihood):
-                continue
-            chain, distribution = filtered.chain, filtered.distribution
-            figures = forecast(c, filtered, obs, horizon, occupancy=occupancy)
-        on_now = [distribution[(chain.mask_of >> k) & 1 == 1].sum() for k in range(n_k)]
-        rows[w] = np.concatenate(
-            [figures.p_reached, on_now, figures.p_at_horizon, figures.p_on_at_horizon]
-        )
-    if ahead == "none":
-        return log_l, pd.DataFrame(index=range(len(worlds_frame)))
+    stages, triggers = list(model.stages), list(model.triggers)
+    records = worlds_frame.to_dict("records")
+    names, x = list(worlds_frame.columns), worlds_frame.to_numpy(float)
     columns = (
-        [f"p_reached:{s}" for s in model.stages]
-        + [f"on:{t}" for t in model.triggers]
-        + [f"p_at_horizon:{s}" for s in model.stages]
-        + [f"p_on_at_horizon:{t}" for t in model.triggers]
-    )
-    frame = pd.DataFrame(rows, columns=columns)
-    return log_l, frame if occupancy else frame[columns[: n_s + n_k]]
+        [f"p_reached:{s}" for s in stages]
+        + [f"on:{t}" for t in triggers]
+        + [f"p_at_horizon:{s}" for s in stages]
+        + [f"p_on_at_horizon:{t}" for t in triggers]
+    )[: 2 * (len(stages) + len(triggers)) if ahead == "all" else len(stages) + len(triggers)]
+    entered = _entered(model, overrides, obs)
+    asked = [m for m in columns if m.removeprefix("p_reached:") not in entered]
+    sample = x[:CHECKED_WORLDS]
+    start = 0.0 if obs is None else obs.as_of
+    log_l = np.zeros(len(records))
+    filtered: list[Filtered | None] = [None] * len(records)
+    if obs is not None:
+        # every world's chain at once (the reach question's batch: the same structure)
+        reach = [m for m in asked if not m.startswith(("p_at_horizon:", "p_on_at_horizon:"))]
+        batch = built(model, names, reach, overrides, horizon, sample, start, True)
+        chains = batch.chains(x) if batch is not None else [None] * len(records)
+        for w, world in enumerate(records):
+            if chains[w] is not None:
+                filtered[w] = forward(batch.chain.c, obs, chain=chains[w])
+            else:
+                c = compile_scenario(model, {**world, **overrides}, horizon=horizon)
+                filtered[w] = forward(c, obs)
+            log_l[w] = filtered[w].log_likelihood
+    if ahead == "none":
+        return log_l, pd.DataFrame(index=range(len(records)))
+    rows = np.full((len(records), len(columns)), np.nan)
+    for stage in entered:
+        rows[:, columns.index(f"p_reached:{stage}")] = 1.0
+    todo = [w for w in range(len(records)) if math.isfinite(log_l[w])]
+    batch = built(model, names, asked, overrides, horizon, sample, start, obs is not None)
+    left = set(todo)
+    fits = []
+    if batch is not None:
+        n = batch.spec.n_states
+        fits = [w for w in todo if obs is None or len(filtered[w].distribution) == n]
+    if fits:
+        starts = None if obs is None else np.array([filtered[w].distribution for w in fits])
+        values, status = batch.solve(x[fits], starts=starts)
+        where = [columns.index(m) for m in asked]
+        for i, w in enumerate(fits):
+            if status[i] == SOLVED:
+                rows[w, where] = values[i]
+                left.discard(w)
+    for w in sorted(left):
+        rows[w] = _one_forecast(model, {**records[w], **overrides}, obs, filtered[w], horizon,
+                                ahead)[: len(columns)]  # fmt: skip
+    return log_l, pd.DataFrame(rows, columns=columns)
+
+
+def _entered(model, overrides, obs: Observations | None) -> set[str]:
+    """The stages entered by as_of (reached for certain): the observed path's, or before any
+    news the one stage every trajectory starts in."""
+    if obs is not None:
+        return {list(model.stages)[s] for s, _ in obs.path}
+    from escalate.engine.compile import compile_scenario
+
+    start = np.diff(np.concatenate([[0.0], compile_scenario(model, overrides).start_cdf]))
+    return {list(model.stages)[int(s)] for s in np.flatnonzero(start > 0)} if np.count_nonzero(
+        start > 0) == 1 else set()  # fmt: skip
+
+
+def _one_forecast(model, world, obs, filtered, horizon, ahead) -> np.ndarray:
+    """One world's forecast row on its own (the per-world engine)."""
+    from escalate.engine.compile import compile_scenario
+
+    n_k = len(model.triggers)
+    c = compile_scenario(model, world, horizon=horizon)
+    if obs is None:
+        chain = chain_of(c)
+        distribution = chain.p0
+        starts = np.unique(chain.stage_of[distribution > 0])  # one: reached for certain
+        certain = [(int(starts[0]), 0.0)] if len(starts) == 1 else []
+        start = Filtered(0.0, distribution, chain)
+        figures = forecast(c, start, Observations(0.0, certain), horizon, occupancy=ahead == "all")
+    else:
+        chain, distribution = filtered.chain, filtered.distribution
+        figures = forecast(c, filtered, obs, horizon, occupancy=ahead == "all")
+    on_now = [distribution[(chain.mask_of >> k) & 1 == 1].sum() for k in range(n_k)]
+    ahead_figures = [figures.p_at_horizon, figures.p_on_at_horizon]
+    return np.concatenate([figures.p_reached, on_now, *ahead_figures])
 
 
 def _evaluator(model, overrides, horizon, pool, workers):

@@ -410,11 +410,20 @@ def map_in_parts(function, worlds: pd.DataFrame, pool, workers: int, *arguments)
 
 
 def process_pool(workers: int):
-    """A pool of ``workers`` forked processes, or None where forking is not available (the
-    worlds are then evaluated here, one after another)."""
+    """A pool of ``workers`` forked processes, or None where forking is not available or not
+    safe (the worlds are then evaluated here, one after another). Forking is not safe once
+    numba has run a parallel kernel on GNU OpenMP in this process (a session that ran the
+    simulation or the worlds engine first): the child would abort."""
     import multiprocessing
+    import sys
     from concurrent.futures import ProcessPoolExecutor
 
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return None
+    if "numba" in sys.modules:
+        try:
+            if sys.modules["numba"].threading_layer() == "omp":
+                return None
+        except ValueError:  # no parallel kernel has run yet
+            pass
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
