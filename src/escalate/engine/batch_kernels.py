@@ -28,8 +28,8 @@ KEEP_POSITIVE, KEEP_SIGN_AND_ONE = 0, 1
 JOB_OCCUPANCY, JOB_REACH, JOB_FIRED = 0, 1, 2
 # a world the batch leaves: its structure differs, or a number is not finite or out of range
 SOLVED, OTHER_STRUCTURE, TOO_FAST = 0, 1, 2
-MAX_TERMS = 400  # Uniformized.MAX_TERMS
-MAX_MEAN = 100.0  # Uniformized.MAX_MEAN: a step is cut so that lam h <= 100
+MAX_TERMS = 1200  # a series of at most MAX_MEAN + 14 sqrt(MAX_MEAN) terms
+MAX_MEAN = 600.0  # a step is cut so that lam h <= 600 (e^-600 is far from underflow)
 
 
 @njit(cache=True, nogil=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import sparse
@@ -80,9 +81,9 @@ def forward(c: CompiledScenario, obs: Observations, chain: Chain | None = None) 
 
         c, chain = cut_at(c, obs.as_of), None
     chain = chain_of(c) if chain is None else chain
-    q = chain.q.tocsr()
-    q_t = q.T.tocsr()
+    q = chain.q
     stage_of, mask_of = chain.stage_of, chain.mask_of
+    entry_rows, entry_cols, same_stage, flipped, into = _flows(chain)
     observed = obs.observed_mask()
     entries: dict[float, list[int]] = {}
     for stage, time in obs.path[1:]:
@@ -95,10 +96,6 @@ def forward(c: CompiledScenario, obs: Observations, chain: Chain | None = None) 
     instants = sorted(
         set(entries) | set(switched) | {tau for tau in chain.jumps if tau <= obs.as_of}
     )
-    entry_rows = np.repeat(np.arange(chain.n), np.diff(q.indptr))
-    entry_cols = q.indices
-    same_stage = stage_of[entry_rows] == stage_of[entry_cols]
-    flipped = mask_of[entry_rows] ^ mask_of[entry_cols]
 
     def switch(v: np.ndarray, k: int) -> np.ndarray:
         """The probability flowing out of ``v`` along trigger ``k``'s switch alone."""
@@ -126,8 +123,10 @@ def forward(c: CompiledScenario, obs: Observations, chain: Chain | None = None) 
         return out, log_mass
 
     def enter(v: np.ndarray, stage: int) -> np.ndarray:
-        """The probability flowing out of ``v`` into ``stage`` (with the effects)."""
-        return (q_t @ v) * (stage_of == stage)
+        """The probability flowing out of ``v`` into ``stage`` (with the effects): ``v Q``,
+        each state's inflow summed in the order of ``Q``'s column (as ``Q.T @ v``)."""
+        indptr, indices, position = into
+        return np.add.reduceat(q.data[position] * v[indices], indptr[:-1]) * (stage_of == stage)
 
     start_stage = obs.path[0][0]
     known = obs.known_bits(0.0, after=True)
@@ -160,6 +159,34 @@ def forward(c: CompiledScenario, obs: Observations, chain: Chain | None = None) 
     return Filtered(log_l, v, chain)
 
 
+class _CSR(NamedTuple):
+    """A sparse matrix as the numba series reads it (no scipy object per world)."""
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    shape: tuple[int, int]
+
+
+def _flows(chain: Chain):
+    """Which entries of the generator are switches of which trigger, and ``Q`` transposed as
+    positions into its data: the structure's, worked out once (kept with its template)."""
+    if "flows" not in chain._restrictions:
+        q, stage_of, mask_of = chain.q, chain.stage_of, chain.mask_of
+        entry_rows = np.repeat(np.arange(chain.n), np.diff(q.indptr))
+        entry_cols = q.indices
+        transposed = sparse.csr_matrix((np.arange(1.0, q.nnz + 1), q.indices, q.indptr),
+                                       shape=q.shape).T.tocsr()  # fmt: skip
+        chain._restrictions["flows"] = (
+            entry_rows,
+            entry_cols,
+            stage_of[entry_rows] == stage_of[entry_cols],
+            mask_of[entry_rows] ^ mask_of[entry_cols],
+            (transposed.indptr, transposed.indices, transposed.data.astype(np.int64) - 1),
+        )
+    return chain._restrictions["flows"]
+
+
 def _restricted(chain: Chain, stage: int, known: int, seen: int):
     """The states of ``stage`` whose ``seen`` triggers are as ``known``, and the series of the
     chain restricted to them. Which entries the restriction keeps is the structure's: worked
@@ -177,8 +204,7 @@ def _restricted(chain: Chain, stage: int, known: int, seen: int):
         patterns[key] = (allowed, positions, positions.data.astype(np.int64) - 1,
                          rows == positions.indices)  # fmt: skip
     allowed, positions, taken, diagonal = patterns[key]
-    q_t = sparse.csr_matrix((chain.q.data[taken], positions.indices, positions.indptr),
-                            shape=positions.shape)  # fmt: skip
+    q_t = _CSR(chain.q.data[taken], positions.indices, positions.indptr, positions.shape)
     return allowed, Uniformized.transposed(q_t, numba_series=True, diagonal=diagonal)
 
 
