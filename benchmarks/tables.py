@@ -272,6 +272,15 @@ def worlds_engine_table(quick: bool, unit: float) -> str:
         "--format",
         "json",
     )
+    process(
+        "nowcast",
+        str(VENEZUELA),
+        str(forecasting / "venezuela-observed.yaml"),
+        "--worlds",
+        "20",
+        "--format",
+        "json",
+    )  # fmt: skip  (its own kernels, compiled)
     nowcast = process(
         "nowcast",
         str(VENEZUELA),

@@ -78,6 +78,39 @@ def _evaluate_units(
     return values, errors
 
 
+def _on_the_worlds_engine(scenarios, settings, metrics, units, client, say):
+    """Every variant's metrics on every world by the worlds engine (the same worlds, each
+    variant's ``set`` in place of a drawn value), as ``_evaluate_units`` gives them; None
+    where the engine does not apply to some variant. A world it leaves is solved on its
+    own."""
+    from escalate.engine.batches import exact_metrics
+
+    frame = units.drop(columns=SEED_COLUMN)
+    names = list(frame.columns)
+    values = np.empty((len(units), len(scenarios), len(metrics)))
+    for v, (scenario, own) in enumerate(zip(scenarios, settings, strict=True)):
+        x = frame.to_numpy(float).copy()
+        for name, value in own.items():
+            if name in names:
+                x[:, names.index(name)] = value
+        fixed = {name: value for name, value in own.items() if name not in names}
+
+        def left(w: int, v: int = v) -> list[float]:
+            one = _evaluate_units([scenarios[v]], [settings[v]], metrics, "exact", 1,
+                                  units.iloc[[w]])  # fmt: skip
+            return one[0][0, 0].tolist()
+
+        solved = exact_metrics(
+            scenario, names, x, metrics, left=left, overrides=fixed, scheduler=client
+        )
+        if solved is None:
+            return None
+        values[:, v] = solved
+        if v:
+            say(f"{v} of {len(scenarios) - 1} variants done")
+    return [(values, np.zeros_like(values))]
+
+
 @dataclass
 class CompareResult:
     """Each variant against the baseline, per metric, with the error of the difference.
@@ -300,13 +333,16 @@ def compare(
     if workers is None:
         workers = min(os.cpu_count() or 1, 8)
     with connect(scheduler) as client, contextlib.ExitStack() as stack:
-        if client is not None:
+        done = None
+        if chosen == "exact" and mode == "worlds":  # the worlds engine, variant by variant
+            done = _on_the_worlds_engine(scenarios, settings, metrics, units, client, say)
+        if done is None and client is not None:
             from escalate.engine.cluster import share
 
             shared = share(client, scenarios)
             arguments = ((shared, *common, units.iloc[[u]]) for u in range(len(units)))
             done = list(ordered_map(_evaluate_units, arguments, client=client))
-        else:
+        elif done is None:
             # exact worlds split among processes; simulated ones use every core in the kernel
             pool = process_pool(workers) if chosen == "exact" and len(units) >= 50 else None
             if pool is not None:

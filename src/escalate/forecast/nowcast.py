@@ -96,6 +96,15 @@ def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, worlds
     return log_l, pd.DataFrame(rows, columns=columns)
 
 
+def _on_the_worlds_engine(model, prior, overrides, horizon) -> bool:
+    """Whether the worlds engine takes these worlds' forecasts (and their chains)."""
+    from escalate.engine.batches import CHECKED_WORLDS, built
+
+    metrics = [f"p_reached:{s}" for s in model.stages]
+    sample = prior.to_numpy(float)[:CHECKED_WORLDS]
+    return built(model, list(prior.columns), metrics, overrides, horizon, sample) is not None
+
+
 def _entered(model, overrides, obs: Observations | None) -> set[str]:
     """The stages entered by as_of (reached for certain): the observed path's, or before any
     news the one stage every trajectory starts in."""
@@ -423,7 +432,10 @@ def nowcast(
     if workers is None:
         workers = min(os.cpu_count() or 1, 8)
     with contextlib.ExitStack() as stack:
-        pool = process_pool(workers) if len(prior) >= 100 else None
+        # the worlds engine uses every core in compiled code: processes only where it cannot
+        pool = None
+        if len(prior) >= 100 and not _on_the_worlds_engine(model, prior, overrides, end):
+            pool = process_pool(workers)
         if pool is not None:
             stack.callback(pool.shutdown, cancel_futures=True)
         evaluate = _evaluator(model, overrides, end, pool, workers)
