@@ -30,6 +30,7 @@ from escalate.engine.compile import CompiledScenario, compile_scenario
 from escalate.engine.evaluate import OCCUPANCY_METRICS
 from escalate.engine.exact import MAX_JUMPS
 from escalate.engine.metrics import TRIGGER_METRICS, parse_metric
+from escalate.errors import EscalateError
 from escalate.scenario import Scenario
 from escalate.scenario.model import Exponential, OnsetAt, OnsetTiming
 
@@ -235,7 +236,10 @@ class WorldsBatch:
         template = (
             {**overrides, **dict(zip(names, sample[0], strict=True))} if sample is not None else {}
         )
-        c = compile_scenario(model, template, horizon=horizon)
+        try:
+            c = compile_scenario(model, template, horizon=horizon)
+        except EscalateError:  # a world the compiler refuses: the per-world path says why
+            return None
         if not c.is_markov:
             return None
         rates = _RateMap(model, c, names, model.point_values(template))
@@ -248,7 +252,11 @@ class WorldsBatch:
                 np.asarray(x, float), rates.op, rates.a_index, rates.a_value,
                 rates.b_index, rates.b_value, numbers,
             )  # fmt: skip
-            if not np.array_equal(numbers, compiled_numbers(compile_scenario(model, world))):
+            try:
+                expected = compiled_numbers(compile_scenario(model, world))
+            except EscalateError:
+                return None
+            if not np.array_equal(numbers, expected):
                 return None
         chain = Chain(c)
         spec = _spec(c, chain, rates, _jobs(c, metrics, given_start), t_start)
