@@ -50,7 +50,8 @@ from escalate.scenario import load
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    help="Processes that evaluate the worlds (default: the cores, at most 8).",
+    help="Processes that evaluate worlds the worlds engine cannot take (default: the cores, "
+    "at most 8); the engine itself uses every core.",
 )
 @set_option("Fix a parameter at a value; it is not updated (repeatable).")
 @out_option(

@@ -382,8 +382,9 @@ def calibrate(
     overrides : dict, optional
         Parameters fixed at a value (``--set``, ``--params``); a fixed parameter is not fitted.
     workers : int, optional
-        Processes that evaluate exact worlds (default: the cores, at most 8); the figures are
-        the same for any number.
+        Processes that evaluate exact worlds the worlds engine cannot take (default: the
+        cores, at most 8; the engine itself uses every core); the figures are the same for
+        any number.
     scheduler : str or dask.distributed.Client, optional
         Evaluate the worlds as tasks on this Dask cluster instead (the same figures).
     progress : callable, optional

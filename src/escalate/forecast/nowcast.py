@@ -389,8 +389,8 @@ def nowcast(
     horizon : float, optional
         The absolute time the forecast runs to (default the scenario's horizon).
     workers : int, optional
-        Processes that evaluate the worlds (default: the cores, at most 8); the figures are
-        the same for any number.
+        Processes that evaluate worlds the worlds engine cannot take (default: the cores, at
+        most 8; the engine itself uses every core); the figures are the same for any number.
     progress : callable, optional
         Called with a line of text as the update proceeds.
 
