@@ -11,7 +11,7 @@ import pytest
 import escalate
 from escalate.analysis.draws import draw_worlds, to_values, uncertain_parameters
 from escalate.analysis.worlds import run_worlds
-from escalate.engine import batch_kernels as kernels
+from escalate.engine import batch_kernels
 from escalate.engine.batches import WorldsBatch, compiled_numbers
 from escalate.engine.chain import Chain
 from escalate.engine.compile import compile_scenario
@@ -48,12 +48,12 @@ def test_the_rate_map_gives_compile_s_numbers_and_the_chain_s_entries_exactly(na
     for row in x:
         compiled = compile_scenario(model, dict(zip(names, row, strict=True)))
         numbers = np.empty(len(spec.op))
-        kernels.rate_numbers(
+        batch_kernels.rate_numbers(
             row, spec.op, spec.a_index, spec.a_value, spec.b_index, spec.b_value, numbers
         )
         assert np.array_equal(numbers, compiled_numbers(compiled))
         rates = np.empty(len(spec.entry_kind))
-        kernels.entry_rates(spec, numbers, rates)
+        batch_kernels.entry_rates(spec, numbers, rates)
         q = np.zeros(spec.q_size)
         np.add.at(q, spec.entry_slot, rates)
         out = np.bincount(spec.entry_row, weights=rates, minlength=spec.n_states)
@@ -73,7 +73,7 @@ def test_batched_figures_agree_with_the_per_world_engine(name):
     x = np.vstack([drawn.to_numpy(float), corners(model, names, 4, seed=6)])
     batch = WorldsBatch.build(model, names, metrics, sample=x)
     values, status = batch.solve(x)
-    assert (status == kernels.SOLVED).all()
+    assert (status == batch_kernels.SOLVED).all()
     for row, got in zip(x, values, strict=True):
         world = dict(zip(names, row, strict=True))
         solved = evaluate(model, world, metrics, numba_series=True).values
@@ -118,7 +118,7 @@ def test_a_world_of_another_structure_goes_to_the_per_world_engine():
     drawn.loc[3, "mobilization_initial"] = 0.0
     batch = WorldsBatch.build(model, names, all_metrics(model), sample=drawn.to_numpy(float))
     _, status = batch.solve(drawn.to_numpy(float))
-    assert status.tolist() == [0, 0, 0, kernels.OTHER_STRUCTURE, 0, 0]
+    assert status.tolist() == [0, 0, 0, batch_kernels.OTHER_STRUCTURE, 0, 0]
     weights = drawn.assign(weight=1.0)
     result = run_worlds(model, None, seed=1, engine="exact", given=weights)
     world = {k: float(v) for k, v in drawn.iloc[3].items()}

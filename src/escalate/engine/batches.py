@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from escalate.engine import batch_kernels as kernels
+from escalate.engine import batch_kernels
 from escalate.engine.chain import Chain
 from escalate.engine.compile import CompiledScenario, compile_scenario
 from escalate.engine.evaluate import OCCUPANCY_METRICS
@@ -48,14 +48,14 @@ BatchSpec = namedtuple(
 )
 # the compiled numbers of a world, in the rate map's order: (name, keep) per array
 NUMBERS = (
-    ("p1", kernels.KEEP_POSITIVE),
-    ("ratio", kernels.KEEP_POSITIVE),
-    ("initial", kernels.KEEP_SIGN_AND_ONE),
-    ("onset_rate", kernels.KEEP_POSITIVE),
-    ("offset_rate", kernels.KEEP_POSITIVE),
-    ("onset_ratio", kernels.KEEP_POSITIVE),
-    ("offset_ratio", kernels.KEEP_POSITIVE),
-    ("effect_value", kernels.KEEP_SIGN_AND_ONE),
+    ("p1", batch_kernels.KEEP_POSITIVE),
+    ("ratio", batch_kernels.KEEP_POSITIVE),
+    ("initial", batch_kernels.KEEP_SIGN_AND_ONE),
+    ("onset_rate", batch_kernels.KEEP_POSITIVE),
+    ("offset_rate", batch_kernels.KEEP_POSITIVE),
+    ("onset_ratio", batch_kernels.KEEP_POSITIVE),
+    ("offset_ratio", batch_kernels.KEEP_POSITIVE),
+    ("effect_value", batch_kernels.KEEP_SIGN_AND_ONE),
 )
 CHECKED_WORLDS = 8  # worlds whose numbers the rate map must give exactly as compile does
 
@@ -77,7 +77,7 @@ class _RateMap:
         self.at = {name: at for (name, _), at in zip(NUMBERS, starts, strict=True)}
         flat = compiled_numbers(c)
         total = len(flat)
-        self.op = np.full(total, kernels.OP_CONST, np.int64)
+        self.op = np.full(total, batch_kernels.OP_CONST, np.int64)
         self.a_index, self.b_index = np.full(total, -1, np.int64), np.full(total, -1, np.int64)
         self.a_value, self.b_value = flat.copy(), np.zeros(total)
         self.keep = np.concatenate([np.full(s, keep, np.int64) for (_, keep), s in
@@ -90,13 +90,13 @@ class _RateMap:
             t = model.transitions[i]
             self._rate(self.at["p1"] + row, t)
             for name, v in t.when.items():
-                self._set(self.at["ratio"] + row * n_k + triggers[name], kernels.OP_PARAM, v)
+                self._set(self.at["ratio"] + row * n_k + triggers[name], batch_kernels.OP_PARAM, v)
             for e, (_, v) in enumerate(t.effects.items()):
                 if v not in ("on", "off"):
                     slot = self.at["effect_value"] + int(c.effect_start[row]) + e
-                    self._set(slot, kernels.OP_PARAM, v)
+                    self._set(slot, batch_kernels.OP_PARAM, v)
         for k, trigger in enumerate(model.triggers.values()):
-            self._set(self.at["initial"] + k, kernels.OP_PARAM, trigger.initial)
+            self._set(self.at["initial"] + k, batch_kernels.OP_PARAM, trigger.initial)
             if isinstance(trigger.onset, OnsetAt) and self._varies(trigger.onset.at):
                 self.supported = False  # a time that moves the chain's jumps
             for switch, rate_at, ratio_at in (
@@ -116,7 +116,7 @@ class _RateMap:
                     self._rate(self.at[rate_at] + k * n_s + s, timing)
                     for other, v in timing.when.items():
                         slot = self.at[ratio_at] + (k * n_s + s) * n_k + triggers[other]
-                        self._set(slot, kernels.OP_PARAM, v)
+                        self._set(slot, batch_kernels.OP_PARAM, v)
 
     def _varies(self, raw) -> bool:
         return isinstance(raw, str) and raw in self.names
@@ -135,13 +135,13 @@ class _RateMap:
     def _rate(self, slot: int, timing) -> None:
         """An exponential timing's rate, as ``resolve.exponential_rate``."""
         if timing.rate is not None:
-            self._set(slot, kernels.OP_PARAM, timing.rate)
+            self._set(slot, batch_kernels.OP_PARAM, timing.rate)
         elif timing.mean is not None:
-            self._set(slot, kernels.OP_RECIPROCAL, timing.mean)
+            self._set(slot, batch_kernels.OP_RECIPROCAL, timing.mean)
         elif timing.chance is not None:
-            self._set(slot, kernels.OP_CHANCE, timing.chance, timing.within)
+            self._set(slot, batch_kernels.OP_CHANCE, timing.chance, timing.within)
         elif isinstance(timing.after, Exponential):
-            self._set(slot, kernels.OP_RECIPROCAL, timing.after.mean)
+            self._set(slot, batch_kernels.OP_RECIPROCAL, timing.after.mean)
         else:
             self.supported = False  # not memoryless
 
@@ -167,9 +167,9 @@ def _jobs(c: CompiledScenario, metrics: list[str], given_start: bool) -> dict[st
         at_start[s] = start[s] == 1.0 and not given_start
         in_occupancy[s] = bool(c.terminal[s]) and not at_start[s]
     occupancy = occupancy or bool(in_occupancy.any())
-    jobs = [(kernels.JOB_OCCUPANCY, 0)] if occupancy else []
-    jobs += [(kernels.JOB_REACH, s) for s in reach if not (at_start[s] or in_occupancy[s])]
-    jobs += [(kernels.JOB_FIRED, k) for k in fired if c.can_switch_off(k) or not occupancy]
+    jobs = [(batch_kernels.JOB_OCCUPANCY, 0)] if occupancy else []
+    jobs += [(batch_kernels.JOB_REACH, s) for s in reach if not (at_start[s] or in_occupancy[s])]
+    jobs += [(batch_kernels.JOB_FIRED, k) for k in fired if c.can_switch_off(k) or not occupancy]
     return {
         "job_kind": np.array([j for j, _ in jobs], np.int64),
         "job_target": np.array([t for _, t in jobs], np.int64),
@@ -248,7 +248,7 @@ class WorldsBatch:
         for x in [] if sample is None else sample[:CHECKED_WORLDS]:
             world = {**overrides, **dict(zip(names, x.tolist(), strict=True))}
             numbers = np.empty(len(rates.op))
-            kernels.rate_numbers(
+            batch_kernels.rate_numbers(
                 np.asarray(x, float), rates.op, rates.a_index, rates.a_value,
                 rates.b_index, rates.b_value, numbers,
             )  # fmt: skip
@@ -284,7 +284,7 @@ class WorldsBatch:
             numba.set_num_threads(threads or previous)
             try:
                 starts = np.ascontiguousarray(starts, float)
-                kernels.solve_worlds(spec, x, starts, figures, status)
+                batch_kernels.solve_worlds(spec, x, starts, figures, status)
             finally:
                 numba.set_num_threads(previous)
         return figures[:, self.columns], status
@@ -299,11 +299,11 @@ class WorldsBatch:
         from escalate.engine.simulate import KERNEL_LOCK
 
         with KERNEL_LOCK:
-            kernels.generators(spec, x, q, p0, status)
+            batch_kernels.generators(spec, x, q, p0, status)
         template = self.chain
         chains: list[Chain | None] = []
         for w in range(len(x)):
-            if status[w] != kernels.SOLVED:
+            if status[w] != batch_kernels.SOLVED:
                 chains.append(None)
                 continue
             chain = copy.copy(template)
@@ -336,7 +336,7 @@ def _spec(c: CompiledScenario, chain: Chain, rates: _RateMap, jobs: dict, t_star
     )
     flat = compiled_numbers(c)
     signs = np.where(
-        rates.keep == kernels.KEEP_SIGN_AND_ONE, 2 * (flat >= 1.0) + 4 * (flat < 0.0), 0
+        rates.keep == batch_kernels.KEEP_SIGN_AND_ONE, 2 * (flat >= 1.0) + 4 * (flat < 0.0), 0
     )
     code = ((flat > 0.0) + signs).astype(np.int64)
     at = rates.at
@@ -389,6 +389,40 @@ def exact_metrics(
     cannot solve it either). None where the engine does not apply to the scenario."""
     from escalate.engine.cluster import mapped
 
+    batches = _batches(model, names, np.asarray(x, float), metrics, overrides, horizon)
+    if batches is None:
+        return None
+    values = np.empty((len(x), len(metrics)))
+    firsts = list(range(0, len(x), BATCH_WORLDS))
+    parts = ((x[first : first + BATCH_WORLDS],) for first in firsts)
+    with mapped(_solve_part, batches, parts, scheduler) as solved:
+        for first, part in zip(firsts, solved, strict=True):
+            rows = slice(first, first + BATCH_WORLDS)
+            left_here = np.zeros(len(values[rows]), bool)
+            for (members, _), (figures, status) in zip(batches, part, strict=True):
+                values[rows, members] = figures
+                left_here |= status != batch_kernels.SOLVED
+            for w in np.flatnonzero(left_here) + first:  # once, whichever batch left it
+                values[w] = left(int(w))
+            if progress is not None:
+                progress(min(first + BATCH_WORLDS, len(x)), len(x))
+    return values
+
+
+def applies(
+    model: Scenario,
+    names: list[str],
+    x: np.ndarray,
+    metrics: list[str],
+    overrides: dict[str, float] | None = None,
+    horizon: float | None = None,
+) -> bool:
+    """Whether :func:`exact_metrics` takes these worlds (its batches built, and kept)."""
+    return _batches(model, names, np.asarray(x, float), metrics, overrides, horizon) is not None
+
+
+def _batches(model, names, x, metrics, overrides, horizon) -> list | None:
+    """A batch per time point ``metrics`` read, with the metrics' places: (members, batch)."""
     groups: dict[float | None, list[int]] = {}
     plain = []
     for i, metric in enumerate(metrics):
@@ -397,26 +431,13 @@ def exact_metrics(
             return None  # a quantile needs the whole curve (solve)
         plain.append(f"{kind}:{target}" + (f":{detail}" if detail else ""))
         groups.setdefault(horizon if at is None else at, []).append(i)
-    sample = np.asarray(x, float)[:CHECKED_WORLDS]
     batches = []
     for at, members in groups.items():
-        batch = built(model, names, [plain[i] for i in members], overrides, at, sample)
+        batch = built(model, names, [plain[i] for i in members], overrides, at, x[:CHECKED_WORLDS])
         if batch is None:
             return None
         batches.append((members, batch))
-    values = np.empty((len(x), len(metrics)))
-    firsts = list(range(0, len(x), BATCH_WORLDS))
-    parts = ((x[first : first + BATCH_WORLDS],) for first in firsts)
-    with mapped(_solve_part, batches, parts, scheduler) as solved:
-        for first, part in zip(firsts, solved, strict=True):
-            for (members, _), (figures, status) in zip(batches, part, strict=True):
-                rows = slice(first, first + len(figures))
-                values[rows, members] = figures
-                for w in np.flatnonzero(status != kernels.SOLVED) + first:
-                    values[w] = left(int(w))
-            if progress is not None:
-                progress(min(first + BATCH_WORLDS, len(x)), len(x))
-    return values
+    return batches
 
 
 _BUILT: list = []  # recent batches: (model, key, batch); a forecast asks for the same ones often

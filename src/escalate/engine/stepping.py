@@ -1,7 +1,7 @@
 """Time stepping of a chain's distribution: ``v expm(Q h)`` along a grid with one dense matrix
 exponential per step length (``Stepper``), or by uniformization, whose series gives the time
 integral over the step exactly term by term and, rescaled, the likelihood of a long quiet span
-without underflow (``Uniformized``, ``leaking_series``); ``at`` jumps applied on the way
+without underflow (``Uniformized``); ``at`` jumps applied on the way
 (``advance``, ``propagate``).
 """
 
@@ -14,7 +14,7 @@ from scipy import linalg, sparse
 
 from escalate.errors import EscalateError
 
-__all__ = ["DENSE_STATES", "Stepper", "Uniformized", "advance", "leaking_series", "propagate"]
+__all__ = ["DENSE_STATES", "Stepper", "Uniformized", "advance", "propagate"]
 
 
 DENSE_STATES = 1_500  # grid stepping: one dense matrix exponential reused at every step
@@ -167,13 +167,6 @@ class Uniformized:
             out = out + term * weight
             integral = integral + term * max(tail, 0.0)
         return np.maximum(out, 0.0), integral / self.lam
-
-
-def leaking_series(q: sparse.csr_matrix) -> Uniformized:
-    """The uniformization series of a (sub-)generator ``q`` (a chain restricted to some
-    states, which leaks mass), in numba: its ``scaled(v, dt)`` advances a distribution on the
-    log scale. Built once, it serves every span of a record spent in the same states."""
-    return Uniformized(q, numba_series=True)
 
 
 def propagate(chain, stepper, v, t0, t1):

@@ -132,22 +132,12 @@ def _batched_outputs(model, targets, overrides, n, seed, prior, client):
     """Each target's output by the worlds engine (``exact_metrics``: in-process or on the
     cluster, the same figures), or None where it does not apply. A world it leaves is
     solved on its own."""
-    from escalate.engine.batches import CHECKED_WORLDS, exact_metrics
+    from escalate.engine.batches import applies, exact_metrics
 
     names = list(prior.columns)
     metrics = [t.metric for t in targets]
-    if (
-        exact_metrics(
-            model,
-            names,
-            prior.to_numpy(float)[:CHECKED_WORLDS],
-            metrics,
-            left=lambda w: [math.nan] * len(metrics),
-            overrides=overrides,
-        )
-        is None
-    ):
-        return None  # fmt: skip
+    if not applies(model, names, prior.to_numpy(float), metrics, overrides):
+        return None
     per_world = _outputs(model, targets, overrides, n, seed)
 
     def outputs(worlds: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

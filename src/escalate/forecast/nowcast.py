@@ -98,11 +98,10 @@ def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, worlds
 
 def _on_the_worlds_engine(model, prior, overrides, horizon) -> bool:
     """Whether the worlds engine takes these worlds' forecasts (and their chains)."""
-    from escalate.engine.batches import CHECKED_WORLDS, built
+    from escalate.engine.batches import applies
 
     metrics = [f"p_reached:{s}" for s in model.stages]
-    sample = prior.to_numpy(float)[:CHECKED_WORLDS]
-    return built(model, list(prior.columns), metrics, overrides, horizon, sample) is not None
+    return applies(model, list(prior.columns), prior.to_numpy(float), metrics, overrides, horizon)
 
 
 def _entered(model, overrides, obs: Observations | None) -> set[str]:
