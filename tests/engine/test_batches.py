@@ -84,6 +84,33 @@ def test_batched_figures_agree_with_the_per_world_engine(name):
         assert np.max(np.abs(got[both] - expected[both]) / scale) < 1e-9
 
 
+def test_a_stage_entered_at_most_once_is_reached_by_the_flow_into_it():
+    """Asked for ``p_reached`` alone, a stage on no cycle of stages gets no chain of its own
+    (venezuela's war and occupation; the other shipped scenarios have none): the chain itself
+    gives the probability that flowed in. It agrees with the absorbing
+    chain's answer (asked with the mean time to reach) and the per-world engine to 1e-9, on
+    ordinary and corner worlds."""
+    model = load("venezuela")
+    reached = [f"p_reached:{s}" for s in model.stages]
+    timed = [f"time_to_reach:{s}:mean" for s in model.stages]
+    drawn = draw_worlds(model, 8, seed=11)
+    names = list(drawn.columns)
+    x = np.vstack([drawn.to_numpy(float), corners(model, names, 4, seed=12)])
+    by_flow = WorldsBatch.build(model, names, reached, sample=x)
+    absorbing = WorldsBatch.build(model, names, reached + timed, sample=x)
+    assert by_flow.spec.reach_by_flow.any() and not absorbing.spec.reach_by_flow.any()
+    assert len(by_flow.spec.job_kind) < len(absorbing.spec.job_kind)
+    got, status = by_flow.solve(x)
+    assert (status == batch_kernels.SOLVED).all()
+    expected = absorbing.solve(x)[0][:, : len(reached)]
+    for row, values, other in zip(x, got, expected, strict=True):
+        solved = evaluate(model, dict(zip(names, row, strict=True)), reached, numba_series=True)
+        one = np.array([solved.values[m] for m in reached])
+        for reference in (other, one):
+            scale = np.maximum(np.abs(reference), 1e-300)
+            assert np.max(np.abs(values - reference) / scale) < 1e-9
+
+
 def test_a_subset_of_metrics_solves_only_their_chains_and_gives_the_same_figures():
     model = load("venezuela")
     drawn = draw_worlds(model, 16, seed=7)
@@ -145,23 +172,25 @@ def test_a_scenario_the_engine_cannot_take_builds_no_batch():
     )
 
 
-def test_every_world_s_chain_gives_the_forward_algorithm_its_own_answer():
-    """The worlds engine builds each world's chain (the template's states, the world's
-    generator and start) for the nowcast's forward algorithm: the same likelihood and
-    filtered state as the world's own compiled chain."""
-    from escalate.forecast.forward import forward
+def test_the_forward_algorithm_of_every_world_at_once_is_each_world_s_own():
+    """The worlds engine runs the record's program on every world's generator in one call:
+    the same likelihood and filtered state as the world's own compiled chain (1e-12), on
+    ordinary and corner worlds."""
+    from escalate.forecast.forward import forward, program
     from escalate.forecast.observations import read_observations
 
     model = load("venezuela")
     obs = read_observations(ROOT / "scenarios/forecasting/venezuela-observed.yaml", model)
     drawn = draw_worlds(model, 12, seed=12)
-    names, x = list(drawn.columns), drawn.to_numpy(float)
+    names = list(drawn.columns)
+    x = np.vstack([drawn.to_numpy(float), corners(model, names, 4, seed=13)])
     batch = WorldsBatch.build(model, names, ["p_reached:full_scale_war"], sample=x)
-    for row, chain in zip(x, batch.chains(x), strict=True):
+    log_l, distributions, status = batch.filtered(x, program(batch.chain.c, batch.chain, obs))
+    assert (status == batch_kernels.SOLVED).all()
+    for row, got, distribution in zip(x, log_l, distributions, strict=True):
         own = forward(compile_scenario(model, dict(zip(names, row, strict=True))), obs)
-        given = forward(batch.chain.c, obs, chain=chain)
-        assert abs(given.log_likelihood - own.log_likelihood) <= 1e-12 * abs(own.log_likelihood)
-        assert np.max(np.abs(given.distribution - own.distribution)) < 1e-12
+        assert abs(got - own.log_likelihood) <= 1e-12 * abs(own.log_likelihood)
+        assert np.max(np.abs(distribution - own.distribution)) < 1e-12
 
 
 def test_a_session_that_ran_a_parallel_kernel_does_not_fork():

@@ -219,15 +219,17 @@ def _world(spec, x, start, figures):
                 moved[spec.jump_moved[jump, i]] += v[i]
             v, t0 = moved, tau
         v = _step(spec, data, v, lam, spec.horizon - t0, area)
-        _figures(spec, job, v, area, figures)
+        _figures(spec, job, v, area, q, p0, figures)
     return SOLVED
 
 
 @njit(cache=True, nogil=True)
-def _figures(spec, job, v, area, figures):
+def _figures(spec, job, v, area, q, p0, figures):
     """A job's figures (rows of ``figures``: p_reached, p_at_horizon, time_in, mean time to
     reach per stage, then p_fired, p_on_at_horizon, time_on and on at the start per trigger;
-    times count from ``spec.t_start``)."""
+    times count from ``spec.t_start``). The chain itself also gives ``p_reached`` of a stage
+    entered at most once (on no cycle of stages): the mass there at the start plus the
+    probability that flowed in, the time in each state outside it times its rate into it."""
     n_s, n_k, horizon = spec.n_stages, spec.n_triggers, spec.horizon - spec.t_start
     kind, target = spec.job_kind[job], spec.job_target[job]
     if kind == JOB_OCCUPANCY:
@@ -253,6 +255,18 @@ def _figures(spec, job, v, area, figures):
         for s in range(n_s):
             if spec.reach_in_occupancy[s]:  # a terminal stage absorbs in the chain itself
                 _reach(s, figures[n_s + s], figures[2 * n_s + s], horizon, n_s, figures)
+            elif spec.reach_by_flow[s]:
+                figures[s] = 0.0
+        for i in range(v.shape[0]):
+            if spec.reach_by_flow[spec.stage_of[i]]:
+                figures[spec.stage_of[i]] += p0[i]
+        for p in range(q.shape[0]):
+            source, into = spec.stage_of[spec.q_row[p]], spec.stage_of[spec.q_col[p]]
+            if source != into and spec.reach_by_flow[into]:
+                figures[into] += area[spec.q_row[p]] * q[p]
+        for s in range(n_s):
+            if spec.reach_by_flow[s]:
+                figures[s] = min(max(figures[s], 0.0), 1.0)
         return
     reached, inside = 0.0, 0.0
     for i in range(v.shape[0]):
@@ -284,3 +298,105 @@ def solve_worlds(spec, x, starts, figures, status):
     for w in prange(x.shape[0]):
         start = starts[w] if starts.shape[0] else starts[0:0].ravel()
         status[w] = _world(spec, x[w], start, figures[w])
+
+
+# the forward algorithm as a program (``forecast.forward`` writes it once per structure and
+# record; every world runs it on its own generator)
+FORWARD_EVOLVE, FORWARD_MASK, FORWARD_JUMP, FORWARD_ZERO, FORWARD_SWITCH, FORWARD_ENTER = range(6)
+FORWARD_MOVE = 6
+FORWARD_MAX_MEAN, FORWARD_MAX_TERMS = 100.0, 400  # as ``stepping.Uniformized``
+
+
+@njit(cache=True, nogil=True)
+def _evolve(spec, q, v, r, h):
+    """``v`` (in place) after ``h`` in the chain restricted to restriction ``r``'s states,
+    rescaled to sum to 1; returns the log of the mass kept (-inf: nothing survives). As
+    ``stepping.Uniformized.scaled`` on the restricted generator."""
+    allowed = spec.r_allowed[spec.r_allowed_start[r] : spec.r_allowed_start[r + 1]]
+    if allowed.shape[0] == 0:
+        return -math.inf
+    first, last = spec.r_nnz_start[r], spec.r_nnz_start[r + 1]
+    indptr = spec.r_indptr[spec.r_allowed_start[r] + r : spec.r_allowed_start[r + 1] + r + 1]
+    indices = spec.r_indices[first:last]
+    data = np.empty(last - first)
+    lam = 0.0
+    for p in range(first, last):
+        data[p - first] = q[spec.r_taken[p]]
+        if spec.r_diagonal[p]:
+            lam = max(lam, -data[p - first])
+    sub = np.empty(allowed.shape[0])
+    for i in range(allowed.shape[0]):
+        sub[i] = v[allowed[i]]
+    pieces = max(1, math.ceil(lam * h / FORWARD_MAX_MEAN)) if h > 0.0 and lam > 0.0 else 0
+    log_mass = 0.0
+    for _ in range(pieces):
+        sub, _ = uniformized_piece(indptr, indices, data, sub, lam, lam * (h / pieces),
+                                   FORWARD_MAX_TERMS)  # fmt: skip
+        total = sub.sum()
+        if not total > 0.0:
+            return -math.inf
+        log_mass += math.log(total)
+        sub = sub / total
+    total = sub.sum()
+    if not total > 0.0:
+        return -math.inf
+    v[:] = 0.0
+    for i in range(allowed.shape[0]):
+        v[allowed[i]] = sub[i] / total
+    return log_mass + math.log(total)
+
+
+@njit(cache=True, nogil=True)
+def forward_world(spec, q, p0, out):
+    """One world's forward algorithm (``q``: its generator's data in the template's pattern,
+    ``p0``: its start): the log-likelihood of the record, and the filtered distribution at
+    as_of into ``out`` (zero where the record is impossible, -inf)."""
+    n = p0.shape[0]
+    registers = np.zeros((spec.registers, n))
+    registers[0] = p0
+    flow = np.empty(n)
+    log_l = 0.0
+    for o in range(spec.ops.shape[0]):
+        code, a, b, c = spec.ops[o, 0], spec.ops[o, 1], spec.ops[o, 2], spec.ops[o, 3]
+        if code == FORWARD_EVOLVE:
+            log_l += _evolve(spec, q, registers[0], a, spec.dts[o])
+            if not math.isfinite(log_l):
+                out[:] = 0.0
+                return -math.inf
+        elif code == FORWARD_MASK:
+            for i in range(n):
+                registers[0, i] *= spec.masks[a, i]
+        elif code == FORWARD_JUMP:
+            flow[:] = 0.0
+            for i in range(n):
+                flow[spec.jump_moved[a, i]] += registers[0, i]
+            registers[0] = flow
+        elif code == FORWARD_ZERO:
+            registers[a] = 0.0
+        elif code == FORWARD_SWITCH:  # the flow along trigger c's switch alone, added
+            flow[:] = 0.0
+            for e in range(spec.entry_rows.shape[0]):
+                if spec.same_stage[e] and spec.flipped[e] == (1 << c):
+                    flow[spec.entry_cols[e]] += registers[a, spec.entry_rows[e]] * q[e]
+            for i in range(n):
+                registers[b, i] += flow[i]
+        elif code == FORWARD_ENTER:  # the flow into stage b (v Q, by Q's columns)
+            for j in range(n):
+                total = 0.0
+                for p in range(spec.into_indptr[j], spec.into_indptr[j + 1]):
+                    total += q[spec.into_position[p]] * registers[a, spec.into_indices[p]]
+                flow[j] = total * (1.0 if spec.stage_of[j] == b else 0.0)
+            registers[a] = flow
+        else:  # FORWARD_MOVE
+            registers[b] = registers[a]
+    out[:] = registers[0]
+    return log_l
+
+
+@njit(cache=True, parallel=True)
+def forward_worlds(spec, q, p0, status, log_l, distribution):
+    """The forward algorithm of every world whose ``status`` is ``SOLVED`` (rows of ``q`` and
+    ``p0``, from ``generators``): ``log_l[w]`` and row ``w`` of ``distribution``."""
+    for w in prange(q.shape[0]):
+        if status[w] == SOLVED:
+            log_l[w] = forward_world(spec, q[w], p0[w], distribution[w])

@@ -16,7 +16,6 @@ uniformization series, is left to the per-world engine (``evaluate``), which say
 
 from __future__ import annotations
 
-import copy
 from collections import namedtuple
 from collections.abc import Callable
 from typing import Any
@@ -44,7 +43,7 @@ BatchSpec = namedtuple(
     "effect_at entry_kind entry_which entry_stage entry_mask entry_row entry_slot "
     "factor_start factor_effect factor_on q_size diagonal_slot q_row qt_indptr qt_indices "
     "qt_position stage_of mask_of start always_on switches_off jump_times jump_moved "
-    "job_kind job_target reach_at_start reach_in_occupancy",
+    "job_kind job_target reach_at_start reach_in_occupancy reach_by_flow q_col",
 )
 # the compiled numbers of a world, in the rate map's order: (name, keep) per array
 NUMBERS = (
@@ -146,35 +145,51 @@ class _RateMap:
             self.supported = False  # not memoryless
 
 
-def _jobs(c: CompiledScenario, metrics: list[str], given_start: bool) -> dict[str, np.ndarray]:
+def _jobs(c: CompiledScenario, chain: Chain, metrics: list[str], given_start: bool) -> dict:
     """The chains a world advances for ``metrics``: the chain itself where a figure reads its
     occupancy, a copy absorbing in each stage whose first entry is asked, one absorbing once
     a trigger is on for each ``p_fired`` asked (of a trigger that never switches off, the
-    chain itself says it too, when it is walked anyway). Two kinds of stage need no chain of
-    their own: the one every trajectory starts in (reached at 0) and a terminal stage (it
-    absorbs in the chain itself, whose walk gives its figures). ``on:TRIGGER`` (on at the
-    start of the span) needs none; with a ``given_start``, no stage is certain at the start."""
+    chain itself says it too, when it is walked anyway). Three kinds of stage need no chain
+    of their own: the one every trajectory starts in (reached at 0), a terminal stage (it
+    absorbs in the chain itself, whose walk gives its figures) and, when its mean time to
+    reach is not asked, a stage on no cycle of stages (entered at most once: the chain itself
+    gives the probability that flowed in). ``on:TRIGGER`` (on at the start of the span)
+    needs none; with a ``given_start``, no stage is certain at the start."""
+    from scipy.sparse.csgraph import connected_components
+
     kinds = [parse_metric(m)[:2] for m in metrics if not m.startswith("on:")]
     stage = {name: s for s, name in enumerate(c.stage_names)}
     trigger = {name: k for k, name in enumerate(c.trigger_names)}
     occupancy = any(kind in OCCUPANCY_METRICS and kind != "p_fired" for kind, _ in kinds)
     reach = sorted({stage[t] for kind, t in kinds if kind in ("p_reached", "time_to_reach")})
+    timed = {stage[t] for kind, t in kinds if kind == "time_to_reach"}
     fired = sorted({trigger[t] for kind, t in kinds if kind == "p_fired"})
     start = np.diff(np.concatenate([[0.0], c.start_cdf]))
+    rows = np.repeat(np.arange(chain.n), np.diff(chain.q.indptr))
+    between = (chain.stage_of[rows], chain.stage_of[chain.q.indices])
+    moves = sparse.csr_matrix((np.ones(len(rows)), between), shape=(c.n_stages,) * 2)
+    moves.setdiag(0.0)
+    moves.eliminate_zeros()
+    _, component = connected_components(moves, directed=True, connection="strong")
+    on_a_cycle = np.bincount(component)[component] > 1
     at_start = np.zeros(c.n_stages, bool)
     in_occupancy = np.zeros(c.n_stages, bool)
+    by_flow = np.zeros(c.n_stages, bool)
     for s in reach:
         at_start[s] = start[s] == 1.0 and not given_start
         in_occupancy[s] = bool(c.terminal[s]) and not at_start[s]
-    occupancy = occupancy or bool(in_occupancy.any())
+        by_flow[s] = not (at_start[s] or in_occupancy[s] or on_a_cycle[s] or s in timed)
+    occupancy = occupancy or bool(in_occupancy.any() or by_flow.any())
     jobs = [(batch_kernels.JOB_OCCUPANCY, 0)] if occupancy else []
-    jobs += [(batch_kernels.JOB_REACH, s) for s in reach if not (at_start[s] or in_occupancy[s])]
+    jobs += [(batch_kernels.JOB_REACH, s) for s in reach
+             if not (at_start[s] or in_occupancy[s] or by_flow[s])]  # fmt: skip
     jobs += [(batch_kernels.JOB_FIRED, k) for k in fired if c.can_switch_off(k) or not occupancy]
     return {
         "job_kind": np.array([j for j, _ in jobs], np.int64),
         "job_target": np.array([t for _, t in jobs], np.int64),
         "reach_at_start": at_start,
         "reach_in_occupancy": in_occupancy,
+        "reach_by_flow": by_flow,
     }
 
 
@@ -259,7 +274,7 @@ class WorldsBatch:
             if not np.array_equal(numbers, expected):
                 return None
         chain = Chain(c)
-        spec = _spec(c, chain, rates, _jobs(c, metrics, given_start), t_start)
+        spec = _spec(c, chain, rates, _jobs(c, chain, metrics, given_start), t_start)
         return cls(spec, list(names), _columns(c, metrics), chain)
 
     def solve(
@@ -289,30 +304,24 @@ class WorldsBatch:
                 numba.set_num_threads(previous)
         return figures[:, self.columns], status
 
-    def chains(self, x: np.ndarray) -> list[Chain | None]:
-        """Every world's chain (the template's states, the world's generator and start), in
-        compiled code, or None for a world of another structure: for the forward algorithm."""
+    def filtered(self, x: np.ndarray, program) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The forward algorithm of a record on every world of ``x``: its ``program`` (a
+        ``forecast.forward.ForwardSpec`` for this batch's chain) run in compiled code on each
+        world's generator. Returns the log-likelihoods, the filtered distributions (rows, in
+        the chain's states order) and each world's status (``batch_kernels.SOLVED``, or
+        ``OTHER_STRUCTURE``: its row is then nan and zero)."""
+        from escalate.engine.simulate import KERNEL_LOCK
+
         spec, x = self.spec, np.ascontiguousarray(x, dtype=float)
         q = np.empty((len(x), spec.q_size))
         p0 = np.empty((len(x), spec.n_states))
         status = np.zeros(len(x), np.int64)
-        from escalate.engine.simulate import KERNEL_LOCK
-
+        log_l = np.full(len(x), np.nan)
+        distribution = np.zeros((len(x), spec.n_states))
         with KERNEL_LOCK:
             batch_kernels.generators(spec, x, q, p0, status)
-        template = self.chain
-        chains: list[Chain | None] = []
-        for w in range(len(x)):
-            if status[w] != batch_kernels.SOLVED:
-                chains.append(None)
-                continue
-            chain = copy.copy(template)
-            chain.q = sparse.csr_matrix(
-                (q[w], template.q.indices, template.q.indptr), shape=template.q.shape
-            )
-            chain.p0 = p0[w]
-            chains.append(chain)
-        return chains
+            batch_kernels.forward_worlds(program, q, p0, status, log_l, distribution)
+        return log_l, distribution, status
 
 
 def _spec(c: CompiledScenario, chain: Chain, rates: _RateMap, jobs: dict, t_start) -> BatchSpec:
@@ -354,7 +363,7 @@ def _spec(c: CompiledScenario, chain: Chain, rates: _RateMap, jobs: dict, t_star
         entry_mask=chain._mask, entry_row=chain._rows, entry_slot=chain._slot[:entries],
         factor_start=factor_start.astype(np.int64), factor_effect=factor_effect,
         factor_on=factor_on, q_size=len(q.data), diagonal_slot=chain._slot[entries:],
-        q_row=np.repeat(np.arange(chain.n), np.diff(q.indptr)),
+        q_row=np.repeat(np.arange(chain.n), np.diff(q.indptr)), q_col=q.indices.astype(np.int64),
         qt_indptr=transposed.indptr.astype(np.int64),
         qt_indices=transposed.indices.astype(np.int64),
         qt_position=transposed.data.astype(np.int64) - 1,

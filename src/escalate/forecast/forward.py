@@ -13,20 +13,19 @@ forecast from as_of starts from the filtered state.
 from __future__ import annotations
 
 import itertools
-import math
+from collections import namedtuple
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 from scipy import sparse
 
+from escalate.engine import batch_kernels
 from escalate.engine.chain import Chain, chain_of
 from escalate.engine.compile import CompiledScenario
-from escalate.engine.stepping import Uniformized
 from escalate.errors import EscalateError
 from escalate.forecast.observations import Observations
 
-__all__ = ["Filtered", "forecast", "forward", "require_memoryless"]
+__all__ = ["Filtered", "ForwardSpec", "forecast", "forward", "program", "require_memoryless"]
 
 
 @dataclass
@@ -67,105 +66,179 @@ def forward(c: CompiledScenario, obs: Observations, chain: Chain | None = None) 
     instant happened under the hazards before the jump). A trigger seen on from the start
     that an entry at t = 0 can switch on may have been on before or switched by it. The
     forward vector is rescaled at every step and every piece of a long gap, its log norm
-    carried, so no record underflows. ``chain``: the chain of ``c`` when the caller has it
-    (the worlds engine builds every world's at once); ``c`` then gives only the structure.
+    carried, so no record underflows. ``chain``: the chain of ``c`` when the caller has it;
+    ``c`` then gives only the structure. The steps are the record's :func:`program`, run
+    in compiled code (the worlds engine runs it for many worlds at once).
 
     Raises
     ------
     EscalateError
         When the scenario has a non-exponential timing (the forward algorithm needs a chain).
     """
+    from escalate.engine.batch_kernels import forward_world
+
     require_memoryless(c)
     if obs.as_of > c.horizon:  # the chain keeps the `at` jumps up to its horizon
         from escalate.engine.compile import cut_at
 
         c, chain = cut_at(c, obs.as_of), None
     chain = chain_of(c) if chain is None else chain
-    q = chain.q
-    stage_of, mask_of = chain.stage_of, chain.mask_of
-    entry_rows, entry_cols, same_stage, flipped, into = _flows(chain)
-    observed = obs.observed_mask()
-    entries: dict[float, list[int]] = {}
-    for stage, time in obs.path[1:]:
-        entries.setdefault(time, []).append(stage)
-    switched: dict[float, list[int]] = {}
-    for k, switches in obs.switches.items():
-        for time, _ in switches:
-            if time > 0.0:
-                switched.setdefault(time, []).append(k)
-    instants = sorted(
-        set(entries) | set(switched) | {tau for tau in chain.jumps if tau <= obs.as_of}
-    )
-
-    def switch(v: np.ndarray, k: int) -> np.ndarray:
-        """The probability flowing out of ``v`` along trigger ``k``'s switch alone."""
-        flow = np.zeros(chain.n)
-        along = same_stage & (flipped == (1 << k))
-        np.add.at(flow, entry_cols[along], v[entry_rows[along]] * q.data[along])
-        return flow
-
-    series: dict[tuple[int, int, int], tuple[np.ndarray, object]] = {}
-
-    def evolve(v, stage: int, known: int, dt: float, free: int = 0) -> tuple[np.ndarray, float]:
-        """``v`` after ``dt`` in the chain restricted to ``stage`` and the observed triggers'
-        known values (but the ``free`` ones), as (the distribution, summing to 1, log of the
-        mass kept): the mass lost is the paths where something observed would have happened
-        (``v expm(Q_restricted dt)``, by uniformization rescaled as it goes). Each
-        restriction is built once."""
-        seen = observed & ~free
-        if (stage, known, seen) not in series:
-            series[stage, known, seen] = _restricted(chain, stage, known, seen)
-        allowed, restricted = series[stage, known, seen]
-        out = np.zeros_like(v)
-        if len(allowed) == 0:
-            return out, -math.inf
-        out[allowed], log_mass = restricted.scaled(v[allowed], dt)
-        return out, log_mass
-
-    def enter(v: np.ndarray, stage: int) -> np.ndarray:
-        """The probability flowing out of ``v`` into ``stage`` (with the effects): ``v Q``,
-        each state's inflow summed in the order of ``Q``'s column (as ``Q.T @ v``)."""
-        indptr, indices, position = into
-        return np.add.reduceat(q.data[position] * v[indices], indptr[:-1]) * (stage_of == stage)
-
-    start_stage = obs.path[0][0]
-    known = obs.known_bits(0.0, after=True)
-    # a trigger seen on from the start that an entry at t = 0 can switch on: either
-    free = _effects_on(c, [start_stage, *entries.get(0.0, [])])
-    consistent = (stage_of == start_stage) & ((mask_of & observed & ~free) == (known & ~free))
-    log_l = 0.0
-    v = chain.p0 * consistent
-    t, stage = 0.0, start_stage
-    for time in [*instants, None]:  # None: the quiet span from the last instant to as_of
-        v, log_mass = evolve(v, stage, known, (obs.as_of if time is None else time) - t, free)
-        log_l += log_mass
-        free = 0  # only the start's span (of length 0 then) leaves them open
-        if time is None or not math.isfinite(log_l):
-            break
-        t, entered = time, entries.get(time, [])
-        # a switch the jump makes costs nothing; one an entered transition's effects can make
-        # is that effect; the others are onsets or offsets among the entries
-        effects = _effects_on(c, [stage, *entered])
-        onsets = [k for k in switched.get(time, [])
-                  if c.onset_at[k] != time and not effects >> k & 1]  # fmt: skip
-        v = _interleaved(v, entered, onsets, enter, switch)
-        stage = entered[-1] if entered else stage
-        if time in chain.jumps:  # after the rest: what happened then, happened before it
-            v = np.bincount(chain.jumps[time], weights=v, minlength=chain.n)
-        known = obs.known_bits(time, after=True)
-        v = v * ((stage_of == stage) & ((mask_of & observed) == known))
-    if not math.isfinite(log_l):
-        return Filtered(-math.inf, np.zeros(chain.n), chain)
-    return Filtered(log_l, v, chain)
+    out = np.empty(chain.n)
+    log_l = forward_world(program(c, chain, obs), chain.q.data, chain.p0, out)
+    return Filtered(log_l, out, chain)
 
 
-class _CSR(NamedTuple):
-    """A sparse matrix as the numba series reads it (no scipy object per world)."""
+ForwardSpec = namedtuple(
+    "ForwardSpec",
+    "ops dts masks registers r_allowed_start r_allowed r_indptr r_nnz_start r_indices r_taken "
+    "r_diagonal into_indptr into_indices into_position stage_of entry_rows entry_cols "
+    "same_stage flipped jump_moved",
+)
 
-    data: np.ndarray
-    indices: np.ndarray
-    indptr: np.ndarray
-    shape: tuple[int, int]
+
+def program(c: CompiledScenario, chain: Chain, obs: Observations) -> ForwardSpec:
+    """The forward algorithm's steps for the record ``obs`` on chains of ``chain``'s
+    structure (see :func:`forward`), as the compiled ``forward_world`` runs them: on the
+    log-likelihood's vector (register 0) a mask, an ``at`` jump, or the restricted chain's
+    evolution over a span; at an instant, the flows into each entered stage and along each
+    switch, one register per set of switches done. Written once per structure and record
+    (kept with the chain's template): every world runs the same steps on its own rates."""
+    key = ("program", obs.as_of, tuple(obs.path),
+           tuple(sorted((k, tuple(v)) for k, v in obs.switches.items())))  # fmt: skip
+    if key not in chain._restrictions:
+        chain._restrictions[key] = _Writer(c, chain, obs).spec()
+    return chain._restrictions[key]
+
+
+class _Writer:
+    """Writes the program of :func:`program`, step by step as the forward algorithm goes."""
+
+    def __init__(self, c: CompiledScenario, chain: Chain, obs: Observations):
+        self.c, self.chain, self.obs = c, chain, obs
+        self.ops: list[tuple[int, int, int, int]] = []
+        self.dts: list[float] = []
+        self.masks: list[np.ndarray] = []
+        self.restrictions: dict[tuple[int, int, int], int] = {}
+        self.registers = 1
+        self._write()
+
+    def op(self, code: int, a: int = 0, b: int = 0, k: int = 0, dt: float = 0.0) -> None:
+        self.ops.append((code, a, b, k))
+        self.dts.append(dt)
+
+    def mask(self, allowed: np.ndarray) -> None:
+        self.masks.append(allowed.astype(float))
+        self.op(batch_kernels.FORWARD_MASK, len(self.masks) - 1)
+
+    def evolve(self, stage: int, known: int, dt: float, free: int = 0) -> None:
+        """The chain restricted to ``stage`` and the observed triggers' known values (but
+        the ``free`` ones) over ``dt``; the mass lost is the paths where something observed
+        would have happened."""
+        key = (stage, known, self.obs.observed_mask() & ~free)
+        self.restrictions.setdefault(key, len(self.restrictions))
+        self.op(batch_kernels.FORWARD_EVOLVE, self.restrictions[key], dt=dt)
+
+    def interleaved(self, entered: list[int], onsets: list[int]) -> None:
+        """The transitions into ``entered`` (in order) and a switch of each of ``onsets``,
+        with no time between, every switch at any place among the entries and the switches
+        in any order: the sum over those sequences. By subsets (register ``subset``): before
+        each entry and after the last, a set of switches done grows by one switch at a time
+        (each sequence once, the smaller sets first), then every set's vector makes the next
+        entry."""
+        done = {0}
+        subsets = sorted(range(1 << len(onsets)), key=int.bit_count)
+        self.registers = max(self.registers, 1 << len(onsets))
+        for place in range(len(entered) + 1):
+            for subset in subsets:
+                if subset not in done:
+                    continue
+                for i, k in enumerate(onsets):
+                    if not subset >> i & 1:
+                        grown = subset | 1 << i
+                        if grown not in done:
+                            self.op(batch_kernels.FORWARD_ZERO, grown)
+                            done.add(grown)
+                        self.op(batch_kernels.FORWARD_SWITCH, subset, grown, k)
+            if place < len(entered):
+                for subset in sorted(done):
+                    self.op(batch_kernels.FORWARD_ENTER, subset, entered[place])
+        if onsets:
+            self.op(batch_kernels.FORWARD_MOVE, (1 << len(onsets)) - 1, 0)
+
+    def _write(self) -> None:
+        c, chain, obs = self.c, self.chain, self.obs
+        stage_of, mask_of = chain.stage_of, chain.mask_of
+        observed = obs.observed_mask()
+        entries: dict[float, list[int]] = {}
+        for stage, time in obs.path[1:]:
+            entries.setdefault(time, []).append(stage)
+        switched: dict[float, list[int]] = {}
+        for k, switches in obs.switches.items():
+            for time, _ in switches:
+                if time > 0.0:
+                    switched.setdefault(time, []).append(k)
+        jumps = list(chain.jumps)
+        instants = sorted(set(entries) | set(switched) | {tau for tau in jumps if tau <= obs.as_of})
+        start_stage = obs.path[0][0]
+        known = obs.known_bits(0.0, after=True)
+        # a trigger seen on from the start that an entry at t = 0 can switch on: either
+        free = _effects_on(c, [start_stage, *entries.get(0.0, [])])
+        self.mask((stage_of == start_stage) & ((mask_of & observed & ~free) == (known & ~free)))
+        t, stage = 0.0, start_stage
+        for time in [*instants, None]:  # None: the quiet span from the last instant to as_of
+            self.evolve(stage, known, (obs.as_of if time is None else time) - t, free)
+            free = 0  # only the start's span (of length 0 then) leaves them open
+            if time is None:
+                break
+            t, entered = time, entries.get(time, [])
+            # a switch the jump makes costs nothing; one an entered transition's effects can
+            # make is that effect; the others are onsets or offsets among the entries
+            effects = _effects_on(c, [stage, *entered])
+            onsets = [k for k in switched.get(time, [])
+                      if c.onset_at[k] != time and not effects >> k & 1]  # fmt: skip
+            self.interleaved(entered, onsets)
+            stage = entered[-1] if entered else stage
+            if time in chain.jumps:  # after the rest: what happened then, happened before it
+                self.op(batch_kernels.FORWARD_JUMP, jumps.index(time))
+            known = obs.known_bits(time, after=True)
+            self.mask((stage_of == stage) & ((mask_of & observed) == known))
+
+    def spec(self) -> ForwardSpec:
+        chain = self.chain
+        entry_rows, entry_cols, same_stage, flipped, into = _flows(chain)
+        patterns = [_restricted(chain, *key) for key in self.restrictions]
+        allowed = [a for a, _, _, _ in patterns]
+        jump_moved = (np.stack([chain.jumps[t] for t in chain.jumps]) if chain.jumps
+                      else np.zeros((0, chain.n), np.int64))  # fmt: skip
+        sizes = np.array([0, *(len(a) for a in allowed)])
+        nnz = np.array([0, *(len(taken) for _, _, taken, _ in patterns)])
+        empty_int = np.zeros(0, np.int64)
+        return ForwardSpec(
+            ops=np.array(self.ops, np.int64).reshape(-1, 4),
+            dts=np.array(self.dts, float),
+            masks=np.array(self.masks, float).reshape(-1, chain.n),
+            registers=self.registers,
+            r_allowed_start=np.cumsum(sizes).astype(np.int64),
+            r_allowed=np.concatenate([empty_int, *allowed]).astype(np.int64),
+            r_indptr=np.concatenate([empty_int, *(p.indptr for _, p, _, _ in patterns)]).astype(
+                np.int64
+            ),
+            r_nnz_start=np.cumsum(nnz).astype(np.int64),
+            r_indices=np.concatenate([empty_int, *(p.indices for _, p, _, _ in patterns)]).astype(
+                np.int64
+            ),
+            r_taken=np.concatenate([empty_int, *(t for _, _, t, _ in patterns)]).astype(np.int64),
+            r_diagonal=np.concatenate([np.zeros(0, bool), *(d for _, _, _, d in patterns)]),
+            into_indptr=into[0].astype(np.int64),
+            into_indices=into[1].astype(np.int64),
+            into_position=into[2].astype(np.int64),
+            stage_of=chain.stage_of.astype(np.int64),
+            entry_rows=entry_rows.astype(np.int64),
+            entry_cols=entry_cols.astype(np.int64),
+            same_stage=same_stage,
+            flipped=flipped.astype(np.int64),
+            jump_moved=jump_moved.astype(np.int64),
+        )
 
 
 def _flows(chain: Chain):
@@ -188,10 +261,10 @@ def _flows(chain: Chain):
 
 
 def _restricted(chain: Chain, stage: int, known: int, seen: int):
-    """The states of ``stage`` whose ``seen`` triggers are as ``known``, and the series of the
-    chain restricted to them. Which entries the restriction keeps is the structure's: worked
-    out once per structure (kept with the chain's template), each world only picks its
-    values."""
+    """The states of ``stage`` whose ``seen`` triggers are as ``known``, and the restricted
+    chain's pattern: its transposed generator's positions (a CSR matrix), each entry's
+    position in the generator's data, and which entries are diagonal. The structure's: worked
+    out once (kept with the chain's template), each world only picks its values."""
     key = (stage, known, seen)
     patterns = chain._restrictions
     if key not in patterns:
@@ -203,9 +276,7 @@ def _restricted(chain: Chain, stage: int, known: int, seen: int):
         rows = np.repeat(np.arange(len(allowed)), np.diff(positions.indptr))
         patterns[key] = (allowed, positions, positions.data.astype(np.int64) - 1,
                          rows == positions.indices)  # fmt: skip
-    allowed, positions, taken, diagonal = patterns[key]
-    q_t = _CSR(chain.q.data[taken], positions.indices, positions.indptr, positions.shape)
-    return allowed, Uniformized.transposed(q_t, numba_series=True, diagonal=diagonal)
+    return patterns[key]
 
 
 def _effects_on(c: CompiledScenario, stages: list[int]) -> int:
@@ -217,27 +288,6 @@ def _effects_on(c: CompiledScenario, stages: list[int]) -> int:
             for e in range(c.effect_start[j], c.effect_start[j + 1]):
                 mask |= 1 << int(c.effect_trigger[e])
     return mask
-
-
-def _interleaved(v: np.ndarray, entered: list[int], onsets: list[int], enter, switch):
-    """``v`` after the transitions into ``entered`` (in order) and a switch of each of
-    ``onsets``, with no time between, every switch at any place among the entries and the
-    switches in any order: the sum over those sequences. By subsets: before each entry and
-    after the last, a set of switches done grows by one switch at a time (each sequence once,
-    the smaller sets first), then every set's vector makes the next entry."""
-    done = {0: v}
-    subsets = sorted(range(1 << len(onsets)), key=int.bit_count)
-    for place in range(len(entered) + 1):
-        for subset in subsets:
-            if subset not in done:
-                continue
-            for i, k in enumerate(onsets):
-                if not subset >> i & 1:
-                    grown = subset | 1 << i
-                    done[grown] = done.get(grown, 0.0) + switch(done[subset], k)
-        if place < len(entered):
-            done = {subset: enter(w, entered[place]) for subset, w in done.items()}
-    return done[(1 << len(onsets)) - 1]
 
 
 def forecast(

@@ -21,7 +21,7 @@ import pandas as pd
 from escalate.engine.chain import chain_of
 from escalate.engine.numbers import count, finite_or_none, json_records
 from escalate.errors import EscalateError
-from escalate.forecast.forward import Filtered, forecast, forward, require_memoryless
+from escalate.forecast.forward import Filtered, forecast, forward, program, require_memoryless
 from escalate.forecast.observations import Observations, cut_observations, read_observations
 from escalate.forecast.posterior import Posterior, ess_of, normalized, parameter_table
 
@@ -37,15 +37,18 @@ def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, worlds
     t = 0, log-likelihood 0. ``ahead``: "none" (the likelihood alone, several times faster:
     no columns), "reach" (``p_reached:STAGE`` and ``on:TRIGGER``, the probability that the
     trigger is on at as_of) or "all" (also ``p_at_horizon:STAGE`` and
-    ``p_on_at_horizon:TRIGGER``). The forecasts run on the worlds engine, every world from
-    its filtered state at once; a world it leaves is forecast on its own."""
+    ``p_on_at_horizon:TRIGGER``). The forward algorithm and the forecasts run on the worlds
+    engine, every world at once (the record's program on each world's generator, then each
+    world's forecast from its filtered state); a world it leaves is done on its own."""
     from escalate.engine.batch_kernels import SOLVED
     from escalate.engine.batches import CHECKED_WORLDS, built
-    from escalate.engine.compile import compile_scenario
 
     stages, triggers = list(model.stages), list(model.triggers)
-    records = worlds_frame.to_dict("records")
     names, x = list(worlds_frame.columns), worlds_frame.to_numpy(float)
+
+    def world(w: int) -> dict:  # one world's parameters (for a world done on its own)
+        return {**dict(zip(names, x[w].tolist(), strict=True)), **overrides}
+
     columns = (
         [f"p_reached:{s}" for s in stages]
         + [f"on:{t}" for t in triggers]
@@ -56,34 +59,36 @@ def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, worlds
     asked = [m for m in columns if m.removeprefix("p_reached:") not in entered]
     sample = x[:CHECKED_WORLDS]
     start = 0.0 if obs is None else obs.as_of
-    log_l = np.zeros(len(records))
-    filtered: list[Filtered | None] = [None] * len(records)
+    log_l = np.zeros(len(x))
+    filtered: list[Filtered | None] = [None] * len(x)  # worlds filtered on their own
+    on_the_engine = np.zeros(len(x), bool)
+    distributions = None
     if obs is not None:
-        # every world's chain at once (the reach question's batch: the same structure)
+        # every world's forward algorithm at once (the reach question's batch: its chain)
         reach = [m for m in asked if not m.startswith(("p_at_horizon:", "p_on_at_horizon:"))]
         batch = built(model, names, reach, overrides, horizon, sample, start, True)
-        chains = batch.chains(x) if batch is not None else [None] * len(records)
-        for w, world in enumerate(records):
-            if chains[w] is not None:
-                filtered[w] = forward(batch.chain.c, obs, chain=chains[w])
-            else:
-                c = compile_scenario(model, {**world, **overrides}, horizon=horizon)
-                filtered[w] = forward(c, obs)
+        if batch is not None and obs.as_of <= batch.chain.c.horizon:
+            spec = program(batch.chain.c, batch.chain, obs)
+            log_l, distributions, status = batch.filtered(x, spec)
+            on_the_engine = status == SOLVED
+        for w in np.flatnonzero(~on_the_engine):
+            filtered[w] = _filter_one(model, world(w), obs, horizon)
             log_l[w] = filtered[w].log_likelihood
     if ahead == "none":
-        return log_l, pd.DataFrame(index=range(len(records)))
-    rows = np.full((len(records), len(columns)), np.nan)
+        return log_l, pd.DataFrame(index=range(len(x)))
+    rows = np.full((len(x), len(columns)), np.nan)
     for stage in entered:
         rows[:, columns.index(f"p_reached:{stage}")] = 1.0
-    todo = [w for w in range(len(records)) if math.isfinite(log_l[w])]
+    todo = [w for w in range(len(x)) if math.isfinite(log_l[w])]
     batch = built(model, names, asked, overrides, horizon, sample, start, obs is not None)
     left = set(todo)
     fits = []
     if batch is not None:
         n = batch.spec.n_states
-        fits = [w for w in todo if obs is None or len(filtered[w].distribution) == n]
+        fits = [w for w in todo if obs is None or (on_the_engine[w] and
+                                                   distributions.shape[1] == n)]  # fmt: skip
     if fits:
-        starts = None if obs is None else np.array([filtered[w].distribution for w in fits])
+        starts = None if obs is None else distributions[fits]
         values, status = batch.solve(x[fits], starts=starts)
         where = [columns.index(m) for m in asked]
         for i, w in enumerate(fits):
@@ -91,9 +96,17 @@ def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, worlds
                 rows[w, where] = values[i]
                 left.discard(w)
     for w in sorted(left):
-        rows[w] = _one_forecast(model, {**records[w], **overrides}, obs, filtered[w], horizon,
-                                ahead)[: len(columns)]  # fmt: skip
+        if obs is not None and filtered[w] is None:
+            filtered[w] = _filter_one(model, world(w), obs, horizon)
+        rows[w] = _one_forecast(model, world(w), obs, filtered[w], horizon, ahead)[: len(columns)]
     return log_l, pd.DataFrame(rows, columns=columns)
+
+
+def _filter_one(model, world, obs: Observations, horizon) -> Filtered:
+    """One world's forward algorithm on its own chain (a world the worlds engine leaves)."""
+    from escalate.engine.compile import compile_scenario
+
+    return forward(compile_scenario(model, world, horizon=horizon), obs)
 
 
 def _on_the_worlds_engine(model, prior, overrides, horizon) -> bool:
