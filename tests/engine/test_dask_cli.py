@@ -218,3 +218,21 @@ def test_compare_is_identical_on_the_cluster(cluster):
         assert there.stdout == here.stdout
         assert "Traceback" not in there.stderr and "distributed" not in there.stderr
         assert json.loads(there.stdout)["mode"] == mode
+
+
+def test_nowcast_is_identical_on_the_cluster(cluster):
+    """The forward algorithm and the forecasts of 600 worlds as two Dask tasks (512 and 88
+    worlds, each with its own template world), through tempering and moves: the same JSON as
+    in one process, to the bit."""
+    observed = ROOT / "scenarios" / "forecasting" / "venezuela-observed.yaml"
+    args = ("nowcast", VENEZUELA, observed, "--worlds", "600", "--seed", "5", "--format", "json")
+    here = escalate(*args)
+    before = _transitions(cluster.address)
+    there = escalate(*args, "--scheduler", cluster.address)
+    assert _transitions(cluster.address) > before
+    assert here.returncode == 0, here.stderr
+    assert there.returncode == 0, there.stderr
+    assert there.stdout == here.stdout
+    assert "Traceback" not in there.stderr and "distributed" not in there.stderr
+    summary = json.loads(there.stdout)
+    assert summary["worlds"] == 600 and summary["tempering_powers"]  # moves ran there too

@@ -15,6 +15,7 @@ from escalate.cli._options import (
     posterior_options,
     random_seed,
     scenario_argument,
+    scheduler_option,
     set_option,
     user_errors,
     worlds_from_option,
@@ -53,6 +54,7 @@ from escalate.scenario import load
     help="Processes that evaluate worlds the worlds engine cannot take (default: the cores, "
     "at most 8); the engine itself uses every core.",
 )
+@scheduler_option
 @set_option("Fix a parameter at a value; it is not updated (repeatable).")
 @out_option(
     "Write worlds.parquet, summary.json, updates.csv, the figures and manifest.json into "
@@ -69,6 +71,7 @@ def nowcast_command(
     horizon,
     stage,
     workers,
+    scheduler,
     settings,
     params_file,
     out,
@@ -131,6 +134,7 @@ def nowcast_command(
         worlds_from=worlds_from,
         horizon=end,
         workers=workers,
+        scheduler=scheduler,
         progress=lambda line: err.print(line, markup=False, highlight=False),
     )
     if out is not None:
@@ -154,6 +158,7 @@ def nowcast_command(
                 "horizon": result.horizon,
                 "stage": stage,
                 "workers": workers,
+                "scheduler": scheduler,
                 "overrides": overrides,
             },
             extra=extra,

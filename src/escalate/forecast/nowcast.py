@@ -150,17 +150,34 @@ def _one_forecast(model, world, obs, filtered, horizon, ahead) -> np.ndarray:
     return np.concatenate([figures.p_reached, on_now, *ahead_figures])
 
 
-def _evaluator(model, overrides, horizon, pool, workers):
-    """``evaluate(worlds, obs) -> (log-likelihood, forecast)``, here or split among the
-    processes of ``pool`` (in order: the figures do not depend on the split)."""
+def _evaluator(model, overrides, horizon, pool, workers, client=None):
+    """``evaluate(worlds, obs) -> (log-likelihood, forecast)``: here, split among the
+    processes of ``pool``, or as tasks of ``BATCH_WORLDS`` worlds on the Dask cluster of
+    ``client`` (in order: the figures do not depend on the split)."""
     from escalate.forecast.posterior import map_in_parts
 
     def evaluate(worlds_frame, obs, ahead="reach"):
-        return map_in_parts(
-            _evaluate, worlds_frame, pool, workers, model, overrides, obs, horizon, ahead
-        )
+        if client is None:
+            return map_in_parts(
+                _evaluate, worlds_frame, pool, workers, model, overrides, obs, horizon, ahead
+            )
+        from escalate.engine.batches import BATCH_WORLDS
+        from escalate.engine.cluster import mapped
+
+        firsts = range(0, len(worlds_frame), BATCH_WORLDS)
+        parts = ((obs, ahead, worlds_frame.iloc[f : f + BATCH_WORLDS]) for f in firsts)
+        with mapped(_evaluate_part, (model, overrides, horizon), parts, client) as done:
+            log_l, out = zip(*done, strict=True)
+        return np.concatenate(log_l), pd.concat(out, ignore_index=True)
 
     return evaluate
+
+
+def _evaluate_part(setting, obs, ahead, worlds_frame):
+    """One task on a cluster: :func:`_evaluate` of a part of the worlds (``setting``: the
+    model, the overrides and the horizon, sent once)."""
+    model, overrides, horizon = setting
+    return _evaluate(model, overrides, obs, horizon, ahead, worlds_frame)
 
 
 @dataclass
@@ -377,6 +394,7 @@ def nowcast(
     worlds_from: pd.DataFrame | str | Path | None = None,
     horizon: float | None = None,
     workers: int | None = None,
+    scheduler: Any = None,
     progress: Callable[[str], None] | None = None,
 ) -> NowcastResult:
     """Update the scenario on what has happened and forecast from as_of (docs/forecasting.md).
@@ -403,6 +421,9 @@ def nowcast(
     workers : int, optional
         Processes that evaluate worlds the worlds engine cannot take (default: the cores, at
         most 8; the engine itself uses every core); the figures are the same for any number.
+    scheduler : str or dask.distributed.Client, optional
+        Evaluate the worlds on this Dask cluster (an address or a Client), in tasks of
+        ``BATCH_WORLDS`` worlds: the same seed gives the same figures as here.
     progress : callable, optional
         Called with a line of text as the update proceeds.
 
@@ -414,6 +435,7 @@ def nowcast(
     import os
 
     from escalate.analysis.draws import uncertain_parameters, worlds_to_weigh
+    from escalate.engine.cluster import connect
     from escalate.engine.compile import compile_scenario
     from escalate.forecast.posterior import fit_posterior, process_pool
 
@@ -443,14 +465,18 @@ def nowcast(
     initial = cut_observations(obs, 0.0)
     if workers is None:
         workers = min(os.cpu_count() or 1, 8)
-    with contextlib.ExitStack() as stack:
+    with connect(scheduler) as client, contextlib.ExitStack() as stack:
         # the worlds engine uses every core in compiled code: processes only where it cannot
         pool = None
-        if len(prior) >= 100 and not _on_the_worlds_engine(model, prior, overrides, end):
+        if (
+            client is None
+            and len(prior) >= 100
+            and not _on_the_worlds_engine(model, prior, overrides, end)
+        ):
             pool = process_pool(workers)
         if pool is not None:
             stack.callback(pool.shutdown, cancel_futures=True)
-        evaluate = _evaluator(model, overrides, end, pool, workers)
+        evaluate = _evaluator(model, overrides, end, pool, workers, client)
         say(f"the prior forecast: {count(len(prior), 'world')}")
         _, prior_out = evaluate(prior, None, "all")
         before = _weighted_stages(prior_out, model, weights0)
