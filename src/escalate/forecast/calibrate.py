@@ -407,8 +407,8 @@ def calibrate(
         if outputs_of is None:
             pool = None
             # exact worlds split among processes (simulated ones use every core in the kernel)
-            if client is None and method == "exact" and worlds >= 100:
-                pool = process_pool(workers)
+            if client is None and method == "exact":
+                pool = process_pool(workers, worlds)
                 if pool is not None:
                     stack.callback(pool.shutdown, cancel_futures=True)
             outputs_of = _outputs(scenario, targets, overrides, n, seed, pool, client, workers)

@@ -344,7 +344,8 @@ def compare(
             done = list(ordered_map(_evaluate_units, arguments, client=client))
         elif done is None:
             # exact worlds split among processes; simulated ones use every core in the kernel
-            pool = process_pool(workers) if chosen == "exact" and len(units) >= 50 else None
+            evaluations = len(units) * len(scenarios)
+            pool = process_pool(workers, evaluations) if chosen == "exact" else None
             if pool is not None:
                 stack.callback(pool.shutdown, cancel_futures=True)
             done = []

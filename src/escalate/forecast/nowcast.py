@@ -468,12 +468,8 @@ def nowcast(
     with connect(scheduler) as client, contextlib.ExitStack() as stack:
         # the worlds engine uses every core in compiled code: processes only where it cannot
         pool = None
-        if (
-            client is None
-            and len(prior) >= 100
-            and not _on_the_worlds_engine(model, prior, overrides, end)
-        ):
-            pool = process_pool(workers)
+        if client is None and not _on_the_worlds_engine(model, prior, overrides, end):
+            pool = process_pool(workers, len(prior))
         if pool is not None:
             stack.callback(pool.shutdown, cancel_futures=True)
         evaluate = _evaluator(model, overrides, end, pool, workers, client)

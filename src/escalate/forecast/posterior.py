@@ -26,6 +26,7 @@ from escalate.scenario import Scenario
 
 __all__ = [
     "FEW_WORLDS",
+    "POOL_WORLDS",
     "Posterior",
     "describe",
     "ess_of",
@@ -409,16 +410,23 @@ def map_in_parts(function, worlds: pd.DataFrame, pool, workers: int, *arguments)
     )
 
 
-def process_pool(workers: int):
-    """A pool of ``workers`` forked processes, or None where forking is not available or not
-    safe (the worlds are then evaluated here, one after another). Forking is not safe once
+POOL_WORLDS = 100  # world evaluations below which forking a pool costs more than it saves
+
+
+def process_pool(workers: int, evaluations: int):
+    """A pool of ``workers`` forked processes for ``evaluations`` world evaluations (a world
+    under every variant counts once per variant), or None where they are fewer than
+    ``POOL_WORLDS`` or forking is not available or not safe (the worlds are then evaluated
+    here, one after another): the one rule of every command's pool. Forking is not safe once
     numba has run a parallel kernel on GNU OpenMP in this process (a session that ran the
     simulation or the worlds engine first): the child would abort."""
     import multiprocessing
     import sys
     from concurrent.futures import ProcessPoolExecutor
 
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if workers < 2 or evaluations < POOL_WORLDS:
+        return None
+    if "fork" not in multiprocessing.get_all_start_methods():
         return None
     if "numba" in sys.modules:
         try:
