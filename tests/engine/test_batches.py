@@ -91,7 +91,7 @@ def test_a_stage_entered_at_most_once_is_reached_by_the_flow_into_it():
     chain's answer (asked with the mean time to reach) and the per-world engine to 1e-9, on
     ordinary and corner worlds."""
     model = load("venezuela")
-    reached = [f"p_reached:{s}" for s in model.stages]
+    reached = [f"p_reached:{s}" for s in model.stages]  # terminal ones: the chain is walked
     timed = [f"time_to_reach:{s}:mean" for s in model.stages]
     drawn = draw_worlds(model, 8, seed=11)
     names = list(drawn.columns)
@@ -100,6 +100,8 @@ def test_a_stage_entered_at_most_once_is_reached_by_the_flow_into_it():
     absorbing = WorldsBatch.build(model, names, reached + timed, sample=x)
     assert by_flow.spec.reach_by_flow.any() and not absorbing.spec.reach_by_flow.any()
     assert len(by_flow.spec.job_kind) < len(absorbing.spec.job_kind)
+    alone = WorldsBatch.build(model, names, ["p_reached:full_scale_war"], sample=x)
+    assert not alone.spec.reach_by_flow.any()  # no walk of the chain itself to ride on
     got, status = by_flow.solve(x)
     assert (status == batch_kernels.SOLVED).all()
     expected = absorbing.solve(x)[0][:, : len(reached)]

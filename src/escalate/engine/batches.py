@@ -151,10 +151,11 @@ def _jobs(c: CompiledScenario, chain: Chain, metrics: list[str], given_start: bo
     a trigger is on for each ``p_fired`` asked (of a trigger that never switches off, the
     chain itself says it too, when it is walked anyway). Three kinds of stage need no chain
     of their own: the one every trajectory starts in (reached at 0), a terminal stage (it
-    absorbs in the chain itself, whose walk gives its figures) and, when its mean time to
-    reach is not asked, a stage on no cycle of stages (entered at most once: the chain itself
-    gives the probability that flowed in). ``on:TRIGGER`` (on at the start of the span)
-    needs none; with a ``given_start``, no stage is certain at the start."""
+    absorbs in the chain itself, whose walk gives its figures) and, when the chain itself is
+    walked anyway and its mean time to reach is not asked, a stage on no cycle of stages
+    (entered at most once: the chain itself gives the probability that flowed in).
+    ``on:TRIGGER`` (on at the start of the span) needs none; with a ``given_start``, no stage
+    is certain at the start."""
     from scipy.sparse.csgraph import connected_components
 
     kinds = [parse_metric(m)[:2] for m in metrics if not m.startswith("on:")]
@@ -178,8 +179,10 @@ def _jobs(c: CompiledScenario, chain: Chain, metrics: list[str], given_start: bo
     for s in reach:
         at_start[s] = start[s] == 1.0 and not given_start
         in_occupancy[s] = bool(c.terminal[s]) and not at_start[s]
-        by_flow[s] = not (at_start[s] or in_occupancy[s] or on_a_cycle[s] or s in timed)
-    occupancy = occupancy or bool(in_occupancy.any() or by_flow.any())
+    occupancy = occupancy or bool(in_occupancy.any())
+    for s in reach:  # only where the chain itself is walked anyway: its rate may be higher
+        by_flow[s] = occupancy and not (at_start[s] or in_occupancy[s] or on_a_cycle[s]
+                                        or s in timed)  # fmt: skip
     jobs = [(batch_kernels.JOB_OCCUPANCY, 0)] if occupancy else []
     jobs += [(batch_kernels.JOB_REACH, s) for s in reach
              if not (at_start[s] or in_occupancy[s] or by_flow[s])]  # fmt: skip
