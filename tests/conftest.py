@@ -50,13 +50,17 @@ class OnATerminal:
     def __init__(self, command: list[str], timeout: float = 120.0):
         import os
         import pty
+        import signal
         import subprocess
 
         master, slave = pty.openpty()
         env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100"}
+        # Ctrl-C as a terminal delivers it: a suite started in the background of a shell
+        # without job control inherits SIGINT ignored, and Python then never sees it
         self.process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, env=env
-        )
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, env=env,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
         os.close(slave)
         self.master, self.timeout, self.seen = master, timeout, b""
 
@@ -87,12 +91,19 @@ class OnATerminal:
                 raise AssertionError(f"{pattern!r} never showed; the terminal: {self.seen!r}")
 
     def finish(self) -> str:
-        """Wait for the command to end; what its terminal showed, as text."""
+        """Wait for the command to end (at most ``timeout`` s); what its terminal showed."""
         import os
+        import subprocess
+        import time
 
-        while self._read(1.0) and self.process.poll() is None:
+        deadline = time.monotonic() + self.timeout
+        while self._read(1.0) and self.process.poll() is None and time.monotonic() < deadline:
             pass
-        self.process.wait(timeout=self.timeout)
+        try:
+            self.process.wait(timeout=max(deadline - time.monotonic(), 1.0))
+        except subprocess.TimeoutExpired:
+            self.process.kill()  # a command that never ends must not outlive the test
+            raise
         while self._read(0.0):
             pass
         os.close(self.master)
