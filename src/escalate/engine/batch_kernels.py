@@ -170,8 +170,9 @@ def generators(spec, x, q, p0, status):
 
 
 @njit(cache=True, nogil=True)
-def _world(spec, x, start, figures):
-    """Solve one world: its figures into ``figures``; returns whether it could. ``start``: its
+def _world(spec, x, start, times, figures):
+    """Solve one world: its figures at each of ``times`` (sorted, from ``spec.t_start`` to the
+    horizon) into the rows of ``figures``; returns whether it could. ``start``: its
     distribution at ``spec.t_start`` (empty: the scenario's start, from its numbers)."""
     n, n_k = spec.n_states, spec.n_triggers
     q, p0 = np.empty(spec.q_size), np.empty(n)
@@ -189,15 +190,15 @@ def _world(spec, x, start, figures):
         for i in range(n):
             if (spec.mask_of[i] >> k) & 1:
                 on += p0[i]
-        figures[4 * spec.n_stages + 3 * n_k + k] = on
+        figures[:, 4 * spec.n_stages + 3 * n_k + k] = on
     for s in range(spec.n_stages):
         if spec.reach_at_start[s]:  # every trajectory starts there: reached at 0
             reached = 0.0
             for i in range(n):
                 if spec.stage_of[i] == s:
                     reached += p0[i]
-            figures[s] = min(max(reached, 0.0), 1.0)
-            figures[3 * spec.n_stages + s] = 0.0
+            figures[:, s] = min(max(reached, 0.0), 1.0)
+            figures[:, 3 * spec.n_stages + s] = 0.0
     data = np.empty(spec.qt_indices.shape[0])
     for job in range(spec.job_kind.shape[0]):
         lam = 0.0
@@ -208,29 +209,33 @@ def _world(spec, x, start, figures):
         for i in range(n):
             if not _absorbed(spec, job, i):
                 lam = max(lam, -q[spec.diagonal_slot[i]])
-        v, area, t0 = p0.copy(), np.zeros(n), spec.t_start
-        for jump in range(spec.jump_times.shape[0]):
-            tau = spec.jump_times[jump]
-            if tau <= spec.t_start:
-                continue
-            v = _step(spec, data, v, lam, tau - t0, area)
-            moved = np.zeros(n)
-            for i in range(n):
-                moved[spec.jump_moved[jump, i]] += v[i]
-            v, t0 = moved, tau
-        v = _step(spec, data, v, lam, spec.horizon - t0, area)
-        _figures(spec, job, v, area, q, p0, figures)
+        v, area, t0, jump = p0.copy(), np.zeros(n), spec.t_start, 0
+        for g in range(times.shape[0]):
+            while jump < spec.jump_times.shape[0] and spec.jump_times[jump] <= times[g]:
+                tau = spec.jump_times[jump]
+                jump += 1
+                if tau <= spec.t_start:
+                    continue
+                v = _step(spec, data, v, lam, tau - t0, area)
+                moved = np.zeros(n)
+                for i in range(n):
+                    moved[spec.jump_moved[jump - 1, i]] += v[i]
+                v, t0 = moved, tau
+            v = _step(spec, data, v, lam, times[g] - t0, area)
+            t0 = times[g]
+            _figures(spec, job, v, area, q, p0, times[g] - spec.t_start, figures[g])
     return SOLVED
 
 
 @njit(cache=True, nogil=True)
-def _figures(spec, job, v, area, q, p0, figures):
+def _figures(spec, job, v, area, q, p0, span, figures):
     """A job's figures (rows of ``figures``: p_reached, p_at_horizon, time_in, mean time to
     reach per stage, then p_fired, p_on_at_horizon, time_on and on at the start per trigger;
-    times count from ``spec.t_start``). The chain itself also gives ``p_reached`` of a stage
-    entered at most once (on no cycle of stages): the mass there at the start plus the
-    probability that flowed in, the time in each state outside it times its rate into it."""
-    n_s, n_k, horizon = spec.n_stages, spec.n_triggers, spec.horizon - spec.t_start
+    times count from ``spec.t_start``; ``span``: the time since). The chain itself also gives
+    ``p_reached`` of a stage entered at most once (on no cycle of stages): the mass there at
+    the start plus the probability that flowed in, the time in each state outside it times
+    its rate into it."""
+    n_s, n_k, horizon = spec.n_stages, spec.n_triggers, span
     kind, target = spec.job_kind[job], spec.job_target[job]
     if kind == JOB_OCCUPANCY:
         for s in range(n_s):
@@ -291,13 +296,13 @@ def _reach(s, reached, inside, horizon, n_s, figures):
 
 
 @njit(cache=True, parallel=True)
-def solve_worlds(spec, x, starts, figures, status):
-    """Solve every world of ``x`` (worlds x parameters) at the horizon: row ``w`` of
-    ``figures`` (nan where a figure was not asked) and ``status[w]``. ``starts``: each world's
-    distribution at ``spec.t_start`` (no rows: the scenario's start)."""
+def solve_worlds(spec, x, starts, times, figures, status):
+    """Solve every world of ``x`` (worlds x parameters) at each of ``times``: ``figures[w]``
+    (a row per time; nan where a figure was not asked) and ``status[w]``. ``starts``: each
+    world's distribution at ``spec.t_start`` (no rows: the scenario's start)."""
     for w in prange(x.shape[0]):
         start = starts[w] if starts.shape[0] else starts[0:0].ravel()
-        status[w] = _world(spec, x[w], start, figures[w])
+        status[w] = _world(spec, x[w], start, times, figures[w])
 
 
 # the forward algorithm as a program (``forecast.forward`` writes it once per structure and

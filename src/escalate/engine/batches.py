@@ -281,19 +281,29 @@ class WorldsBatch:
         return cls(spec, list(names), _columns(c, metrics), chain)
 
     def solve(
-        self, x: np.ndarray, threads: int | None = None, starts: np.ndarray | None = None
+        self,
+        x: np.ndarray,
+        threads: int | None = None,
+        starts: np.ndarray | None = None,
+        times: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The metrics of every world of ``x`` (worlds x parameters, in ``names`` order) and
         each world's status (``batch_kernels.SOLVED`` or why not: its row is then nan), on
         ``threads`` numba threads (default: all; the figures do not depend on it);
-        ``starts``, each world's distribution over the chain's states at ``t_start``."""
+        ``starts``, each world's distribution over the chain's states at ``t_start``.
+        ``times`` (sorted, after ``t_start``, at most the horizon): the metrics at each, as
+        (worlds x times x metrics), the chains walked once through them (a curve)."""
         import numba
 
         from escalate.engine.simulate import KERNEL_LOCK
 
         x = np.ascontiguousarray(x, dtype=float)
         spec = self.spec
-        figures = np.full((len(x), 4 * spec.n_stages + 4 * spec.n_triggers), np.nan)
+        at = np.array([spec.horizon] if times is None else times, float)
+        if len(at) == 0 or np.any(np.diff(at) < 0) or at[0] < spec.t_start or (
+                at[-1] > spec.horizon):  # fmt: skip
+            raise ValueError("times must be sorted, within the batch's span")
+        figures = np.full((len(x), len(at), 4 * spec.n_stages + 4 * spec.n_triggers), np.nan)
         if starts is None:
             starts = np.zeros((0, spec.n_states))
         status = np.zeros(len(x), np.int64)
@@ -302,10 +312,12 @@ class WorldsBatch:
             numba.set_num_threads(threads or previous)
             try:
                 starts = np.ascontiguousarray(starts, float)
-                batch_kernels.solve_worlds(spec, x, starts, figures, status)
+                batch_kernels.solve_worlds(spec, x, starts, at, figures, status)
             finally:
                 numba.set_num_threads(previous)
-        return figures[:, self.columns], status
+        if times is None:
+            return figures[:, 0, self.columns], status
+        return figures[:, :, self.columns], status
 
     def filtered(self, x: np.ndarray, program) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The forward algorithm of a record on every world of ``x``: its ``program`` (a
