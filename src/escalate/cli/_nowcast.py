@@ -196,7 +196,7 @@ def print_nowcast(out, result, stage: str | None = None) -> None:
     updates = result.updates(stage)
     followed = result.stage_labels[result._stage(stage)]
     table = Table(title=f"The news one step at a time: P({followed} by the horizon)")
-    for column in ("when", "news", "before", "after", "change", "ESS"):
+    for column in ("when", "news", "before", "after", "change", "ESS", "P(by then)"):
         table.add_column(column, justify="left" if column in ("when", "news") else "right")
     for row in updates.to_dict("records"):
         table.add_row(
@@ -206,8 +206,19 @@ def print_nowcast(out, result, stage: str | None = None) -> None:
             f"{row['after']:.1%}",
             points(row["change"]),
             f"{row['ess']:.0f}",
+            f"{row['p_by']:.1%}" + (" unexpected" if row["unexpected"] else ""),
         )
     out.print(table)
+    surprises = updates[updates["unexpected"]]
+    if len(surprises):
+        said = [f"{result.when(r.time)} {r.news} ({r.p_by:.1%})" for r in surprises.itertuples()]
+        out.print(
+            "Unexpected (under 5% by the forecast just before): "
+            + "; ".join(said)
+            + ". The model did not see it coming: ask why.",
+            markup=False,
+            highlight=False,
+        )
     if result.triggers_on:
         out.print(
             "Unobserved triggers, P(on at as_of): "

@@ -22,8 +22,9 @@ from escalate.engine.chain import chain_of
 from escalate.engine.numbers import count, finite_or_none, json_records
 from escalate.errors import EscalateError
 from escalate.forecast.forward import Filtered, forecast, forward, program, require_memoryless
-from escalate.forecast.observations import Observations, cut_observations, read_observations
-from escalate.forecast.posterior import Posterior, ess_of, normalized, parameter_table
+from escalate.forecast.news import replay
+from escalate.forecast.observations import Observations, read_observations
+from escalate.forecast.posterior import Posterior, parameter_table
 
 __all__ = ["PRIOR_WORLDS", "NowcastResult", "nowcast"]
 
@@ -31,13 +32,16 @@ __all__ = ["PRIOR_WORLDS", "NowcastResult", "nowcast"]
 PRIOR_WORLDS = 1000  # prior worlds drawn when none are given
 
 
-def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, worlds_frame):
+def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, times, worlds_frame):
     """Per world: the log-likelihood of ``obs`` and the forecast from its as_of to
     ``horizon`` (absolute; None: the scenario's). ``obs`` None is the prior forecast from
     t = 0, log-likelihood 0. ``ahead``: "none" (the likelihood alone, several times faster:
     no columns), "reach" (``p_reached:STAGE`` and ``on:TRIGGER``, the probability that the
-    trigger is on at as_of) or "all" (also ``p_at_horizon:STAGE`` and
-    ``p_on_at_horizon:TRIGGER``). The forward algorithm and the forecasts run on the worlds
+    trigger is on at as_of), "all" (also ``p_at_horizon:STAGE`` and
+    ``p_on_at_horizon:TRIGGER``) or "by" (``p_reached:STAGE`` and ``p_fired:TRIGGER``: the
+    news steps' ``p_by``). ``times`` (sorted, after as_of, the last the horizon; None: the
+    horizon alone): the forecast at each (curves), its columns ``METRIC@TIME`` time by
+    time. The forward algorithm and the forecasts run on the worlds
     engine, every world at once (the record's program on each world's generator, then each
     world's forecast from its filtered state); a world it leaves is done on its own."""
     from escalate.engine.batch_kernels import SOLVED
@@ -49,14 +53,11 @@ def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, worlds
     def world(w: int) -> dict:  # one world's parameters (for a world done on its own)
         return {**dict(zip(names, x[w].tolist(), strict=True)), **overrides}
 
-    columns = (
-        [f"p_reached:{s}" for s in stages]
-        + [f"on:{t}" for t in triggers]
-        + [f"p_at_horizon:{s}" for s in stages]
-        + [f"p_on_at_horizon:{t}" for t in triggers]
-    )[: 2 * (len(stages) + len(triggers)) if ahead == "all" else len(stages) + len(triggers)]
+    base = _columns(stages, triggers, ahead)
+    at = [horizon] if times is None else list(times)
+    columns = base if times is None else [f"{m}@{t:.17g}" for t in at for m in base]
     entered = _entered(model, overrides, obs)
-    asked = [m for m in columns if m.removeprefix("p_reached:") not in entered]
+    asked = [m for m in base if m.removeprefix("p_reached:") not in entered]
     sample = x[:CHECKED_WORLDS]
     start = 0.0 if obs is None else obs.as_of
     log_l = np.zeros(len(x))
@@ -78,7 +79,7 @@ def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, worlds
         return log_l, pd.DataFrame(index=range(len(x)))
     rows = np.full((len(x), len(columns)), np.nan)
     for stage in entered:
-        rows[:, columns.index(f"p_reached:{stage}")] = 1.0
+        rows[:, [g * len(base) + base.index(f"p_reached:{stage}") for g in range(len(at))]] = 1
     todo = [w for w in range(len(x)) if math.isfinite(log_l[w])]
     batch = built(model, names, asked, overrides, horizon, sample, start, obs is not None)
     left = set(todo)
@@ -89,17 +90,31 @@ def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, worlds
                                                    distributions.shape[1] == n)]  # fmt: skip
     if fits:
         starts = None if obs is None else distributions[fits]
-        values, status = batch.solve(x[fits], starts=starts)
-        where = [columns.index(m) for m in asked]
+        values, status = batch.solve(x[fits], starts=starts, times=None if times is None else at)
+        where = [g * len(base) + base.index(m) for g in range(len(at)) for m in asked]
         for i, w in enumerate(fits):
             if status[i] == SOLVED:
-                rows[w, where] = values[i]
+                rows[w, where] = values[i].ravel()
                 left.discard(w)
     for w in sorted(left):
         if obs is not None and filtered[w] is None:
             filtered[w] = _filter_one(model, world(w), obs, horizon)
-        rows[w] = _one_forecast(model, world(w), obs, filtered[w], horizon, ahead)[: len(columns)]
+        rows[w] = np.concatenate([
+            _one_forecast(model, world(w), obs, filtered[w], t, ahead)[: len(base)] for t in at
+        ])  # fmt: skip
     return log_l, pd.DataFrame(rows, columns=columns)
+
+
+def _columns(stages: list[str], triggers: list[str], ahead: str) -> list[str]:
+    """A forecast's columns for ``ahead`` (see :func:`_evaluate`), in the order
+    :func:`_one_forecast` gives them."""
+    if ahead == "by":
+        return [f"p_reached:{s}" for s in stages] + [f"p_fired:{t}" for t in triggers]
+    columns = [f"p_reached:{s}" for s in stages] + [f"on:{t}" for t in triggers]
+    if ahead == "all":
+        columns += [f"p_at_horizon:{s}" for s in stages]
+        columns += [f"p_on_at_horizon:{t}" for t in triggers]
+    return columns
 
 
 def _filter_one(model, world, obs: Observations, horizon) -> Filtered:
@@ -145,39 +160,44 @@ def _one_forecast(model, world, obs, filtered, horizon, ahead) -> np.ndarray:
     else:
         chain, distribution = filtered.chain, filtered.distribution
         figures = forecast(c, filtered, obs, horizon, occupancy=ahead == "all")
+    if ahead == "by":
+        return np.concatenate([figures.p_reached, figures.p_fired])
     on_now = [distribution[(chain.mask_of >> k) & 1 == 1].sum() for k in range(n_k)]
     ahead_figures = [figures.p_at_horizon, figures.p_on_at_horizon]
     return np.concatenate([figures.p_reached, on_now, *ahead_figures])
 
 
 def _evaluator(model, overrides, horizon, pool, workers, client=None):
-    """``evaluate(worlds, obs) -> (log-likelihood, forecast)``: here, split among the
+    """``evaluate(worlds, obs, ahead, to, times) -> (log-likelihood, forecast)`` (``to``:
+    the forecast's horizon, default ``horizon``; ``times``: curves, see :func:`_evaluate`):
+    here, split among the
     processes of ``pool``, or as tasks of ``BATCH_WORLDS`` worlds on the Dask cluster of
     ``client`` (in order: the figures do not depend on the split)."""
     from escalate.forecast.posterior import map_in_parts
 
-    def evaluate(worlds_frame, obs, ahead="reach"):
+    def evaluate(worlds_frame, obs, ahead="reach", to=None, times=None):
+        to = horizon if to is None else to
         if client is None:
             return map_in_parts(
-                _evaluate, worlds_frame, pool, workers, model, overrides, obs, horizon, ahead
+                _evaluate, worlds_frame, pool, workers, model, overrides, obs, to, ahead, times
             )
         from escalate.engine.batches import BATCH_WORLDS
         from escalate.engine.cluster import mapped
 
         firsts = range(0, len(worlds_frame), BATCH_WORLDS)
-        parts = ((obs, ahead, worlds_frame.iloc[f : f + BATCH_WORLDS]) for f in firsts)
-        with mapped(_evaluate_part, (model, overrides, horizon), parts, client) as done:
+        parts = ((obs, ahead, times, worlds_frame.iloc[f : f + BATCH_WORLDS]) for f in firsts)
+        with mapped(_evaluate_part, (model, overrides, to), parts, client) as done:
             log_l, out = zip(*done, strict=True)
         return np.concatenate(log_l), pd.concat(out, ignore_index=True)
 
     return evaluate
 
 
-def _evaluate_part(setting, obs, ahead, worlds_frame):
+def _evaluate_part(setting, obs, ahead, times, worlds_frame):
     """One task on a cluster: :func:`_evaluate` of a part of the worlds (``setting``: the
     model, the overrides and the horizon, sent once)."""
     model, overrides, horizon = setting
-    return _evaluate(model, overrides, obs, horizon, ahead, worlds_frame)
+    return _evaluate(model, overrides, obs, horizon, ahead, times, worlds_frame)
 
 
 @dataclass
@@ -262,7 +282,9 @@ class NowcastResult:
     def updates(self, stage: str | None = None) -> pd.DataFrame:
         """The news one step at a time: per step its time (and date), what happened, and
         P(``stage`` reached by the horizon) before and after it, with the ESS of the
-        reweighted prior worlds behind the figure. ``stage`` defaults to the headline stage
+        reweighted prior worlds behind the figure; how probable the step was under the
+        forecast before it (``p_by``, ``unexpected`` under 5%) and its share of the log
+        evidence. ``stage`` defaults to the headline stage
         (the first war, else the last stage)."""
         s = self._stage(stage)
         rows, previous = [], self.before[s]
@@ -277,6 +299,9 @@ class NowcastResult:
                     "after": now,
                     "change": now - previous,
                     "ess": step["ess"],
+                    "p_by": step["p_by"],
+                    "unexpected": step["unexpected"],
+                    "evidence_share": step["evidence_share"],
                 }
             )
             previous = now
@@ -343,6 +368,10 @@ class NowcastResult:
                     "date": self.date(step["time"]),
                     "news": step["events"],
                     "ess": step["ess"],
+                    "p_by": finite_or_none(step["p_by"]),
+                    "unexpected": step["unexpected"],
+                    "log_predictive": finite_or_none(step["log_predictive"]),
+                    "evidence_share": finite_or_none(step["evidence_share"]),
                     "p_reached": {
                         name: finite_or_none(x)
                         for name, x in zip(self.stage_names, step["p_reached"], strict=True)
@@ -358,31 +387,6 @@ class NowcastResult:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
 
-def _at_start(model, obs: Observations) -> str:
-    """The state observed at t = 0, in words."""
-    triggers = list(model.triggers)
-    known = obs.known_bits(0.0, after=True)
-    states = [f"{model.label(triggers[k])}: {'on' if known >> k & 1 else 'off'}"
-              for k in sorted(obs.switches)]  # fmt: skip
-    start = model.label(list(model.stages)[obs.path[0][0]])
-    return "; ".join([f"started in {start}", *states])
-
-
-def _news(model, obs: Observations) -> dict[float, list[str]]:
-    """What was observed at each time after the start, in words, by time."""
-    stages, triggers = list(model.stages), list(model.triggers)
-    news: dict[float, list[str]] = {}
-    for stage, time in obs.path[1:]:
-        news.setdefault(time, []).append(f"reached {model.label(stages[stage])}")
-    for k, events in obs.switches.items():
-        for time, on in events:
-            if time > 0.0:
-                news.setdefault(time, []).append(
-                    f"{model.label(triggers[k])}: {'on' if on else 'off'}"
-                )
-    return news
-
-
 def nowcast(
     scenario,
     observations: Observations | str | Path,
@@ -395,6 +399,7 @@ def nowcast(
     horizon: float | None = None,
     workers: int | None = None,
     scheduler: Any = None,
+    news: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> NowcastResult:
     """Update the scenario on what has happened and forecast from as_of (docs/forecasting.md).
@@ -424,6 +429,9 @@ def nowcast(
     scheduler : str or dask.distributed.Client, optional
         Evaluate the worlds on this Dask cluster (an address or a Client), in tasks of
         ``BATCH_WORLDS`` worlds: the same seed gives the same figures as here.
+    news : bool
+        Replay the news one step at a time, with each step's surprise (``steps``); False
+        leaves ``steps`` empty (a backtest's origins need only the update).
     progress : callable, optional
         Called with a line of text as the update proceeds.
 
@@ -461,8 +469,6 @@ def nowcast(
     names = list(prior.columns)
     prior_weights = weights0 if worlds_from is not None else None
     say = progress or (lambda line: None)
-    news = _news(model, obs)
-    initial = cut_observations(obs, 0.0)
     if workers is None:
         workers = min(os.cpu_count() or 1, 8)
     with connect(scheduler) as client, contextlib.ExitStack() as stack:
@@ -500,33 +506,8 @@ def nowcast(
             posterior.outputs = out.iloc[where.ravel()].reset_index(drop=True)
         else:
             posterior.outputs = posterior.prior_outputs
-        steps = []
-        times = sorted(news)
-        log_l0, out0 = evaluate(prior, initial)
-        if np.any(np.abs(log_l0) > 1e-12):  # the start itself was news (observed triggers)
-            news[0.0] = [_at_start(model, obs), *news.get(0.0, [])]
-            times = sorted(news)
-        if obs.as_of not in news:
-            times.append(obs.as_of)
-            news[obs.as_of] = ["nothing else up to as_of"]
-        for t in times:
-            say(f"the news up to {t:g}")
-            if t == obs.as_of:
-                log_l, out = posterior.prior_log_likelihood, posterior.prior_outputs
-            elif t == 0.0:
-                log_l, out = log_l0, out0
-            else:
-                log_l, out = evaluate(prior, cut_observations(obs, t))
-            with np.errstate(divide="ignore"):
-                w, _ = normalized(log_l + np.log(weights0))
-            steps.append(
-                {
-                    "time": t,
-                    "events": news[t],
-                    "p_reached": _weighted_stages(out, model, w),
-                    "ess": ess_of(w),
-                }
-            )
+        at_as_of = (posterior.prior_log_likelihood, posterior.prior_outputs)
+        steps = replay(model, obs, prior, weights0, evaluate, at_as_of, say) if news else []
     p = posterior
     after = _weighted_stages(p.outputs, model, p.weights)
     ahead = {

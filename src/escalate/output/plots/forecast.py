@@ -95,13 +95,17 @@ def prior_posterior(result, top: int = 12, what: str = "prior and posterior"):
 
 def nowcast_waterfall(result, stage: int):
     """P(``stage`` reached by the horizon) before the news, then one bar per step of news
-    (up in red, down in blue, labelled with the change), then the figure after it."""
+    (up in red, down in blue, labelled with the change; hatched and said where the step was
+    unexpected), then the figure after it."""
     label = result.stage_labels[stage]
     steps = result.steps
     values = [result.before[stage]] + [step["p_reached"][stage] for step in steps]
     names = ["before the news"]
     for step in steps:
-        names.append(wrap(f"{result.when(step['time'])}: {'; '.join(step['events'])}", 22))
+        said = f"{result.when(step['time'])}: {'; '.join(step['events'])}"
+        if step.get("unexpected"):  # under 5% by the forecast just before it
+            said += f" (UNEXPECTED: {step['p_by']:.1%} by then)"
+        names.append(wrap(said, 22))
     names.append("after the news")
     fig, ax = plt.subplots(figsize=(max(6.5, 1.5 * len(names) + 1), 4.6), layout="constrained")
     x = np.arange(len(names))
@@ -109,8 +113,10 @@ def nowcast_waterfall(result, stage: int):
     for i in range(1, len(values)):
         low, high = sorted((values[i - 1], values[i]))
         up = values[i] >= values[i - 1]
+        surprise = steps[i - 1].get("unexpected", False)
         ax.bar(x[i], max(high - low, 1e-4), bottom=low, width=0.6,
-               color="#c44e52" if up else "#4c72b0")  # fmt: skip
+               color="#c44e52" if up else "#4c72b0", hatch="//" if surprise else None,
+               edgecolor="black" if surprise else None)  # fmt: skip
         ax.annotate(points(values[i] - values[i - 1]), (x[i], high), xytext=(0, 3),
                     textcoords="offset points", ha="center", fontsize=9)  # fmt: skip
         ax.plot([x[i - 1] - 0.3, x[i] + 0.3], [values[i - 1]] * 2, color="0.3", lw=0.8)

@@ -73,7 +73,9 @@ def calibration_page(folder: Path, manifest: dict[str, Any]) -> str:
             table,
             figure(folder, "targets", "Statements against the calibrated model"),
             "<h2>What the statements say of the parameters</h2>",
-            "<p>Contraction: 1 - posterior variance / prior variance (near 0: the statements "
+            "<p>Contraction: 1 - posterior variance / prior variance on the scale the sampler "
+            "moves "
+            "on (log for a positive parameter, logit for a probability; near 0: the statements "
             "say nothing of it).</p>",
             ptable,
             figure(folder, "parameters", "Prior and posterior of the parameters moved most"),
@@ -104,6 +106,16 @@ def _parameters_table(parameters: list[dict[str, Any]]) -> str:
     return (
         "<table id='parameters'><thead><tr><th class='text'>parameter</th><th>prior</th>"
         f"<th>posterior</th><th>contraction</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _surprise_cells(update: dict) -> str:
+    """A news step's P(by then), marked where unexpected, and its share of the evidence."""
+    p_by, share = update.get("p_by"), update.get("evidence_share")
+    mark = " <strong>unexpected</strong>" if update.get("unexpected") else ""
+    return (
+        f"<td class='nowrap'>{'' if p_by is None else percent(p_by)}{mark}</td>"
+        f"<td>{'' if share is None else percent(share)}</td>"
     )
 
 
@@ -140,13 +152,23 @@ def nowcast_page(folder: Path, manifest: dict[str, Any]) -> str:
             f"<tr><td class='text nowrap'>{escape(when)}</td>"
             f"<td class='text'>{escape('; '.join(u['news']))}</td><td>{percent(previous)}</td>"
             f"<td>{percent(now)}</td><td class='nowrap'>{points(now - previous)}</td>"
-            f"<td>{u['ess']:.0f}</td></tr>"
+            f"<td>{u['ess']:.0f}</td>{_surprise_cells(u)}</tr>"
         )
         previous = now
     updates = (
         "<table id='updates'><thead><tr><th class='text'>when</th><th class='text'>news</th>"
-        f"<th>before</th><th>after</th><th>change</th><th>ESS</th></tr></thead><tbody>"
-        f"{''.join(rows)}</tbody></table>"
+        "<th>before</th><th>after</th><th>change</th><th>ESS</th><th>P(by then)</th>"
+        f"<th>share of the evidence</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+    surprises = [u for u in summary["updates"] if u.get("unexpected")]
+    said = "; ".join(f"{u.get('date') or format(u['time'], 'g')}: {'; '.join(u['news'])} "
+                     f"({percent(u['p_by'])})" for u in surprises)  # fmt: skip
+    surprise = (
+        f"<p class='note' id='unexpected'>Unexpected: {escape(said)}. The forecast just "
+        "before gave each less than 5%: the model did not see it coming.</p>"
+        if surprises
+        else "<p id='unexpected'>No step was unexpected (each had at least 5% by the "
+        "forecast just before it).</p>"
     )
     triggers = summary.get("triggers_on_at_as_of") or {}
     trigger_rows = "".join(
@@ -175,7 +197,10 @@ def nowcast_page(folder: Path, manifest: dict[str, Any]) -> str:
             f"<p>P({escape(label)} by {escape(horizon)}) given everything known up to each "
             "step, what did not happen included (the prior worlds reweighted; the ESS says "
             "how many worlds carry the figure). The figure after the news comes from the "
-            "updated worlds.</p>",
+            "updated worlds. P(by then): how probable the step was under the forecast just "
+            "before it (its event no later than it happened; for a quiet span, nothing "
+            "happening); the share of the log evidence each step carries.</p>",
+            surprise,
             updates,
             figure(folder, "update", "What each piece of news did"),
             "<h2>Every stage, before the news and after it</h2>",
@@ -191,7 +216,9 @@ def nowcast_page(folder: Path, manifest: dict[str, Any]) -> str:
                 else "<p>Every trigger was observed.</p>"
             ),
             "<h2>What the news says of the parameters</h2>",
-            "<p>Contraction: 1 - posterior variance / prior variance (near 0: the news says "
+            "<p>Contraction: 1 - posterior variance / prior variance on the scale the sampler "
+            "moves "
+            "on (log for a positive parameter, logit for a probability; near 0: the news says "
             "nothing of it).</p>",
             _parameters_table(summary.get("parameters") or []),
             figure(folder, "parameters", "Prior and posterior of the parameters moved most"),
