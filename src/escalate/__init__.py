@@ -12,7 +12,8 @@ The folders are the data flow, each step importing only the steps before it::
                 batches and batch_kernels (the worlds engine: many exact worlds at once)
     analysis/   many runs of one scenario: draws and worlds, weights, drivers, sweep, sensitivity
     forecast/   the scenario held against what people know: posterior, targets and calibrate,
-                observations, forward and nowcast, variants and compare
+                observations, forward and nowcast, news (surprise), backtest,
+                variants and compare
     output/     format (numbers as people read them), plots (one module per family of figures),
                 report (one module per page kind)
     cli/        the command line, a module per verb
@@ -54,6 +55,8 @@ _LAZY = {
     "NowcastResult": "escalate.forecast.nowcast",
     "Observations": "escalate.forecast.observations",
     "nowcast": "escalate.forecast.nowcast",
+    "BacktestResult": "escalate.forecast.backtest",
+    "backtest": "escalate.forecast.backtest",
     "read_observations": "escalate.forecast.observations",
     "CompareResult": "escalate.forecast.compare",
     "compare": "escalate.forecast.compare",

@@ -16,6 +16,7 @@ import sys
 
 import click
 
+from escalate.cli._backtest import backtest_command
 from escalate.cli._calibrate import calibrate_command
 from escalate.cli._compare import compare_command
 from escalate.cli._inspect import schema, show, validate
@@ -54,6 +55,7 @@ for _command in (
     sensitivity_command,
     calibrate_command,
     nowcast_command,
+    backtest_command,
     compare_command,
     report,
 ):

@@ -45,6 +45,9 @@ FLAGS = {
     "resume": "--resume",
     "force": "--force",
     "scheduler": "--scheduler",
+    "origins": "--origins",
+    "every": "--every",
+    "questions": "--questions",
 }
 
 

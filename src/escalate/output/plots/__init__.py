@@ -1,7 +1,8 @@
 """Figures of results (matplotlib; the Agg backend when nothing else is chosen), one module per
 family: a run (``run``), the stage graph (``graph``), many runs of one scenario (``analysis``:
-worlds, sweeps, sensitivity) and forecasting (``forecast``). Every figure names the scenario in
-its title, labels its axes with units, and keeps its lines apart in grey as well as in colour.
+worlds, sweeps, sensitivity), forecasting (``forecast``) and keeping score (``scores``). Every
+figure names the scenario in its title, labels its axes with units, and keeps its lines apart
+in grey as well as in colour.
 """
 
 import matplotlib
@@ -20,8 +21,10 @@ from escalate.output.plots.forecast import (
 )
 from escalate.output.plots.graph import stage_graph
 from escalate.output.plots.run import occupancy, paths, reached, save_run_figures
+from escalate.output.plots.scores import backtest_forecasts, reliability
 
 __all__ = [
+    "backtest_forecasts",
     "calibration_targets",
     "compare_forest",
     "drivers",
@@ -31,6 +34,7 @@ __all__ = [
     "paths",
     "prior_posterior",
     "reached",
+    "reliability",
     "save_figure",
     "save_run_figures",
     "sensitivity",

@@ -2,7 +2,8 @@
 
 A calibration folder (``escalate calibrate --out``) gets its own page, the statements against
 the calibrated model first; so do a nowcast folder (``escalate nowcast --out``), the odds
-after the news first, and a comparison folder (``escalate compare --out``). The run page is
+after the news first, a backtest folder (``escalate backtest --out``), the scores first,
+and a comparison folder (``escalate compare --out``). The run page is
 built from the files ``escalate run --out`` wrote (summary.json, manifest.json, stages.csv,
 paths.csv and the PNG figures), so a report can be made again at any time from the folder
 alone. The markup is also well-formed XML (every element closed, every text escaped), so
@@ -18,6 +19,7 @@ from escalate.errors import EscalateError
 from escalate.output.report.forecast import calibration_page, comparison_page, nowcast_page
 from escalate.output.report.page import read_json
 from escalate.output.report.run import FIGURES, run_page
+from escalate.output.report.scores import backtest_page
 
 __all__ = ["FIGURES", "build_report", "write_report"]
 
@@ -40,7 +42,8 @@ def build_report(folder: str | Path) -> str:
 
 def _build(folder: Path) -> str:
     manifest = read_json(folder, "manifest.json")
-    page_of = {"compare": comparison_page, "calibrate": calibration_page, "nowcast": nowcast_page}
+    page_of = {"compare": comparison_page, "calibrate": calibration_page, "nowcast": nowcast_page,
+               "backtest": backtest_page}  # fmt: skip
     return page_of.get(manifest.get("command"), run_page)(folder, manifest)
 
 
