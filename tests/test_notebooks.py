@@ -18,6 +18,7 @@ def test_the_notebooks_are_there():
         "01-quickstart.ipynb",
         "02-sensitivity.ipynb",
         "03-calibrate-and-nowcast.ipynb",
+        "04-keep-score.ipynb",
     }
 
 

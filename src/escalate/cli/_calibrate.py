@@ -177,7 +177,10 @@ def print_parameters(out, frame) -> None:
     """Per parameter: prior and posterior median [90%] and the contraction."""
     from rich.table import Table
 
-    table = Table(title="Parameters: prior and posterior (median [90%]), contraction")
+    table = Table(
+        title="Parameters: prior and posterior (median [90%]), contraction (1 - variance ratio "
+        "on the sampler's scale: log for a positive parameter, logit for a probability)"
+    )
     for column in ("parameter", "prior", "posterior", "contraction"):
         table.add_column(column, justify="left" if column == "parameter" else "right")
     for row in frame.to_dict("records"):
@@ -186,6 +189,6 @@ def print_parameters(out, frame) -> None:
             f"{row['prior_median']:.4g} [{row['prior_p5']:.4g}, {row['prior_p95']:.4g}]",
             f"{row['posterior_median']:.4g} [{row['posterior_p5']:.4g}, "
             f"{row['posterior_p95']:.4g}]",
-            f"{row['contraction']:.0%}",
+            f"{row['contraction']:.0%} ({row['contraction_scale']})",
         )
     out.print(table)

@@ -54,7 +54,8 @@ def read_observations(path, model) -> Observations:
     ScenarioError
         Every problem at its line and key: an unknown key, stage or trigger; a time that is
         neither a number nor a usable date (a date needs ``start_date``); a path that does not
-        start in a start stage at time 0, entries out of order or after ``as_of``, a step no
+        start in a start stage at time 0, entries out of order or after ``as_of``, an
+        ``as_of`` at or after the scenario's horizon, a step no
         transition allows; switches that contradict each other (off while off, on while on);
         a switch off for a trigger without an ``offset``; another scenario's id.
     """
@@ -96,6 +97,11 @@ def read_observations(path, model) -> Observations:
     as_of = at(("as_of",), data["as_of"])
     if as_of is not None and as_of < 0:
         issues.append(doc.issue(("as_of",), "must not come before the start"))
+    horizon = float(model.horizon_time)
+    if as_of is not None and as_of >= horizon:
+        issues.append(doc.issue(("as_of",), (
+            f"{model.when(as_of)} is not before the scenario's horizon ({model.when(horizon)}): "
+            "nothing is left to forecast; give the scenario a later horizon")))  # fmt: skip
     stages = list(model.stages)
     compiled = compile_scenario(model)
     starts = np.diff(compiled.start_cdf, prepend=0.0) > 0

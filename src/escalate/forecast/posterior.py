@@ -75,6 +75,7 @@ class Posterior:
     prior_weights: np.ndarray | None = None
     prior_log_likelihood: np.ndarray | None = None
     importance_ess: float | None = None
+    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)  # each's support
 
     def __post_init__(self):
         if self.prior_weights is None:
@@ -156,6 +157,39 @@ def normalized(log_w: np.ndarray) -> tuple[np.ndarray, float]:
     return w / total, float(top + math.log(total / len(log_w)))
 
 
+def free_scale(x: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
+    """Values on the unconstrained scale the sampler moves on: logit on (a, b), log on
+    (a, inf), -log on (-inf, b), the values themselves on the real line."""
+    a, b = bounds
+    x = inside_support(x, a, b)
+    if math.isfinite(a) and math.isfinite(b):
+        y = (x - a) / (b - a)
+        return np.log(y) - np.log1p(-y)
+    if math.isfinite(a):
+        return np.log(x - a)
+    if math.isfinite(b):
+        return -np.log(b - x)
+    return x
+
+
+def _supports(model: Scenario, names: list[str]) -> dict[str, tuple[float, float]]:
+    """The support of each uncertain parameter's distribution (the others are left out)."""
+    out = {}
+    for name in names:
+        parameter = model.parameters.get(name)
+        dist = None if parameter is None else parameter.uncertain
+        if dist is not None:
+            out[name] = tuple(float(x) for x in dist.scipy(dist.numbers()).support())
+    return out
+
+
+def scale_name(bounds: tuple[float, float]) -> str:
+    a, b = bounds
+    if math.isfinite(a) and math.isfinite(b):
+        return "logit" if (a, b) == (0.0, 1.0) else "scaled logit"
+    return "log" if math.isfinite(a) or math.isfinite(b) else "linear"
+
+
 class _Scales:
     """Each uncertain parameter's unconstrained scale: log on (0, inf), logit on (0, 1),
     a scaled logit on (a, b), the identity on the real line; and the prior's log density
@@ -173,17 +207,8 @@ class _Scales:
 
     def to_free(self, worlds: pd.DataFrame) -> np.ndarray:
         u = np.empty((len(worlds), len(self.names)))
-        for i, (name, (a, b)) in enumerate(zip(self.names, self.bounds, strict=True)):
-            x = inside_support(worlds[name].to_numpy(float), a, b)
-            if math.isfinite(a) and math.isfinite(b):
-                y = (x - a) / (b - a)
-                u[:, i] = np.log(y) - np.log1p(-y)
-            elif math.isfinite(a):
-                u[:, i] = np.log(x - a)
-            elif math.isfinite(b):
-                u[:, i] = -np.log(b - x)
-            else:
-                u[:, i] = x
+        for i, (name, bounds) in enumerate(zip(self.names, self.bounds, strict=True)):
+            u[:, i] = free_scale(worlds[name].to_numpy(float), bounds)
         return u
 
     def from_free(self, u: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
@@ -299,11 +324,12 @@ def fit_posterior(
 
         raise EscalateError(f"no prior world is consistent with {evidence} (every likelihood is 0)")
     ess = importance_ess = ess_of(weights)
+    bounds = _supports(model, names)
     if ess >= n / 2 or given:
         return Posterior(
             prior_worlds, weights, outputs, prior_worlds, prior_outputs, ess,
             int(np.count_nonzero(weights > 0)), None, log_evidence,
-            prior_weights=prior_weights, prior_log_likelihood=prior_log_l,
+            prior_weights=prior_weights, prior_log_likelihood=prior_log_l, bounds=bounds,
         )  # fmt: skip
 
     scales = _Scales(model, names)
@@ -354,7 +380,7 @@ def fit_posterior(
     return Posterior(
         worlds, weights, outputs, prior_worlds, prior_outputs, ess_of(weights), distinct,
         accepted / max(proposed, 1), log_evidence, powers, prior_log_likelihood=prior_log_l,
-        importance_ess=importance_ess,
+        importance_ess=importance_ess, bounds=bounds,
     )  # fmt: skip
 
 
@@ -372,25 +398,34 @@ def spread(prior, prior_weights, posterior, posterior_weights) -> dict[str, floa
 
 def parameter_table(posterior: Posterior, names: list[str]) -> pd.DataFrame:
     """Per parameter: prior and posterior median and 5-95%, the posterior mean, and the
-    contraction 1 - var_post / var_prior (how much the update narrowed it)."""
+    contraction 1 - var_post / var_prior (how much the update narrowed it) on the scale the
+    sampler moves on (``contraction_scale``: log for a positive parameter, logit for a
+    probability), where a long right tail cannot make a narrower posterior look wider."""
     p = posterior
     rows = []
     for name in names:
         prior_x = p.prior_worlds[name].to_numpy(float)
         post_x = p.worlds[name].to_numpy(float)
-        mean_prior = np.sum(p.prior_weights * prior_x)
-        var_prior = np.sum(p.prior_weights * (prior_x - mean_prior) ** 2)
-        mean_post = np.sum(p.weights * post_x)
-        var_post = np.sum(p.weights * (post_x - mean_post) ** 2)
+        bounds = p.bounds.get(name, (-math.inf, math.inf))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            free_prior, free_post = free_scale(prior_x, bounds), free_scale(post_x, bounds)
+        var_prior = _weighted_variance(free_prior, p.prior_weights)
+        var_post = _weighted_variance(free_post, p.weights)
         rows.append(
             {
                 "parameter": name,
                 **spread(prior_x, p.prior_weights, post_x, p.weights),
-                "posterior_mean": mean_post,
+                "posterior_mean": float(np.sum(p.weights * post_x)),
                 "contraction": 1.0 - var_post / var_prior if var_prior > 0 else 0.0,
+                "contraction_scale": scale_name(bounds),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _weighted_variance(x: np.ndarray, weights: np.ndarray) -> float:
+    mean = np.sum(weights * x)
+    return float(np.sum(weights * (x - mean) ** 2))
 
 
 def map_in_parts(function, worlds: pd.DataFrame, pool, workers: int, *arguments):
