@@ -223,6 +223,7 @@ def backtest(
     """
     from escalate.engine.cluster import connect
     from escalate.forecast.nowcast import PRIOR_WORLDS, _evaluator, nowcast
+    from escalate.forecast.posterior import fit_posterior
 
     model = scenario
     obs = record if isinstance(record, Observations) else read_observations(record, model)
@@ -231,6 +232,8 @@ def backtest(
     stage_names, trigger_names = list(model.stages), list(model.triggers)
     times = _origins(model, obs, origins, every)
     asked = _questions(model, obs, questions)
+    # the curves each origin needs: p_fired only when a question asks for it
+    ahead = "by" if asked and any(kind == "p_fired" for _, kind, _, _ in asked) else "stages"
     if worlds is None and worlds_from is None:
         worlds = PRIOR_WORLDS
     entries = _first_entries(obs)
@@ -247,7 +250,7 @@ def backtest(
         prior, weights0 = whole.posterior.prior_worlds, whole.posterior.prior_weights
         every_node = sorted({t for o in times for t in plan[o][0]})
         say("the reference: the forecast from the start, never updated")
-        _, reference = evaluate(prior, None, "by", end, every_node)
+        _, reference = evaluate(prior, None, ahead, end, every_node)
         reference_curve = _curve(reference, weights0, stage_names, trigger_names)
         for o in times:
             nodes, open_questions, open_stages = plan[o]
@@ -255,11 +258,16 @@ def backtest(
                 continue
             say(f"the forecast issued at {model.when(o)}")
             cut = cut_observations(obs, o)
-            posterior = nowcast(model, cut, horizon=end, news=False, **common).posterior
+            # the nowcast's update on the record as known then (its forecasts are these curves)
+            posterior = fit_posterior(
+                model, prior, lambda w, cut=cut: evaluate(w, cut, "none"), seed=seed,
+                moves=moves, prior_weights=weights0 if worlds_from is not None else None,
+                evidence=f"the record up to {model.when(o)}",
+            )  # fmt: skip
             distinct, where = np.unique(posterior.worlds.to_numpy(float), axis=0,
                                         return_inverse=True)  # fmt: skip
             frame = pd.DataFrame(distinct, columns=posterior.worlds.columns)
-            _, out = evaluate(frame, cut, "by", end, nodes)
+            _, out = evaluate(frame, cut, ahead, end, nodes)
             out = out.iloc[where.ravel()].reset_index(drop=True)
             curve = _curve(out, posterior.weights, stage_names, trigger_names)
             for question, kind, index, t in open_questions:

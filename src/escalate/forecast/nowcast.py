@@ -38,12 +38,13 @@ def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, times,
     t = 0, log-likelihood 0. ``ahead``: "none" (the likelihood alone, several times faster:
     no columns), "reach" (``p_reached:STAGE`` and ``on:TRIGGER``, the probability that the
     trigger is on at as_of), "all" (also ``p_at_horizon:STAGE`` and
-    ``p_on_at_horizon:TRIGGER``) or "by" (``p_reached:STAGE`` and ``p_fired:TRIGGER``: the
-    news steps' ``p_by``). ``times`` (sorted, after as_of, the last the horizon; None: the
-    horizon alone): the forecast at each (curves), its columns ``METRIC@TIME`` time by
-    time. The forward algorithm and the forecasts run on the worlds
-    engine, every world at once (the record's program on each world's generator, then each
-    world's forecast from its filtered state); a world it leaves is done on its own."""
+    ``p_on_at_horizon:TRIGGER``), "by" (``p_reached:STAGE`` and ``p_fired:TRIGGER``: the
+    news steps' ``p_by``) or "stages" (``p_reached:STAGE`` alone: a backtest's curves).
+    ``times`` (sorted, after as_of, the last the horizon; None: the horizon alone): the
+    forecast at each (curves), its columns ``METRIC@TIME`` time by time. The forward algorithm
+    and the forecasts run on the worlds engine, every world at once (the record's program on
+    each world's generator, then each world's forecast from its filtered state); a world it
+    leaves is done on its own."""
     from escalate.engine.batch_kernels import SOLVED
     from escalate.engine.batches import CHECKED_WORLDS, built
 
@@ -110,6 +111,8 @@ def _columns(stages: list[str], triggers: list[str], ahead: str) -> list[str]:
     :func:`_one_forecast` gives them."""
     if ahead == "by":
         return [f"p_reached:{s}" for s in stages] + [f"p_fired:{t}" for t in triggers]
+    if ahead == "stages":
+        return [f"p_reached:{s}" for s in stages]
     columns = [f"p_reached:{s}" for s in stages] + [f"on:{t}" for t in triggers]
     if ahead == "all":
         columns += [f"p_at_horizon:{s}" for s in stages]
@@ -160,7 +163,7 @@ def _one_forecast(model, world, obs, filtered, horizon, ahead) -> np.ndarray:
     else:
         chain, distribution = filtered.chain, filtered.distribution
         figures = forecast(c, filtered, obs, horizon, occupancy=ahead == "all")
-    if ahead == "by":
+    if ahead in ("by", "stages"):
         return np.concatenate([figures.p_reached, figures.p_fired])
     on_now = [distribution[(chain.mask_of >> k) & 1 == 1].sum() for k in range(n_k)]
     ahead_figures = [figures.p_at_horizon, figures.p_on_at_horizon]
