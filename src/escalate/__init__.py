@@ -12,7 +12,7 @@ The folders are the data flow, each step importing only the steps before it::
                 batches and batch_kernels (the worlds engine: many exact worlds at once)
     analysis/   many runs of one scenario: draws and worlds, weights, drivers, sweep, sensitivity
     forecast/   the scenario held against what people know: posterior, targets and calibrate,
-                observations, forward and nowcast, news (surprise), backtest,
+                observations, forward and nowcast, news (surprise), backtest, rivals (weigh),
                 variants and compare
     output/     format (numbers as people read them), plots (one module per family of figures),
                 report (one module per page kind)
@@ -57,6 +57,8 @@ _LAZY = {
     "nowcast": "escalate.forecast.nowcast",
     "BacktestResult": "escalate.forecast.backtest",
     "backtest": "escalate.forecast.backtest",
+    "WeighResult": "escalate.forecast.rivals",
+    "weigh": "escalate.forecast.rivals",
     "read_observations": "escalate.forecast.observations",
     "CompareResult": "escalate.forecast.compare",
     "compare": "escalate.forecast.compare",

@@ -27,6 +27,7 @@ from escalate.cli._run import run
 from escalate.cli._sensitivity import sensitivity_command
 from escalate.cli._solve import solve_command
 from escalate.cli._sweep import sweep_command
+from escalate.cli._weigh import weigh_command
 
 __all__ = ["entry", "main"]
 
@@ -56,6 +57,7 @@ for _command in (
     calibrate_command,
     nowcast_command,
     backtest_command,
+    weigh_command,
     compare_command,
     report,
 ):

@@ -28,8 +28,8 @@ from escalate.scenario.resolve import resolve
 @click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
 @user_errors
 def validate(scenarios: tuple[Path, ...]) -> None:
-    """Check scenario files (and targets, observations, variants, parameters and worlds
-    files); list every error.
+    """Check scenario files (and targets, observations, variants, rivals, parameters and
+    worlds files); list every error.
 
     Exit 0 when all are valid, 2 when any is invalid.
     """
@@ -46,6 +46,9 @@ def validate(scenarios: tuple[Path, ...]) -> None:
             continue
         try:
             kind, scenario_id = _kind_of(path)
+            if kind == "rivals":
+                out.print(_rivals_file(path), markup=False, highlight=False)
+                continue
             if kind != "scenario":
                 out.print(_companion(path, kind, scenario_id), markup=False, highlight=False)
                 continue
@@ -68,6 +71,18 @@ def validate(scenarios: tuple[Path, ...]) -> None:
         )
     if invalid:
         sys.exit(USAGE_ERROR)
+
+
+def _rivals_file(path: Path) -> str:
+    """Check a rivals file and every model's scenario and record, and describe it in a line."""
+    from escalate.forecast.observations import read_observations
+    from escalate.forecast.rivals import read_rivals
+
+    rivals = read_rivals(path)
+    for model in rivals.models:
+        read_observations(model.observed, load(model.scenario))
+    names = ", ".join(m.name for m in rivals.models)
+    return f"{path}: valid rivals file ({count(len(rivals.models), 'model')}: {names})"
 
 
 def _is_parquet(path: Path) -> bool:

@@ -145,7 +145,8 @@ class Document:
 
 def document_kind(data: Any) -> str:
     """What a parsed file is, by its keys: ``"targets"`` (calibrate's statements),
-    ``"observations"`` (nowcast's events), ``"variants"`` (compare's options), ``"params"``
+    ``"observations"`` (nowcast's events), ``"variants"`` (compare's options), ``"rivals"``
+    (weigh's models), ``"params"``
     (a point overlay: every value but ``scenario`` a number) or ``"scenario"`` (anything
     else, checked as one)."""
     if isinstance(data, dict) and "stages" not in data:
@@ -155,6 +156,8 @@ def document_kind(data: Any) -> str:
             return "observations"
         if "variants" in data:
             return "variants"
+        if "models" in data:
+            return "rivals"
         values = [v for k, v in data.items() if k != "scenario"]
         if values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
             return "params"

@@ -21,7 +21,7 @@ from escalate.output.plots.forecast import (
 )
 from escalate.output.plots.graph import stage_graph
 from escalate.output.plots.run import occupancy, paths, reached, save_run_figures
-from escalate.output.plots.scores import backtest_forecasts, reliability
+from escalate.output.plots.scores import backtest_forecasts, model_probabilities, reliability
 
 __all__ = [
     "backtest_forecasts",
@@ -29,6 +29,7 @@ __all__ = [
     "compare_forest",
     "drivers",
     "fan",
+    "model_probabilities",
     "nowcast_waterfall",
     "occupancy",
     "paths",

@@ -1,5 +1,5 @@
-"""Figures of a backtest: each question's forecast across the origins against what happened,
-and a reliability diagram of every scored forecast."""
+"""Figures of keeping score: a backtest's forecasts across the origins against what happened,
+a reliability diagram of every scored forecast, and rival models weighed step by step."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from matplotlib import ticker
 
 from escalate.output.plots.common import date_axis, title
 
-__all__ = ["backtest_forecasts", "reliability"]
+__all__ = ["backtest_forecasts", "model_probabilities", "reliability"]
 
 RELIABILITY_FROM = 20  # scored questions a reliability diagram needs to say anything
 
@@ -73,4 +73,28 @@ def reliability(result):
     ax.set_ylabel("share that happened")
     ax.legend(fontsize=8)
     ax.set_title(title(result, "reliability"))
+    return fig
+
+
+def model_probabilities(result):
+    """The rival models' probabilities before the news and after each step of it (stacked
+    bars, one colour per model), each step labelled with its date and news."""
+    steps = result.steps
+    names = result.names
+    labels = ["before the news"] + [f"{result.dates.get(t) or f'{t:g}'}" for t in steps["time"]]
+    shares = np.vstack([result.priors, steps[[f"probability:{n}" for n in names]].to_numpy()])
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.2 * len(labels) + 1.5), 4.2),
+                           layout="constrained")  # fmt: skip
+    bottom = np.zeros(len(labels))
+    hatches = ["", "//", "..", "xx", "\\\\"]
+    for i, name in enumerate(names):
+        ax.bar(np.arange(len(labels)), shares[:, i], bottom=bottom, label=name,
+               hatch=hatches[i % len(hatches)], edgecolor="white")  # fmt: skip
+        bottom += shares[:, i]
+    ax.set_xticks(np.arange(len(labels)), labels, fontsize=8, rotation=20)
+    ax.yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
+    ax.set_ylabel("model probability")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title(f"{result.title or 'rival models'}: weighed by the news, step by step")
     return fig

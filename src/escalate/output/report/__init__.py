@@ -19,7 +19,7 @@ from escalate.errors import EscalateError
 from escalate.output.report.forecast import calibration_page, comparison_page, nowcast_page
 from escalate.output.report.page import read_json
 from escalate.output.report.run import FIGURES, run_page
-from escalate.output.report.scores import backtest_page
+from escalate.output.report.scores import backtest_page, weigh_page
 
 __all__ = ["FIGURES", "build_report", "write_report"]
 
@@ -43,7 +43,7 @@ def build_report(folder: str | Path) -> str:
 def _build(folder: Path) -> str:
     manifest = read_json(folder, "manifest.json")
     page_of = {"compare": comparison_page, "calibrate": calibration_page, "nowcast": nowcast_page,
-               "backtest": backtest_page}  # fmt: skip
+               "backtest": backtest_page, "weigh": weigh_page}  # fmt: skip
     return page_of.get(manifest.get("command"), run_page)(folder, manifest)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from escalate.output.format import percent
 from escalate.output.report.page import figure, page, read_json
 
-__all__ = ["backtest_page"]
+__all__ = ["backtest_page", "weigh_page"]
 
 
 def _when(row: dict, key: str = "origin") -> str:
@@ -93,6 +93,57 @@ def backtest_page(folder: Path, manifest: dict[str, Any]) -> str:
             "<h2>The news, and how probable each step was just before it</h2>",
             news,
             figure(folder, "reliability", "Reliability"),
+            "<h2>Manifest</h2>",
+            "<pre>" + escape(json.dumps(manifest, indent=2, default=str)) + "</pre>",
+        ],
+    )
+
+
+def weigh_page(folder: Path, manifest: dict[str, Any]) -> str:
+    """The page of a weighing folder (``escalate weigh --out``): the answer first, then the
+    models, the news step by step, the figure."""
+    summary = read_json(folder, "summary.json")
+    models = summary["models"]
+    names = [m["model"] for m in models]
+    model_rows = "".join(
+        f"<tr><td class='text'>{escape(m['model'])}</td><td>{percent(m['prior'])}</td>"
+        f"<td>{_number(m['log_evidence'])}</td><td>{_number(m['evidence_se'])}</td>"
+        f"<td>{percent(m['probability'])}</td><td>{percent(m['forecast'])}</td></tr>"
+        for m in models
+    )
+    table = (
+        "<table id='models'><thead><tr><th class='text'>model</th><th>prior</th>"
+        "<th>log evidence</th><th>± se</th><th>after the news</th><th>forecast</th></tr>"
+        f"</thead><tbody>{model_rows}</tbody></table>"
+    )
+    head = "".join(f"<th>{escape(n)}</th>" for n in names)
+    step_rows = "".join(
+        f"<tr><td class='text nowrap'>{s['time']:g}</td><td class='text'>"
+        f"{escape(str(s.get('news:' + names[0]) or ''))}</td>"
+        + "".join(f"<td>{percent(s['probability:' + n])}</td>" for n in names)
+        + "</tr>"
+        for s in summary["steps"]
+    )
+    steps = (
+        "<table id='steps'><thead><tr><th class='text'>time</th><th class='text'>news</th>"
+        f"{head}</tr></thead><tbody>{step_rows}</tbody></table>"
+    )
+    title = summary.get("title") or "Rival models weighed by the news"
+    return page(
+        title,
+        [
+            f"<h1>{escape(title)}</h1>",
+            f"<p class='note' id='answer'>{escape(summary['answer'])}</p>",
+            "<h2>The models</h2>",
+            "<p>Log evidence: the log of the probability each model gave its record, over its "
+            "parameter worlds (± its standard error where worlds are drawn); after the news: "
+            "prior x evidence, normalized; forecast: each model's answer to "
+            f"{escape(summary['question'])}. Evidence is not proof: it says which story made "
+            "the news less surprising, not which is true.</p>",
+            table,
+            "<h2>The news step by step</h2>",
+            steps,
+            figure(folder, "models", "Model probabilities, step by step"),
             "<h2>Manifest</h2>",
             "<pre>" + escape(json.dumps(manifest, indent=2, default=str)) + "</pre>",
         ],
