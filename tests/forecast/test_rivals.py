@@ -156,6 +156,16 @@ def test_the_installed_command_table_json_out_and_report(tmp_path):
     assert report.returncode == 0, report.stderr
     html = (tmp_path / "w" / "report.html").read_text()
     assert html.index("id='answer'") < html.index("id='models'")
+    from ..output.test_report import CHROMIUM, FLAGS
+
+    if CHROMIUM is not None:  # .ci/run installs it
+        page = (tmp_path / "w" / "report.html").as_uri()
+        dom = subprocess.run(
+            [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'browser'}",
+             "--virtual-time-budget=10000", "--dump-dom", page],
+            capture_output=True, text=True, timeout=120, check=True,
+        ).stdout  # fmt: skip
+        assert 'data-images="1/1"' in dom and "The news favours" in dom
     valid = escalate_cli("validate", rivals)
     assert valid.returncode == 0 and "valid rivals file (2 models: a, b)" in valid.stdout
 
