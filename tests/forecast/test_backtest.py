@@ -197,7 +197,7 @@ RECORD = ROOT / "scenarios" / "forecasting" / "venezuela-record.yaml"
 def test_the_installed_command_writes_json_a_folder_and_a_report(tmp_path):
     """``escalate backtest`` on the shipped record: JSON with DESIGN section 10's keys,
     ``--out`` with scores.csv, the figures and the manifest, and the report's answer first."""
-    done = escalate_cli("backtest", SCENARIO, RECORD, "--worlds", "200", "--seed", "1",
+    done = escalate_cli("backtest", SCENARIO, RECORD, "--worlds", "60", "--seed", "1",
                         "--format", "json", "--out", tmp_path / "bt")  # fmt: skip
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
