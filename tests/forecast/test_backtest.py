@@ -286,3 +286,21 @@ def test_nowcast_marks_its_steps_surprise_in_the_json():
     shares = [u["evidence_share"] for u in updates]
     assert np.isclose(sum(shares), 1.0)
     assert "the news up to 2025-12-10" in done.stderr  # dates, not days, in the progress
+
+
+def test_asked_questions_are_scored_while_open_and_settled_by_the_record():
+    """--questions: a trigger's onset and stages by dates within the record. Each is scored at
+    the origins where it is still open (the mobilization of Nov 11 only from the start; the
+    invasion of Jan 3 up to Dec 10), its outcome read from the record."""
+    model = escalate.load(SCENARIO)
+    asked = ["p_fired:venezuela_mobilizes@2025-11-30", "p_reached:invasion@2026-01-10",
+             "p_reached:full_scale_war@2026-01-10"]  # fmt: skip
+    result = backtest(model, RECORD, worlds=40, seed=1, questions=asked)
+    by_question = result.rows.groupby("question")
+    assert by_question["origin"].apply(list).to_dict() == {
+        asked[0]: [0.0],
+        asked[1]: [0.0, 4.0, 33.0],
+        asked[2]: [0.0, 4.0, 33.0, 57.0, 59.0],
+    }
+    assert by_question["outcome"].apply(set).to_dict() == {asked[0]: {1}, asked[1]: {1},
+                                                           asked[2]: {0}}  # fmt: skip

@@ -239,7 +239,7 @@ def backtest(
     entries = _first_entries(obs)
     fired = _first_onsets(obs)
     end_label = model.when(end) if model.start_date is not None else f"{end:g}"
-    plan = {o: _plan(o, end, end_label, entries, asked, stage_names) for o in times}
+    plan = {o: _plan(o, end, end_label, entries, fired, asked, stage_names) for o in times}
     rows, crps = [], []
     with connect(scheduler) as client:
         common = dict(worlds=worlds, seed=seed, moves=moves, overrides=overrides,
@@ -336,12 +336,17 @@ def _questions(model, obs: Observations, questions) -> list[tuple[str, str, int,
         return None
     out = []
     for question in questions:
-        kind, target, _, at = parse_metric(question, model=model)
-        if kind not in ("p_reached", "p_fired") or at is None:
+        base, _, when = question.partition("@")
+        kind, target, _, _ = parse_metric(base, model=model)
+        if kind not in ("p_reached", "p_fired") or not when:
             raise EscalateError.about(
                 "{questions} {!r}: a question is p_reached:STAGE@T or p_fired:TRIGGER@T",
                 question,
             )
+        try:
+            at = float(when) if when.replace(".", "", 1).isdigit() else model.time_of(when)
+        except ValueError as exc:
+            raise EscalateError.about("{questions} {!r}: {}", question, exc) from None
         names = list(model.stages) if kind == "p_reached" else list(model.triggers)
         out.append((question, kind, names.index(target), float(at)))
     return out
@@ -364,7 +369,7 @@ def _first_onsets(obs: Observations) -> dict[int, float]:
     return first
 
 
-def _plan(origin, end, end_label, entries, asked, stage_names):
+def _plan(origin, end, end_label, entries, fired, asked, stage_names):
     """At ``origin``: the times the forecast's curve is read at, the questions still open
     (settled by the record's end), and the stages not yet reached (their window CRPS)."""
     open_stages = [s for s in range(len(stage_names)) if entries.get(s, math.inf) > origin]
@@ -375,8 +380,8 @@ def _plan(origin, end, end_label, entries, asked, stage_names):
         open_questions = [
             (name, kind, index, t)
             for name, kind, index, t in asked
-            if origin < t <= end
-            and not (kind == "p_reached" and entries.get(index, math.inf) <= origin)
+            if origin < t <= end  # not yet settled at the origin:
+            and (entries if kind == "p_reached" else fired).get(index, math.inf) > origin
         ]
     nodes = set(_quadrature_nodes(origin, end, entries))
     nodes |= {t for _, _, _, t in open_questions} | {end}
