@@ -184,6 +184,8 @@ def print_backtest(out, result) -> None:
     for column in ("when", "news", "P(by then)"):
         table.add_column(column, justify="left" if column != "P(by then)" else "right")
     for step in result.news:
-        said = f"{step['p_by']:.1%}" + (" unexpected" if step["unexpected"] else "")
+        measured = step["p_by"] == step["p_by"]  # nan: a switch off, not measured
+        said = (f"{step['p_by']:.1%}" if measured else "—") + (
+            " unexpected" if step["unexpected"] else "")  # fmt: skip
         table.add_row(result.when(step["time"]), "; ".join(step["events"]), said)
     out.print(table)

@@ -206,7 +206,8 @@ def print_nowcast(out, result, stage: str | None = None) -> None:
             f"{row['after']:.1%}",
             points(row["change"]),
             f"{row['ess']:.0f}",
-            f"{row['p_by']:.1%}" + (" unexpected" if row["unexpected"] else ""),
+            ("—" if row["p_by"] != row["p_by"] else f"{row['p_by']:.1%}")
+            + (" unexpected" if row["unexpected"] else ""),
         )
     out.print(table)
     surprises = updates[updates["unexpected"]]

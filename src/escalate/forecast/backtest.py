@@ -91,7 +91,8 @@ class BacktestResult:
                 "outcome": int(worst["outcome"]),
                 "brier": float(worst["brier"]),
             }
-        least = min(self.news, key=lambda step: step["p_by"], default=None)
+        measured = [step for step in self.news if step["p_by"] == step["p_by"]]  # not nan
+        least = min(measured, key=lambda step: step["p_by"], default=None)
         if least is not None:
             out["least_expected"] = {
                 "time": least["time"],

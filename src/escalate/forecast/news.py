@@ -5,7 +5,8 @@ not happen since), the prior worlds are reweighted on everything known by then. 
 says how probable it was under the forecast issued just before it: ``p_by``, the probability
 that its event happens no later than it did (a stage entry: that stage entered by then; a
 trigger switching on: switched on by then; a quiet span, or the start itself: the probability
-of what was seen, the step's predictive probability). A step under ``UNEXPECTED`` is marked
+of what was seen, the step's predictive probability; a step whose only news is a trigger
+switching off is not measured: nan). A step under ``UNEXPECTED`` is marked
 unexpected. The log evidence is the sum of the steps' log predictive probabilities (each the
 log of the weighted mean likelihood ratio of the step); each step's share is shown.
 """
@@ -90,8 +91,11 @@ def replay(
         w, _ = normalized(log_l + log_w0)
         log_predictive = float(logsumexp(log_l + log_w0) - logsumexp(before_log_l + log_w0))
         p_by = _p_by(model, obs, t, prior, evaluate, before_obs or initial, before_log_l + log_w0)
-        if p_by is None:  # the start, or a quiet span: the probability of what was seen
+        if p_by is None and not _switched_off(obs, t):
+            # the start, or a quiet span: the probability of what was seen
             p_by = math.exp(log_predictive) if math.isfinite(log_predictive) else 0.0
+        elif p_by is None:  # only a switch off: its likelihood is a density, not a chance
+            p_by = math.nan
         steps.append(
             {
                 "time": t,
@@ -99,7 +103,7 @@ def replay(
                 "p_reached": _weighted(out, [f"p_reached:{s}" for s in model.stages], w),
                 "ess": ess_of(w),
                 "p_by": p_by,
-                "unexpected": bool(p_by < UNEXPECTED),
+                "unexpected": bool(p_by < UNEXPECTED),  # nan (not measured): False
                 "log_predictive": log_predictive,
             }
         )
@@ -124,6 +128,10 @@ def _p_by(model, obs, t, prior, evaluate, before: Observations, log_w) -> float 
     _, out = evaluate(prior, before, "by", t)
     w, _ = normalized(log_w)
     return float(min(_weighted(out, asked, w)))
+
+
+def _switched_off(obs: Observations, t: float) -> bool:
+    return any(time == t and not on for events in obs.switches.values() for time, on in events)
 
 
 def _weighted(outputs, columns: list[str], weights: np.ndarray) -> np.ndarray:
