@@ -68,7 +68,7 @@ def backtest_page(folder: Path, manifest: dict[str, Any]) -> str:
         f"forecast from the start, never updated (skill {_number(s['brier_skill'], 2)}); log "
         f"score {_number(s['log_score'])} against {_number(s['reference_log_score'])}; window "
         f"CRPS {_number(s['crps'], 2)} against {_number(s['reference_crps'], 2)} "
-        f"{escape(summary.get('time_unit') or '')}. Lower is better; skill = 1 - score / "
+        f"{escape(summary.get('time_unit') or '')}s. Lower is better; skill = 1 - score / "
         "reference."
     )
     title = f"{summary['scenario']}: backtest to {summary.get('end_date') or summary['end']}"
