@@ -223,7 +223,7 @@ def backtest(
     BacktestResult
     """
     from escalate.engine.cluster import connect
-    from escalate.forecast.nowcast import PRIOR_WORLDS, _evaluator, nowcast
+    from escalate.forecast.nowcast import PRIOR_WORLDS, evaluator, nowcast
     from escalate.forecast.posterior import fit_posterior
 
     model = scenario
@@ -247,7 +247,7 @@ def backtest(
                       worlds_from=worlds_from, scheduler=client)  # fmt: skip
         say(f"the whole record: its news and their surprise ({len(times)} origins to score)")
         whole = nowcast(model, obs, progress=say, **common)
-        evaluate = _evaluator(model, dict(overrides or {}), end, None, 1, client)
+        evaluate = evaluator(model, dict(overrides or {}), end, None, 1, client)
         prior, weights0 = whole.posterior.prior_worlds, whole.posterior.prior_weights
         every_node = sorted({t for o in times for t in plan[o][0]})
         say("the reference: the forecast from the start, never updated")

@@ -26,7 +26,7 @@ from escalate.forecast.news import replay
 from escalate.forecast.observations import Observations, read_observations
 from escalate.forecast.posterior import Posterior, parameter_table
 
-__all__ = ["PRIOR_WORLDS", "NowcastResult", "nowcast"]
+__all__ = ["PRIOR_WORLDS", "NowcastResult", "evaluator", "nowcast"]
 
 
 PRIOR_WORLDS = 1000  # prior worlds drawn when none are given
@@ -170,7 +170,7 @@ def _one_forecast(model, world, obs, filtered, horizon, ahead) -> np.ndarray:
     return np.concatenate([figures.p_reached, on_now, *ahead_figures])
 
 
-def _evaluator(model, overrides, horizon, pool, workers, client=None):
+def evaluator(model, overrides, horizon, pool, workers, client=None):
     """``evaluate(worlds, obs, ahead, to, times) -> (log-likelihood, forecast)`` (``to``:
     the forecast's horizon, default ``horizon``; ``times``: curves, see :func:`_evaluate`):
     here, split among the
@@ -481,7 +481,7 @@ def nowcast(
             pool = process_pool(workers, len(prior))
         if pool is not None:
             stack.callback(pool.shutdown, cancel_futures=True)
-        evaluate = _evaluator(model, overrides, end, pool, workers, client)
+        evaluate = evaluator(model, overrides, end, pool, workers, client)
         say(f"the prior forecast: {count(len(prior), 'world')}")
         _, prior_out = evaluate(prior, None, "all")
         before = _weighted_stages(prior_out, model, weights0)

@@ -70,10 +70,7 @@ def read_rivals(path: str | Path) -> Rivals:
     if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
         raise ScenarioError([doc.issue((), "a rivals file has `question:` and `models:`")])
     issues: list[Issue] = []
-    for key in data:
-        if key not in RIVALS_KEYS:
-            hint = suggest(str(key), RIVALS_KEYS)
-            issues.append(doc.issue((key,), f"unknown key {key!r}{hint}", at_key=True))
+    issues += doc.unknown_keys((), data, RIVALS_KEYS)
     question = data.get("question")
     if not isinstance(question, str) or not question.strip():
         issues.append(doc.issue(("question",), "the shared question, in words, is required"))
@@ -86,10 +83,7 @@ def read_rivals(path: str | Path) -> Rivals:
             issues.append(doc.issue(where, "a model is a mapping with scenario, observed, "
                                            "metric and prior"))  # fmt: skip
             continue
-        for key in entry:
-            if key not in MODEL_KEYS:
-                hint = suggest(str(key), MODEL_KEYS)
-                issues.append(doc.issue((*where, key), f"unknown key {key!r}{hint}", at_key=True))
+        issues += doc.unknown_keys(where, entry, MODEL_KEYS)
         files = {}
         for key in ("scenario", "observed"):
             value = entry.get(key)

@@ -93,11 +93,7 @@ def _read(doc: Document, scenario: Scenario) -> Variants:
         raise ScenarioError(
             [doc.issue((), "a variants file is a mapping with `scenario:` and `variants:`")]
         )
-    issues: list[Issue] = []
-    for key in data:
-        if key not in FILE_KEYS:
-            hint = suggest(str(key), FILE_KEYS)
-            issues.append(doc.issue((key,), f"unknown key {key!r}{hint}", at_key=True))
+    issues: list[Issue] = doc.unknown_keys((), data, FILE_KEYS)
     if data.get("scenario") != scenario.scenario:
         issues.append(
             doc.issue(
@@ -131,10 +127,7 @@ def _read(doc: Document, scenario: Scenario) -> Variants:
             issues.append(doc.issue(where, "a variant is a mapping with `set:` and/or "
                                     "`triggers:`"))  # fmt: skip
             continue
-        for key in spec:
-            if key not in VARIANT_KEYS:
-                hint = suggest(str(key), VARIANT_KEYS)
-                issues.append(doc.issue((*where, key), f"unknown key {key!r}{hint}", at_key=True))
+        issues += doc.unknown_keys(where, spec, VARIANT_KEYS)
         settings: dict[str, float] = {}
         if spec.get("set") is not None:
             if isinstance(spec["set"], dict):

@@ -142,6 +142,19 @@ class Document:
         line, column = self.mark(path, at_key=at_key)
         return Issue(self.file, line, column, tuple(path), message, severity)
 
+    def unknown_keys(self, where: Path_, mapping: dict, allowed) -> list[Issue]:
+        """An issue at each key of ``mapping`` (at ``where``) not in ``allowed``, with the
+        nearest allowed key as a suggestion."""
+        from escalate.errors import suggest
+
+        return [
+            self.issue(
+                (*where, key), f"unknown key {key!r}{suggest(str(key), allowed)}", at_key=True
+            )
+            for key in mapping
+            if key not in allowed
+        ]
+
 
 def document_kind(data: Any) -> str:
     """What a parsed file is, by its keys: ``"targets"`` (calibrate's statements),

@@ -4,14 +4,13 @@ calibrated model), a nowcast (the odds after the news, the news step by step) an
 
 from __future__ import annotations
 
-import json
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from escalate.engine.metrics import is_probability
 from escalate.output.format import as_read, number, percent, points
-from escalate.output.report.page import figure, page, read_json
+from escalate.output.report.page import figure, manifest_section, page, read_json
 
 __all__ = ["calibration_page", "comparison_page", "nowcast_page"]
 
@@ -79,8 +78,7 @@ def calibration_page(folder: Path, manifest: dict[str, Any]) -> str:
             "say nothing of it).</p>",
             ptable,
             figure(folder, "parameters", "Prior and posterior of the parameters moved most"),
-            "<h2>Manifest</h2>",
-            "<pre>" + escape(json.dumps(manifest, indent=2, default=str)) + "</pre>",
+            *manifest_section(manifest),
         ],
     )
 
@@ -222,8 +220,7 @@ def nowcast_page(folder: Path, manifest: dict[str, Any]) -> str:
             "nothing of it).</p>",
             _parameters_table(summary.get("parameters") or []),
             figure(folder, "parameters", "Prior and posterior of the parameters moved most"),
-            "<h2>Manifest</h2>",
-            "<pre>" + escape(json.dumps(manifest, indent=2, default=str)) + "</pre>",
+            *manifest_section(manifest),
         ],
     )
 
@@ -300,7 +297,6 @@ def comparison_page(folder: Path, manifest: dict[str, Any]) -> str:
             table,
             "<h2>Why each option</h2>",
             f"<dl>{reasons}</dl>",
-            "<h2>Manifest</h2>",
-            "<pre>" + escape(json.dumps(manifest, indent=2, default=str)) + "</pre>",
+            *manifest_section(manifest),
         ],
     )

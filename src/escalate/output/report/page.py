@@ -69,6 +69,12 @@ def image(folder: Path, name: str, alt: str) -> str:
     return f"<figure><img alt='{escape(alt)}' src='data:image/png;base64,{data}'/></figure>"
 
 
+def manifest_section(manifest: dict[str, Any]) -> list[str]:
+    """The page's last section: the manifest of the folder, as written."""
+    return ["<h2>Manifest</h2>",
+            "<pre>" + escape(json.dumps(manifest, indent=2, default=str)) + "</pre>"]  # fmt: skip
+
+
 def plus_minus(change, se: float | None) -> str:
     """``± 4.6 pts``: a 95% half-width from a standard error (a dash when there is none)."""
     return "—" if se is None else f"± {change(Z95 * se).lstrip('+')}"

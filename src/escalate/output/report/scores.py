@@ -4,14 +4,13 @@ forecast, the window CRPS, the news with its surprise, and the figures."""
 
 from __future__ import annotations
 
-import json
 import math
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from escalate.output.format import percent
-from escalate.output.report.page import figure, page, read_json
+from escalate.output.report.page import figure, manifest_section, page, read_json
 
 __all__ = ["backtest_page", "weigh_page"]
 
@@ -93,8 +92,7 @@ def backtest_page(folder: Path, manifest: dict[str, Any]) -> str:
             "<h2>The news, and how probable each step was just before it</h2>",
             news,
             figure(folder, "reliability", "Reliability"),
-            "<h2>Manifest</h2>",
-            "<pre>" + escape(json.dumps(manifest, indent=2, default=str)) + "</pre>",
+            *manifest_section(manifest),
         ],
     )
 
@@ -144,7 +142,6 @@ def weigh_page(folder: Path, manifest: dict[str, Any]) -> str:
             "<h2>The news step by step</h2>",
             steps,
             figure(folder, "models", "Model probabilities, step by step"),
-            "<h2>Manifest</h2>",
-            "<pre>" + escape(json.dumps(manifest, indent=2, default=str)) + "</pre>",
+            *manifest_section(manifest),
         ],
     )
