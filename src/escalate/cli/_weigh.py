@@ -48,8 +48,6 @@ def weigh_command(rivals_file, worlds, seed, scheduler, out, force, output_forma
 
     result = weigh(rivals, worlds=worlds, seed=seed, scheduler=scheduler, progress=say)
     first = load(rivals.models[0].scenario)
-    dated = first.start_date is not None
-    result.dates = {t: first.when(t) if dated else None for t in result.steps["time"]}
     if out is not None:
 
         def extra(folder: Path) -> None:

@@ -109,9 +109,9 @@ def replay(
         )
         before_obs, before_log_l = cut_observations(obs, t), log_l
     total = sum(step["log_predictive"] for step in steps)
-    for step in steps:
-        share = step["log_predictive"] / total if total != 0 and math.isfinite(total) else None
-        step["evidence_share"] = share
+    shared = total != 0 and math.isfinite(total)
+    for step in steps:  # + 0.0: a quiet span that changed nothing has share 0, not -0
+        step["evidence_share"] = step["log_predictive"] / total + 0.0 if shared else None
     return steps
 
 

@@ -174,7 +174,8 @@ class WeighResult:
             "averaged": finite_or_none(self.averaged),
             "interval": [finite_or_none(x) for x in self.interval],
             "steps": [
-                {k: finite_or_none(v) if isinstance(v, float) else v for k, v in row.items()}
+                {"date": self.dates.get(row["time"])}
+                | {k: finite_or_none(v) if isinstance(v, float) else v for k, v in row.items()}
                 for row in self.steps.to_dict("records")
             ],
         }
@@ -256,6 +257,7 @@ def weigh(
         values.append(column)
         weights.append(p * r.posterior.weights)
     values, weights = np.concatenate(values), np.concatenate(weights)
+    steps = _steps(loaded, results, priors)
     keep = np.isfinite(values) & (weights > 0)
     low, high = weighted_quantile(values[keep], weights[keep], [0.05, 0.95])
     return WeighResult(
@@ -269,9 +271,10 @@ def weigh(
         forecasts=forecasts,
         averaged=averaged,
         interval=(float(low), float(high)),
-        steps=_steps(loaded, results, priors),
+        steps=steps,
         worlds=[len(r.posterior.prior_worlds) for r in results],
         seed=seed,
+        dates={t: results[0].date(t) for t in steps["time"]},
     )
 
 

@@ -116,14 +116,15 @@ def weigh_page(folder: Path, manifest: dict[str, Any]) -> str:
     )
     head = "".join(f"<th>{escape(n)}</th>" for n in names)
     step_rows = "".join(
-        f"<tr><td class='text nowrap'>{s['time']:g}</td><td class='text'>"
+        f"<tr><td class='text nowrap'>{escape(s.get('date') or format(s['time'], 'g'))}</td>"
+        "<td class='text'>"
         f"{escape(str(s.get('news:' + names[0]) or ''))}</td>"
         + "".join(f"<td>{percent(s['probability:' + n])}</td>" for n in names)
         + "</tr>"
         for s in summary["steps"]
     )
     steps = (
-        "<table id='steps'><thead><tr><th class='text'>time</th><th class='text'>news</th>"
+        "<table id='steps'><thead><tr><th class='text'>when</th><th class='text'>news</th>"
         f"{head}</tr></thead><tbody>{step_rows}</tbody></table>"
     )
     title = summary.get("title") or "Rival models weighed by the news"
