@@ -16,6 +16,7 @@ The folders are the data flow, each step importing only the steps before it::
                 variants and compare
     output/     format (numbers as people read them), plots (one module per family of figures),
                 report (one module per page kind)
+    explore/    the interactive explorer (an optional extra, Panel): controls, view
     cli/        the command line, a module per verb
     api.py      simulate, solve, exact_overlay;  errors.py: the errors every step raises
 
@@ -63,6 +64,7 @@ _LAZY = {
     "CompareResult": "escalate.forecast.compare",
     "compare": "escalate.forecast.compare",
     "read_variants": "escalate.forecast.variants",
+    "explore": "escalate.explore",  # the package, callable: escalate.explore(scenario)
 }
 
 __all__ = ["EscalateError", "Issue", "ScenarioError", *_LAZY]
@@ -70,7 +72,8 @@ __all__ = ["EscalateError", "Issue", "ScenarioError", *_LAZY]
 
 def __getattr__(name: str):
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        module = importlib.import_module(_LAZY[name])
+        value = module if name == "explore" else getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'escalate' has no attribute {name!r}")

@@ -19,6 +19,7 @@ import click
 from escalate.cli._backtest import backtest_command
 from escalate.cli._calibrate import calibrate_command
 from escalate.cli._compare import compare_command
+from escalate.cli._explore import explore_command
 from escalate.cli._inspect import schema, show, validate
 from escalate.cli._nowcast import nowcast_command
 from escalate.cli._options import debug_option
@@ -59,6 +60,7 @@ for _command in (
     backtest_command,
     weigh_command,
     compare_command,
+    explore_command,
     report,
 ):
     main.add_command(_command)

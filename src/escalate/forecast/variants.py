@@ -164,7 +164,7 @@ def _read(doc: Document, scenario: Scenario) -> Variants:
         changed = scenario
         if usable and overrides:
             try:
-                changed = _with_triggers(scenario, overrides)
+                changed = with_triggers(scenario, overrides)
             except ScenarioError as exc:
                 issues += [
                     _relocated(issue, doc, where, overrides)
@@ -183,7 +183,7 @@ def _read(doc: Document, scenario: Scenario) -> Variants:
     return Variants([str(m) for m in metrics], found, doc.file)
 
 
-def _with_triggers(scenario: Scenario, overrides: dict[str, dict[str, Any]]) -> Scenario:
+def with_triggers(scenario: Scenario, overrides: dict[str, dict[str, Any]]) -> Scenario:
     """``scenario`` with its triggers' ``initial``, ``onset``, ``offset`` replaced (``none``
     removes an onset or offset; ``at: T`` makes the onset a fixed time), validated by the
     scenario language's own checks."""

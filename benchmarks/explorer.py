@@ -1,0 +1,144 @@
+"""The explorer, measured through the page: from a key press on a slider to the updated view.
+
+``python -m benchmarks.explorer`` serves each shipped scenario with the installed ``escalate
+explore``, opens it in headless Chromium (Debian's, driven by playwright), and presses the
+arrow keys on a parameter's slider, alternately right and left. A move is timed from the key
+press until the page's URL carries the new setting: the server pushes the URL with the headline,
+curves and table in one message, after the answer is computed, so this is the whole round trip.
+The section it writes into ``benchmarks/RESULTS.md`` is also written by ``python -m benchmarks``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+TITLE = "## The explorer: a key press on a slider to the updated page"
+BUDGET_MS = 200
+MEMORYLESS = ["venezuela", "venezuela-decapitation", "india-pakistan", "taiwan"]
+WITH_DELAYS = ["tutorial", "essequibo"]  # a fixed-seed Monte Carlo run per move
+FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+def _serve(scenario: Path) -> tuple[subprocess.Popen, str]:
+    escalate = str(Path(sys.executable).parent / "escalate")
+    process = subprocess.Popen(
+        [escalate, "explore", str(scenario), "--port", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    for line in process.stderr:
+        found = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        if found:
+            return process, found.group()
+    raise RuntimeError(f"escalate explore {scenario} did not start")
+
+
+def measure(page_of, scenario: str, moves: int) -> dict:
+    """Median and 90th percentile of ``moves`` key presses on the first parameter slider."""
+    process, url = _serve(ROOT / "scenarios" / f"{scenario}.yaml")
+    try:
+        page = page_of()
+        page.goto(url)
+        page.locator(".escalate-headline >> text=P(").wait_for(timeout=120_000)
+        handle = page.locator(".noUi-handle").nth(1)  # 0 is the horizon
+        handle.focus()
+        walls = []
+        for move in range(moves + 2):
+            before = page.evaluate("window.location.search")
+            began = time.perf_counter()
+            handle.press("ArrowRight" if move % 2 == 0 else "ArrowLeft")
+            page.wait_for_function(
+                f"() => window.location.search !== {before!r}", polling="raf", timeout=30_000
+            )
+            walls.append(1000 * (time.perf_counter() - began))
+        walls = walls[2:]  # the first moves warm the page and the server
+        method = page.locator(".escalate-method").inner_text()
+        page.close()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    return {
+        "scenario": scenario,
+        "median": statistics.median(walls),
+        "p90": statistics.quantiles(walls, n=10)[-1],
+        "method": method.split(".")[0].split(":")[0],
+        "moves": moves,
+    }
+
+
+def explorer_section(quick: bool = False) -> str:
+    """The section of RESULTS.md: one row per shipped scenario (or why there is none)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from playwright.sync_api import sync_playwright
+
+        import escalate.explore  # noqa: F401  (panel installed)
+    except Exception as exc:  # the reason goes in the table
+        return f"{TITLE}\n\nNot measured: {exc}.\n"
+    if chromium is None:
+        return f"{TITLE}\n\nNot measured: Chromium is not installed.\n"
+    moves = 6 if quick else 30
+    rows = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=FLAGS)
+
+        def page_of():
+            return browser.new_page(viewport={"width": 1300, "height": 900})
+
+        for scenario in MEMORYLESS + WITH_DELAYS:
+            print(f"benchmarks: the explorer on {scenario} ...", file=sys.stderr)
+            rows.append(measure(page_of, scenario, moves))
+        browser.close()
+    lines = [
+        TITLE,
+        "",
+        f"`escalate explore` serving each shipped scenario, driven in headless Chromium: {moves} "
+        "key presses on the first parameter's slider, alternately right and left, each timed "
+        "from the press until the page's URL carries the new value (the server sends it with "
+        "the headline, the curves and the table, in one message, once the answer is computed).",
+        "",
+        "| scenario | answer per move | median (ms) | 90th percentile (ms) | within 200 ms |",
+        "|---|---|---:|---:|:---:|",
+    ]
+    for row in rows:
+        memoryless = row["scenario"] in MEMORYLESS
+        met = ("yes" if row["median"] <= BUDGET_MS else "no") if memoryless else "(not a target)"
+        lines.append(
+            f"| `scenarios/{row['scenario']}.yaml` | {row['method']} | {row['median']:.0f} | "
+            f"{row['p90']:.0f} | {met} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_section(section: str, path: Path = HERE / "RESULTS.md") -> None:
+    """Put ``section`` in RESULTS.md in place of its previous version (else before Scaling)."""
+    text = path.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(TITLE) + r".*?(?=\n## |\Z)", re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section.rstrip("\n") + "\n", text)
+    else:
+        text = text.replace("## Scaling", section + "\n## Scaling", 1)
+    path.write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> None:
+    quick = "--quick" in (argv if argv is not None else sys.argv[1:])
+    section = explorer_section(quick)
+    print(section)
+    if "--no-write" not in (argv if argv is not None else sys.argv[1:]):
+        write_section(section)
+
+
+if __name__ == "__main__":
+    main()
