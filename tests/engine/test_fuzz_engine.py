@@ -80,15 +80,14 @@ def extreme_scenarios(draw):
 
 
 def assert_sane(result) -> None:
-    curves = result.curves
+    grid, names, reached, occupancy = result.curve_arrays  # what result.curves tabulates
     for name, s in result.stages.items():
         for p in (s.p_reached, s.p_at_horizon):
             assert 0.0 <= p <= 1.0, (name, p)
         assert -1e-9 * result.horizon <= s.time_in <= result.horizon * (1 + 1e-9), (name, s.time_in)
-        reached = curves[(curves.stage == name) & (curves.curve == "reached")].value.to_numpy()
-        assert np.all(np.diff(reached) >= -1e-9), name
-    occupancy = curves[curves.curve == "occupancy"].groupby("t", observed=True).value.sum()
-    assert np.allclose(occupancy.to_numpy(), 1.0, atol=1e-6)
+    assert len(names) == len(result.stages) and reached.shape == (len(names), len(grid))
+    assert np.all(np.diff(reached, axis=1) >= -1e-9)
+    assert np.allclose(occupancy.sum(axis=0), 1.0, atol=1e-6)
     for t in result.triggers.values():
         assert 0.0 <= t["p_fired"] <= 1.0
 
@@ -103,6 +102,6 @@ def test_extreme_scenarios_run_or_fail_cleanly(text):
         return
     # any other exception than EscalateError fails the test
     with contextlib.suppress(EscalateError):
-        assert_sane(escalate.simulate(model, 2_000, seed=1))
+        assert_sane(escalate.simulate(model, 50, seed=1))  # sane figures, not precise ones
     with contextlib.suppress(EscalateError):
         assert_sane(escalate.solve(model))

@@ -271,3 +271,23 @@ def test_ctrl_c_stops_the_server(served):
     shown = server.finish()
     assert server.process.returncode == 0 and "escalate explorer stopped" in shown
     assert "Traceback" not in shown
+
+
+def test_the_core_install_never_imports_panel():
+    import subprocess
+    import sys
+
+    code = "import sys, escalate, escalate.cli; print('panel' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_without_panel_the_explorer_says_which_extra_to_install(monkeypatch, cli):
+    import sys
+
+    for name in [m for m in sys.modules if m.startswith("escalate.explore")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "panel", None)  # as if not installed
+    done = cli("explore", VENEZUELA, "--port", "0")
+    assert done.exit_code == 2
+    assert "the explorer needs Panel, an optional extra: pip install -e '.[explore]'" in done.stderr

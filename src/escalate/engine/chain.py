@@ -157,7 +157,7 @@ class Chain:
         chain = copy.copy(self)
         chain.c = c
         bits = (self._mask[:, None] >> np.arange(c.n_triggers)) & 1  # (entries, K)
-        rates = np.empty(len(self._kind))
+        rates = np.zeros(len(self._kind))  # zeros: the effects below multiply every entry
         moves = self._kind == 0
         j = self._which[moves]
         ratios = np.where(bits[moves] == 1, c.ratio[j], 1.0)

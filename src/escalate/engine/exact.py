@@ -23,7 +23,14 @@ from scipy import sparse
 
 from escalate.engine.chain import Chain, NotMemoryless, chain_of
 from escalate.engine.compile import EXPONENTIAL, KIND_NAMES, CompiledScenario
-from escalate.engine.stepping import DENSE_STATES, Stepper, Uniformized, advance, propagate
+from escalate.engine.stepping import (
+    DENSE_STATES,
+    Stepper,
+    Uniformized,
+    advance,
+    propagate,
+    walk,
+)
 from escalate.errors import EscalateError
 
 __all__ = ["ExactSolution", "HorizonFigures", "solve_at_horizon", "solve_chain"]
@@ -246,15 +253,10 @@ def solve_chain(c: CompiledScenario) -> ExactSolution:
         )
     n_s, n_g = c.n_stages, len(grid)
 
-    stepper = Stepper(chain.q)
-    occupancy = np.zeros((n_s, n_g))
-    occupancy[:, 0] = np.bincount(chain.stage_of, weights=chain.p0, minlength=n_s)
-    v = chain.p0.copy()
-    walk = [v]
-    for g in range(1, n_g):
-        v, _ = advance(chain, stepper, v, grid[g - 1], grid[g])
-        occupancy[:, g] = np.bincount(chain.stage_of, weights=v, minlength=n_s)
-        walk.append(v)
+    stepper = Stepper(chain.q, steps=len(grid) - 1)
+    walked = walk(chain, stepper, chain.p0.copy(), grid)  # (grid points, states)
+    occupancy = _by_stage(walked, chain.stage_of, n_s)
+    v = walked[-1]
     way_out = np.asarray(abs(chain.q).sum(axis=1)).ravel()  # 0: a state nothing leaves
     p_on = np.array(
         [v[(chain.mask_of >> k) & 1 == 1].sum() for k in range(c.n_triggers)], dtype=float
@@ -275,16 +277,11 @@ def solve_chain(c: CompiledScenario) -> ExactSolution:
             # the walk of the chain itself serves (its occupancy is the reach curve; `at`
             # jumps only switch triggers, within the stage)
             reached[s] = occupancy[s]
-            absorbing, vectors = stepper, walk
+            absorbing, vectors = stepper, walked
         else:
-            absorbing = Stepper(_absorbing(chain, target))
-            v = chain.p0.copy()
-            reached[s, 0] = v[target].sum()
-            vectors = [v]
-            for g in range(1, n_g):
-                v, _ = advance(chain, absorbing, v, grid[g - 1], grid[g])
-                reached[s, g] = v[target].sum()
-                vectors.append(v)
+            absorbing = Stepper(_absorbing(chain, target), steps=len(grid) - 1)
+            vectors = walk(chain, absorbing, chain.p0.copy(), grid)
+            reached[s] = vectors[:, target].sum(axis=1)
         time_to_reach.append(
             _time_to_reach(
                 chain,
@@ -306,6 +303,13 @@ def solve_chain(c: CompiledScenario) -> ExactSolution:
         p_on_at_horizon=np.clip(p_on, 0.0, 1.0),
         time_on=at_horizon.time_on,
     )
+
+
+def _by_stage(walked: np.ndarray, stage_of: np.ndarray, n_stages: int) -> np.ndarray:
+    """Per stage, the mass of its states at each grid point: (stages, grid points)."""
+    indicator = np.zeros((len(stage_of), n_stages))
+    indicator[np.arange(len(stage_of)), stage_of] = 1.0
+    return (walked @ indicator).T
 
 
 def _crossing(chain, stepper, target, v0, t0, t1, goal, before, after) -> float:
