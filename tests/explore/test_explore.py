@@ -116,8 +116,9 @@ def test_the_notebook_widget_is_built_and_follows_its_controls(venezuela):
     assert view.headline_text == expected.headline_text()
     assert view.settings_query == {"war_mean": "50", "horizon": "365"}
     war = expected.stages["full_scale_war"].p_reached
-    table = view.table.object.set_index("stage")
-    assert table.loc["Full-scale war", "P(reached by the horizon)"] == f"{war:.1%}"
+    table = {row["stage"]: row for row in view.rows}
+    assert table["Full-scale war"]["P(reached by the horizon)"] == f"{war:.1%}"
+    assert "<td>Full-scale war</td>" in view.table.object
     curve = view._sources["full_scale_war"].data["y"]
     assert curve[-1] == pytest.approx(war, abs=1e-9)
 

@@ -219,8 +219,14 @@ class _Stacked:
         self.jumps = {t: np.tile(moved, copies) + offsets for t, moved in chain.jumps.items()}
 
 
-def solve_chain(c: CompiledScenario) -> ExactSolution:
+def solve_chain(
+    c: CompiledScenario, *, chain: Chain | None = None, numba_series: bool = False
+) -> ExactSolution:
     """Solve a compiled memoryless scenario exactly on its time grid.
+
+    ``chain``: its chain, if built already (``Chain.with_rates`` of a template of the same
+    structure); ``numba_series``: the horizon figures' series in numba (worth its loading
+    where one process solves many times, as the explorer does).
 
     Raises
     ------
@@ -230,7 +236,7 @@ def solve_chain(c: CompiledScenario) -> ExactSolution:
         If the reachable joint space exceeds ``MAX_STATES``.
     """
     _memoryless(c)
-    chain = Chain(c)
+    chain = Chain(c) if chain is None else chain
     _check_speed(chain, c.horizon)
     grid = c.grid
     # one chain per stage (and one for occupancy) stepped along the grid: refuse what would
@@ -261,13 +267,13 @@ def solve_chain(c: CompiledScenario) -> ExactSolution:
     p_on = np.array(
         [v[(chain.mask_of >> k) & 1 == 1].sum() for k in range(c.n_triggers)], dtype=float
     )
-    at_horizon = solve_at_horizon(c, chain=chain)
+    at_horizon = solve_at_horizon(c, chain=chain, numba_series=numba_series)
     switching = [c.can_switch_off(k) for k in range(c.n_triggers)]
     p_fired = np.where(switching, at_horizon.p_fired, p_on)
 
     reached = np.zeros((n_s, n_g))
-    time_to_reach = []
-    for s in range(n_s):
+
+    def first_entry(s: int) -> dict:
         target = chain.stage_of == s
         if chain.p0[target].sum() == 1.0:  # every trajectory starts there: reached at 0
             reached[s] = 1.0
@@ -282,17 +288,11 @@ def solve_chain(c: CompiledScenario) -> ExactSolution:
             absorbing = Stepper(_absorbing(chain, target), steps=len(grid) - 1)
             vectors = walk(chain, absorbing, chain.p0.copy(), grid)
             reached[s] = vectors[:, target].sum(axis=1)
-        time_to_reach.append(
-            _time_to_reach(
-                chain,
-                absorbing,
-                target,
-                grid,
-                reached[s],
-                vectors,
-                at_horizon.mean_time_to_reach[s],
-            )
+        return _time_to_reach(
+            chain, absorbing, target, grid, reached[s], vectors, at_horizon.mean_time_to_reach[s]
         )
+
+    time_to_reach = [first_entry(s) for s in range(n_s)]
     return ExactSolution(
         occupancy=np.clip(occupancy, 0.0, 1.0),
         reached=np.clip(reached, 0.0, 1.0),

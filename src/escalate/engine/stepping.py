@@ -36,6 +36,8 @@ class Stepper:
         self.dense = self.n <= DENSE_STATES and (steps is None or 8 * steps >= self.n)
         self.cache: dict[float, np.ndarray] = {}
         self.q_t = q.T.tocsr()
+        # a small dense chain's Taylor terms: a dense product costs less than scipy's call
+        self.q_t_dense = self.q_t.toarray() if self.dense else None
         self.norm = float(abs(q).sum(axis=1).max()) if self.n else 0.0
 
     def propagate(self, v: np.ndarray, h: float) -> np.ndarray:
@@ -43,11 +45,17 @@ class Stepper:
         (brentq's evaluations), which needs no new matrix exponential."""
         if h <= 0.0:
             return v
-        if self.norm * h > 2.0:
+        pieces = math.ceil(self.norm * h / 2.0)
+        if pieces > 16:
             return self.step(v, h)[0]
+        if pieces > 1:  # a few short Taylor series: no new exponential for an odd length
+            for _ in range(pieces):
+                v = self.propagate(v, h / pieces)
+            return v
         total, term = v.copy(), v.copy()
+        q_t = self.q_t if self.q_t_dense is None else self.q_t_dense
         for k in range(1, 60):
-            term = (self.q_t @ term) * (h / k)
+            term = (q_t @ term) * (h / k)
             total += term
             if np.abs(term).max() <= 1e-18:
                 break
@@ -111,8 +119,14 @@ def walk(chain, stepper: Stepper, v0: np.ndarray, grid: np.ndarray) -> np.ndarra
     breaks = np.flatnonzero(~same | jumped[1:] | jumped[:-1]) + 1
     for first, end in zip(np.r_[0, breaks], np.r_[breaks, len(steps)], strict=True):
         run = end - first
-        if stepper.dense and not jumped[first] and run > 1 and stepper.n * math.log2(run) < run:
-            out[first : end + 1] = _doubled(out[first], stepper.step_matrix(steps[first]), run)
+        if stepper.dense and not jumped[first] and steps[first] > 0:
+            step = stepper.step_matrix(steps[first])
+            if run > 1 and stepper.n * math.log2(run) < run:
+                out[first : end + 1] = _doubled(out[first], step, run)
+                continue
+            for g in range(first + 1, end + 1):  # Stepper.step without its calls
+                np.matmul(out[g - 1], step, out=out[g])
+                np.maximum(out[g], 0.0, out=out[g])
             continue
         for g in range(first + 1, end + 1):
             out[g] = advance(chain, stepper, out[g - 1], grid[g - 1], grid[g])[0]

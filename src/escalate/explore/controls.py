@@ -117,9 +117,12 @@ class Explorable:
         )
         labels = {name: model.label(name) for name in (*model.stages, *model.triggers)}
         if compiled.is_markov:
+            from escalate.engine.chain import chain_of
             from escalate.engine.exact import solve_chain
 
-            return Result.from_exact(solve_chain(compiled), compiled, labels=labels)
+            # the states built once per structure, the rates per move; the series in numba
+            solution = solve_chain(compiled, chain=chain_of(compiled), numba_series=True)
+            return Result.from_exact(solution, compiled, labels=labels)
         from escalate.engine.simulate import run_trajectories
 
         tally = run_trajectories(compiled, self.trajectories, MC_SEED)

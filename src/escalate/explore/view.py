@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import panel as pn
 import param
 from bokeh.models import ColumnDataSource, HoverTool, Legend, NumeralTickFormatter
@@ -37,7 +38,13 @@ CSS = """
 .escalate-messages { background: #fff3cd; color: #664d03; border: 1px solid #ffe69c;
                      border-radius: 4px; padding: 0.5em 1em; }
 """
-TABLE_CSS = "td:first-child, th:first-child { text-align: left; }"
+TABLE_CSS = """
+table { border-collapse: collapse; width: 100%; font-size: 0.9em; }
+th { border-bottom: 1px solid #333; text-align: right; padding: 4px 8px; }
+td { text-align: right; padding: 4px 8px; }
+tbody tr:nth-child(odd) { background: #f2f2f2; }
+td:first-child, th:first-child { text-align: left; }
+"""
 STATES = {"on at the start": "on", "off at the start": "off"}
 
 
@@ -101,9 +108,8 @@ class Explorer(pn.viewable.Viewer):
         self.messages = pn.pane.HTML("", visible=False, css_classes=["escalate-messages"],
                                      sizing_mode="stretch_width")  # fmt: skip
         self.notes: list[str] = []
-        self.table = pn.pane.DataFrame(
-            None, index=False, sizing_mode="stretch_width", stylesheets=[TABLE_CSS]
-        )
+        self.table = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[TABLE_CSS])
+        self.rows: list[dict[str, str]] = []  # the stage table, as shown
         self.export = pn.widgets.FileDownload(
             callback=self._export,
             filename=f"{ex.model.scenario}-params.yaml",
@@ -181,7 +187,8 @@ class Explorer(pn.viewable.Viewer):
                 self.result = result
                 self.headline.object = html.escape(result.headline_text(), quote=False)
                 self.method.object = _method(result)
-                self.table.object = _table(result)
+                self.rows = _table(result)
+                self.table.object = _table_html(self.rows)
                 _redraw(self._sources, result)
             self.notes = messages
             self.messages.object = "<br>".join(html.escape(m, quote=False) for m in messages)
@@ -280,29 +287,37 @@ def _method(result: Result) -> str:
     )
 
 
-def _table(result: Result):
-    frame = result.summary()
+def _table(result: Result) -> list[dict[str, str]]:
+    """The stage table's rows, as shown (figures formatted)."""
     exact = result.method == "exact"
     rows = []
-    for _, row in frame.iterrows():
-        reached = f"{row.p_reached:.1%}"
+    for name, stage in result.stages.items():
+        reached = f"{stage.p_reached:.1%}"
         if not exact:
-            reached += f" ({row.p_reached_lo:.1%} to {row.p_reached_hi:.1%})"
-        median = row.get("time_to_reach_p50_date") or (
-            "" if row.time_to_reach_p50 != row.time_to_reach_p50 else f"{row.time_to_reach_p50:.0f}"
-        )
+            low, high = stage.p_reached_ci
+            reached += f" ({low:.1%} to {high:.1%})"
+        median = stage.time_to_reach.get("p50")
+        unknown = median is None or median != median  # never reached: no median
+        shown = "" if unknown else result.date(median) or f"{median:.0f}"
         rows.append(
             {
-                "stage": row.label,
+                "stage": result.labels.get(name, name),
                 "P(reached by the horizon)": reached,
-                "P(in it at the horizon)": f"{row.p_at_horizon:.1%}",
-                f"mean {result.time_unit}s in it": f"{row.time_in:.1f}",
-                "median time to reach": median or "",
+                "P(in it at the horizon)": f"{stage.p_at_horizon:.1%}",
+                f"mean {result.time_unit}s in it": f"{stage.time_in:.1f}",
+                "median time to reach": shown,
             }
         )
-    import pandas as pd
+    return rows
 
-    return pd.DataFrame(rows)
+
+def _table_html(rows: list[dict[str, str]]) -> str:
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0]) if rows else ""
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row.values()) + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _curve_data(result: Result) -> dict[str, dict[str, Any]]:
@@ -319,7 +334,7 @@ def _figure(base: Result):
     """The reach curves: the scenario's faint, the current ones over them."""
     dated = base.start_date is not None
     plot = figure(
-        height=340,
+        height=430,
         sizing_mode="stretch_width",
         x_axis_type="datetime" if dated else "linear",
         y_range=(0, 1),
@@ -330,8 +345,9 @@ def _figure(base: Result):
     )
     plot.yaxis.formatter = NumeralTickFormatter(format="0%")
     plot.toolbar.logo = None
-    legend = Legend(click_policy="hide", label_text_font_size="9pt")
-    plot.add_layout(legend, "right")
+    # below, in two columns: on the right it leaves a narrow notebook cell a narrow plot
+    legend = Legend(click_policy="hide", label_text_font_size="9pt", ncols=2, spacing=2)
+    plot.add_layout(legend, "below")
     data = _curve_data(base)
     names = [n for n, curve in data.items() if curve["y"][0] < 1]  # not the start stage
     sources = {}
@@ -347,9 +363,15 @@ def _figure(base: Result):
 
 
 def _redraw(sources: dict[str, ColumnDataSource], result: Result) -> None:
+    """New curves; only their probabilities travel to the page unless the times changed."""
     data = _curve_data(result)
     for name, source in sources.items():
-        source.data = data[name]
+        x, y = data[name]["x"], data[name]["y"]
+        old = source.data["x"]
+        if len(old) == len(x) and np.array_equal(old, x):
+            source.data["y"] = y
+        else:
+            source.data = {"x": x, "y": y}
 
 
 def _search(query: dict[str, str]) -> str:
@@ -371,7 +393,8 @@ def explore(scenario: Scenario | str | Path, **settings: float | str) -> Explore
     -------
     Explorer
     """
-    pn.extension(raw_css=[CSS])
+    # inline: the notebook carries Bokeh's and Panel's JavaScript, so it needs no network
+    pn.extension(raw_css=[CSS], inline=True)
     view = Explorer(scenario, query={k: str(v) for k, v in settings.items()})
     if view.messages.visible:
         raise EscalateError("; ".join(view.notes))
