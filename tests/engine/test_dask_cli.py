@@ -39,9 +39,9 @@ def _same_here_and_there(cluster, *args) -> dict:
 
 def test_run_is_identical_on_the_cluster(cluster):
     summary = _same_here_and_there(
-        cluster, "run", VENEZUELA, "-n", "2e6", "--seed", "9", "--format", "json"
-    )
-    assert summary["trajectories"] == 2_000_000 and summary["seed"] == 9
+        cluster, "run", VENEZUELA, "-n", "4e5", "--seed", "9", "--format", "json"
+    )  # four chunks of their own random streams, merged: the cluster's task as the local run's
+    assert summary["trajectories"] == 400_000 and summary["seed"] == 9
 
 
 def test_solve_worlds_are_identical_on_the_cluster(cluster):

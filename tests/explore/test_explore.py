@@ -7,6 +7,7 @@ import re
 import signal
 import socket
 
+import numpy as np
 import pytest
 
 pytest.importorskip("panel")
@@ -109,7 +110,20 @@ def test_the_notebook_widget_is_built_and_follows_its_controls(venezuela):
     root = pn.panel(view).get_root()  # the model a notebook displays
     sliders = list(root.select({"type": Slider}))
     assert len(sliders) == len(view.sliders) + 1  # and the horizon
-    assert view.headline_text == solve(VENEZUELA).headline_text()
+    as_written = solve(VENEZUELA)
+    assert view.headline_text == as_written.headline_text()
+    # the view's curves: solve's at its coarser grid's times (whole days and each Dec 31)
+    times, _, reached = view.result.curve_arrays[:3]
+    every_day, _, solved = as_written.curve_arrays[:3]
+    assert len(times) < len(every_day)
+    at = np.searchsorted(every_day, times)
+    assert np.array_equal(every_day[at], times)
+    assert np.allclose(reached, solved[:, at], rtol=0, atol=1e-12)
+    for name, stage in as_written.stages.items():  # the table's figures, quantiles included
+        mine = view.result.stages[name]
+        assert mine.p_at_horizon == pytest.approx(stage.p_at_horizon, abs=1e-12)
+        for key, value in stage.time_to_reach.items():
+            assert mine.time_to_reach[key] == pytest.approx(value, abs=1e-8), (name, key)
 
     view.set(war_mean=50, horizon=365)
     expected = solve(VENEZUELA, overrides={"war_mean": 50}, horizon=365)
@@ -119,8 +133,8 @@ def test_the_notebook_widget_is_built_and_follows_its_controls(venezuela):
     table = {row["stage"]: row for row in view.rows}
     assert table["Full-scale war"]["P(reached by the horizon)"] == f"{war:.1%}"
     assert "<td>Full-scale war</td>" in view.table.object
-    curve = view._sources["full_scale_war"].data["y"]
-    assert curve[-1] == pytest.approx(war, abs=1e-9)
+    curve = view._curves.data["full_scale_war"]
+    assert curve[-1] == pytest.approx(war, abs=1e-6)  # drawn to 1e-6
 
     view.sliders["invasion_mean"].value = 150.0  # as a slider moved in the notebook
     expected = solve(VENEZUELA, overrides={"war_mean": 50, "invasion_mean": 150}, horizon=365)

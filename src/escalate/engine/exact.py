@@ -85,6 +85,26 @@ def _absorbing(chain: Chain, target: np.ndarray) -> sparse.csr_matrix:
     return q
 
 
+def _lumped(chain: Chain, target: np.ndarray, way_out: np.ndarray):
+    """The chain made absorbing at ``target`` on fewer states: the target's states merged
+    into one, and the states nothing leaves (terminal stages) into another. The mass in the
+    target at every time is the same as on the full absorbing chain; a stage's first entry
+    of the shipped scenario walks 130 states instead of 228 (an exponential a sixth the
+    cost). Returns the generator and each state's state in it (the target's: the one after
+    the kept states). Only for a chain without ``at`` jumps, whose map is over all states."""
+    keep = ~target & (way_out > 0)
+    kept = int(keep.sum())
+    index = np.full(chain.n, kept + 1)  # nothing leaves
+    index[keep] = np.arange(kept)
+    index[target] = kept
+    q = chain.q.tocoo()
+    rows = keep[q.row]  # the target's and the dead states' rows stay empty: absorbing
+    small = sparse.csr_matrix(
+        (q.data[rows], (index[q.row[rows]], index[q.col[rows]])), shape=(kept + 2, kept + 2)
+    )  # several target columns into one: their rates add up
+    return small, index
+
+
 def _check_speed(chain: Chain, horizon: float) -> None:
     """Refuse chains whose fastest exit makes the uniformization series too long."""
     fastest = float(-chain.q.diagonal().min()) if chain.n else 0.0
@@ -284,6 +304,12 @@ def solve_chain(
             # jumps only switch triggers, within the stage)
             reached[s] = occupancy[s]
             absorbing, vectors = stepper, walked
+        elif not chain.jumps:
+            small, index = _lumped(chain, target, way_out)
+            absorbing = Stepper(small, steps=len(grid) - 1)
+            vectors = walk(chain, absorbing, np.bincount(index, chain.p0, small.shape[0]), grid)
+            target = np.arange(small.shape[0]) == index[np.flatnonzero(target)[0]]
+            reached[s] = vectors[:, target].sum(axis=1)
         else:
             absorbing = Stepper(_absorbing(chain, target), steps=len(grid) - 1)
             vectors = walk(chain, absorbing, chain.p0.copy(), grid)

@@ -120,8 +120,14 @@ def walk(chain, stepper: Stepper, v0: np.ndarray, grid: np.ndarray) -> np.ndarra
     for first, end in zip(np.r_[0, breaks], np.r_[breaks, len(steps)], strict=True):
         run = end - first
         if stepper.dense and not jumped[first] and steps[first] > 0:
+            if run <= 3 and float(steps[first]) not in stepper.cache:
+                # a step or two of an odd length (a date between grid points): Taylor
+                # series, not a matrix exponential of their own
+                for g in range(first + 1, end + 1):
+                    out[g] = stepper.propagate(out[g - 1], steps[g - 1])
+                continue
             step = stepper.step_matrix(steps[first])
-            if run > 1 and stepper.n * math.log2(run) < run:
+            if run > 1 and stepper.n * math.log2(run) < 2 * run:
                 out[first : end + 1] = _doubled(out[first], step, run)
                 continue
             for g in range(first + 1, end + 1):  # Stepper.step without its calls

@@ -120,7 +120,7 @@ class Explorer(pn.viewable.Viewer):
         self.reset_button = pn.widgets.Button(label="Reset to the scenario", width=260)
         self.reset_button.on_click(self.reset)
         self._base = ex.answer(ex.default)
-        self.figure, self._sources = _figure(self._base)
+        self.figure, self._curves = _figure(self._base)
         self._quiet = False
         for widget in self._widgets():
             widget.param.watch(self._moved, "value")
@@ -189,7 +189,7 @@ class Explorer(pn.viewable.Viewer):
                 self.method.object = _method(result)
                 self.rows = _table(result)
                 self.table.object = _table_html(self.rows)
-                _redraw(self._sources, result)
+                _redraw(self._curves, result)
             self.notes = messages
             self.messages.object = "<br>".join(html.escape(m, quote=False) for m in messages)
             self.messages.visible = bool(messages)
@@ -320,14 +320,19 @@ def _table_html(rows: list[dict[str, str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _curve_data(result: Result) -> dict[str, dict[str, Any]]:
+def _curve_data(result: Result) -> dict[str, list]:
+    """The curves as one table: ``x`` (dates, as Bokeh's milliseconds, or times) and a
+    column per stage. Plain lists, so a move travels as one JSON message rather than a
+    binary frame per curve."""
     grid, names, reached = result.curve_arrays[:3]
-    x = (
-        dates_of(grid, result.start_date, result.time_unit)
-        if result.start_date is not None
-        else grid
-    )
-    return {name: {"x": x, "y": reached[i]} for i, name in enumerate(names)}
+    if result.start_date is not None:
+        x = dates_of(grid, result.start_date, result.time_unit).astype("datetime64[ms]")
+        x = x.astype(np.int64).astype(float)
+    else:
+        x = np.asarray(grid, float)
+    data = {"x": x.tolist()}
+    data.update({name: np.round(reached[i], 6).tolist() for i, name in enumerate(names)})
+    return data
 
 
 def _figure(base: Result):
@@ -349,29 +354,21 @@ def _figure(base: Result):
     legend = Legend(click_policy="hide", label_text_font_size="9pt", ncols=2, spacing=2)
     plot.add_layout(legend, "below")
     data = _curve_data(base)
-    names = [n for n, curve in data.items() if curve["y"][0] < 1]  # not the start stage
-    sources = {}
+    names = [n for n in base.curve_arrays[1] if data[n][0] < 1]  # not the start stage
+    behind, source = ColumnDataSource(data), ColumnDataSource(data)
     for i, name in enumerate(names):
         color = Category10_10[i % 10]
-        plot.line("x", "y", source=ColumnDataSource(data[name]), color=color, alpha=0.25,
-                  line_width=2, line_dash="dashed")  # fmt: skip
-        sources[name] = ColumnDataSource(data[name])
-        plot.line("x", "y", source=sources[name], color=color, line_width=2,
+        plot.line("x", name, source=behind, color=color, alpha=0.25, line_width=2,
+                  line_dash="dashed")  # fmt: skip
+        plot.line("x", name, source=source, color=color, line_width=2,
                   legend_label=base.labels.get(name, name))  # fmt: skip
-    plot.add_tools(HoverTool(tooltips=[("P", "@y{0.0%}")], mode="vline"))
-    return plot, sources
+    plot.add_tools(HoverTool(tooltips=[("P", "$y{0.0%}")], mode="vline"))
+    return plot, source
 
 
-def _redraw(sources: dict[str, ColumnDataSource], result: Result) -> None:
-    """New curves; only their probabilities travel to the page unless the times changed."""
-    data = _curve_data(result)
-    for name, source in sources.items():
-        x, y = data[name]["x"], data[name]["y"]
-        old = source.data["x"]
-        if len(old) == len(x) and np.array_equal(old, x):
-            source.data["y"] = y
-        else:
-            source.data = {"x": x, "y": y}
+def _redraw(source: ColumnDataSource, result: Result) -> None:
+    """New curves, in one message."""
+    source.data = _curve_data(result)
 
 
 def _search(query: dict[str, str]) -> str:
