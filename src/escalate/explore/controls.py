@@ -20,10 +20,10 @@ import numpy as np
 
 from escalate.engine.compile import compile_scenario
 from escalate.engine.results import Result
-from escalate.errors import EscalateError, suggest
+from escalate.errors import suggest
 from escalate.scenario import Scenario
 from escalate.scenario.model import POSITIVE, Interval
-from escalate.scenario.rules import domain_words, number_slots, value_problems
+from escalate.scenario.rules import number_slots, value_problems
 
 __all__ = ["Control", "Explorable", "Settings", "TriggerControl"]
 
@@ -369,15 +369,3 @@ def _number(text: str) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) else None
-
-
-def domain_text(control: Control) -> str:
-    """How a control's domain reads, e.g. 'positive'."""
-    return domain_words(control.domain)
-
-
-def check_finite(result: Result) -> None:
-    """Refuse a result whose headline is not a number (a parameter set the engine cannot
-    answer), so a page never shows 'nan'."""
-    if not all(np.isfinite(s.p_reached) for s in result.stages.values()):
-        raise EscalateError("these settings give no answer (a probability is not a number)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import io
-import logging
 import math
 import time
 from pathlib import Path
@@ -29,8 +28,6 @@ from escalate.explore.controls import Control, Explorable, Settings
 from escalate.scenario import Scenario, load
 
 __all__ = ["Explorer", "explore", "serve"]
-
-log = logging.getLogger("escalate")
 
 CSS = """
 .escalate-headline { font-size: 1.25em; font-weight: 600; line-height: 1.35; }
