@@ -12,6 +12,7 @@ from escalate.cli._options import (
     format_option,
     out_option,
     parse_set,
+    particle_options,
     posterior_options,
     random_seed,
     scenario_argument,
@@ -45,6 +46,7 @@ from escalate.scenario import load
 )
 @posterior_options(1000, "Prior worlds drawn; every origin weights the same worlds.")
 @worlds_from_option("Start every origin from these weighted worlds (calibrate's worlds.parquet).")
+@particle_options
 @scheduler_option
 @set_option("Fix a parameter at a value; it is not updated (repeatable).")
 @out_option(
@@ -61,6 +63,8 @@ def backtest_command(
     worlds,
     seed,
     worlds_from,
+    method,
+    particles,
     scheduler,
     settings,
     params_file,
@@ -69,13 +73,16 @@ def backtest_command(
     output_format,
 ):
     """Score the forecasts the scenario would have issued against a record of what happened."""
+    from escalate.engine.compile import compile_scenario
     from escalate.errors import EscalateError
     from escalate.forecast.backtest import backtest
     from escalate.forecast.observations import read_observations
+    from escalate.forecast.particles import method_for
 
     model = load(scenario)
     overrides = parse_set(settings, params_file, model)
     observations = read_observations(record, model)
+    method = method_for(method, compile_scenario(model, overrides), particles)  # before work
     times = None
     if origins is not None:
         try:
@@ -108,6 +115,8 @@ def backtest_command(
         overrides=overrides,
         worlds_from=worlds_from,
         scheduler=scheduler,
+        method=method,
+        particles=particles,
         progress=lambda line: err.print(line, markup=False, highlight=False),
     )
     if out is not None:
@@ -152,6 +161,9 @@ def print_backtest(out, result) -> None:
     from rich.table import Table
 
     out.print(result.answer(), markup=False, highlight=False)
+    if result.method == "particles":
+        out.print(f"Method: particles, {result.particles} per world (each forecast carries a "
+                  "Monte Carlo error).", markup=False, highlight=False)  # fmt: skip
     table = Table(title="Each forecast it would have issued, scored (lower is better)")
     for column in ("origin", "question", "forecast", "outcome", "Brier", "log", "reference",
                    "ref. Brier", "ref. log"):  # fmt: skip

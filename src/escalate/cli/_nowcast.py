@@ -12,6 +12,7 @@ from escalate.cli._options import (
     format_option,
     out_option,
     parse_set,
+    particle_options,
     posterior_options,
     random_seed,
     scenario_argument,
@@ -54,6 +55,7 @@ from escalate.scenario import load
     help="Processes that evaluate worlds the worlds engine cannot take (default: the cores, "
     "at most 8); the engine itself uses every core.",
 )
+@particle_options
 @scheduler_option
 @set_option("Fix a parameter at a value; it is not updated (repeatable).")
 @out_option(
@@ -71,6 +73,8 @@ def nowcast_command(
     horizon,
     stage,
     workers,
+    method,
+    particles,
     scheduler,
     settings,
     params_file,
@@ -82,9 +86,9 @@ def nowcast_command(
     from escalate.analysis.draws import uncertain_parameters
     from escalate.engine.compile import compile_scenario
     from escalate.errors import EscalateError, suggest
-    from escalate.forecast.forward import require_memoryless
     from escalate.forecast.nowcast import PRIOR_WORLDS, nowcast
     from escalate.forecast.observations import read_observations
+    from escalate.forecast.particles import method_for
     from escalate.scenario.model import looks_like_date
 
     model = load(scenario)
@@ -92,7 +96,7 @@ def nowcast_command(
     observations = read_observations(observed, model)
     if stage is not None and stage not in model.stages:
         raise EscalateError(f"--stage: unknown stage {stage!r}{suggest(stage, model.stages)}")
-    require_memoryless(compile_scenario(model, overrides))  # before any other work
+    method = method_for(method, compile_scenario(model, overrides), particles)  # before work
     end = None
     if horizon is not None:
         try:
@@ -121,7 +125,7 @@ def nowcast_command(
         drawn = count(worlds or PRIOR_WORLDS, "world")
     err.print(
         f"nowcasting {model.scenario} as of {model.when(observations.as_of)}: {drawn}"
-        + f", seed {seed}",
+        + f", seed {seed}; {method_words(method)}",
         markup=False,
         highlight=False,
     )
@@ -135,6 +139,8 @@ def nowcast_command(
         horizon=end,
         workers=workers,
         scheduler=scheduler,
+        method=method,
+        particles=particles,
         progress=lambda line: err.print(line, markup=False, highlight=False),
     )
     if out is not None:
@@ -160,6 +166,8 @@ def nowcast_command(
                 "workers": workers,
                 "scheduler": scheduler,
                 "overrides": overrides,
+                "method": method,
+                "particles": result.particles,
             },
             extra=extra,
         )
@@ -167,6 +175,13 @@ def nowcast_command(
     print_warnings(result.posterior.warnings)
     if out is not None:
         err.print(f"nowcast written: {out}", markup=False, highlight=False)
+
+
+def method_words(method: str) -> str:
+    """How a nowcast's likelihood is computed, in a few words."""
+    if method == "particles":
+        return "particles (a timing is not exponential, or asked for)"
+    return "exact (every timing exponential)"
 
 
 def print_nowcast(out, result, stage: str | None = None) -> None:
@@ -183,6 +198,18 @@ def print_nowcast(out, result, stage: str | None = None) -> None:
         markup=False,
         highlight=False,
     )
+    if result.method == "particles":
+        sd = result.log_likelihood_sd
+        worst = float(max(result.after_se)) if result.after_se is not None else float("nan")
+        out.print(
+            f"Method: particles, {result.particles} per world"
+            + (f" (a world's log-likelihood estimate has sd {sd:.2f})" if sd is not None else "")
+            + f"; the forecast after the news has a Monte Carlo standard error up to {worst:.1%}.",
+            markup=False,
+            highlight=False,
+        )
+    else:
+        out.print("Method: exact (the forward algorithm).", markup=False, highlight=False)
     table = Table(title="P(reached by the horizon) and P(in it at the horizon): before the "
                   "news, after it")  # fmt: skip
     for column in ("stage", "reached: before", "after", "change", "at horizon: before", "after"):

@@ -29,6 +29,7 @@ USAGE_ERROR = 2
 # ("seed must be a non-negative integer"), the command line shows the flag in its place.
 FLAGS = {
     "n": "-n",
+    "particles": "--particles",
     "seed": "--seed",
     "overrides": "--set",
     "horizon": "--horizon",
@@ -154,6 +155,26 @@ def posterior_options(worlds: int, help: str):
         )(func)
 
     return decorate
+
+
+def particle_options(func):
+    """``--method`` and ``--particles``, for the commands that update on news (nowcast,
+    backtest, weigh)."""
+    func = click.option(
+        "--particles",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="Particles per world for the particle method (default: enough that a world's "
+        "log-likelihood estimate has a variance near 1, from a pilot).",
+    )(func)
+    return click.option(
+        "--method",
+        type=click.Choice(["auto", "exact", "particles"]),
+        default="auto",
+        show_default=True,
+        help="The likelihood and forecast: exact (the forward algorithm; every timing "
+        "exponential), particles (any scenario), or auto: exact where it applies.",
+    )(func)
 
 
 def worlds_from_option(

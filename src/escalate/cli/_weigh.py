@@ -11,6 +11,7 @@ from escalate.cli._jobs import write_outputs
 from escalate.cli._options import (
     format_option,
     out_option,
+    particle_options,
     random_seed,
     scheduler_option,
     seed_option,
@@ -26,11 +27,13 @@ from escalate.engine.folder import check_output_folder
               help="Prior worlds drawn per model (default 1,000; a model with nothing "
               "uncertain is one world).")  # fmt: skip
 @seed_option("Fixes every model's worlds, resampling and moves (default: random).")
+@particle_options
 @scheduler_option
 @out_option("Write summary.json, steps.csv, the figure and manifest.json into this folder.")
 @format_option
 @user_errors
-def weigh_command(rivals_file, worlds, seed, scheduler, out, force, output_format):
+def weigh_command(rivals_file, worlds, seed, method, particles, scheduler, out, force,
+                  output_format):  # fmt: skip
     """Weigh rival scenarios by how probable each made the same news (a rivals file)."""
     from escalate.forecast.rivals import read_rivals, weigh
     from escalate.scenario import load
@@ -46,7 +49,8 @@ def weigh_command(rivals_file, worlds, seed, scheduler, out, force, output_forma
     def say(line: str) -> None:
         err.print(line, markup=False, highlight=False)
 
-    result = weigh(rivals, worlds=worlds, seed=seed, scheduler=scheduler, progress=say)
+    result = weigh(rivals, worlds=worlds, seed=seed, scheduler=scheduler, method=method,
+                   particles=particles, progress=say)  # fmt: skip
     first = load(rivals.models[0].scenario)
     if out is not None:
 
@@ -76,12 +80,13 @@ def print_weigh(out, result) -> None:
 
     out.print(result.answer(), markup=False, highlight=False)
     table = Table(title=f"The models, weighed by the news: {result.question}")
-    for column in ("model", "prior", "log evidence", "± se", "after the news", "forecast"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+    for column in ("model", "prior", "log evidence", "± se", "after the news", "forecast",
+                   "method"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("model", "method") else "right")
     for row in result.models().to_dict("records"):
         table.add_row(row["model"], f"{row['prior']:.0%}", f"{row['log_evidence']:.3f}",
                       f"{row['evidence_se']:.3f}", f"{row['probability']:.1%}",
-                      f"{row['forecast']:.1%}")  # fmt: skip
+                      f"{row['forecast']:.1%}", row["method"])  # fmt: skip
     out.print(table)
     names = result.names
     table = Table(title="The news step by step: model probabilities after each step")

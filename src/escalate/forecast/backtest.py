@@ -57,6 +57,8 @@ class BacktestResult:
     worlds: int
     seed: int
     overrides: dict[str, float] = field(default_factory=dict)
+    method: str = "exact"  # the nowcasts' (docs/forecasting.md)
+    particles: int | None = None
 
     def date(self, time: float) -> str | None:
         from escalate.scenario.model import date_of
@@ -145,6 +147,8 @@ class BacktestResult:
             "end_date": self.date(self.end),
             "start_date": self.start_date,
             "time_unit": self.time_unit,
+            "method": self.method,
+            "particles": self.particles,
             "seed": self.seed,
             "worlds": self.worlds,
             "overrides": self.overrides,
@@ -194,6 +198,8 @@ def backtest(
     overrides: dict[str, float] | None = None,
     worlds_from: pd.DataFrame | str | Path | None = None,
     scheduler: Any = None,
+    method: str = "auto",
+    particles: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BacktestResult:
     """Score the forecasts the scenario would have issued at each origin of ``record``.
@@ -201,7 +207,8 @@ def backtest(
     Parameters
     ----------
     scenario : Scenario
-        Every timing must be exponential (the nowcast's likelihood is exact).
+        Any valid scenario: the nowcast's method (exact where every timing is exponential,
+        particles otherwise) serves every origin.
     record : Observations, or the path of an observations file
         What happened up to its ``as_of``, the record's end.
     origins : list of float, optional
@@ -212,9 +219,9 @@ def backtest(
     questions : list of str, optional
         ``p_reached:STAGE@T`` or ``p_fired:TRIGGER@T`` with T within the record; default:
         every stage not yet reached at the origin, by the record's end.
-    worlds, seed, moves, overrides, worlds_from, scheduler
+    worlds, seed, moves, overrides, worlds_from, scheduler, method, particles
         As :func:`escalate.forecast.nowcast.nowcast`: every origin starts from the same
-        worlds.
+        worlds (and the same particles per world).
     progress : callable, optional
         Called with a line of text as the backtest proceeds.
 
@@ -244,10 +251,12 @@ def backtest(
     rows, crps = [], []
     with connect(scheduler) as client:
         common = dict(worlds=worlds, seed=seed, moves=moves, overrides=overrides,
-                      worlds_from=worlds_from, scheduler=client)  # fmt: skip
+                      worlds_from=worlds_from, scheduler=client, method=method,
+                      particles=particles)  # fmt: skip
         say(f"the whole record: its news and their surprise ({len(times)} origins to score)")
         whole = nowcast(model, obs, progress=say, **common)
-        evaluate = evaluator(model, dict(overrides or {}), end, None, 1, client)
+        evaluate = evaluator(model, dict(overrides or {}), end, None, 1, client,
+                             whole.particles)  # fmt: skip
         prior, weights0 = whole.posterior.prior_worlds, whole.posterior.prior_weights
         every_node = sorted({t for o in times for t in plan[o][0]})
         say("the reference: the forecast from the start, never updated")
@@ -298,6 +307,8 @@ def backtest(
         worlds=len(prior),
         seed=seed,
         overrides=dict(overrides or {}),
+        method=whole.method,
+        particles=whole.particles,
     )
 
 

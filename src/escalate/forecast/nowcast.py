@@ -8,6 +8,7 @@ likelihood.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -21,9 +22,10 @@ import pandas as pd
 from escalate.engine.chain import chain_of
 from escalate.engine.numbers import count, finite_or_none, json_records
 from escalate.errors import EscalateError
-from escalate.forecast.forward import Filtered, forecast, forward, program, require_memoryless
+from escalate.forecast.forward import Filtered, forecast, forward, program
 from escalate.forecast.news import replay
 from escalate.forecast.observations import Observations, read_observations
+from escalate.forecast.particles import after_error, method_for
 from escalate.forecast.posterior import Posterior, parameter_table
 
 __all__ = ["PRIOR_WORLDS", "NowcastResult", "evaluator", "nowcast"]
@@ -32,7 +34,8 @@ __all__ = ["PRIOR_WORLDS", "NowcastResult", "evaluator", "nowcast"]
 PRIOR_WORLDS = 1000  # prior worlds drawn when none are given
 
 
-def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, times, worlds_frame):
+def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, times, worlds_frame,
+              particles: int | None = None):  # fmt: skip
     """Per world: the log-likelihood of ``obs`` and the forecast from its as_of to
     ``horizon`` (absolute; None: the scenario's). ``obs`` None is the prior forecast from
     t = 0, log-likelihood 0. ``ahead``: "none" (the likelihood alone, several times faster:
@@ -44,7 +47,13 @@ def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, times,
     forecast at each (curves), its columns ``METRIC@TIME`` time by time. The forward algorithm
     and the forecasts run on the worlds engine, every world at once (the record's program on
     each world's generator, then each world's forecast from its filtered state); a world it
-    leaves is done on its own."""
+    leaves is done on its own. With ``particles``, the particle method of
+    :mod:`escalate.forecast.particles` instead (that many per world)."""
+    if particles is not None:
+        from escalate.forecast.particles import evaluate_particles
+
+        return evaluate_particles(model, overrides, obs, horizon, ahead, times, worlds_frame,
+                                  particles)  # fmt: skip
     from escalate.engine.batch_kernels import SOLVED
     from escalate.engine.batches import CHECKED_WORLDS, built
 
@@ -170,10 +179,11 @@ def _one_forecast(model, world, obs, filtered, horizon, ahead) -> np.ndarray:
     return np.concatenate([figures.p_reached, on_now, *ahead_figures])
 
 
-def evaluator(model, overrides, horizon, pool, workers, client=None):
+def evaluator(model, overrides, horizon, pool, workers, client=None, particles=None):
     """``evaluate(worlds, obs, ahead, to, times) -> (log-likelihood, forecast)`` (``to``:
-    the forecast's horizon, default ``horizon``; ``times``: curves, see :func:`_evaluate`):
-    here, split among the
+    the forecast's horizon, default ``horizon``; ``times``: curves, see :func:`_evaluate`;
+    ``particles``: per world, for the particle method, None for the exact one): here, split
+    among the
     processes of ``pool``, or as tasks of ``BATCH_WORLDS`` worlds on the Dask cluster of
     ``client`` (in order: the figures do not depend on the split)."""
     from escalate.forecast.posterior import map_in_parts
@@ -181,15 +191,17 @@ def evaluator(model, overrides, horizon, pool, workers, client=None):
     def evaluate(worlds_frame, obs, ahead="reach", to=None, times=None):
         to = horizon if to is None else to
         if client is None:
+            function = functools.partial(_evaluate, particles=particles)
             return map_in_parts(
-                _evaluate, worlds_frame, pool, workers, model, overrides, obs, to, ahead, times
+                function, worlds_frame, pool, workers, model, overrides, obs, to, ahead, times
             )
         from escalate.engine.batches import BATCH_WORLDS
         from escalate.engine.cluster import mapped
 
         firsts = range(0, len(worlds_frame), BATCH_WORLDS)
         parts = ((obs, ahead, times, worlds_frame.iloc[f : f + BATCH_WORLDS]) for f in firsts)
-        with mapped(_evaluate_part, (model, overrides, to), parts, client) as done:
+        setting = (model, overrides, to, particles)
+        with mapped(_evaluate_part, setting, parts, client) as done:
             log_l, out = zip(*done, strict=True)
         return np.concatenate(log_l), pd.concat(out, ignore_index=True)
 
@@ -198,9 +210,9 @@ def evaluator(model, overrides, horizon, pool, workers, client=None):
 
 def _evaluate_part(setting, obs, ahead, times, worlds_frame):
     """One task on a cluster: :func:`_evaluate` of a part of the worlds (``setting``: the
-    model, the overrides and the horizon, sent once)."""
-    model, overrides, horizon = setting
-    return _evaluate(model, overrides, obs, horizon, ahead, times, worlds_frame)
+    model, the overrides, the horizon and the particles, sent once)."""
+    model, overrides, horizon, particles = setting
+    return _evaluate(model, overrides, obs, horizon, ahead, times, worlds_frame, particles)
 
 
 @dataclass
@@ -237,6 +249,10 @@ class NowcastResult:
     seed: int
     overrides: dict[str, float] = field(default_factory=dict)
     worlds_from: str | None = None
+    method: str = "exact"  # or "particles" (docs/forecasting.md)
+    particles: int | None = None  # per world, for the particle method
+    log_likelihood_sd: float | None = None  # of a world's estimate, from the pilot
+    after_se: np.ndarray | None = None  # the Monte Carlo error of ``after`` (particles)
 
     def date(self, time: float) -> str | None:
         """The ISO date in which ``time`` falls (None without a start_date)."""
@@ -341,6 +357,9 @@ class NowcastResult:
             "seed": self.seed,
             **p.diagnostics(),
             "worlds_from": self.worlds_from,
+            "method": self.method,
+            "particles": self.particles,
+            "log_likelihood_sd": self.log_likelihood_sd,
             "overrides": self.overrides,
             "headline": self.stage_names[self.headline],
             "stage_labels": dict(zip(self.stage_names, self.stage_labels, strict=True)),
@@ -348,6 +367,7 @@ class NowcastResult:
                 name: {
                     "before": finite_or_none(self.before[i]),
                     "after": finite_or_none(self.after[i]),
+                    "after_se": None if self.after_se is None else finite_or_none(self.after_se[i]),
                     "p_at_horizon": {
                         "before": finite_or_none(at_before[i]),
                         "after": finite_or_none(at_after[i]),
@@ -403,6 +423,8 @@ def nowcast(
     workers: int | None = None,
     scheduler: Any = None,
     news: bool = True,
+    method: str = "auto",
+    particles: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> NowcastResult:
     """Update the scenario on what has happened and forecast from as_of (docs/forecasting.md).
@@ -432,6 +454,12 @@ def nowcast(
     scheduler : str or dask.distributed.Client, optional
         Evaluate the worlds on this Dask cluster (an address or a Client), in tasks of
         ``BATCH_WORLDS`` worlds: the same seed gives the same figures as here.
+    method : {"auto", "exact", "particles"}
+        The likelihood and forecast: "auto" is exact where every timing is exponential,
+        particles otherwise; "exact" refuses a scenario that is not memoryless.
+    particles : int, optional
+        Particles per world for the particle method (default: chosen by a pilot so that a
+        world's log-likelihood estimate has a variance near 1).
     news : bool
         Replay the news one step at a time, with each step's surprise (``steps``); False
         leaves ``steps`` empty (a backtest's origins need only the update).
@@ -457,8 +485,9 @@ def nowcast(
         else read_observations(observations, model)
     )
     overrides = dict(overrides or {})
-    # a bad override or a timing that is not exponential fails here, before any work
-    require_memoryless(compile_scenario(model, overrides))
+    # a bad override (or, asked for exact figures, a timing not exponential) fails here
+    compiled = compile_scenario(model, overrides)
+    method = method_for(method, compiled, particles)
     end = float(model.horizon_time if horizon is None else horizon)
     if not end > obs.as_of:
         raise EscalateError(f"the horizon ({end:g}) must come after as_of ({obs.as_of:g})")
@@ -477,11 +506,18 @@ def nowcast(
     with connect(scheduler) as client, contextlib.ExitStack() as stack:
         # the worlds engine uses every core in compiled code: processes only where it cannot
         pool = None
-        if client is None and not _on_the_worlds_engine(model, prior, overrides, end):
+        choice = None
+        if method == "particles":
+            from escalate.forecast.particles import choose_particles
+
+            choice = choose_particles(model, overrides, obs, prior, end, particles)
+            say(f"particles: {choice.particles} per world")
+        elif client is None and not _on_the_worlds_engine(model, prior, overrides, end):
             pool = process_pool(workers, len(prior))
         if pool is not None:
             stack.callback(pool.shutdown, cancel_futures=True)
-        evaluate = evaluator(model, overrides, end, pool, workers, client)
+        evaluate = evaluator(model, overrides, end, pool, workers, client,
+                             None if choice is None else choice.particles)  # fmt: skip
         say(f"the prior forecast: {count(len(prior), 'world')}")
         _, prior_out = evaluate(prior, None, "all")
         before = _weighted_stages(prior_out, model, weights0)
@@ -541,6 +577,10 @@ def nowcast(
         seed=seed,
         overrides=overrides,
         worlds_from=source,
+        method=method,
+        particles=None if choice is None else choice.particles,
+        log_likelihood_sd=None if choice is None else finite_or_none(choice.log_likelihood_sd),
+        after_se=None if choice is None else after_error(p.outputs, model, p.weights),
     )
 
 

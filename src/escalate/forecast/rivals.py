@@ -138,6 +138,7 @@ class WeighResult:
     worlds: list[int]
     seed: int
     dates: dict[float, str | None] = field(default_factory=dict)
+    methods: list[str] = field(default_factory=list)  # each model's nowcast method
 
     def models(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -149,6 +150,7 @@ class WeighResult:
                 "probability": self.probabilities,
                 "forecast": self.forecasts,
                 "worlds": self.worlds,
+                "method": self.methods or ["exact"] * len(self.names),
             }
         )
 
@@ -195,6 +197,8 @@ def weigh(
     worlds: int | None = None,
     seed: int = 0,
     scheduler: Any = None,
+    method: str = "auto",
+    particles: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> WeighResult:
     """Weigh the models of a rivals file by how probable each made the same news.
@@ -237,10 +241,11 @@ def weigh(
     results = []
     for m, model, obs, _ in loaded:
         say(f"{m.name}: the nowcast of {m.observed.name}")
-        results.append(nowcast(model, obs, worlds=worlds, seed=seed, scheduler=scheduler))
+        results.append(nowcast(model, obs, worlds=worlds, seed=seed, scheduler=scheduler,
+                               method=method, particles=particles))  # fmt: skip
     priors = np.array([m.prior for m, *_ in loaded])
     log_z = np.array([r.posterior.log_evidence for r in results])
-    se = np.array([_evidence_se(r.posterior) for r in results])
+    se = np.array([_evidence_se(r.posterior, r.log_likelihood_sd) for r in results])
     with np.errstate(divide="ignore"):
         log_post = np.log(priors) + log_z
     finite = np.isfinite(log_post)
@@ -275,6 +280,7 @@ def weigh(
         worlds=[len(r.posterior.prior_worlds) for r in results],
         seed=seed,
         dates={t: results[0].date(t) for t in steps["time"]},
+        methods=[_method_words(r) for r in results],
     )
 
 
@@ -304,13 +310,29 @@ def _same_dates(loaded) -> None:
         )
 
 
-def _evidence_se(posterior) -> float:
+def _method_words(result) -> str:
+    """A nowcast's method as the table shows it."""
+    return "exact" if result.particles is None else f"particles ({result.particles} per world)"
+
+
+def _evidence_se(posterior, particle_sd: float | None = None) -> float:
     """The standard error of the log evidence, by the delta method on the mean likelihood of
     the prior worlds (0 for one world: exact). The worlds are a Latin hypercube: its error is
     that of the likelihood's part not explained by each parameter alone (the main effects,
     estimated in sqrt(W) bins of each parameter and removed one parameter after another), not
     the likelihood's whole spread (Stein 1987). Worlds given with unequal weights (a worlds
-    file) are no hypercube: their error is that of independent draws, 1 / ESS - 1 / W."""
+    file) are no hypercube: their error is that of independent draws, 1 / ESS - 1 / W.
+    Particle estimates of the likelihoods (log-likelihood sd ``particle_sd``) add their own
+    relative variance, exp(sd^2) - 1, over the worlds' ESS."""
+    worlds_se = _worlds_evidence_se(posterior)
+    if particle_sd is None or not math.isfinite(particle_sd):
+        return worlds_se
+    noise = math.expm1(particle_sd**2) / max(posterior.importance_ess, 1.0)
+    return float(math.sqrt(worlds_se**2 + noise))
+
+
+def _worlds_evidence_se(posterior) -> float:
+    """:func:`_evidence_se` of the worlds alone."""
     worlds, log_l = posterior.prior_worlds, posterior.prior_log_likelihood
     n = len(worlds)
     if n <= 1 or log_l is None or not np.isfinite(log_l).any():

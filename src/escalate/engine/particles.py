@@ -1,0 +1,542 @@
+"""Numba kernels for nowcasting scenarios that are not memoryless: a particle filter per world
+and the forecast from its filtered particles (docs/forecasting.md, "Particles").
+
+Every stage entry of the record is observed, so the only hidden things are the triggers the
+record does not observe (and the effects they take). A particle carries one history of those;
+given it, the rest of the likelihood is explicit: each sojourn contributes the hazard of the
+observed exit at its clock times the survival of every competitor at its own clock (a clock
+runs at the product of the ``when`` ratios of the triggers on), and each observed trigger
+switch its hazard times the survival of the hazard up to it. The particles are resampled at
+each stage entry; the product of the mean weights is an unbiased estimate of the world's
+likelihood. The forecast starts each particle from its filtered state at as_of (its stage,
+the clocks already run, its triggers), draws each delay's remaining time given that it has not
+fired yet, and runs to the horizon.
+
+Each world draws from a generator of its own (its seed from the caller), so a world's figures
+do not depend on which thread runs it, nor on the other worlds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+
+import numpy as np
+from numba import njit, prange
+
+from escalate.engine.kernels import _exponential, _latent, _speed, _switch_hazard, _uniform
+
+__all__ = ["ParticleSpec", "filter_and_forecast", "log_survival_of", "tail_draw_of"]
+
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+# The timing kinds' codes, as in escalate.engine.kernels (kept here: see that module).
+EXPONENTIAL, FIXED, UNIFORM, GAMMA, WEIBULL, LOGNORMAL = range(6)
+_SQRT2 = math.sqrt(2.0)
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+_DUE = 1e-9  # a fixed delay is due when its clock is within this (relative) of its value
+
+ParticleSpec = namedtuple(
+    "ParticleSpec",
+    # the structure, shared by every world
+    "out_start target kind requires terminal effect_start effect_trigger "
+    # per world (leading axis: the world)
+    "start_cdf initial p1 p2 ratio onset_rate onset_ratio offset_rate offset_ratio onset_at "
+    "effect_value "
+    # the record: sojourns (stage, start, end, next stage or -1), the observed switches of
+    # each sojourn (CSR), the observed triggers and those on from the start
+    "stay_stage stay_start stay_end stay_next event_start event_time event_trigger event_on "
+    "event_effect observed start_on",
+)
+
+
+@njit(**_JIT)
+def _log_gamma_q(a, x):
+    """log Q(a, x), the regularized upper incomplete gamma: the series for P below a + 1, the
+    continued fraction (modified Lentz) above (Numerical Recipes, section 6.2)."""
+    if x <= 0.0:
+        return 0.0
+    log_front = a * math.log(x) - x - math.lgamma(a)
+    if x < a + 1.0:
+        term = 1.0 / a
+        total = term
+        ap = a
+        for _ in range(10_000):
+            ap += 1.0
+            term *= x / ap
+            total += term
+            if abs(term) < abs(total) * 1e-16:
+                break
+        p = math.exp(math.log(total) + log_front)
+        return math.log1p(-p) if p < 1.0 else -np.inf
+    tiny = 1e-300
+    b = x + 1.0 - a
+    c = 1.0 / tiny
+    d = 1.0 / b
+    h = d
+    for i in range(1, 10_000):
+        an = -i * (i - a)
+        b += 2.0
+        d = an * d + b
+        if abs(d) < tiny:
+            d = tiny
+        c = b + an / c
+        if abs(c) < tiny:
+            c = tiny
+        d = 1.0 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-16:
+            break
+    return math.log(h) + log_front
+
+
+@njit(**_JIT)
+def _log_normal_sf(z):
+    """log P(Z > z) for a standard normal Z, without underflow in the far tail."""
+    if z < 25.0:
+        return math.log(0.5 * math.erfc(z / _SQRT2))
+    return -0.5 * z * z - math.log(z) - _LOG_SQRT_2PI  # Mills' ratio, relative error < 0.2%
+
+
+@njit(**_JIT)
+def _log_survival(kind, p1, p2, c):
+    """log P(E > c) for a latent duration E of the timing (``kind``, ``p1``, ``p2``)."""
+    if c <= 0.0:
+        return 0.0
+    if kind == EXPONENTIAL:
+        return -p1 * c
+    if kind == FIXED:  # due at p1: not yet fired at p1 itself (the left limit)
+        return 0.0 if c <= p1 + _DUE * max(1.0, p1) else -np.inf
+    if kind == UNIFORM:
+        if c <= p1:
+            return 0.0
+        return math.log((p2 - c) / (p2 - p1)) if c < p2 else -np.inf
+    if kind == GAMMA:
+        return _log_gamma_q(p1, c / p2)
+    if kind == WEIBULL:
+        return -((c / p2) ** p1)
+    return _log_normal_sf((math.log(c) - p1) / p2)  # LOGNORMAL
+
+
+@njit(**_JIT)
+def _log_hazard(kind, p1, p2, c):
+    """log of the hazard f(c) / S(c) of the timing at clock ``c`` (-inf where it cannot fire).
+    A fixed delay has no density: it fires for certain when its clock reaches its value, so
+    at that clock (to rounding) this is log 1, and -inf elsewhere (see ``_exit_factor``)."""
+    if kind == EXPONENTIAL:
+        return math.log(p1)
+    if kind == FIXED:
+        return 0.0 if abs(c - p1) <= _DUE * max(1.0, p1) else -np.inf
+    if c <= 0.0:
+        return -np.inf
+    if kind == UNIFORM:
+        return -math.log(p2 - c) if p1 <= c < p2 else -np.inf
+    if kind == GAMMA:
+        x = c / p2
+        log_pdf = (p1 - 1.0) * math.log(x) - x - math.lgamma(p1) - math.log(p2)
+        return log_pdf - _log_gamma_q(p1, x)
+    if kind == WEIBULL:
+        return math.log(p1 / p2) + (p1 - 1.0) * math.log(c / p2)
+    z = (math.log(c) - p1) / p2  # LOGNORMAL
+    return -0.5 * z * z - math.log(c * p2) - _LOG_SQRT_2PI - _log_normal_sf(z)
+
+
+@njit(**_JIT)
+def _tail_draw(state, kind, p1, p2, c):
+    """A latent duration E of the timing drawn given E > c (a delay that has run ``c`` without
+    firing): closed forms where they exist, else the survival inverted by safeguarded Newton
+    steps on log time (log S decreases; its slope in log time is -hazard * time)."""
+    if kind == EXPONENTIAL:
+        return max(c, 0.0) + _latent(state, kind, p1, p2)
+    if c <= 0.0:
+        return _latent(state, kind, p1, p2)
+    if kind == FIXED:
+        return p1
+    if kind == UNIFORM:
+        low = max(p1, c)
+        return low + (p2 - low) * _uniform(state)
+    if kind == WEIBULL:
+        return p2 * ((c / p2) ** p1 + _exponential(state)) ** (1.0 / p1)
+    target = _log_survival(kind, p1, p2, c) + math.log(1.0 - _uniform(state))
+    lo = math.log(c)
+    hi = lo + 1.0
+    while _log_survival(kind, p1, p2, math.exp(hi)) > target:
+        hi += 1.0 + (hi - lo)
+    y = 0.5 * (lo + hi)
+    for _ in range(200):
+        x = math.exp(y)
+        g = _log_survival(kind, p1, p2, x) - target
+        if g > 0.0:
+            lo = y
+        else:
+            hi = y
+        if abs(g) < 1e-12 or hi - lo < 1e-14:
+            break
+        slope = -math.exp(_log_hazard(kind, p1, p2, x)) * x
+        step = y - g / slope if slope < 0.0 else 0.5 * (lo + hi)
+        y = step if lo < step < hi else 0.5 * (lo + hi)
+    return math.exp(y)
+
+
+@njit(**_JIT)
+def log_survival_of(kind, p1, p2, c, out):
+    """``out[i] = log P(E > c[i])`` (for tests of the special functions)."""
+    for i in range(c.shape[0]):
+        out[i] = _log_survival(kind, p1, p2, c[i])
+
+
+@njit(**_JIT)
+def tail_draw_of(state, kind, p1, p2, c, out):
+    """Fill ``out`` with latent durations drawn given that they exceed ``c`` (for tests)."""
+    for i in range(out.shape[0]):
+        out[i] = _tail_draw(state, kind, p1, p2, c)
+
+
+@njit(**_JIT)
+def _resample(log_w, picks, state):
+    """Systematic resampling: ``picks`` gets indices drawn in proportion to ``exp(log_w)``.
+    Returns the log of the mean weight (-inf when every weight is 0)."""
+    n = log_w.shape[0]
+    top = -np.inf
+    for i in range(n):
+        top = max(top, log_w[i])
+    if top == -np.inf:
+        return -np.inf
+    total = 0.0
+    for i in range(n):
+        total += math.exp(log_w[i] - top)
+    m = picks.shape[0]
+    u = _uniform(state) / m
+    cumulative = math.exp(log_w[0] - top) / total
+    i = 0
+    for r in range(m):
+        target = u + r / m
+        while cumulative < target and i < n - 1:
+            i += 1
+            cumulative += math.exp(log_w[i] - top) / total
+        picks[r] = i
+    return top + math.log(total / n)
+
+
+@njit(**_JIT)
+def _sojourn(w, v, spec, state, s, on, clocks, log_w):
+    """Particle's sojourn ``v`` in stage ``s`` of world ``w``: the hidden triggers switch by
+    their hazards, the observed ones at their times; ``clocks`` (one per way out of ``s``)
+    run; ``log_w`` gains the observed switches' hazards and their survival, and at the end
+    the competitors' survival and, unless it is the last, the exit's hazard and effects.
+    Returns the triggers on after the exit's effects."""
+    out_start, target, kind, requires = spec.out_start, spec.target, spec.kind, spec.requires
+    p1, p2, ratio = spec.p1[w], spec.p2[w], spec.ratio[w]
+    onset_rate, onset_ratio = spec.onset_rate[w], spec.onset_ratio[w]
+    offset_rate, offset_ratio = spec.offset_rate[w], spec.offset_ratio[w]
+    onset_at, observed = spec.onset_at[w], spec.observed
+    n_k = onset_at.shape[0]
+    first, last = out_start[s], out_start[s + 1]
+    t, end = spec.stay_start[v], spec.stay_end[v]
+    e, e_end = spec.event_start[v], spec.event_start[v + 1]
+    for j in range(first, last):
+        clocks[j - first] = 0.0
+    while True:
+        t_fix, what = end, -1  # -1: the end; 0: an observed switch; 1: an `at` switch
+        if e < e_end and spec.event_effect[e] == 0 and spec.event_time[e] <= t_fix:
+            t_fix, what = spec.event_time[e], 0
+        at_k = -1
+        for k in range(n_k):
+            if not (observed >> k) & 1 and not (on >> k) & 1 and t < onset_at[k] < t_fix:
+                t_fix, what, at_k = onset_at[k], 1, k
+        hidden = 0.0
+        seen = 0.0
+        for k in range(n_k):
+            h = _switch_hazard(k, s, on, onset_rate, onset_ratio, offset_rate, offset_ratio)
+            if (observed >> k) & 1:
+                seen += h
+            else:
+                hidden += h
+        t_next, what_next = t_fix, what
+        if hidden > 0.0:
+            t_hidden = t + _exponential(state) / hidden
+            if t_hidden < t_fix:
+                t_next, what_next = t_hidden, 2
+        dt = t_next - t
+        for j in range(first, last):
+            clocks[j - first] += _speed(j, on, requires, ratio) * dt
+        log_w -= seen * dt
+        t = t_next
+        if what_next == 2:  # a hidden trigger switches: which, in proportion to its hazard
+            pick = _uniform(state) * hidden
+            chosen = -1
+            for k in range(n_k):
+                if not (observed >> k) & 1:
+                    h = _switch_hazard(k, s, on, onset_rate, onset_ratio, offset_rate, offset_ratio)
+                    if h > 0.0:
+                        chosen = k
+                        pick -= h
+                        if pick < 0.0:
+                            break
+            on ^= np.int64(1) << chosen
+        elif what_next == 1:
+            on |= np.int64(1) << at_k
+        elif what_next == 0:
+            k = spec.event_trigger[e]
+            if ((on >> k) & 1) == spec.event_on[e]:
+                return on, -np.inf
+            # an onset or offset at its hazard; an `at` trigger's onset follows the record
+            if onset_at[k] == np.inf or spec.event_on[e] == 0:
+                h = _switch_hazard(k, s, on, onset_rate, onset_ratio, offset_rate, offset_ratio)
+                log_w += math.log(h) if h > 0.0 else -np.inf
+            on ^= np.int64(1) << k
+            e += 1
+        else:
+            break
+    for j in range(first, last):
+        log_w += _log_survival(kind[j], p1[j], p2[j], clocks[j - first])
+    following = spec.stay_next[v]
+    if following < 0:
+        return on, log_w
+    # the exit: the hazards of the ways into the next stage, one chosen in proportion
+    total = 0.0
+    for j in range(first, last):
+        if target[j] == following:
+            total += _exit_factor(j, on, requires, ratio, kind, p1, p2, clocks[j - first])
+    if not total > 0.0:
+        return on, -np.inf
+    log_w += math.log(total)
+    pick = _uniform(state) * total
+    chosen = -1
+    for j in range(first, last):
+        if target[j] == following:
+            factor = _exit_factor(j, on, requires, ratio, kind, p1, p2, clocks[j - first])
+            if factor > 0.0:
+                chosen = j
+                pick -= factor
+                if pick < 0.0:
+                    break
+    return _exit_effects(w, chosen, spec, state, on, log_w, e, e_end)
+
+
+@njit(**_JIT)
+def _exit_factor(j, on, requires, ratio, kind, p1, p2, clock):
+    """Transition ``j``'s part in an observed exit at ``clock``: its hazard times its clock's
+    speed (a density in time); for a fixed delay that falls due then, 1 (it fires for
+    certain: a day-dated record cannot tell a due time from its day)."""
+    sp = _speed(j, on, requires, ratio)
+    if sp == 0.0:
+        return 0.0
+    hazard = math.exp(_log_hazard(kind[j], p1[j], p2[j], clock))
+    return hazard if kind[j] == FIXED else sp * hazard
+
+
+@njit(**_JIT)
+def _exit_effects(w, j, spec, state, on, log_w, e, e_end):
+    """Transition ``j``'s effects as it fires: hidden triggers drawn; observed ones checked
+    against the switches the record shows at that instant (``e:e_end``, those marked as an
+    effect's), each effect's chance counted. Returns (on, log_w)."""
+    effect_value, observed = spec.effect_value[w], spec.observed
+    used = 0
+    for f in range(spec.effect_start[j], spec.effect_start[j + 1]):
+        k = spec.effect_trigger[f]
+        value = effect_value[f]
+        is_on = (on >> k) & 1
+        if not (observed >> k) & 1:
+            if value < 0.0:
+                on &= ~(np.int64(1) << k)
+            elif not is_on and value > 0.0 and (value >= 1.0 or _uniform(state) < value):
+                on |= np.int64(1) << k
+            continue
+        shown = -1
+        for g in range(e, e_end):
+            if spec.event_effect[g] != 0 and spec.event_trigger[g] == k:
+                shown = g
+        if value < 0.0:
+            if is_on:
+                if shown < 0 or spec.event_on[shown] != 0:
+                    return on, -np.inf
+                on &= ~(np.int64(1) << k)
+                used += 1
+        elif not is_on:
+            if shown >= 0 and spec.event_on[shown] != 0:
+                log_w += math.log(value) if value > 0.0 else -np.inf
+                on |= np.int64(1) << k
+                used += 1
+            else:
+                log_w += math.log1p(-value) if value < 1.0 else -np.inf
+    for g in range(e, e_end):
+        used -= spec.event_effect[g]
+    if used != 0:  # the record shows a switch at the entry that no effect made
+        return on, -np.inf
+    return on, log_w
+
+
+@njit(**_JIT)
+def _forecast_one(w, spec, state, s, t, on, clocks, horizon, entry, first_on):
+    """One trajectory from stage ``s`` at ``t`` with the triggers ``on`` and the clocks
+    already run on the ways out of ``s``, to ``horizon`` (docs/semantics.md): ``entry[s]``
+    gets each stage's first entry time, ``first_on[k]`` the first time each trigger is on.
+    Returns (stage, triggers on) at the horizon."""
+    out_start, target, kind, requires = spec.out_start, spec.target, spec.kind, spec.requires
+    p1, p2, ratio = spec.p1[w], spec.p2[w], spec.ratio[w]
+    onset_rate, onset_ratio = spec.onset_rate[w], spec.onset_ratio[w]
+    offset_rate, offset_ratio = spec.offset_rate[w], spec.offset_ratio[w]
+    onset_at, effect_value = spec.onset_at[w], spec.effect_value[w]
+    n_k = onset_at.shape[0]
+    remaining = np.empty(clocks.shape[0])
+    next_on = np.empty(n_k)
+    for k in range(n_k):
+        if (on >> k) & 1 and first_on[k] > t:
+            first_on[k] = t
+    fresh = False
+    while True:
+        if entry[s] > t:
+            entry[s] = t
+        if spec.terminal[s]:
+            return s, on
+        first, last = out_start[s], out_start[s + 1]
+        for j in range(first, last):
+            if fresh:
+                remaining[j - first] = _latent(state, kind[j], p1[j], p2[j])
+            else:
+                c = clocks[j - first]
+                remaining[j - first] = _tail_draw(state, kind[j], p1[j], p2[j], c) - c
+        fresh = True
+        for k in range(n_k):
+            h = _switch_hazard(k, s, on, onset_rate, onset_ratio, offset_rate, offset_ratio)
+            next_on[k] = t + _exponential(state) / h if h > 0.0 else np.inf
+        while True:
+            t_fire, fire = np.inf, -1
+            for j in range(first, last):
+                sp = _speed(j, on, requires, ratio)
+                if sp > 0.0 and t + remaining[j - first] / sp < t_fire:
+                    t_fire, fire = t + remaining[j - first] / sp, j
+            t_switch, switch = np.inf, -1
+            for k in range(n_k):
+                if next_on[k] < t_switch:
+                    t_switch, switch = next_on[k], k
+                if not (on >> k) & 1 and t < onset_at[k] < t_switch:
+                    t_switch, switch = onset_at[k], k
+            t_next = min(t_fire, t_switch)
+            if t_next > horizon:
+                return s, on
+            dt = t_next - t
+            for j in range(first, last):
+                remaining[j - first] -= _speed(j, on, requires, ratio) * dt
+            t = t_next
+            if t_switch <= t_fire:
+                on ^= np.int64(1) << switch
+                if (on >> switch) & 1 and first_on[switch] > t:
+                    first_on[switch] = t
+                for k in range(n_k):  # memoryless switches: fresh clocks under the new set
+                    h = _switch_hazard(k, s, on, onset_rate, onset_ratio, offset_rate, offset_ratio)
+                    next_on[k] = t + _exponential(state) / h if h > 0.0 else np.inf
+                continue
+            for f in range(spec.effect_start[fire], spec.effect_start[fire + 1]):
+                k = spec.effect_trigger[f]
+                value = effect_value[f]
+                if value < 0.0:
+                    on &= ~(np.int64(1) << k)
+                elif (
+                    not (on >> k) & 1 and value > 0.0 and (value >= 1.0 or _uniform(state) < value)
+                ):
+                    on |= np.int64(1) << k
+                    first_on[k] = min(first_on[k], t)
+            s = target[fire]
+            break
+
+
+@njit(parallel=True, **_JIT)
+def filter_and_forecast(spec, seeds, n_particles, n_forecast, times, log_l, ess, on_now, reach,
+                        fired, at_horizon, on_at_horizon):  # fmt: skip
+    """For each world ``w`` (in parallel; each from its generator ``seeds[w]``): the particle
+    estimate of the record's log-likelihood (``log_l[w]``), the effective size of its
+    particles at as_of (``ess[w]``) and, when ``n_forecast`` > 0, the
+    forecast of ``n_forecast`` trajectories from the filtered particles to ``times[-1]``:
+    ``on_now[w, k]`` (on at as_of), ``reach[w, g, s]`` and ``fired[w, g, k]`` (entered, on, by
+    ``times[g]``), ``at_horizon[w, s]`` and ``on_at_horizon[w, k]``. A record with no
+    sojourn is the prior: each particle starts at t = 0 as the scenario says."""
+    n_worlds = seeds.shape[0]
+    n_k = spec.initial.shape[1]
+    n_s = spec.terminal.shape[0]
+    n_g = times.shape[0]
+    n_v = spec.stay_stage.shape[0]
+    max_out = 1
+    for s in range(n_s):
+        max_out = max(max_out, spec.out_start[s + 1] - spec.out_start[s])
+    for w in prange(n_worlds):
+        state = seeds[w].copy()
+        on = np.zeros(n_particles, dtype=np.int64)
+        stage = np.zeros(n_particles, dtype=np.int64)
+        clocks = np.zeros((n_particles, max_out))
+        log_w = np.zeros(n_particles)
+        picks = np.empty(n_particles, dtype=np.int64)
+        observed, start_on = spec.observed, spec.start_on
+        initial, onset_at = spec.initial[w], spec.onset_at[w]
+        log_start = 0.0  # the observed triggers' start: on or off as the record says
+        for k in range(n_k):
+            if (observed >> k) & 1 and onset_at[k] > 0.0:
+                chance = initial[k] if (start_on >> k) & 1 else 1.0 - initial[k]
+                log_start += math.log(chance) if chance > 0.0 else -np.inf
+            elif (observed >> k) & 1 and not (start_on >> k) & 1:
+                log_start = -np.inf
+        for i in range(n_particles):
+            bits = start_on
+            for k in range(n_k):
+                drawn = not (observed >> k) & 1
+                if drawn and (onset_at[k] <= 0.0 or _uniform(state) < initial[k]):
+                    bits |= np.int64(1) << k
+            on[i] = bits
+            if n_v == 0:  # the prior: the start stage drawn
+                u = _uniform(state)
+                s = 0
+                while s < n_s - 1 and u >= spec.start_cdf[w, s]:
+                    s += 1
+                stage[i] = s
+        total = log_start
+        for v in range(n_v):
+            s = spec.stay_stage[v]
+            for i in range(n_particles):
+                stage[i] = s
+                if log_w[i] > -np.inf:
+                    on[i], log_w[i] = _sojourn(w, v, spec, state, s, on[i], clocks[i], log_w[i])
+            if v < n_v - 1:
+                step = _resample(log_w, picks, state)
+                total += step
+                if step == -np.inf:
+                    break
+                on[:] = on[picks]
+                log_w[:] = 0.0
+        if n_v > 0 and total > -np.inf:
+            top = np.max(log_w)
+            if top == -np.inf:
+                total = -np.inf
+            else:
+                total += top + math.log(np.mean(np.exp(log_w - top)))
+        log_l[w] = total
+        if n_forecast == 0 or total == -np.inf:
+            continue
+        top = np.max(log_w)
+        weights = np.exp(log_w - top)
+        weights /= np.sum(weights)
+        ess[w] = 1.0 / np.sum(weights * weights)
+        for k in range(n_k):
+            on_now[w, k] = np.sum(weights * ((on >> k) & 1))
+        chosen = np.empty(n_forecast, dtype=np.int64)
+        _resample(log_w, chosen, state)
+        start = spec.stay_end[n_v - 1] if n_v > 0 else 0.0
+        entry = np.empty(n_s)
+        first_on = np.empty(n_k)
+        for r in range(n_forecast):
+            i = chosen[r]
+            entry[:] = np.inf
+            first_on[:] = np.inf
+            end_stage, end_on = _forecast_one(
+                w, spec, state, stage[i], start, on[i], clocks[i], times[n_g - 1], entry,
+                first_on,
+            )  # fmt: skip
+            at_horizon[w, end_stage] += 1.0 / n_forecast
+            for k in range(n_k):
+                on_at_horizon[w, k] += ((end_on >> k) & 1) / n_forecast
+            for g in range(n_g):
+                for s in range(n_s):
+                    reach[w, g, s] += (entry[s] <= times[g]) / n_forecast
+                for k in range(n_k):
+                    fired[w, g, k] += (first_on[k] <= times[g]) / n_forecast

@@ -1,0 +1,271 @@
+"""Nowcasting a scenario that is not memoryless, by particles (docs/forecasting.md).
+
+Where a timing is gamma, lognormal, Weibull, uniform or fixed, the forward algorithm has no
+chain to run on. Every stage entry of a record is observed, so given the history of the
+triggers the record does not observe, the likelihood of the path is explicit; those triggers
+are integrated by a particle filter per world (:mod:`escalate.engine.particles`), which gives
+an unbiased estimate of each world's likelihood. The posterior over worlds then follows by the
+same tempering and moves as the exact likelihood's (a pseudo-marginal sampler: a world keeps
+the estimate it was accepted with), and the forecast starts each particle from its filtered
+state at as_of.
+
+How many particles: enough that a world's log-likelihood estimate has a variance near 1, the
+usual advice for pseudo-marginal samplers (Doucet, Pitt, Deligiannidis and Kohn, Biometrika
+2015). A pilot estimates the variance with ``PILOT_PARTICLES`` particles, ``PILOT_RUNS`` times
+on each of a few worlds, and scales it (the variance falls as one over the particles).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from escalate.engine.compile import compile_scenario
+from escalate.engine.particles import ParticleSpec, filter_and_forecast
+from escalate.forecast.observations import Observations
+
+__all__ = [
+    "FORECAST_TRAJECTORIES",
+    "ParticleChoice",
+    "after_error",
+    "choose_particles",
+    "evaluate_particles",
+    "method_for",
+]
+
+FORECAST_TRAJECTORIES = 100_000  # trajectories per forecast, shared among its worlds
+MIN_FORECAST = 64  # ... and at least this many per world
+PILOT_PARTICLES = 128
+PILOT_RUNS = 12
+PILOT_WORLDS = 8
+MIN_PARTICLES, MAX_PARTICLES = 32, 8192
+TARGET_VARIANCE = 1.0  # of a world's log-likelihood estimate
+
+
+@dataclass(frozen=True)
+class ParticleChoice:
+    """The particles per world and the standard deviation of a world's log-likelihood
+    estimate with that many (from the pilot, or nan when the count was given)."""
+
+    particles: int
+    log_likelihood_sd: float
+
+
+def _world_arrays(model, overrides, names, x, horizon):
+    """Each world's compiled arrays, stacked (the structure from the first world)."""
+    worlds = [compile_scenario(model, {**dict(zip(names, row, strict=True)), **overrides},
+                               horizon=horizon) for row in x.tolist()]  # fmt: skip
+    if not worlds:
+        worlds = [compile_scenario(model, overrides, horizon=horizon)]
+    first = worlds[0]
+
+    def stack(field, dtype=float):
+        return np.ascontiguousarray(np.stack([getattr(c, field) for c in worlds]), dtype=dtype)
+
+    structure = dict(
+        out_start=first.out_start, target=first.target, kind=first.kind,
+        requires=first.requires, terminal=first.terminal, effect_start=first.effect_start,
+        effect_trigger=first.effect_trigger,
+    )  # fmt: skip
+    per_world = {
+        field: stack(field)
+        for field in ("start_cdf", "initial", "p1", "p2", "ratio", "onset_rate", "onset_ratio",
+                      "offset_rate", "offset_ratio", "onset_at", "effect_value")
+    }  # fmt: skip
+    log_start = np.array([_log_start(c) for c in worlds])
+    return first, structure, per_world, log_start
+
+
+def _log_start(c) -> np.ndarray:
+    """Per stage, log P(the trajectory starts there)."""
+    with np.errstate(divide="ignore"):
+        return np.log(np.diff(c.start_cdf, prepend=0.0))
+
+
+def _record(c, obs: Observations | None) -> dict:
+    """The record as the kernel reads it: one sojourn per stage entry (to the next entry, the
+    last to as_of) and each sojourn's observed switches (see the module docstring of
+    :mod:`escalate.engine.particles`). A switch at an entry's instant that the entering
+    transition's effects can make is that effect; any other comes just before the entry."""
+    empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
+    if obs is None:
+        return dict(stay_stage=empty_i, stay_start=empty_f, stay_end=empty_f,
+                    stay_next=empty_i, event_start=np.zeros(1, np.int64), event_time=empty_f,
+                    event_trigger=empty_i, event_on=empty_i, event_effect=empty_i,
+                    observed=np.int64(0), start_on=np.int64(0))  # fmt: skip
+    path = obs.path
+    stages = [s for s, _ in path]
+    starts = [t for _, t in path]
+    ends = [*starts[1:], obs.as_of]
+    following = [*stages[1:], -1]
+    source = c.source
+
+    def effect_can(v: int, k: int, on: bool) -> bool:
+        if following[v] < 0:
+            return False
+        for j in np.flatnonzero((source == stages[v]) & (c.target == following[v])):
+            for f in range(c.effect_start[j], c.effect_start[j + 1]):
+                if c.effect_trigger[f] == k and (c.effect_value[f] < 0) != on:
+                    return True
+        return False
+
+    events: list[list[tuple[float, int, int, int]]] = [[] for _ in stages]
+    start_on = 0
+    for k, switches in obs.switches.items():
+        for time, on in switches:
+            if time == 0.0 and on:
+                start_on |= 1 << k
+                continue
+            candidates = [v for v in range(len(stages)) if starts[v] < time <= ends[v]
+                          or (v == 0 and time == 0.0)]  # fmt: skip
+            by_effect = [v for v in candidates if ends[v] == time and effect_can(v, k, on)]
+            v = by_effect[0] if by_effect else candidates[0]
+            events[v].append((time, int(bool(by_effect)), k, int(on)))
+    flat = [e for v in range(len(stages)) for e in sorted(events[v])]
+    return dict(
+        stay_stage=np.array(stages, np.int64),
+        stay_start=np.array(starts, float),
+        stay_end=np.array(ends, float),
+        stay_next=np.array(following, np.int64),
+        event_start=np.cumsum([0] + [len(e) for e in events]).astype(np.int64),
+        event_time=np.array([e[0] for e in flat], float),
+        event_trigger=np.array([e[2] for e in flat], np.int64),
+        event_on=np.array([e[3] for e in flat], np.int64),
+        event_effect=np.array([e[1] for e in flat], np.int64),
+        observed=np.int64(obs.observed_mask()),
+        start_on=np.int64(start_on),
+    )
+
+
+def _seeds(x: np.ndarray, obs: Observations | None, particles: int, salt: int) -> np.ndarray:
+    """Each world's generator: from its parameters, the record and the particles, so that a
+    world's estimate does not depend on the other worlds, the split or the threads."""
+    key = repr(None if obs is None else (obs.as_of, tuple(obs.path), sorted(
+        (k, tuple(v)) for k, v in obs.switches.items()))).encode()  # fmt: skip
+    key += f"|{particles}|{salt}".encode()
+    seeds = np.empty((max(len(x), 1), 4), np.uint64)
+    rows = x if len(x) else np.zeros((1, 0))
+    for w, row in enumerate(rows):
+        digest = hashlib.blake2b(np.ascontiguousarray(row).tobytes() + key, digest_size=32)
+        seeds[w] = np.frombuffer(digest.digest(), np.uint64)
+    return seeds
+
+
+def _run(model, overrides, obs, horizon, x, names, particles, forecast, times, salt=0):
+    """The kernel on the worlds ``x``: the log-likelihoods and, with ``forecast``
+    trajectories per world, the forecast arrays."""
+    c, structure, per_world, log_start = _world_arrays(model, overrides, names, x, horizon)
+    record = _record(c, obs)
+    spec = ParticleSpec(**structure, **per_world, **record)
+    n_w, n_s, n_k = len(per_world["p1"]), c.n_stages, c.n_triggers
+    times = np.asarray([horizon] if times is None else times, float)
+    arrays = dict(
+        log_l=np.zeros(n_w), ess=np.zeros(n_w), on_now=np.zeros((n_w, n_k)),
+        reach=np.zeros((n_w, len(times), n_s)), fired=np.zeros((n_w, len(times), n_k)),
+        at_horizon=np.zeros((n_w, n_s)), on_at_horizon=np.zeros((n_w, n_k)),
+    )  # fmt: skip
+    filter_and_forecast(spec, _seeds(x, obs, particles, salt), particles, forecast, times,
+                        *arrays.values())  # fmt: skip
+    if obs is not None:  # the start stage's chance (the path's first entry)
+        arrays["log_l"] += log_start[:, obs.path[0][0]]
+    return arrays, times
+
+
+def evaluate_particles(model, overrides, obs, horizon, ahead, times, worlds_frame, particles):
+    """:func:`escalate.forecast.nowcast._evaluate` by particles: each world's log-likelihood
+    estimate and its forecast (the same columns, and for ``ahead="all"`` a ``var:`` column
+    per ``p_reached`` one: its Monte Carlo variance)."""
+    from escalate.forecast.nowcast import _columns, _entered
+
+    names, x = list(worlds_frame.columns), worlds_frame.to_numpy(float)
+    n_w = max(len(worlds_frame), 1)
+    forecast = 0 if ahead == "none" else max(MIN_FORECAST, particles,
+                                             math.ceil(FORECAST_TRAJECTORIES / n_w))  # fmt: skip
+    # forecasting, the filter runs as many particles as trajectories start from it
+    filtered = particles if ahead == "none" else max(particles, forecast)
+    arrays, at = _run(model, overrides, obs, horizon, x, names, filtered, forecast, times)
+    log_l = arrays["log_l"][: len(worlds_frame)]
+    if ahead == "none":
+        return log_l, pd.DataFrame(index=range(len(worlds_frame)))
+    stages, triggers = list(model.stages), list(model.triggers)
+    base = _columns(stages, triggers, ahead)
+    entered = _entered(model, overrides, obs)
+    blocks = []
+    for g, t in enumerate(at):
+        block = {}
+        for m in base:
+            kind, name = m.split(":", 1)
+            if kind == "p_reached":
+                value = 1.0 if name in entered else arrays["reach"][:, g, stages.index(name)]
+            elif kind == "p_fired":
+                value = arrays["fired"][:, g, triggers.index(name)]
+            elif kind == "on":
+                value = arrays["on_now"][:, triggers.index(name)]
+            elif kind == "p_at_horizon":
+                value = arrays["at_horizon"][:, stages.index(name)]
+            else:
+                value = arrays["on_at_horizon"][:, triggers.index(name)]
+            block[m if times is None else f"{m}@{t:.17g}"] = value
+        blocks.append(block)
+    frame = pd.DataFrame({k: v for b in blocks for k, v in b.items()}, index=range(len(log_l)))
+    if ahead == "all":  # the trajectories' binomial error, and the filtered particles' own
+        spread = 1 / forecast + 1 / np.maximum(arrays["ess"][: len(log_l)], 1)
+        for s in stages:
+            p = frame[f"p_reached:{s}"].to_numpy(float)
+            frame[f"var:p_reached:{s}"] = p * (1 - p) * spread
+    frame.loc[~np.isfinite(log_l), :] = np.nan
+    return log_l, frame
+
+
+def choose_particles(model, overrides, obs, worlds_frame, horizon,
+                     particles: int | None = None) -> ParticleChoice:  # fmt: skip
+    """The particles per world (see the module docstring): ``particles`` when given, else
+    from the pilot, with the pilot's estimate of the log-likelihood's standard deviation."""
+    if particles is not None:
+        return ParticleChoice(int(particles), math.nan)
+    names = list(worlds_frame.columns)
+    x = worlds_frame.to_numpy(float)[:PILOT_WORLDS]
+    runs = np.array([_run(model, overrides, obs, horizon, x, names, PILOT_PARTICLES, 0, None,
+                          salt=1 + r)[0]["log_l"] for r in range(PILOT_RUNS)])  # fmt: skip
+    usable = np.all(np.isfinite(runs), axis=0)
+    if not usable.any():
+        return ParticleChoice(MIN_PARTICLES, math.nan)
+    variance = float(np.mean(np.var(runs[:, usable], axis=0, ddof=1)))
+    chosen = int(np.clip(math.ceil(PILOT_PARTICLES * variance / TARGET_VARIANCE),
+                         MIN_PARTICLES, MAX_PARTICLES))  # fmt: skip
+    return ParticleChoice(chosen, math.sqrt(variance * PILOT_PARTICLES / chosen))
+
+
+def method_for(method: str, compiled, particles: int | None) -> str:
+    """The method a nowcast uses: ``method`` ("auto", "exact" or "particles"); "auto" is
+    exact where every timing is exponential. EscalateError for an unknown method, exact
+    figures asked of a scenario that is not memoryless, or fewer than one particle."""
+    from escalate.errors import EscalateError
+    from escalate.forecast.forward import require_memoryless
+
+    if method not in ("auto", "exact", "particles"):
+        raise EscalateError(f"method must be auto, exact or particles, got {method!r}",
+                            parameter="method")  # fmt: skip
+    if particles is not None and not (isinstance(particles, int) and particles >= 1):
+        raise EscalateError(f"particles must be a whole number from 1, got {particles!r}",
+                            parameter="particles")  # fmt: skip
+    if method == "exact":
+        require_memoryless(compiled)
+    if method == "auto":
+        method = "exact" if compiled.is_markov and particles is None else "particles"
+    return method
+
+
+def after_error(outputs: pd.DataFrame, model, weights: np.ndarray) -> np.ndarray:
+    """Per stage, the Monte Carlo standard error of the weighted forecast ``p_reached``: the
+    worlds' own errors (their ``var:`` columns) combined with the weights."""
+    w = np.where(np.isfinite(weights), weights, 0.0)
+    w = w / w.sum()
+    return np.array([
+        math.sqrt(float(np.nansum(w**2 * outputs[f"var:p_reached:{s}"].to_numpy(float))))
+        for s in model.stages
+    ])  # fmt: skip

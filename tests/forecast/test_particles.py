@@ -1,0 +1,214 @@
+"""Nowcasting by particles (issue 39): the special functions against scipy, the particle
+method against the exact one on memoryless scenarios, a gamma delay's forecast against
+quadrature, thread counts, and the installed command on the Essequibo ladder."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+
+import numba
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate, stats
+
+import escalate
+from escalate.analysis.draws import uncertain_parameters, worlds_to_weigh
+from escalate.engine.compile import compile_scenario
+from escalate.engine.particles import log_survival_of, tail_draw_of
+from escalate.forecast.nowcast import nowcast
+from escalate.forecast.observations import Observations, read_observations
+from escalate.forecast.particles import evaluate_particles
+
+from ..conftest import ESCALATE, ROOT
+
+GAMMA, WEIBULL, LOGNORMAL = 3, 4, 5
+
+
+@pytest.mark.parametrize(
+    ("kind", "p1", "p2", "law"),
+    [
+        (GAMMA, 6.25, 3.2, stats.gamma(6.25, scale=3.2)),
+        (GAMMA, 0.6, 10.0, stats.gamma(0.6, scale=10.0)),
+        (WEIBULL, 1.7, 12.0, stats.weibull_min(1.7, scale=12.0)),
+        (LOGNORMAL, math.log(10.0), 0.8, stats.lognorm(0.8, scale=10.0)),
+    ],
+)
+def test_survival_and_the_draw_given_survival(kind, p1, p2, law):
+    """log S against scipy's logsf to 1e-9; draws given E > c have the conditional law's mean
+    (quadrature) within 4 standard errors, and all exceed c."""
+    c = np.array([0.0, 0.5, 3.0, 10.0, 30.0, 80.0])
+    got = np.empty_like(c)
+    log_survival_of(kind, p1, p2, c, got)
+    np.testing.assert_allclose(got, law.logsf(c), rtol=1e-9, atol=1e-12)
+    age = float(law.ppf(0.7))
+    draws = np.empty(20_000)
+    state = np.random.SeedSequence(kind).generate_state(4, np.uint64)
+    tail_draw_of(state, kind, p1, p2, age, draws)
+    assert draws.min() >= age
+    mean = integrate.quad(lambda x: x * law.pdf(x), age, np.inf)[0] / law.sf(age)
+    se = draws.std() / math.sqrt(len(draws))
+    assert abs(draws.mean() - mean) < 4 * se, (draws.mean(), mean, se)
+
+
+def _point_overrides(model) -> dict[str, float]:
+    """Every uncertain parameter at its point value: one world."""
+    values = compile_scenario(model).values
+    return {name: values[name] for name in uncertain_parameters(model)}
+
+
+def _agree(model, obs, overrides):
+    """The exact and the particle nowcast of one world: the particle log-likelihood within 3
+    of its estimated standard deviations, each stage's forecast within 4 of its errors."""
+    exact = nowcast(model, obs, overrides=overrides, news=False, method="exact")
+    particles = nowcast(model, obs, overrides=overrides, news=False, method="particles")
+    assert exact.method == "exact" and particles.method == "particles"
+    sd = particles.log_likelihood_sd
+    assert sd is not None and sd > 0
+    assert abs(particles.posterior.log_evidence - exact.posterior.log_evidence) <= 3 * sd, (
+        particles.posterior.log_evidence, exact.posterior.log_evidence, sd)  # fmt: skip
+    se = particles.after_se
+    assert se is not None and np.all(se >= 0)
+    z = (particles.after - exact.after) / np.where(se > 0, se, np.inf)
+    assert np.all(np.abs(z) < 4), (particles.after, exact.after, se)
+    moved = (exact.after > 0.01) & (exact.after < 0.99)
+    assert moved.any() and np.all(se[moved] > 0)
+    return exact, particles
+
+
+def test_particles_agree_with_the_exact_nowcast_on_venezuela():
+    model = escalate.load(ROOT / "scenarios" / "venezuela.yaml")
+    obs = read_observations(ROOT / "scenarios" / "forecasting" / "venezuela-observed.yaml", model)
+    exact, _ = _agree(model, obs, _point_overrides(model))
+    hidden = [t for t in model.triggers if t in exact.triggers_on]
+    assert hidden, "the record leaves a trigger unobserved"
+
+
+SMALL = """\
+scenario: small
+horizon: 120
+start: a
+stages: {a: {}, b: {}, c: {terminal: true}, d: {terminal: true}}
+triggers:
+  x: {onset: {a: {rate: 0.03}, b: {rate: 0.05}}}
+transitions:
+  - {from: a, to: b, rate: 0.01, when: {x: 4}}
+  - {from: b, to: c, rate: 0.015, when: {x: 3}}
+  - {from: b, to: d, rate: 0.01}
+"""
+
+
+def test_particles_agree_with_the_exact_nowcast_with_an_unobserved_trigger():
+    """x is never observed: the particles integrate over its onset in a and in b."""
+    model = escalate.loads(SMALL)
+    obs = Observations(50.0, [(0, 0.0), (1, 30.0)])
+    exact, particles = _agree(model, obs, {})
+    assert particles.triggers_on["x"] == pytest.approx(exact.triggers_on["x"], abs=0.02)
+
+
+SHAPE, SCALE, EXIT_RATE, AGE, HORIZON = 4.0, 5.0, 0.02, 15.0, 60.0
+MEAN, SD = SHAPE * SCALE, math.sqrt(SHAPE) * SCALE
+GAMMA_DELAY = f"""\
+scenario: delay
+horizon: {HORIZON}
+start: a
+stages: {{a: {{}}, b: {{terminal: true}}, c: {{terminal: true}}}}
+transitions:
+  - {{from: a, to: b, after: {{dist: gamma, mean: {MEAN}, sd: {SD}}}}}
+  - {{from: a, to: c, rate: {EXIT_RATE}}}
+"""
+
+
+def test_a_gamma_delay_observed_at_a_known_age_matches_quadrature():
+    """Quiet in a up to AGE: the likelihood is S_gamma(AGE) e^(-r AGE) exactly (nothing is
+    hidden), and P(b by the horizon) = int_AGE^H f(t) e^(-r t) dt / (S(AGE) e^(-r AGE))."""
+    model = escalate.loads(GAMMA_DELAY)
+    law = stats.gamma(SHAPE, scale=SCALE)
+    result = nowcast(model, Observations(AGE, [(0, 0.0)]), news=False)
+    assert result.method == "particles"
+    expected_log_l = law.logsf(AGE) - EXIT_RATE * AGE
+    assert result.posterior.log_evidence == pytest.approx(expected_log_l, abs=1e-9)
+    survived = law.sf(AGE) * math.exp(-EXIT_RATE * AGE)
+    to_b = integrate.quad(lambda t: law.pdf(t) * math.exp(-EXIT_RATE * t), AGE, HORIZON)[0]
+    to_c = integrate.quad(lambda t: EXIT_RATE * math.exp(-EXIT_RATE * t) * law.sf(t), AGE,
+                          HORIZON)[0]  # fmt: skip
+    expected = np.array([1.0, to_b / survived, to_c / survived])
+    se = result.after_se
+    assert np.all(np.abs(result.after - expected)[1:] < 4 * se[1:]), (result.after, expected, se)
+    assert se[1] < 0.01
+
+
+@pytest.mark.parametrize(("back", "possible"), [(34.0, True), (35.0, False)])
+def test_a_fixed_delay_fires_when_due(back, possible):
+    """The tutorial's clash cools down after exactly 14 days: a record back in the standoff
+    14 days after the clash is possible, one a day later is not."""
+    model = escalate.load(ROOT / "scenarios" / "tutorial.yaml")
+    obs = Observations(70.0, [(1, 0.0), (2, 20.0), (1, back)], {1: []})
+    log_l, _ = evaluate_particles(model, {}, obs, float(model.horizon_time), "none", None,
+                                  pd.DataFrame(index=range(1)), 64)  # fmt: skip
+    assert np.isfinite(log_l[0]) == possible
+
+
+def test_seeded_particle_runs_are_identical_on_one_and_two_threads():
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one thread only")
+    model = escalate.load(ROOT / "scenarios" / "essequibo.yaml")
+    obs = read_observations(ROOT / "scenarios" / "forecasting" / "essequibo-observed.yaml", model)
+    prior, _, _ = worlds_to_weigh(model, 6, None, 3, {})
+    runs = []
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            runs.append(evaluate_particles(model, {}, obs, float(model.horizon_time), "all",
+                                           None, prior, 64))  # fmt: skip
+    finally:
+        numba.set_num_threads(before)
+    (log_1, out_1), (log_2, out_2) = runs
+    assert np.all(np.isfinite(log_1))
+    np.testing.assert_array_equal(log_1, log_2)
+    pd.testing.assert_frame_equal(out_1, out_2, check_exact=True)
+
+
+def test_the_installed_nowcast_and_backtest_on_the_essequibo_ladder(tmp_path):
+    scenario = ROOT / "scenarios" / "essequibo.yaml"
+    observed = ROOT / "scenarios" / "forecasting" / "essequibo-observed.yaml"
+    run = subprocess.run(
+        [ESCALATE, "nowcast", scenario, observed, "--worlds", "60", "--seed", "1",
+         "--format", "json"], capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["method"] == "particles" and summary["particles"] >= 32
+    assert "particles" in run.stderr and "Traceback" not in run.stderr
+    war = summary["stages"]["regional_war"]
+    assert 0 < war["after"] < 1 and 0 < war["after_se"] < 0.05
+    assert summary["stages"]["militarized_incidents"]["after"] == 1.0  # entered
+    table = subprocess.run([ESCALATE, "nowcast", scenario, observed, "--worlds", "30",
+                            "--particles", "40", "--seed", "2"], capture_output=True,
+                           text=True, timeout=600)  # fmt: skip
+    assert table.returncode == 0, table.stderr
+    assert "Method: particles, 40 per world" in table.stdout
+    backtest = subprocess.run([ESCALATE, "backtest", scenario, observed, "--worlds", "30",
+                               "--seed", "1", "--format", "json"], capture_output=True,
+                              text=True, timeout=600)  # fmt: skip
+    assert backtest.returncode == 0, backtest.stderr
+    scored = json.loads(backtest.stdout)
+    assert scored["method"] == "particles" and scored["rows"]
+    for args, message in (
+        (["--method", "exact"], "needs every timing exponential"),
+        (["--particles", "0"], "--particles"),
+    ):
+        refused = subprocess.run([ESCALATE, "nowcast", scenario, observed, *args],
+                                 capture_output=True, text=True)  # fmt: skip
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr and not refused.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(observed.read_text().replace("stage: militarized_incidents",
+                                                "stage: militarised_incidents"))  # fmt: skip
+    refused = subprocess.run([ESCALATE, "nowcast", scenario, bad], capture_output=True,
+                             text=True)  # fmt: skip
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert f"{bad}:" in refused.stderr and "militarised_incidents" in refused.stderr
