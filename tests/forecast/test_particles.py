@@ -93,19 +93,24 @@ start: a
 stages: {a: {}, b: {}, c: {terminal: true}, d: {terminal: true}}
 triggers:
   x: {onset: {a: {rate: 0.03}, b: {rate: 0.05}}}
+  y: {onset: {at: 40}}
 transitions:
   - {from: a, to: b, rate: 0.01, when: {x: 4}}
-  - {from: b, to: c, rate: 0.015, when: {x: 3}}
+  - {from: b, to: c, rate: 0.015, when: {x: 3, y: 2}}
   - {from: b, to: d, rate: 0.01}
 """
 
 
 def test_particles_agree_with_the_exact_nowcast_with_an_unobserved_trigger():
-    """x is never observed: the particles integrate over its onset in a and in b."""
+    """x is never observed: the particles integrate over its onset in a and in b; y comes
+    on at its `at` time, 40, inside the record (or at the entry's instant, after it)."""
     model = escalate.loads(SMALL)
-    obs = Observations(50.0, [(0, 0.0), (1, 30.0)])
-    exact, particles = _agree(model, obs, {})
-    assert particles.triggers_on["x"] == pytest.approx(exact.triggers_on["x"], abs=0.02)
+    for entry in (30.0, 40.0):
+        obs = Observations(50.0, [(0, 0.0), (1, entry)])
+        exact, particles = _agree(model, obs, {})
+        assert particles.triggers_on["x"] == pytest.approx(exact.triggers_on["x"], abs=0.02)
+        assert particles.triggers_on["y"] == pytest.approx(1.0, abs=1e-9)
+        assert exact.triggers_on["y"] == pytest.approx(1.0, abs=1e-9)
 
 
 SHAPE, SCALE, EXIT_RATE, AGE, HORIZON = 4.0, 5.0, 0.02, 15.0, 60.0
@@ -177,10 +182,16 @@ def test_the_installed_nowcast_and_backtest_on_the_essequibo_ladder(tmp_path):
     observed = ROOT / "scenarios" / "forecasting" / "essequibo-observed.yaml"
     run = subprocess.run(
         [ESCALATE, "nowcast", scenario, observed, "--worlds", "60", "--seed", "1",
-         "--format", "json"], capture_output=True, text=True, timeout=600,
+         "--format", "json", "--out", tmp_path / "news"], capture_output=True, text=True,
+        timeout=600,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
+    page = tmp_path / "news.html"
+    report = subprocess.run([ESCALATE, "report", tmp_path / "news", "-o", page],
+                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    assert f"Method: particles, {summary['particles']} per world" in page.read_text()
     assert summary["method"] == "particles" and summary["particles"] >= 32
     assert "particles" in run.stderr and "Traceback" not in run.stderr
     war = summary["stages"]["regional_war"]

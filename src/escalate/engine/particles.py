@@ -242,8 +242,9 @@ def _sojourn(w, v, spec, state, s, on, clocks, log_w):
         if e < e_end and spec.event_effect[e] == 0 and spec.event_time[e] <= t_fix:
             t_fix, what = spec.event_time[e], 0
         at_k = -1
-        for k in range(n_k):
-            if not (observed >> k) & 1 and not (on >> k) & 1 and t < onset_at[k] < t_fix:
+        for k in range(n_k):  # an `at` due at an entry's instant comes after it (none once ended)
+            due = not (observed >> k) & 1 and not (on >> k) & 1 and t <= onset_at[k] < t_fix
+            if due and not spec.terminal[s]:
                 t_fix, what, at_k = onset_at[k], 1, k
         hidden = 0.0
         seen = 0.0

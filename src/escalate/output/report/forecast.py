@@ -117,6 +117,20 @@ def _surprise_cells(update: dict) -> str:
     )
 
 
+def _method(summary: dict[str, Any]) -> str:
+    """How a nowcast's likelihood and forecast were computed, in words."""
+    if summary.get("method") != "particles":
+        return "Method: exact (the forward algorithm)."
+    errors = [s.get("after_se") or 0.0 for s in summary["stages"].values()]
+    sd = summary.get("log_likelihood_sd")
+    return (
+        f"Method: particles, {summary['particles']} per world"
+        + (f" (a world's log-likelihood estimate has sd {sd:.2f})" if sd is not None else "")
+        + f"; the figures after the news have a Monte Carlo standard error up to "
+        f"{percent(max(errors))}."
+    )
+
+
 def nowcast_page(folder: Path, manifest: dict[str, Any]) -> str:
     """The page of a nowcast folder (``escalate nowcast --out``): the odds after the news
     first, then the news one step at a time, then the rest."""
@@ -182,7 +196,7 @@ def nowcast_page(folder: Path, manifest: dict[str, Any]) -> str:
             if summary.get("worlds_from")
             else f" drawn from the prior, seed {summary['seed']}"
         )
-        + f"; {_diagnostics(summary)}"
+        + f"; {_diagnostics(summary)} {escape(_method(summary))}"
     )
     title = f"{summary['scenario']}: nowcast as of {as_of}"
     return page(
