@@ -236,3 +236,17 @@ def test_nowcast_is_identical_on_the_cluster(cluster):
     assert "Traceback" not in there.stderr and "distributed" not in there.stderr
     summary = json.loads(there.stdout)
     assert summary["worlds"] == 600 and summary["tempering_powers"]  # moves ran there too
+
+
+def test_a_particle_nowcast_is_identical_on_the_cluster(cluster):
+    """The Essequibo ladder (a log-normal delay: particles) as Dask tasks: each world's
+    particles draw from its own generator, so the JSON is the one of one process."""
+    scenario = ROOT / "scenarios" / "essequibo.yaml"
+    observed = ROOT / "scenarios" / "forecasting" / "essequibo-observed.yaml"
+    args = ("nowcast", scenario, observed, "--worlds", "80", "--seed", "2", "--format", "json")
+    here = escalate(*args)
+    there = escalate(*args, "--scheduler", cluster.address)
+    assert here.returncode == 0, here.stderr
+    assert there.returncode == 0, there.stderr
+    assert there.stdout == here.stdout
+    assert json.loads(there.stdout)["method"] == "particles"

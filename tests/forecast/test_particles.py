@@ -20,7 +20,7 @@ from escalate.engine.compile import compile_scenario
 from escalate.engine.particles import log_survival_of, tail_draw_of
 from escalate.forecast.nowcast import nowcast
 from escalate.forecast.observations import Observations, read_observations
-from escalate.forecast.particles import evaluate_particles
+from escalate.forecast.particles import evaluate_particles, forecast_trajectories
 
 from ..conftest import ESCALATE, ROOT
 
@@ -156,7 +156,7 @@ def test_a_fixed_delay_fires_when_due(back, possible):
     assert np.isfinite(log_l[0]) == possible
 
 
-def test_seeded_particle_runs_are_identical_on_one_and_two_threads():
+def test_seeded_particle_runs_are_identical_on_one_and_two_threads_and_any_split():
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("one thread only")
     model = escalate.load(ROOT / "scenarios" / "essequibo.yaml")
@@ -175,6 +175,14 @@ def test_seeded_particle_runs_are_identical_on_one_and_two_threads():
     assert np.all(np.isfinite(log_1))
     np.testing.assert_array_equal(log_1, log_2)
     pd.testing.assert_frame_equal(out_1, out_2, check_exact=True)
+    # nor on the split (Dask tasks, processes): each world has a generator of its own
+    whole = forecast_trajectories(len(prior), 64)
+    end = float(model.horizon_time)
+    halves = [evaluate_particles(model, {}, obs, end, "all", None, part, 64, whole)
+              for part in (prior.iloc[:2], prior.iloc[2:])]  # fmt: skip
+    np.testing.assert_array_equal(np.concatenate([h[0] for h in halves]), log_1)
+    joined = pd.concat([h[1] for h in halves], ignore_index=True)
+    pd.testing.assert_frame_equal(joined, out_1, check_exact=True)
 
 
 def test_the_installed_nowcast_and_backtest_on_the_essequibo_ladder(tmp_path):

@@ -25,7 +25,7 @@ from escalate.errors import EscalateError
 from escalate.forecast.forward import Filtered, forecast, forward, program
 from escalate.forecast.news import replay
 from escalate.forecast.observations import Observations, read_observations
-from escalate.forecast.particles import after_error, method_for
+from escalate.forecast.particles import after_error, forecast_trajectories, method_for
 from escalate.forecast.posterior import Posterior, parameter_table
 
 __all__ = ["PRIOR_WORLDS", "NowcastResult", "evaluator", "nowcast"]
@@ -35,7 +35,7 @@ PRIOR_WORLDS = 1000  # prior worlds drawn when none are given
 
 
 def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, times, worlds_frame,
-              particles: int | None = None):  # fmt: skip
+              particles: int | None = None, trajectories: int | None = None):  # fmt: skip
     """Per world: the log-likelihood of ``obs`` and the forecast from its as_of to
     ``horizon`` (absolute; None: the scenario's). ``obs`` None is the prior forecast from
     t = 0, log-likelihood 0. ``ahead``: "none" (the likelihood alone, several times faster:
@@ -48,12 +48,13 @@ def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, times,
     and the forecasts run on the worlds engine, every world at once (the record's program on
     each world's generator, then each world's forecast from its filtered state); a world it
     leaves is done on its own. With ``particles``, the particle method of
-    :mod:`escalate.forecast.particles` instead (that many per world)."""
+    :mod:`escalate.forecast.particles` instead (that many per world, ``trajectories`` per
+    world forecast)."""
     if particles is not None:
         from escalate.forecast.particles import evaluate_particles
 
         return evaluate_particles(model, overrides, obs, horizon, ahead, times, worlds_frame,
-                                  particles)  # fmt: skip
+                                  particles, trajectories)  # fmt: skip
     from escalate.engine.batch_kernels import SOLVED
     from escalate.engine.batches import CHECKED_WORLDS, built
 
@@ -190,8 +191,12 @@ def evaluator(model, overrides, horizon, pool, workers, client=None, particles=N
 
     def evaluate(worlds_frame, obs, ahead="reach", to=None, times=None):
         to = horizon if to is None else to
+        trajectories = None
+        if particles is not None:  # from all the worlds, whatever the split
+            trajectories = forecast_trajectories(len(worlds_frame), particles)
         if client is None:
-            function = functools.partial(_evaluate, particles=particles)
+            function = functools.partial(_evaluate, particles=particles,
+                                         trajectories=trajectories)  # fmt: skip
             return map_in_parts(
                 function, worlds_frame, pool, workers, model, overrides, obs, to, ahead, times
             )
@@ -200,7 +205,7 @@ def evaluator(model, overrides, horizon, pool, workers, client=None, particles=N
 
         firsts = range(0, len(worlds_frame), BATCH_WORLDS)
         parts = ((obs, ahead, times, worlds_frame.iloc[f : f + BATCH_WORLDS]) for f in firsts)
-        setting = (model, overrides, to, particles)
+        setting = (model, overrides, to, particles, trajectories)
         with mapped(_evaluate_part, setting, parts, client) as done:
             log_l, out = zip(*done, strict=True)
         return np.concatenate(log_l), pd.concat(out, ignore_index=True)
@@ -211,8 +216,9 @@ def evaluator(model, overrides, horizon, pool, workers, client=None, particles=N
 def _evaluate_part(setting, obs, ahead, times, worlds_frame):
     """One task on a cluster: :func:`_evaluate` of a part of the worlds (``setting``: the
     model, the overrides, the horizon and the particles, sent once)."""
-    model, overrides, horizon, particles = setting
-    return _evaluate(model, overrides, obs, horizon, ahead, times, worlds_frame, particles)
+    model, overrides, horizon, particles, trajectories = setting
+    return _evaluate(model, overrides, obs, horizon, ahead, times, worlds_frame, particles,
+                     trajectories)  # fmt: skip
 
 
 @dataclass

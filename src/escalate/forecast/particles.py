@@ -175,16 +175,24 @@ def _run(model, overrides, obs, horizon, x, names, particles, forecast, times, s
     return arrays, times
 
 
-def evaluate_particles(model, overrides, obs, horizon, ahead, times, worlds_frame, particles):
+def forecast_trajectories(n_worlds: int, particles: int) -> int:
+    """Trajectories per world in a forecast of ``n_worlds`` worlds (the whole evaluation's,
+    not a part's: the figures do not depend on how the worlds are split)."""
+    return max(MIN_FORECAST, particles, math.ceil(FORECAST_TRAJECTORIES / max(n_worlds, 1)))
+
+
+def evaluate_particles(model, overrides, obs, horizon, ahead, times, worlds_frame, particles,
+                       trajectories: int | None = None):  # fmt: skip
     """:func:`escalate.forecast.nowcast._evaluate` by particles: each world's log-likelihood
     estimate and its forecast (the same columns, and for ``ahead="all"`` a ``var:`` column
-    per ``p_reached`` one: its Monte Carlo variance)."""
+    per ``p_reached`` one: its Monte Carlo variance). ``trajectories`` per world forecast
+    (default: :func:`forecast_trajectories` of these worlds)."""
     from escalate.forecast.nowcast import _columns, _entered
 
     names, x = list(worlds_frame.columns), worlds_frame.to_numpy(float)
-    n_w = max(len(worlds_frame), 1)
-    forecast = 0 if ahead == "none" else max(MIN_FORECAST, particles,
-                                             math.ceil(FORECAST_TRAJECTORIES / n_w))  # fmt: skip
+    if trajectories is None:
+        trajectories = forecast_trajectories(len(worlds_frame), particles)
+    forecast = 0 if ahead == "none" else trajectories
     # forecasting, the filter runs as many particles as trajectories start from it
     filtered = particles if ahead == "none" else max(particles, forecast)
     arrays, at = _run(model, overrides, obs, horizon, x, names, filtered, forecast, times)
