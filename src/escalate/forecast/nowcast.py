@@ -25,7 +25,13 @@ from escalate.errors import EscalateError
 from escalate.forecast.forward import Filtered, forecast, forward, program
 from escalate.forecast.news import replay
 from escalate.forecast.observations import Observations, read_observations
-from escalate.forecast.particles import after_error, forecast_trajectories, method_for
+from escalate.forecast.particles import (
+    after_error,
+    entered_stages,
+    forecast_columns,
+    forecast_trajectories,
+    method_for,
+)
 from escalate.forecast.posterior import Posterior, parameter_table
 
 __all__ = ["PRIOR_WORLDS", "NowcastResult", "evaluator", "nowcast"]
@@ -64,10 +70,10 @@ def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, times,
     def world(w: int) -> dict:  # one world's parameters (for a world done on its own)
         return {**dict(zip(names, x[w].tolist(), strict=True)), **overrides}
 
-    base = _columns(stages, triggers, ahead)
+    base = forecast_columns(stages, triggers, ahead)
     at = [horizon] if times is None else list(times)
     columns = base if times is None else [f"{m}@{t:.17g}" for t in at for m in base]
-    entered = _entered(model, overrides, obs)
+    entered = entered_stages(model, overrides, obs)
     asked = [m for m in base if m.removeprefix("p_reached:") not in entered]
     sample = x[:CHECKED_WORLDS]
     start = 0.0 if obs is None else obs.as_of
@@ -116,20 +122,6 @@ def _evaluate(model, overrides, obs: Observations | None, horizon, ahead, times,
     return log_l, pd.DataFrame(rows, columns=columns)
 
 
-def _columns(stages: list[str], triggers: list[str], ahead: str) -> list[str]:
-    """A forecast's columns for ``ahead`` (see :func:`_evaluate`), in the order
-    :func:`_one_forecast` gives them."""
-    if ahead == "by":
-        return [f"p_reached:{s}" for s in stages] + [f"p_fired:{t}" for t in triggers]
-    if ahead == "stages":
-        return [f"p_reached:{s}" for s in stages]
-    columns = [f"p_reached:{s}" for s in stages] + [f"on:{t}" for t in triggers]
-    if ahead == "all":
-        columns += [f"p_at_horizon:{s}" for s in stages]
-        columns += [f"p_on_at_horizon:{t}" for t in triggers]
-    return columns
-
-
 def _filter_one(model, world, obs: Observations, horizon) -> Filtered:
     """One world's forward algorithm on its own chain (a world the worlds engine leaves)."""
     from escalate.engine.compile import compile_scenario
@@ -143,18 +135,6 @@ def _on_the_worlds_engine(model, prior, overrides, horizon) -> bool:
 
     metrics = [f"p_reached:{s}" for s in model.stages]
     return applies(model, list(prior.columns), prior.to_numpy(float), metrics, overrides, horizon)
-
-
-def _entered(model, overrides, obs: Observations | None) -> set[str]:
-    """The stages entered by as_of (reached for certain): the observed path's, or before any
-    news the one stage every trajectory starts in."""
-    if obs is not None:
-        return {list(model.stages)[s] for s, _ in obs.path}
-    from escalate.engine.compile import compile_scenario
-
-    start = np.diff(np.concatenate([[0.0], compile_scenario(model, overrides).start_cdf]))
-    return {list(model.stages)[int(s)] for s in np.flatnonzero(start > 0)} if np.count_nonzero(
-        start > 0) == 1 else set()  # fmt: skip
 
 
 def _one_forecast(model, world, obs, filtered, horizon, ahead) -> np.ndarray:

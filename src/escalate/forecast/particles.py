@@ -33,7 +33,10 @@ __all__ = [
     "ParticleChoice",
     "after_error",
     "choose_particles",
+    "entered_stages",
     "evaluate_particles",
+    "forecast_columns",
+    "forecast_trajectories",
     "method_for",
 ]
 
@@ -175,6 +178,31 @@ def _run(model, overrides, obs, horizon, x, names, particles, forecast, times, s
     return arrays, times
 
 
+def forecast_columns(stages: list[str], triggers: list[str], ahead: str) -> list[str]:
+    """A forecast's columns for ``ahead`` (see :func:`escalate.forecast.nowcast._evaluate`),
+    in the order :func:`escalate.forecast.nowcast._one_forecast` gives them (both methods
+    share them)."""
+    if ahead == "by":
+        return [f"p_reached:{s}" for s in stages] + [f"p_fired:{t}" for t in triggers]
+    if ahead == "stages":
+        return [f"p_reached:{s}" for s in stages]
+    columns = [f"p_reached:{s}" for s in stages] + [f"on:{t}" for t in triggers]
+    if ahead == "all":
+        columns += [f"p_at_horizon:{s}" for s in stages]
+        columns += [f"p_on_at_horizon:{t}" for t in triggers]
+    return columns
+
+
+def entered_stages(model, overrides, obs: Observations | None) -> set[str]:
+    """The stages entered by as_of (reached for certain): the observed path's, or before any
+    news the one stage every trajectory starts in."""
+    if obs is not None:
+        return {list(model.stages)[s] for s, _ in obs.path}
+    start = np.diff(np.concatenate([[0.0], compile_scenario(model, overrides).start_cdf]))
+    return {list(model.stages)[int(s)] for s in np.flatnonzero(start > 0)} if np.count_nonzero(
+        start > 0) == 1 else set()  # fmt: skip
+
+
 def forecast_trajectories(n_worlds: int, particles: int) -> int:
     """Trajectories per world in a forecast of ``n_worlds`` worlds (the whole evaluation's,
     not a part's: the figures do not depend on how the worlds are split)."""
@@ -187,8 +215,6 @@ def evaluate_particles(model, overrides, obs, horizon, ahead, times, worlds_fram
     estimate and its forecast (the same columns, and for ``ahead="all"`` a ``var:`` column
     per ``p_reached`` one: its Monte Carlo variance). ``trajectories`` per world forecast
     (default: :func:`forecast_trajectories` of these worlds)."""
-    from escalate.forecast.nowcast import _columns, _entered
-
     names, x = list(worlds_frame.columns), worlds_frame.to_numpy(float)
     if trajectories is None:
         trajectories = forecast_trajectories(len(worlds_frame), particles)
@@ -200,8 +226,8 @@ def evaluate_particles(model, overrides, obs, horizon, ahead, times, worlds_fram
     if ahead == "none":
         return log_l, pd.DataFrame(index=range(len(worlds_frame)))
     stages, triggers = list(model.stages), list(model.triggers)
-    base = _columns(stages, triggers, ahead)
-    entered = _entered(model, overrides, obs)
+    base = forecast_columns(stages, triggers, ahead)
+    entered = entered_stages(model, overrides, obs)
     blocks = []
     for g, t in enumerate(at):
         block = {}
