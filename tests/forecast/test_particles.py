@@ -231,3 +231,49 @@ def test_the_installed_nowcast_and_backtest_on_the_essequibo_ladder(tmp_path):
                              text=True)  # fmt: skip
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert f"{bad}:" in refused.stderr and "militarised_incidents" in refused.stderr
+
+
+def test_weigh_takes_a_delay_rival_and_its_evidence_matches_quadrature(tmp_path):
+    """A gamma delay with an uncertain mean (particles) against an exponential rival (exact),
+    both seeing b entered on day 25: each log evidence within 4 of its standard errors of
+    the prior integral of its likelihood."""
+    from escalate.forecast.rivals import weigh
+
+    common = "horizon: 100\nstart: a\nstages: {a: {}, b: {terminal: true}, c: {terminal: true}}\n"
+    (tmp_path / "delay.yaml").write_text(
+        "scenario: delay\n" + common
+        + "parameters:\n  m: {value: 20, uncertain: {dist: lognormal, median: 20, p90: 40}}\n"
+        "transitions:\n  - {from: a, to: b, after: {dist: gamma, mean: m, sd: 8}}\n"
+        "  - {from: a, to: c, rate: 0.02}\n"
+    )  # fmt: skip
+    (tmp_path / "alt.yaml").write_text(
+        "scenario: alt\n" + common
+        + "parameters:\n  r: {value: 0.05, uncertain: {dist: lognormal, median: 0.05, p90: 0.1}}\n"
+        "transitions:\n  - {from: a, to: b, rate: r}\n  - {from: a, to: c, rate: 0.02}\n"
+    )  # fmt: skip
+    for name in ("delay", "alt"):
+        (tmp_path / f"{name}-record.yaml").write_text(
+            f"scenario: {name}\nas_of: 30\npath: [{{stage: a, at: start}}, {{stage: b, at: 25}}]\n"
+        )
+    (tmp_path / "rivals.yaml").write_text(
+        "question: P(b)\nmodels:\n"
+        "  delay: {scenario: delay.yaml, observed: delay-record.yaml, metric: p_reached:b}\n"
+        "  alt: {scenario: alt.yaml, observed: alt-record.yaml, metric: p_reached:b}\n"
+    )
+    result = weigh(tmp_path / "rivals.yaml", worlds=200, seed=1)
+    assert result.methods == ["particles (32 per world)", "exact"]
+    sigma = math.log(2) / stats.norm.ppf(0.9)
+    survive_c = math.exp(-0.02 * 25)
+
+    def delay(m):
+        return stats.gamma((m / 8) ** 2, scale=64 / m).pdf(25) * survive_c
+
+    def alt(r):
+        return r * math.exp(-r * 25) * survive_c
+
+    for i, (likelihood, median) in enumerate(((delay, 20), (alt, 0.05))):
+        prior = stats.lognorm(sigma, scale=median)
+        evidence = integrate.quad(lambda v, f=likelihood, p=prior: f(v) * p.pdf(v), 0, np.inf,
+                                  limit=200)[0]  # fmt: skip
+        se = result.evidence_se[i]
+        assert abs(result.log_evidence[i] - math.log(evidence)) < 4 * se, (i, se)
