@@ -277,3 +277,112 @@ def test_weigh_takes_a_delay_rival_and_its_evidence_matches_quadrature(tmp_path)
                                   limit=200)[0]  # fmt: skip
         se = result.evidence_se[i]
         assert abs(result.log_evidence[i] - math.log(evidence)) < 4 * se, (i, se)
+
+
+LADDER = """\
+scenario: s
+horizon: 100
+start: a
+stages: {a: {}, b: {}, c: {}, d: {terminal: true}}
+triggers:
+  x: ONSET
+transitions:
+  - {from: a, to: b, rate: 0.02}
+  - {from: b, to: c, rate: 0.03, EFFECT}
+  - {from: c, to: d, rate: 0.05, when: {x: 3}}
+"""
+AT_START = """\
+scenario: s
+horizon: 100
+start: a
+stages: {a: {}, b: {}, d: {terminal: true}}
+triggers:
+  x: {onset: {rate: 0.01}}
+transitions:
+  - {from: a, to: b, rate: 0.02, effects: {x: 0.5}}
+  - {from: b, to: d, rate: 0.05, when: {x: 3}}
+"""
+SCHEDULED = """\
+scenario: s
+horizon: 100
+start: a
+stages: {a: {}, b: {}, d: {terminal: true}}
+triggers:
+  y: {onset: {at: 40}}
+transitions:
+  - {from: a, to: b, rate: 0.02, when: {y: 3}}
+  - {from: b, to: d, rate: 0.05}
+"""
+
+
+@pytest.mark.parametrize(
+    ("scenario", "obs"),
+    [
+        pytest.param(  # x switched on by b -> c's effect, on the day of a -> b -> c
+            LADDER.replace("ONSET", "{onset: {rate: 0.01}}").replace("EFFECT", "effects: {x: 0.5}"),
+            Observations(30.0, [(0, 0.0), (1, 10.0), (2, 10.0)], {0: [(10.0, True)]}),
+            id="effect-of-a-later-entry-that-day"),
+        pytest.param(  # x's onset only in b, seen on the day a -> b: after the entry
+            LADDER.replace("ONSET", "{onset: {b: {rate: 0.05}}}").replace("EFFECT", "when: {}"),
+            Observations(30.0, [(0, 0.0), (1, 10.0)], {0: [(10.0, True)]}),
+            id="switch-after-an-entry-that-day"),
+        pytest.param(  # x's onset in a and in b, on the day of a -> b -> c: three places
+            LADDER.replace("ONSET", "{onset: {a: {rate: 0.01}, b: {rate: 0.05}}}")
+            .replace("EFFECT", "when: {}"),
+            Observations(30.0, [(0, 0.0), (1, 10.0), (2, 10.0)], {0: [(10.0, True)]}),
+            id="three-places-that-day"),
+        pytest.param(  # x seen on from the start: on before a -> b at 0, or switched by it
+            AT_START, Observations(30.0, [(0, 0.0), (1, 0.0)], {0: [(0.0, True)]}),
+            id="on-from-the-start-or-by-an-entry-at-0"),
+        pytest.param(SCHEDULED, Observations(60.0, [(0, 0.0), (1, 45.0)], {0: [(40.0, True)]}),
+                     id="an-at-trigger-seen-at-its-time"),
+        pytest.param(SCHEDULED, Observations(60.0, [(0, 0.0), (1, 45.0)], {0: [(30.0, True)]}),
+                     id="an-at-trigger-seen-early"),
+        pytest.param(SCHEDULED, Observations(60.0, [(0, 0.0), (1, 45.0)], {0: []}),
+                     id="an-at-trigger-seen-never"),
+    ],
+)  # fmt: skip
+def test_records_read_as_the_exact_method_reads_them(scenario, obs):
+    """The likelihood L-hat over 8 runs of 2,000 particles against the forward algorithm's:
+    within 4 standard errors of their mean (exactly where nothing is drawn), impossible
+    where it is impossible."""
+    from escalate.forecast.forward import forward
+    from escalate.forecast.particles import _run
+
+    model = escalate.loads(scenario)
+    exact = forward(compile_scenario(model), obs).log_likelihood
+    runs = np.array([_run(model, {}, obs, 100.0, np.zeros((1, 0)), [], 2000, 0, None,
+                          salt=r)[0]["log_l"][0] for r in range(8)])  # fmt: skip
+    if exact == -np.inf:
+        assert np.all(runs == -np.inf)
+        return
+    estimates = np.exp(runs - exact)  # each run's L-hat over the exact L
+    se = estimates.std(ddof=1) / math.sqrt(len(runs))
+    assert abs(estimates.mean() - 1) <= 4 * se + 1e-9, (runs, exact, se)
+
+
+def test_an_at_trigger_due_at_as_of_is_on_by_then():
+    model = escalate.loads(SCHEDULED)
+    obs = Observations(40.0, [(0, 0.0)])
+    particles = nowcast(model, obs, news=False, method="particles")
+    assert particles.triggers_on["y"] == pytest.approx(1.0, abs=1e-9)
+    exact = nowcast(model, obs, news=False, method="exact")
+    assert np.all(np.abs(particles.after - exact.after) <= 4 * particles.after_se + 1e-12)
+
+
+def test_a_dated_exit_through_a_fixed_delay_counts_when_it_falls_due_that_day():
+    """Back from b on Jan 20 after entering it on Jan 6: an uncertain fixed cool-down is
+    14 days, or a part of a 15th: the posterior keeps only cool-downs in [14, 15)."""
+    model = escalate.loads(
+        "scenario: f\nhorizon: 2026-12-31\nstart_date: 2026-01-01\nstart: a\n"
+        "parameters:\n  cool: {value: 14, uncertain: {dist: uniform, low: 10, high: 20}}\n"
+        "stages: {a: {}, b: {}, c: {terminal: true}}\ntransitions:\n"
+        "  - {from: a, to: b, rate: 0.05}\n"
+        "  - {from: b, to: a, after: {dist: fixed, value: cool}}\n"
+        "  - {from: a, to: c, rate: 0.001}\n"
+    )  # fmt: skip
+    obs = Observations(45.0, [(0, 0.0), (1, 5.0), (0, 19.0)])
+    result = nowcast(model, obs, worlds=200, seed=1, news=False)
+    cool = result.worlds["cool"].to_numpy()
+    kept = result.worlds["weight"].to_numpy() > 0
+    assert kept.sum() > 20 and np.all((cool[kept] >= 14 - 1e-9) & (cool[kept] < 15 + 1e-9))

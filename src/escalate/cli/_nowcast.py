@@ -120,7 +120,7 @@ def nowcast_command(
     if worlds_from:
         drawn = f"the worlds of {worlds_from}"
     elif not [name for name in uncertain_parameters(model) if name not in overrides]:
-        drawn = "one world (no parameter is uncertain: the likelihood is exact)"
+        drawn = "one world (no parameter is uncertain)"
     else:
         drawn = count(worlds or PRIOR_WORLDS, "world")
     err.print(

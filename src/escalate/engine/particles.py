@@ -35,6 +35,7 @@ EXPONENTIAL, FIXED, UNIFORM, GAMMA, WEIBULL, LOGNORMAL = range(6)
 _SQRT2 = math.sqrt(2.0)
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _DUE = 1e-9  # a fixed delay is due when its clock is within this (relative) of its value
+MAX_EVENTS = 1_000_000  # events in one sojourn or forecast trajectory before a world stalls
 
 ParticleSpec = namedtuple(
     "ParticleSpec",
@@ -44,9 +45,10 @@ ParticleSpec = namedtuple(
     "start_cdf initial p1 p2 ratio onset_rate onset_ratio offset_rate offset_ratio onset_at "
     "effect_value "
     # the record: sojourns (stage, start, end, next stage or -1), the observed switches of
-    # each sojourn (CSR), the observed triggers and those on from the start
+    # each sojourn (CSR; an effect's, or the places a switch at an entry's instant may take),
+    # the observed triggers, those on from the start, and the time a record's date spans
     "stay_stage stay_start stay_end stay_next event_start event_time event_trigger event_on "
-    "event_effect observed start_on",
+    "event_effect event_slots observed start_on resolution",
 )
 
 
@@ -121,14 +123,11 @@ def _log_survival(kind, p1, p2, c):
 
 @njit(**_JIT)
 def _log_hazard(kind, p1, p2, c):
-    """log of the hazard f(c) / S(c) of the timing at clock ``c`` (-inf where it cannot fire).
-    A fixed delay has no density: it fires for certain when its clock reaches its value, so
-    at that clock (to rounding) this is log 1, and -inf elsewhere (see ``_exit_factor``)."""
+    """log of the hazard f(c) / S(c) of the timing at clock ``c`` (-inf where it cannot fire;
+    a fixed delay has no density: see ``_exit_factor``)."""
     if kind == EXPONENTIAL:
         return math.log(p1)
-    if kind == FIXED:
-        return 0.0 if abs(c - p1) <= _DUE * max(1.0, p1) else -np.inf
-    if c <= 0.0:
+    if kind == FIXED or c <= 0.0:
         return -np.inf
     if kind == UNIFORM:
         return -math.log(p2 - c) if p1 <= c < p2 else -np.inf
@@ -220,12 +219,59 @@ def _resample(log_w, picks, state):
 
 
 @njit(**_JIT)
-def _sojourn(w, v, spec, state, s, on, clocks, log_w):
+def _observed_switch(w, spec, s, on, k, to_on, t, log_w):
+    """An observed switch of trigger ``k`` (on if ``to_on``) at ``t`` in stage ``s``: its
+    onset or offset hazard; an `at` trigger's onset comes at its time, or never. Returns
+    (on, log_w); -inf where the record contradicts the particle."""
+    if ((on >> k) & 1) == to_on:
+        return on, -np.inf
+    at = spec.onset_at[w, k]
+    if at < np.inf and to_on:
+        if abs(t - at) > _DUE * max(1.0, abs(t)):
+            return on, -np.inf
+    else:
+        h = _switch_hazard(k, s, on, spec.onset_rate[w], spec.onset_ratio[w],
+                           spec.offset_rate[w], spec.offset_ratio[w])  # fmt: skip
+        if not h > 0.0:
+            return on, -np.inf
+        log_w += math.log(h)
+    return on ^ (np.int64(1) << k), log_w
+
+
+@njit(**_JIT)
+def _in_any_order(w, spec, state, s, on, ks, to_on, n, t, log_w):
+    """The ``n`` observed switches ``ks[:n]`` (on where ``to_on``) of one instant, in an order
+    drawn uniformly: weighted by the number of orders, an unbiased estimate of their sum over
+    every order (the exact method's). Returns (on, log_w)."""
+    left = n
+    while left > 0 and log_w > -np.inf:
+        i = min(int(_uniform(state) * left), left - 1)
+        log_w += math.log(left)
+        on, log_w = _observed_switch(w, spec, s, on, ks[i], to_on[i], t, log_w)
+        ks[i], to_on[i] = ks[left - 1], to_on[left - 1]
+        left -= 1
+    return on, log_w
+
+
+@njit(**_JIT)
+def _place(state, slots, log_w):
+    """Whether a switch at an entry's instant comes at this place (of ``slots`` left: before
+    the next entry, or after the last), drawn uniformly over the places; with its weight."""
+    if slots <= 1:
+        return True, log_w
+    if _uniform(state) * slots < 1.0:
+        return True, log_w + math.log(slots)
+    return False, log_w + math.log(slots / (slots - 1.0))
+
+
+@njit(**_JIT)
+def _sojourn(w, v, spec, state, s, on, pending, clocks, log_w):
     """Particle's sojourn ``v`` in stage ``s`` of world ``w``: the hidden triggers switch by
     their hazards, the observed ones at their times; ``clocks`` (one per way out of ``s``)
     run; ``log_w`` gains the observed switches' hazards and their survival, and at the end
     the competitors' survival and, unless it is the last, the exit's hazard and effects.
-    Returns the triggers on after the exit's effects."""
+    ``pending`` (triggers, their directions, places left) holds the switches of an entry's
+    instant put after it. Returns (triggers on after the exit's effects, pending, log_w)."""
     out_start, target, kind, requires = spec.out_start, spec.target, spec.kind, spec.requires
     p1, p2, ratio = spec.p1[w], spec.p2[w], spec.ratio[w]
     onset_rate, onset_ratio = spec.onset_rate[w], spec.onset_ratio[w]
@@ -235,17 +281,43 @@ def _sojourn(w, v, spec, state, s, on, clocks, log_w):
     first, last = out_start[s], out_start[s + 1]
     t, end = spec.stay_start[v], spec.stay_end[v]
     e, e_end = spec.event_start[v], spec.event_start[v + 1]
+    following = spec.stay_next[v]
+    ks = np.empty(n_k, dtype=np.int64)
+    to_on = np.empty(n_k, dtype=np.int64)
     for j in range(first, last):
         clocks[j - first] = 0.0
-    while True:
-        t_fix, what = end, -1  # -1: the end; 0: an observed switch; 1: an `at` switch
-        if e < e_end and spec.event_effect[e] == 0 and spec.event_time[e] <= t_fix:
+    # the switches of the entry's instant put after it: here, or after the next entry
+    bits, directions, slots = pending
+    n = 0
+    kept = np.int64(0)
+    for k in range(n_k):
+        if (bits >> k) & 1:
+            here, log_w = _place(state, slots, log_w)
+            if here:
+                ks[n], to_on[n] = k, (directions >> k) & 1
+                n += 1
+            else:
+                kept |= np.int64(1) << k
+    on, log_w = _in_any_order(w, spec, state, s, on, ks, to_on, n, t, log_w)
+    pending = (kept, directions & kept, slots - 1)
+    events = 0
+    while log_w > -np.inf:
+        events += 1
+        if events > MAX_EVENTS:  # a cycle far too fast: the caller reports it
+            return on, pending, np.nan
+        t_fix, what = end, -1  # -1: the end; 0: observed switches; 1: an `at` switch
+        plain = e < e_end and spec.event_slots[e] == 1 and spec.event_effect[e] == 0
+        if plain and spec.event_time[e] <= t_fix:
             t_fix, what = spec.event_time[e], 0
         at_k = -1
-        for k in range(n_k):  # an `at` due at an entry's instant comes after it (none once ended)
-            due = not (observed >> k) & 1 and not (on >> k) & 1 and t <= onset_at[k] < t_fix
+        for k in range(n_k):  # an `at` due at an entry's instant comes after it (none once
+            # ended); one due at as_of comes by then
+            at = onset_at[k]
+            due = not (on >> k) & 1 and t <= at and (at < t_fix or (at == end and following < 0))
             if due and not spec.terminal[s]:
-                t_fix, what, at_k = onset_at[k], 1, k
+                if (observed >> k) & 1:  # the record shows it off at its `at` time
+                    return on, pending, -np.inf
+                t_fix, what, at_k = at, 1, k
         hidden = 0.0
         seen = 0.0
         for k in range(n_k):
@@ -278,54 +350,77 @@ def _sojourn(w, v, spec, state, s, on, clocks, log_w):
             on ^= np.int64(1) << chosen
         elif what_next == 1:
             on |= np.int64(1) << at_k
-        elif what_next == 0:
-            k = spec.event_trigger[e]
-            if ((on >> k) & 1) == spec.event_on[e]:
-                return on, -np.inf
-            # an onset or offset at its hazard; an `at` trigger's onset follows the record
-            if onset_at[k] == np.inf or spec.event_on[e] == 0:
-                h = _switch_hazard(k, s, on, onset_rate, onset_ratio, offset_rate, offset_ratio)
-                log_w += math.log(h) if h > 0.0 else -np.inf
-            on ^= np.int64(1) << k
-            e += 1
+        elif what_next == 0:  # the observed switches of this instant, in any order
+            n = 0
+            while (e < e_end and spec.event_time[e] == t and spec.event_slots[e] == 1
+                   and spec.event_effect[e] == 0):  # fmt: skip
+                ks[n], to_on[n] = spec.event_trigger[e], spec.event_on[e]
+                n += 1
+                e += 1
+            on, log_w = _in_any_order(w, spec, state, s, on, ks, to_on, n, t, log_w)
         else:
             break
+    if log_w == -np.inf:
+        return on, pending, log_w
     for j in range(first, last):
         log_w += _log_survival(kind[j], p1[j], p2[j], clocks[j - first])
-    following = spec.stay_next[v]
     if following < 0:
-        return on, log_w
+        return on, pending, log_w
+    # the switches of the exit's instant that are no effect of it: before it, or after
+    n = 0
+    slots = 1
+    while e < e_end and spec.event_slots[e] > 1:
+        slots = spec.event_slots[e]
+        here, log_w = _place(state, slots, log_w)
+        k = spec.event_trigger[e]
+        if here:
+            ks[n], to_on[n] = k, spec.event_on[e]
+            n += 1
+        else:
+            kept, directions, _ = pending
+            pending = (kept | (np.int64(1) << k), directions | (spec.event_on[e] << k), slots - 1)
+        e += 1
+    on, log_w = _in_any_order(w, spec, state, s, on, ks, to_on, n, t, log_w)
+    if log_w == -np.inf:
+        return on, pending, log_w
     # the exit: the hazards of the ways into the next stage, one chosen in proportion
     total = 0.0
     for j in range(first, last):
         if target[j] == following:
-            total += _exit_factor(j, on, requires, ratio, kind, p1, p2, clocks[j - first])
+            total += _exit_factor(j, on, requires, ratio, kind, p1, p2, clocks[j - first],
+                                  spec.resolution)  # fmt: skip
     if not total > 0.0:
-        return on, -np.inf
+        return on, pending, -np.inf
     log_w += math.log(total)
     pick = _uniform(state) * total
     chosen = -1
     for j in range(first, last):
         if target[j] == following:
-            factor = _exit_factor(j, on, requires, ratio, kind, p1, p2, clocks[j - first])
+            factor = _exit_factor(j, on, requires, ratio, kind, p1, p2, clocks[j - first],
+                                  spec.resolution)  # fmt: skip
             if factor > 0.0:
                 chosen = j
                 pick -= factor
                 if pick < 0.0:
                     break
-    return _exit_effects(w, chosen, spec, state, on, log_w, e, e_end)
+    on, log_w = _exit_effects(w, chosen, spec, state, on, log_w, e, e_end)
+    return on, pending, log_w
 
 
 @njit(**_JIT)
-def _exit_factor(j, on, requires, ratio, kind, p1, p2, clock):
+def _exit_factor(j, on, requires, ratio, kind, p1, p2, clock, resolution):
     """Transition ``j``'s part in an observed exit at ``clock``: its hazard times its clock's
-    speed (a density in time); for a fixed delay that falls due then, 1 (it fires for
-    certain: a day-dated record cannot tell a due time from its day)."""
+    speed (a density in time). A fixed delay has no density: it fires for certain when its
+    clock reaches its value, so its part is 1 when it falls due within the ``resolution`` of
+    the record's time (a dated record's day: the exit came that day), else 0."""
     sp = _speed(j, on, requires, ratio)
     if sp == 0.0:
         return 0.0
-    hazard = math.exp(_log_hazard(kind[j], p1[j], p2[j], clock))
-    return hazard if kind[j] == FIXED else sp * hazard
+    if kind[j] == FIXED:
+        due = p1[j] - clock
+        slack = _DUE * max(1.0, p1[j])
+        return 1.0 if -slack <= due < sp * resolution + slack else 0.0
+    return sp * math.exp(_log_hazard(kind[j], p1[j], p2[j], clock))
 
 
 @njit(**_JIT)
@@ -374,7 +469,8 @@ def _forecast_one(w, spec, state, s, t, on, clocks, horizon, entry, first_on):
     """One trajectory from stage ``s`` at ``t`` with the triggers ``on`` and the clocks
     already run on the ways out of ``s``, to ``horizon`` (docs/semantics.md): ``entry[s]``
     gets each stage's first entry time, ``first_on[k]`` the first time each trigger is on.
-    Returns (stage, triggers on) at the horizon."""
+    Returns (stage, triggers on) at the horizon, and whether the trajectory had more than
+    ``MAX_EVENTS`` events (it stops there)."""
     out_start, target, kind, requires = spec.out_start, spec.target, spec.kind, spec.requires
     p1, p2, ratio = spec.p1[w], spec.p2[w], spec.ratio[w]
     onset_rate, onset_ratio = spec.onset_rate[w], spec.onset_ratio[w]
@@ -387,11 +483,12 @@ def _forecast_one(w, spec, state, s, t, on, clocks, horizon, entry, first_on):
         if (on >> k) & 1 and first_on[k] > t:
             first_on[k] = t
     fresh = False
+    events = 0
     while True:
         if entry[s] > t:
             entry[s] = t
         if spec.terminal[s]:
-            return s, on
+            return s, on, False
         first, last = out_start[s], out_start[s + 1]
         for j in range(first, last):
             if fresh:
@@ -404,6 +501,9 @@ def _forecast_one(w, spec, state, s, t, on, clocks, horizon, entry, first_on):
             h = _switch_hazard(k, s, on, onset_rate, onset_ratio, offset_rate, offset_ratio)
             next_on[k] = t + _exponential(state) / h if h > 0.0 else np.inf
         while True:
+            events += 1
+            if events > MAX_EVENTS:
+                return s, on, True
             t_fire, fire = np.inf, -1
             for j in range(first, last):
                 sp = _speed(j, on, requires, ratio)
@@ -413,11 +513,11 @@ def _forecast_one(w, spec, state, s, t, on, clocks, horizon, entry, first_on):
             for k in range(n_k):
                 if next_on[k] < t_switch:
                     t_switch, switch = next_on[k], k
-                if not (on >> k) & 1 and t < onset_at[k] < t_switch:
+                if not (on >> k) & 1 and t <= onset_at[k] < t_switch:
                     t_switch, switch = onset_at[k], k
             t_next = min(t_fire, t_switch)
             if t_next > horizon:
-                return s, on
+                return s, on, False
             dt = t_next - t
             for j in range(first, last):
                 remaining[j - first] -= _speed(j, on, requires, ratio) * dt
@@ -446,14 +546,15 @@ def _forecast_one(w, spec, state, s, t, on, clocks, horizon, entry, first_on):
 
 @njit(parallel=True, **_JIT)
 def filter_and_forecast(spec, seeds, n_particles, n_forecast, times, log_l, ess, on_now, reach,
-                        fired, at_horizon, on_at_horizon):  # fmt: skip
+                        fired, at_horizon, on_at_horizon, stalled):  # fmt: skip
     """For each world ``w`` (in parallel; each from its generator ``seeds[w]``): the particle
     estimate of the record's log-likelihood (``log_l[w]``), the effective size of its
     particles at as_of (``ess[w]``) and, when ``n_forecast`` > 0, the
     forecast of ``n_forecast`` trajectories from the filtered particles to ``times[-1]``:
     ``on_now[w, k]`` (on at as_of), ``reach[w, g, s]`` and ``fired[w, g, k]`` (entered, on, by
     ``times[g]``), ``at_horizon[w, s]`` and ``on_at_horizon[w, k]``. A record with no
-    sojourn is the prior: each particle starts at t = 0 as the scenario says."""
+    sojourn is the prior: each particle starts at t = 0 as the scenario says. ``stalled[w]``
+    is set where a sojourn or a trajectory had more than ``MAX_EVENTS`` events."""
     n_worlds = seeds.shape[0]
     n_k = spec.initial.shape[1]
     n_s = spec.terminal.shape[0]
@@ -465,6 +566,10 @@ def filter_and_forecast(spec, seeds, n_particles, n_forecast, times, log_l, ess,
     for w in prange(n_worlds):
         state = seeds[w].copy()
         on = np.zeros(n_particles, dtype=np.int64)
+        # per particle, the switches of an entry's instant put after it (see _sojourn)
+        pending_bits = np.zeros(n_particles, dtype=np.int64)
+        pending_on = np.zeros(n_particles, dtype=np.int64)
+        pending_slots = np.zeros(n_particles, dtype=np.int64)
         stage = np.zeros(n_particles, dtype=np.int64)
         clocks = np.zeros((n_particles, max_out))
         log_w = np.zeros(n_particles)
@@ -497,13 +602,23 @@ def filter_and_forecast(spec, seeds, n_particles, n_forecast, times, log_l, ess,
             for i in range(n_particles):
                 stage[i] = s
                 if log_w[i] > -np.inf:
-                    on[i], log_w[i] = _sojourn(w, v, spec, state, s, on[i], clocks[i], log_w[i])
+                    pending = (pending_bits[i], pending_on[i], pending_slots[i])
+                    on[i], pending, log_w[i] = _sojourn(w, v, spec, state, s, on[i], pending,
+                                                        clocks[i], log_w[i])  # fmt: skip
+                    pending_bits[i], pending_on[i], pending_slots[i] = pending
+                    if np.isnan(log_w[i]):
+                        stalled[w] = 1
+                        log_w[:] = -np.inf
+                        break
             if v < n_v - 1:
                 step = _resample(log_w, picks, state)
                 total += step
                 if step == -np.inf:
                     break
                 on[:] = on[picks]
+                pending_bits[:] = pending_bits[picks]
+                pending_on[:] = pending_on[picks]
+                pending_slots[:] = pending_slots[picks]
                 log_w[:] = 0.0
         if n_v > 0 and total > -np.inf:
             top = np.max(log_w)
@@ -529,10 +644,13 @@ def filter_and_forecast(spec, seeds, n_particles, n_forecast, times, log_l, ess,
             i = chosen[r]
             entry[:] = np.inf
             first_on[:] = np.inf
-            end_stage, end_on = _forecast_one(
+            end_stage, end_on, stuck = _forecast_one(
                 w, spec, state, stage[i], start, on[i], clocks[i], times[n_g - 1], entry,
                 first_on,
             )  # fmt: skip
+            if stuck:
+                stalled[w] = 1
+                break
             at_horizon[w, end_stage] += 1.0 / n_forecast
             for k in range(n_k):
                 on_at_horizon[w, k] += ((end_on >> k) & 1) / n_forecast

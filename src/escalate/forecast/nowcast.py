@@ -418,7 +418,8 @@ def nowcast(
     Parameters
     ----------
     scenario : Scenario
-        Every timing must be exponential (the likelihood is exact).
+        Any valid scenario: exact where every timing is exponential, particles otherwise
+        (``method``).
     observations : Observations, or the path of an observations file
     worlds : int, optional
         Prior worlds drawn (Latin hypercube over the ``uncertain`` parameters); 1,000 when
@@ -478,7 +479,7 @@ def nowcast(
     if not end > obs.as_of:
         raise EscalateError(f"the horizon ({end:g}) must come after as_of ({obs.as_of:g})")
     if worlds_from is None and not [n for n in uncertain_parameters(model) if n not in overrides]:
-        # nothing uncertain: one world, its likelihood and evidence exact
+        # nothing uncertain: one world (its likelihood exact, but for particles' error)
         prior, weights0, source = pd.DataFrame(index=range(1)), np.ones(1), None
     else:
         if worlds is None and worlds_from is None:
@@ -497,7 +498,9 @@ def nowcast(
             from escalate.forecast.particles import choose_particles
 
             choice = choose_particles(model, overrides, obs, prior, end, particles)
-            say(f"particles: {choice.particles} per world")
+            sd = choice.log_likelihood_sd
+            say(f"particles: {choice.particles} per world" + ("" if sd != sd else
+                f" (the pilot: a world's log-likelihood estimate has sd {sd:.2f})"))  # fmt: skip
         elif client is None and not _on_the_worlds_engine(model, prior, overrides, end):
             pool = process_pool(workers, len(prior))
         if pool is not None:
@@ -566,7 +569,7 @@ def nowcast(
         method=method,
         particles=None if choice is None else choice.particles,
         log_likelihood_sd=None if choice is None else finite_or_none(choice.log_likelihood_sd),
-        after_se=None if choice is None else after_error(p.outputs, model, p.weights),
+        after_se=None if choice is None else after_error(p.outputs, model, p.weights, p.worlds),
     )
 
 

@@ -17,15 +17,18 @@ on each of a few worlds, and scales it (the variance falls as one over the parti
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from escalate.engine.compile import compile_scenario
-from escalate.engine.particles import ParticleSpec, filter_and_forecast
+from escalate.engine.particles import MAX_EVENTS, ParticleSpec, filter_and_forecast
+from escalate.errors import EscalateError
 from escalate.forecast.observations import Observations
 
 __all__ = [
@@ -89,45 +92,58 @@ def _log_start(c) -> np.ndarray:
         return np.log(np.diff(c.start_cdf, prepend=0.0))
 
 
-def _record(c, obs: Observations | None) -> dict:
+def _record(c, obs: Observations | None, resolution: float, switched_at_start=()) -> dict:
     """The record as the kernel reads it: one sojourn per stage entry (to the next entry, the
-    last to as_of) and each sojourn's observed switches (see the module docstring of
-    :mod:`escalate.engine.particles`). A switch at an entry's instant that the entering
-    transition's effects can make is that effect; any other comes just before the entry."""
+    last to as_of) and each sojourn's observed switches. A switch at an entry's instant that
+    the entering transition's effects can make is that effect (kind 2, on the sojourn that
+    transition leaves); any other switch at an entry's instant (kind 1) may come before the
+    entry, between the entries of that instant, or after them: it is put on the sojourn
+    before the first, with its number of places (``event_slots``); an `at` trigger's onset
+    comes after them all. ``resolution``: the time one of the record's dates spans (0: exact
+    times). ``switched_at_start``: triggers seen on from the start taken as off until an
+    entry at t = 0 switched them on by its effects (see :func:`_start_readings`)."""
     empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
     if obs is None:
         return dict(stay_stage=empty_i, stay_start=empty_f, stay_end=empty_f,
                     stay_next=empty_i, event_start=np.zeros(1, np.int64), event_time=empty_f,
                     event_trigger=empty_i, event_on=empty_i, event_effect=empty_i,
-                    observed=np.int64(0), start_on=np.int64(0))  # fmt: skip
+                    event_slots=empty_i, observed=np.int64(0), start_on=np.int64(0),
+                    resolution=float(resolution))  # fmt: skip
     path = obs.path
     stages = [s for s, _ in path]
     starts = [t for _, t in path]
     ends = [*starts[1:], obs.as_of]
     following = [*stages[1:], -1]
     source = c.source
+    entered_at: dict[float, list[int]] = {}  # an instant -> the entries (path indices) then
+    for i, t in enumerate(starts[1:], start=1):
+        entered_at.setdefault(t, []).append(i)
 
     def effect_can(v: int, k: int, on: bool) -> bool:
-        if following[v] < 0:
-            return False
         for j in np.flatnonzero((source == stages[v]) & (c.target == following[v])):
             for f in range(c.effect_start[j], c.effect_start[j + 1]):
                 if c.effect_trigger[f] == k and (c.effect_value[f] < 0) != on:
                     return True
         return False
 
-    events: list[list[tuple[float, int, int, int]]] = [[] for _ in stages]
+    events: list[list[tuple[float, int, int, int, int]]] = [[] for _ in stages]
     start_on = 0
     for k, switches in obs.switches.items():
         for time, on in switches:
-            if time == 0.0 and on:
+            if time == 0.0 and on and k not in switched_at_start:
                 start_on |= 1 << k
                 continue
-            candidates = [v for v in range(len(stages)) if starts[v] < time <= ends[v]
-                          or (v == 0 and time == 0.0)]  # fmt: skip
-            by_effect = [v for v in candidates if ends[v] == time and effect_can(v, k, on)]
-            v = by_effect[0] if by_effect else candidates[0]
-            events[v].append((time, int(bool(by_effect)), k, int(on)))
+            entries = entered_at.get(time, [])
+            by_effect = [i for i in entries if effect_can(i - 1, k, on)]
+            if by_effect:  # (time, kind, trigger, on, places)
+                events[by_effect[0] - 1].append((time, 2, k, int(on), 1))
+            elif entries and on and math.isfinite(c.onset_at[k]):
+                events[entries[-1]].append((time, 0, k, 1, 1))
+            elif entries:
+                events[entries[0] - 1].append((time, 1, k, int(on), len(entries) + 1))
+            else:
+                v = max(v for v in range(len(stages)) if starts[v] < time or v == 0)
+                events[v].append((time, 0, k, int(on), 1))
     flat = [e for v in range(len(stages)) for e in sorted(events[v])]
     return dict(
         stay_stage=np.array(stages, np.int64),
@@ -138,10 +154,23 @@ def _record(c, obs: Observations | None) -> dict:
         event_time=np.array([e[0] for e in flat], float),
         event_trigger=np.array([e[2] for e in flat], np.int64),
         event_on=np.array([e[3] for e in flat], np.int64),
-        event_effect=np.array([e[1] for e in flat], np.int64),
+        event_effect=np.array([int(e[1] == 2) for e in flat], np.int64),
+        event_slots=np.array([e[4] for e in flat], np.int64),
         observed=np.int64(obs.observed_mask()),
         start_on=np.int64(start_on),
+        resolution=float(resolution),
     )
+
+
+def _day(model) -> float:
+    """The time a dated record's day spans, in the scenario's unit (0 without start_date:
+    the record's times are exact)."""
+    if model.start_date is None:
+        return 0.0
+    try:
+        return model.time_of(model.start_date + datetime.timedelta(days=1))
+    except ValueError:  # a unit dates cannot be used with (month, year)
+        return 0.0
 
 
 def _seeds(x: np.ndarray, obs: Observations | None, particles: int, salt: int) -> np.ndarray:
@@ -158,23 +187,67 @@ def _seeds(x: np.ndarray, obs: Observations | None, particles: int, salt: int) -
     return seeds
 
 
+def _start_readings(c, obs: Observations | None) -> list[tuple[int, ...]]:
+    """The ways to read the triggers seen on from the start that an entry at t = 0 can
+    switch on by its effects: each on before it, or switched on by it (every combination;
+    the exact method sums over them too)."""
+    if obs is None:
+        return [()]
+    source = c.source
+    entries = [(obs.path[i - 1][0], s) for i, (s, t) in enumerate(obs.path) if i and t == 0.0]
+    ambiguous = []
+    for k, switches in obs.switches.items():
+        if (0.0, True) in switches:
+            for a, b in entries:
+                rows = np.flatnonzero((source == a) & (c.target == b))
+                effects = [f for j in rows for f in range(c.effect_start[j], c.effect_start[j + 1])]
+                if any(c.effect_trigger[f] == k and c.effect_value[f] > 0 for f in effects):
+                    ambiguous.append(k)
+                    break
+    return [tuple(k for i, k in enumerate(ambiguous) if (mask >> i) & 1)
+            for mask in range(1 << len(ambiguous))]  # fmt: skip
+
+
 def _run(model, overrides, obs, horizon, x, names, particles, forecast, times, salt=0):
     """The kernel on the worlds ``x``: the log-likelihoods and, with ``forecast``
-    trajectories per world, the forecast arrays."""
+    trajectories per world, the forecast arrays. Where the record can be read several ways
+    (:func:`_start_readings`), each is run and the likelihoods summed, the forecasts
+    weighted by them."""
     c, structure, per_world, log_start = _world_arrays(model, overrides, names, x, horizon)
-    record = _record(c, obs)
-    spec = ParticleSpec(**structure, **per_world, **record)
     n_w, n_s, n_k = len(per_world["p1"]), c.n_stages, c.n_triggers
     times = np.asarray([horizon] if times is None else times, float)
-    arrays = dict(
-        log_l=np.zeros(n_w), ess=np.zeros(n_w), on_now=np.zeros((n_w, n_k)),
-        reach=np.zeros((n_w, len(times), n_s)), fired=np.zeros((n_w, len(times), n_k)),
-        at_horizon=np.zeros((n_w, n_s)), on_at_horizon=np.zeros((n_w, n_k)),
-    )  # fmt: skip
-    filter_and_forecast(spec, _seeds(x, obs, particles, salt), particles, forecast, times,
-                        *arrays.values())  # fmt: skip
-    if obs is not None:  # the start stage's chance (the path's first entry)
-        arrays["log_l"] += log_start[:, obs.path[0][0]]
+    readings = []
+    for reading, switched in enumerate(_start_readings(c, obs)):
+        spec = ParticleSpec(**structure, **per_world, **_record(c, obs, _day(model), switched))
+        arrays = dict(
+            log_l=np.zeros(n_w), ess=np.zeros(n_w), on_now=np.zeros((n_w, n_k)),
+            reach=np.zeros((n_w, len(times), n_s)), fired=np.zeros((n_w, len(times), n_k)),
+            at_horizon=np.zeros((n_w, n_s)), on_at_horizon=np.zeros((n_w, n_k)),
+        )  # fmt: skip
+        stalled = np.zeros(n_w, np.int64)
+        filter_and_forecast(spec, _seeds(x, obs, particles, salt + 1000 * reading), particles,
+                            forecast, times, *arrays.values(), stalled)  # fmt: skip
+        if stalled.any():
+            raise EscalateError(
+                f"{model.scenario}: a trajectory had more than {MAX_EVENTS:,} events in one "
+                "stay or before the horizon: some cycle of transitions or trigger switches is "
+                "far too fast for the horizon; slow it down or shorten the horizon"
+            )
+        if obs is not None:  # the start stage's chance (the path's first entry)
+            arrays["log_l"] += log_start[:, obs.path[0][0]]
+        readings.append(arrays)
+    if len(readings) == 1:
+        return readings[0], times
+    log_l = np.stack([r["log_l"] for r in readings])
+    with np.errstate(invalid="ignore"):
+        total = np.logaddexp.reduce(log_l, axis=0)
+        share = np.nan_to_num(np.exp(log_l - total))  # each reading's part of each world
+    arrays = {"log_l": total, "ess": np.min([r["ess"] for r in readings], axis=0)}
+    for key in ("on_now", "reach", "fired", "at_horizon", "on_at_horizon"):
+        arrays[key] = sum(
+            r[key] * share[i].reshape((-1,) + (1,) * (r[key].ndim - 1))
+            for i, r in enumerate(readings)
+        )
     return arrays, times
 
 
@@ -246,7 +319,7 @@ def evaluate_particles(model, overrides, obs, horizon, ahead, times, worlds_fram
             block[m if times is None else f"{m}@{t:.17g}"] = value
         blocks.append(block)
     frame = pd.DataFrame({k: v for b in blocks for k, v in b.items()}, index=range(len(log_l)))
-    if ahead == "all":  # the trajectories' binomial error, and the filtered particles' own
+    if ahead == "all" and times is None:  # the trajectories' error, and the particles' own
         spread = 1 / forecast + 1 / np.maximum(arrays["ess"][: len(log_l)], 1)
         for s in stages:
             p = frame[f"p_reached:{s}"].to_numpy(float)
@@ -278,28 +351,33 @@ def method_for(method: str, compiled, particles: int | None) -> str:
     """The method a nowcast uses: ``method`` ("auto", "exact" or "particles"); "auto" is
     exact where every timing is exponential. EscalateError for an unknown method, exact
     figures asked of a scenario that is not memoryless, or fewer than one particle."""
-    from escalate.errors import EscalateError
     from escalate.forecast.forward import require_memoryless
 
     if method not in ("auto", "exact", "particles"):
         raise EscalateError(f"method must be auto, exact or particles, got {method!r}",
                             parameter="method")  # fmt: skip
-    if particles is not None and not (isinstance(particles, int) and particles >= 1):
+    if particles is not None and not (isinstance(particles, numbers.Integral) and particles >= 1):
         raise EscalateError(f"particles must be a whole number from 1, got {particles!r}",
                             parameter="particles")  # fmt: skip
     if method == "exact":
+        if particles is not None:
+            raise EscalateError("particles is for the particle method, not the exact one",
+                                parameter="particles")  # fmt: skip
         require_memoryless(compiled)
     if method == "auto":
         method = "exact" if compiled.is_markov and particles is None else "particles"
     return method
 
 
-def after_error(outputs: pd.DataFrame, model, weights: np.ndarray) -> np.ndarray:
+def after_error(outputs: pd.DataFrame, model, weights: np.ndarray, worlds) -> np.ndarray:
     """Per stage, the Monte Carlo standard error of the weighted forecast ``p_reached``: the
-    worlds' own errors (their ``var:`` columns) combined with the weights."""
+    worlds' own errors (their ``var:`` columns) combined with the weights. A world that
+    appears several times (resampled) was forecast once: its copies' weights add up before
+    they are squared."""
     w = np.where(np.isfinite(weights), weights, 0.0)
     w = w / w.sum()
-    return np.array([
-        math.sqrt(float(np.nansum(w**2 * outputs[f"var:p_reached:{s}"].to_numpy(float))))
-        for s in model.stages
-    ])  # fmt: skip
+    rows = worlds.to_numpy(float).reshape(len(w), -1)
+    _, first, copies = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    together = np.bincount(copies.ravel(), weights=w, minlength=len(first))
+    variances = [outputs[f"var:p_reached:{s}"].to_numpy(float)[first] for s in model.stages]
+    return np.array([math.sqrt(float(np.nansum(together**2 * v))) for v in variances])
