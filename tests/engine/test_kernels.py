@@ -201,12 +201,15 @@ def test_every_accumulator_row_is_zeroed_by_the_kernel():
 
 
 def test_the_kernels_timing_codes_are_the_compilers():
-    """The kernel keeps its own copy of the timing codes (numba's cache would not see a change
-    in compile.py); they must be the codes compile.py writes."""
+    """Each kernel module keeps its own copy of the timing codes (numba's cache would not see
+    a change in compile.py); they must be the codes compile.py writes."""
     from escalate.engine import compile as compiler
+    from escalate.engine import delays, particles
 
     for name in compiler.KIND_NAMES:
-        assert getattr(_kernels, name.upper()) == getattr(compiler, name.upper()), name
+        for kernel in (_kernels, delays, particles):
+            assert getattr(kernel, name.upper()) == getattr(compiler, name.upper()), name
+    assert delays._DUE == particles._DUE  # the one tolerance of a fixed delay falling due
 
 
 def test_path_tables_merge_by_key_and_trim_the_rarest():

@@ -17,7 +17,7 @@ from scipy import integrate, stats
 import escalate
 from escalate.analysis.draws import uncertain_parameters, worlds_to_weigh
 from escalate.engine.compile import compile_scenario
-from escalate.engine.particles import log_survival_of, tail_draw_of
+from escalate.engine.delays import log_survival_of, tail_draw_of
 from escalate.forecast.nowcast import nowcast
 from escalate.forecast.observations import Observations, read_observations
 from escalate.forecast.particles import evaluate_particles, forecast_trajectories
