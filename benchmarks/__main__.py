@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.explorer import explorer_section
 from benchmarks.measure import (
     HERE,
     SEED,
@@ -27,6 +28,7 @@ from benchmarks.measure import (
     measure_shape,
     measure_worlds,
 )
+from benchmarks.particles import particles_section
 from benchmarks.tables import (
     calibration_table,
     chain_sizes,
@@ -215,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
             "",
             startup_targets(startup_ratios),
             "",
+            explorer_section(args.quick),
+            particles_section(args.quick),
             "## Scaling",
             "",
             scaling,

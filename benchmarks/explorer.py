@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.measure import escalate_command, write_section
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 TITLE = "## The explorer: a key press on a slider to the updated page"
@@ -45,9 +47,8 @@ WATCH = """() => {
 
 
 def _serve(scenario: Path) -> tuple[subprocess.Popen, str]:
-    escalate = str(Path(sys.executable).parent / "escalate")
     process = subprocess.Popen(
-        [escalate, "explore", str(scenario), "--port", "0"],
+        [*escalate_command(), "explore", str(scenario), "--port", "0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     for line in process.stderr:
@@ -152,23 +153,12 @@ def explorer_section(quick: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str, path: Path = HERE / "RESULTS.md") -> None:
-    """Put ``section`` in RESULTS.md in place of its previous version (else before Scaling)."""
-    text = path.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(TITLE) + r".*?(?=\n## |\Z)", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip("\n") + "\n", text)
-    else:
-        text = text.replace("## Scaling", section + "\n## Scaling", 1)
-    path.write_text(text, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> None:
     quick = "--quick" in (argv if argv is not None else sys.argv[1:])
     section = explorer_section(quick)
     print(section)
     if "--no-write" not in (argv if argv is not None else sys.argv[1:]):
-        write_section(section)
+        write_section(TITLE, section)
 
 
 if __name__ == "__main__":

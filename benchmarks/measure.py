@@ -5,6 +5,7 @@ cycles, the shipped scenarios, generated chains, exact worlds, start-up and scal
 from __future__ import annotations
 
 import json
+import re
 import resource
 import statistics
 import subprocess
@@ -350,3 +351,15 @@ def measure_scale(axis: str, value: float, n: int) -> dict:
         "se": stats.p_reached_se,
         "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     }
+
+
+def write_section(title: str, section: str, path: Path = HERE / "RESULTS.md") -> None:
+    """Put ``section`` (headed ``title``) in RESULTS.md in place of its previous version,
+    else before Scaling: a benchmark run on its own updates its section alone."""
+    text = path.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(title) + r".*?(?=\n## |\Z)", re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section.rstrip("\n") + "\n", text)
+    else:
+        text = text.replace("## Scaling", section + "\n## Scaling", 1)
+    path.write_text(text, encoding="utf-8")

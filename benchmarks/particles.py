@@ -6,18 +6,19 @@ particles (``--method particles``), and the Essequibo ladder's illustrative obse
 (particles: a log-normal delay). The rows are ratios to the exact nowcast measured in the same
 run (this machine's speed drifts from day to day), with the particles per world and the
 standard deviation of a world's log-likelihood estimate each run chose. It writes its section
-into ``benchmarks/RESULTS.md``.
+into ``benchmarks/RESULTS.md``; ``python -m benchmarks`` writes it too.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from benchmarks.measure import escalate_command, write_section
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -36,9 +37,8 @@ TARGETS = {"venezuela by particles": 2.0, "essequibo by particles": 2.0}
 
 
 def _once(args: list, worlds: int) -> tuple[float, dict]:
-    escalate = str(Path(sys.executable).parent / "escalate")
     began = time.perf_counter()
-    done = subprocess.run([escalate, "nowcast", *map(str, args), "--worlds", str(worlds),
+    done = subprocess.run([*escalate_command(), "nowcast", *map(str, args), "--worlds", str(worlds),
                            "--seed", "1", "--format", "json"], capture_output=True, text=True,
                           check=True)  # fmt: skip
     return time.perf_counter() - began, json.loads(done.stdout)
@@ -81,23 +81,12 @@ def particles_section(quick: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str, path: Path = HERE / "RESULTS.md") -> None:
-    """Put ``section`` in RESULTS.md in place of its previous version (else before Scaling)."""
-    text = path.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(TITLE) + r".*?(?=\n## |\Z)", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip("\n") + "\n", text)
-    else:
-        text = text.replace("## Scaling", section + "\n## Scaling", 1)
-    path.write_text(text, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> None:
     args = argv if argv is not None else sys.argv[1:]
     section = particles_section("--quick" in args)
     print(section)
     if "--no-write" not in args:
-        write_section(section)
+        write_section(TITLE, section)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,11 @@ from escalate.engine.compile import compile_scenario
 from escalate.engine.delays import log_survival_of, tail_draw_of
 from escalate.forecast.nowcast import nowcast
 from escalate.forecast.observations import Observations, read_observations
-from escalate.forecast.particles import evaluate_particles, forecast_trajectories
+from escalate.forecast.particles import (
+    FORECAST_TRAJECTORIES,
+    evaluate_particles,
+    forecast_trajectories,
+)
 
 from ..conftest import ESCALATE, ROOT
 
@@ -108,7 +112,11 @@ def test_particles_agree_with_the_exact_nowcast_with_an_unobserved_trigger():
     for entry in (30.0, 40.0):
         obs = Observations(50.0, [(0, 0.0), (1, entry)])
         exact, particles = _agree(model, obs, {})
-        assert particles.triggers_on["x"] == pytest.approx(exact.triggers_on["x"], abs=0.02)
+        # one world filters FORECAST_TRAJECTORIES particles; their ESS at as_of is about 90%
+        # of that here: the error bound takes a quarter
+        p = exact.triggers_on["x"]
+        se = math.sqrt(p * (1 - p) / (FORECAST_TRAJECTORIES / 4))
+        assert abs(particles.triggers_on["x"] - p) < 4 * se, (particles.triggers_on, p, se)
         assert particles.triggers_on["y"] == pytest.approx(1.0, abs=1e-9)
         assert exact.triggers_on["y"] == pytest.approx(1.0, abs=1e-9)
 

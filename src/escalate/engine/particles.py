@@ -124,13 +124,15 @@ def _place(state, slots, log_w):
 
 
 @njit(**_JIT)
-def _sojourn(w, v, spec, state, s, on, pending, clocks, log_w):
+def _sojourn(w, v, spec, state, s, on, pending, clocks, log_w, scratch):
     """Particle's sojourn ``v`` in stage ``s`` of world ``w``: the hidden triggers switch by
     their hazards, the observed ones at their times; ``clocks`` (one per way out of ``s``)
     run; ``log_w`` gains the observed switches' hazards and their survival, and at the end
     the competitors' survival and, unless it is the last, the exit's hazard and effects.
     ``pending`` (triggers, their directions, places left) holds the switches of an entry's
-    instant put after it. Returns (triggers on after the exit's effects, pending, log_w)."""
+    instant put after it. ``scratch``: the world's buffers for one instant's switches
+    (triggers, directions) and the exit's parts. Returns (triggers on after the exit's
+    effects, pending, log_w)."""
     out_start, target, kind, requires = spec.out_start, spec.target, spec.kind, spec.requires
     p1, p2, ratio = spec.p1[w], spec.p2[w], spec.ratio[w]
     onset_rate, onset_ratio = spec.onset_rate[w], spec.onset_ratio[w]
@@ -141,8 +143,7 @@ def _sojourn(w, v, spec, state, s, on, pending, clocks, log_w):
     t, end = spec.stay_start[v], spec.stay_end[v]
     e, e_end = spec.event_start[v], spec.event_start[v + 1]
     following = spec.stay_next[v]
-    ks = np.empty(n_k, dtype=np.int64)
-    to_on = np.empty(n_k, dtype=np.int64)
+    ks, to_on, factors = scratch
     for j in range(first, last):
         clocks[j - first] = 0.0
     # the switches of the entry's instant put after it: here, or after the next entry
@@ -245,23 +246,23 @@ def _sojourn(w, v, spec, state, s, on, pending, clocks, log_w):
     # the exit: the hazards of the ways into the next stage, one chosen in proportion
     total = 0.0
     for j in range(first, last):
+        factor = 0.0
         if target[j] == following:
-            total += _exit_factor(j, on, requires, ratio, kind, p1, p2, clocks[j - first],
+            factor = _exit_factor(j, on, requires, ratio, kind, p1, p2, clocks[j - first],
                                   spec.resolution)  # fmt: skip
+        factors[j - first] = factor
+        total += factor
     if not total > 0.0:
         return on, pending, -np.inf
     log_w += math.log(total)
     pick = _uniform(state) * total
     chosen = -1
     for j in range(first, last):
-        if target[j] == following:
-            factor = _exit_factor(j, on, requires, ratio, kind, p1, p2, clocks[j - first],
-                                  spec.resolution)  # fmt: skip
-            if factor > 0.0:
-                chosen = j
-                pick -= factor
-                if pick < 0.0:
-                    break
+        if factors[j - first] > 0.0:
+            chosen = j
+            pick -= factors[j - first]
+            if pick < 0.0:
+                break
     on, log_w = _exit_effects(w, chosen, spec, state, on, log_w, e, e_end)
     return on, pending, log_w
 
@@ -324,10 +325,11 @@ def _exit_effects(w, j, spec, state, on, log_w, e, e_end):
 
 
 @njit(**_JIT)
-def _forecast_one(w, spec, state, s, t, on, clocks, horizon, entry, first_on):
+def _forecast_one(w, spec, state, s, t, on, clocks, horizon, entry, first_on, remaining, next_on):
     """One trajectory from stage ``s`` at ``t`` with the triggers ``on`` and the clocks
     already run on the ways out of ``s``, to ``horizon`` (docs/semantics.md): ``entry[s]``
-    gets each stage's first entry time, ``first_on[k]`` the first time each trigger is on.
+    gets each stage's first entry time, ``first_on[k]`` the first time each trigger is on
+    (``remaining`` and ``next_on``: the world's buffers for the clocks and the switches).
     Returns (stage, triggers on) at the horizon, and whether the trajectory had more than
     ``MAX_EVENTS`` events (it stops there)."""
     out_start, target, kind, requires = spec.out_start, spec.target, spec.kind, spec.requires
@@ -336,8 +338,6 @@ def _forecast_one(w, spec, state, s, t, on, clocks, horizon, entry, first_on):
     offset_rate, offset_ratio = spec.offset_rate[w], spec.offset_ratio[w]
     onset_at, effect_value = spec.onset_at[w], spec.effect_value[w]
     n_k = onset_at.shape[0]
-    remaining = np.empty(clocks.shape[0])
-    next_on = np.empty(n_k)
     for k in range(n_k):
         if (on >> k) & 1 and first_on[k] > t:
             first_on[k] = t
@@ -433,6 +433,7 @@ def filter_and_forecast(spec, seeds, n_particles, n_forecast, times, log_l, ess,
         clocks = np.zeros((n_particles, max_out))
         log_w = np.zeros(n_particles)
         picks = np.empty(n_particles, dtype=np.int64)
+        scratch = (np.empty(n_k, np.int64), np.empty(n_k, np.int64), np.empty(max_out))
         observed, start_on = spec.observed, spec.start_on
         initial, onset_at = spec.initial[w], spec.onset_at[w]
         log_start = 0.0  # the observed triggers' start: on or off as the record says
@@ -463,7 +464,7 @@ def filter_and_forecast(spec, seeds, n_particles, n_forecast, times, log_l, ess,
                 if log_w[i] > -np.inf:
                     pending = (pending_bits[i], pending_on[i], pending_slots[i])
                     on[i], pending, log_w[i] = _sojourn(w, v, spec, state, s, on[i], pending,
-                                                        clocks[i], log_w[i])  # fmt: skip
+                                                        clocks[i], log_w[i], scratch)  # fmt: skip
                     pending_bits[i], pending_on[i], pending_slots[i] = pending
                     if np.isnan(log_w[i]):
                         stalled[w] = 1
@@ -499,22 +500,36 @@ def filter_and_forecast(spec, seeds, n_particles, n_forecast, times, log_l, ess,
         start = spec.stay_end[n_v - 1] if n_v > 0 else 0.0
         entry = np.empty(n_s)
         first_on = np.empty(n_k)
+        remaining = np.empty(max_out)
+        next_on = np.empty(n_k)
+        # counts first, each trajectory at the first time its entry (switch on) is by; the
+        # curves are their running sums
         for r in range(n_forecast):
             i = chosen[r]
             entry[:] = np.inf
             first_on[:] = np.inf
             end_stage, end_on, stuck = _forecast_one(
                 w, spec, state, stage[i], start, on[i], clocks[i], times[n_g - 1], entry,
-                first_on,
+                first_on, remaining, next_on,
             )  # fmt: skip
             if stuck:
                 stalled[w] = 1
                 break
-            at_horizon[w, end_stage] += 1.0 / n_forecast
+            at_horizon[w, end_stage] += 1.0
             for k in range(n_k):
-                on_at_horizon[w, k] += ((end_on >> k) & 1) / n_forecast
-            for g in range(n_g):
-                for s in range(n_s):
-                    reach[w, g, s] += (entry[s] <= times[g]) / n_forecast
-                for k in range(n_k):
-                    fired[w, g, k] += (first_on[k] <= times[g]) / n_forecast
+                on_at_horizon[w, k] += (end_on >> k) & 1
+            for s in range(n_s):
+                g = np.searchsorted(times, entry[s])
+                if g < n_g:
+                    reach[w, g, s] += 1.0
+            for k in range(n_k):
+                g = np.searchsorted(times, first_on[k])
+                if g < n_g:
+                    fired[w, g, k] += 1.0
+        for g in range(1, n_g):
+            reach[w, g] += reach[w, g - 1]
+            fired[w, g] += fired[w, g - 1]
+        reach[w] /= n_forecast
+        fired[w] /= n_forecast
+        at_horizon[w] /= n_forecast
+        on_at_horizon[w] /= n_forecast
